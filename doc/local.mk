@@ -1,0 +1,2 @@
+# doc/local.mk: the spec and guides travel in the tarball.
+EXTRA_DIST += doc/README.md

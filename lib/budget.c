@@ -1,0 +1,133 @@
+/* budget.c: the bytes a head cache holds and the planner (spec §9).
+ *
+ * Every array of per-head state is counted: exact keys and values in their
+ * element type, candidate positions, importance scores, the sketch with its
+ * signed counts and occupancies, and the running sums for centring.  Scalars
+ * (lengths, counters, the configuration) are not counted: a full cache has
+ * them too. */
+#include <config.h>
+#include <math.h>
+#include "internal.h"
+
+/* 1 when the head cache keeps importance scores (spec §6). */
+static int keeps_scores(const kvr_config *cfg)
+{
+    return cfg->importance != KVR_IMP_NONE && cfg->candidates > 0;
+}
+
+static int has_sketch(const kvr_config *cfg)
+{
+    return cfg->depth > 0 && cfg->width > 0;
+}
+
+size_t kvr_head_bytes(const kvr_config *cfg, int head_dim)
+{
+    size_t D = (size_t)head_dim, es = kvr_elem_size(cfg->elem);
+    size_t kv = 2 * D * es;                       /* one token's K and V */
+    size_t bytes = (size_t)cfg->sinks * kv;       /* sinks: positions implicit */
+    bytes += (size_t)cfg->window * kv;            /* window ring: positions implicit */
+    if (keeps_scores(cfg))
+        bytes += (size_t)cfg->window * 4;         /* window scores, float32 */
+    bytes += (size_t)cfg->candidates * (kv + 4 + 4); /* K, V, int32 position, float32 score */
+    if (has_sketch(cfg)) {
+        /* per bucket: K and V sums (float32), signed count and occupancy (int32) */
+        bytes += (size_t)cfg->depth * (size_t)cfg->width * (2 * D * 4 + 4 + 4);
+        if (cfg->centre)
+            bytes += 2 * D * 8;                   /* running sums of K and V, float64 */
+    }
+    return bytes;
+}
+
+size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem)
+{
+    if (context < 0 || head_dim < 0)
+        return 0;
+    return (size_t)context * 2 * (size_t)head_dim * kvr_elem_size(elem);
+}
+
+int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
+{
+    if (!cfg)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: cfg is NULL");
+    if (!(ratio > 0.0) || !isfinite(ratio))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: ratio = %g is not a positive finite number", ratio);
+    if (context < 1 || context > INT32_MAX)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: context = %ld is not in [1, 2^31-1]", context);
+    if (head_dim < 1 || head_dim > 65536)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: head_dim = %d is not in [1, 65536]", head_dim);
+    if (cfg->sinks < 0 || cfg->depth < 0 || !(cfg->sketch_share >= 0.0 && cfg->sketch_share < 1.0))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: sinks = %d, depth = %d or sketch_share = %g out of range",
+                        cfg->sinks, cfg->depth, cfg->sketch_share);
+    if (!(cfg->recent_share <= 1.0) || !isfinite(cfg->recent_share))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: recent_share = %g is above 1", cfg->recent_share);
+
+    kvr_config p = *cfg;
+    size_t D = (size_t)head_dim, es = kvr_elem_size(p.elem);
+    size_t kv = 2 * D * es;
+    size_t full = kvr_full_bytes(context, head_dim, p.elem);
+    double budget_d = floor(ratio * (double)full);
+    size_t budget = budget_d >= (double)SIZE_MAX ? SIZE_MAX : (size_t)budget_d;
+
+    /* spec §9.2 step 1: the whole context fits exactly: keep everything. */
+    p.sinks = (int)(p.sinks < context ? p.sinks : context);
+    if (full <= budget) {
+        p.window = (int)(context - p.sinks);
+        if (p.window < 1) { p.window = 1; p.sinks = (int)context - 1; }
+        p.candidates = 0;
+        p.depth = 0;
+        p.width = 0;
+        *cfg = p;
+        return KVR_OK;
+    }
+    /* step 2: sinks */
+    size_t used = (size_t)p.sinks * kv;
+    if (used + kv > budget)
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes (ratio %g of %zu) cannot hold %d sinks and a window of one token (%zu bytes)",
+                        budget, ratio, full, p.sinks, used + kv);
+    /* step 3: the sketch gets floor(sketch_share * budget) bytes */
+    p.width = 0;
+    if (p.depth > 0 && p.sketch_share > 0.0) {
+        size_t share = (size_t)floor(p.sketch_share * (double)budget);
+        size_t fixed = p.centre ? 2 * D * 8 : 0;
+        size_t bucket = (size_t)p.depth * (2 * D * 4 + 4 + 4);
+        size_t w = share > fixed ? (share - fixed) / bucket : 0;
+        if (w > INT32_MAX) w = INT32_MAX;
+        if (w < 1)
+            return kvr_fail(KVR_EBUDGET, "kvr_plan: sketch share of %zu bytes cannot hold one bucket per row (%zu bytes for depth %d)",
+                            share, fixed + bucket, p.depth);
+        p.width = (int)w;
+        used += fixed + (size_t)p.depth * w * (2 * D * 4 + 4 + 4);
+    }
+    if (p.width == 0)
+        p.depth = 0;
+    if (used + kv > budget)
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: after the sketch, %zu of %zu bytes are left: not enough for a window of one token",
+                        budget > used ? budget - used : 0, budget);
+    /* step 4: window and candidates share the rest */
+    size_t rest = budget - used;
+    long max_exact = context - p.sinks;           /* no point holding more than the context */
+    long R, C;
+    if (p.importance == KVR_IMP_NONE) {
+        R = (long)(rest / kv);
+        C = 0;
+    } else {
+        size_t cw = kv + 4, cc = kv + 8;
+        if (p.recent_share < 0.0)
+            R = (long)(rest / cw) < p.obs_window ? (long)(rest / cw) : p.obs_window;
+        else
+            R = (long)floor(p.recent_share * (double)rest / (double)cw);
+        if (R < 1) R = 1;
+        if ((size_t)R * cw > rest) R = (long)(rest / cw);
+        C = (long)((rest - (size_t)R * cw) / cc);
+    }
+    if (R < 1)
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: %zu bytes left cannot hold a window of one token", rest);
+    if (R > max_exact) R = max_exact;
+    if (R + C > max_exact) C = max_exact - R;
+    if (R > INT32_MAX) R = INT32_MAX;
+    if (C > INT32_MAX) C = INT32_MAX;
+    p.window = (int)R;
+    p.candidates = (int)C;
+    *cfg = p;
+    return KVR_OK;
+}

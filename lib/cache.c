@@ -1,0 +1,375 @@
+/* cache.c: the model cache, argument checks and backend dispatch (spec §2).
+ *
+ * A model cache is n_layers x n_kv_heads head caches (ref/head.c).  Every
+ * public call checks all of its arguments and reserves every buffer it needs
+ * before it changes anything, so a failed call leaves the cache as it was. */
+#include <config.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "../ref/ref.h"
+
+#define CACHE_MAGIC 0x6B767263u   /* "kvrc": live */
+#define CACHE_DEAD  0x64656164u   /* "dead": freed (best-effort use-after-free check) */
+
+struct kvr_cache {
+    uint32_t magic;
+    int n_layers, n_kv_heads, n_q_heads, head_dim, group;
+    kvr_config cfg;
+    kvr_backend backend;
+    ref_head **heads;    /* [n_layers][n_kv_heads] */
+    ref_work work;       /* attention workspace, grown on demand */
+};
+
+static int check_cache(const kvr_cache *c, const char *fn)
+{
+    if (!c)
+        return kvr_fail(KVR_EINVAL, "%s: cache is NULL", fn);
+    if (c->magic != CACHE_MAGIC)
+        return kvr_fail(KVR_EINVAL, "%s: cache %p is not a live cache (freed or corrupted)", fn, (const void *)c);
+    return KVR_OK;
+}
+
+static int check_layer(const kvr_cache *c, int layer, const char *fn)
+{
+    if (layer < 0 || layer >= c->n_layers)
+        return kvr_fail(KVR_EINVAL, "%s: layer = %d is not in [0, %d)", fn, layer, c->n_layers);
+    return KVR_OK;
+}
+
+static ref_head *head_at(const kvr_cache *c, int layer, int kv_head)
+{
+    return c->heads[(size_t)layer * c->n_kv_heads + kv_head];
+}
+
+int kvr_backend_available(kvr_backend backend)
+{
+    switch (backend) {
+    case KVR_BACKEND_REF:
+        return 1;
+    case KVR_BACKEND_CUDA:
+#ifdef KVR_HAVE_CUDA
+        return kvr_cuda_device_count() > 0;
+#else
+        return 0;
+#endif
+    }
+    return 0;
+}
+
+const char *kvr_backend_name(kvr_backend backend)
+{
+    switch (backend) {
+    case KVR_BACKEND_REF:  return "ref";
+    case KVR_BACKEND_CUDA: return "cuda";
+    }
+    return "?";
+}
+
+const char *kvr_part_name(kvr_part part)
+{
+    switch (part) {
+    case KVR_PART_SINK:      return "sink";
+    case KVR_PART_RECENT:    return "recent";
+    case KVR_PART_CANDIDATE: return "candidate";
+    case KVR_PART_VAGUE:     return "vague";
+    case KVR_PART_DROPPED:   return "dropped";
+    }
+    return "?";
+}
+
+int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_heads,
+                     int head_dim, const kvr_config *cfg, kvr_backend backend)
+{
+    if (!out)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: out is NULL");
+    *out = NULL;
+    if (n_layers < 1 || n_layers > 4096)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: n_layers = %d is not in [1, 4096]", n_layers);
+    if (n_kv_heads < 1 || n_kv_heads > 4096)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: n_kv_heads = %d is not in [1, 4096]", n_kv_heads);
+    if (n_q_heads < n_kv_heads || n_q_heads % n_kv_heads != 0 || n_q_heads > 65536)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: n_q_heads = %d is not a multiple of n_kv_heads = %d",
+                        n_q_heads, n_kv_heads);
+    int status = kvr_config_check(cfg, head_dim);
+    if (status != KVR_OK)
+        return status;
+    if (backend != KVR_BACKEND_REF && backend != KVR_BACKEND_CUDA)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: backend = %d is unknown", (int)backend);
+    if (backend == KVR_BACKEND_CUDA)
+        return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend is %s",
+                        kvr_backend_available(backend) ? "not wired to the cache yet" : "not available (not built, or no GPU)");
+
+    kvr_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return kvr_fail(KVR_ENOMEM, "kvr_cache_create: %zu bytes", sizeof *c);
+    c->n_layers = n_layers;
+    c->n_kv_heads = n_kv_heads;
+    c->n_q_heads = n_q_heads;
+    c->head_dim = head_dim;
+    c->group = n_q_heads / n_kv_heads;
+    c->cfg = *cfg;
+    c->backend = backend;
+    c->heads = calloc((size_t)n_layers * n_kv_heads, sizeof *c->heads);
+    if (!c->heads) {
+        free(c);
+        return kvr_fail(KVR_ENOMEM, "kvr_cache_create: head table of %d x %d", n_layers, n_kv_heads);
+    }
+    c->magic = CACHE_MAGIC;
+    for (int l = 0; l < n_layers; l++)
+        for (int h = 0; h < n_kv_heads; h++) {
+            status = ref_head_alloc(&c->heads[(size_t)l * n_kv_heads + h], cfg, head_dim,
+                                    (uint32_t)l, (uint32_t)h);
+            if (status != KVR_OK) {
+                kvr_cache_free(c);
+                return status;
+            }
+        }
+    *out = c;
+    return KVR_OK;
+}
+
+void kvr_cache_free(kvr_cache *c)
+{
+    if (!c || c->magic != CACHE_MAGIC)
+        return;
+    for (size_t i = 0; i < (size_t)c->n_layers * c->n_kv_heads; i++)
+        ref_head_free(c->heads[i]);
+    free(c->heads);
+    ref_work_free(&c->work);
+    c->magic = CACHE_DEAD;
+    free(c);
+}
+
+/* Round n*kvh*D values to the storage type into dst, checking they are
+ * finite and representable.  `what` names the argument in messages. */
+static int round_input(const kvr_cache *c, const float *src, size_t count, float *dst,
+                       const char *fn, const char *what)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (!isfinite(src[i]))
+            return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)src[i]);
+        dst[i] = kvr_elem_round(c->cfg.elem, src[i]);
+        if (!isfinite(dst[i]))
+            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g overflows %s", fn, what, i, (double)src[i],
+                            kvr_elem_name(c->cfg.elem));
+    }
+    return KVR_OK;
+}
+
+static int check_finite(const float *x, size_t count, const char *fn, const char *what)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(x[i]))
+            return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)x[i]);
+    return KVR_OK;
+}
+
+int kvr_append(kvr_cache *c, int layer, int n, const float *k, const float *v)
+{
+    static const char fn[] = "kvr_append";
+    int status = check_cache(c, fn);
+    if (status == KVR_OK) status = check_layer(c, layer, fn);
+    if (status != KVR_OK) return status;
+    if (n < 1)
+        return kvr_fail(KVR_EINVAL, "%s: n = %d is not positive", fn, n);
+    if (!k || !v)
+        return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !k ? "k" : "v");
+    long len = head_at(c, layer, 0)->n;
+    if ((long)n > INT32_MAX - len)
+        return kvr_fail(KVR_EINVAL, "%s: %ld + %d tokens exceed 2^31-1 positions", fn, len, n);
+    size_t row = (size_t)c->n_kv_heads * c->head_dim, count = (size_t)n * row;
+    float *rk = malloc(count * sizeof(float)), *rv = malloc(count * sizeof(float));
+    if (!rk || !rv) {
+        free(rk); free(rv);
+        return kvr_fail(KVR_ENOMEM, "%s: %zu values", fn, 2 * count);
+    }
+    status = round_input(c, k, count, rk, fn, "k");
+    if (status == KVR_OK)
+        status = round_input(c, v, count, rv, fn, "v");
+    if (status == KVR_OK)
+        for (int t = 0; t < n; t++)
+            for (int h = 0; h < c->n_kv_heads; h++) {
+                size_t at = (size_t)t * row + (size_t)h * c->head_dim;
+                ref_append(head_at(c, layer, h), rk + at, rv + at);
+            }
+    free(rk);
+    free(rv);
+    return status;
+}
+
+int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
+                int n_obs, const float *q_obs)
+{
+    static const char fn[] = "kvr_prefill";
+    int status = check_cache(c, fn);
+    if (status == KVR_OK) status = check_layer(c, layer, fn);
+    if (status != KVR_OK) return status;
+    if (head_at(c, layer, 0)->n != 0)
+        return kvr_fail(KVR_ESTATE, "%s: layer %d already holds %ld tokens; prefill needs an empty layer",
+                        fn, layer, head_at(c, layer, 0)->n);
+    if (n < 1)
+        return kvr_fail(KVR_EINVAL, "%s: n = %d is not positive", fn, n);
+    if (!k || !v)
+        return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !k ? "k" : "v");
+    int need_q = c->cfg.importance != KVR_IMP_NONE && c->cfg.candidates > 0;
+    if (n_obs < 0 || n_obs > n || (need_q && n_obs < 1))
+        return kvr_fail(KVR_EINVAL, "%s: n_obs = %d is not in [%d, n = %d]", fn, n_obs, need_q, n);
+    if (n_obs > 0 && !q_obs)
+        return kvr_fail(KVR_EINVAL, "%s: q_obs is NULL with n_obs = %d", fn, n_obs);
+    int D = c->head_dim, G = c->group, H = c->n_kv_heads;
+    size_t row = (size_t)H * D, count = (size_t)n * row;
+    if (n_obs > 0) {
+        status = check_finite(q_obs, (size_t)n_obs * c->n_q_heads * D, fn, "q_obs");
+        if (status != KVR_OK) return status;
+    }
+    float *rk = malloc(count * sizeof(float)), *rv = malloc(count * sizeof(float));
+    float *hk = malloc((size_t)n * D * sizeof(float)), *hv = malloc((size_t)n * D * sizeof(float));
+    float *hq = malloc(((size_t)n_obs * G * D + 1) * sizeof(float));
+    if (!rk || !rv || !hk || !hv || !hq)
+        status = kvr_fail(KVR_ENOMEM, "%s: buffers for %d tokens", fn, n);
+    if (status == KVR_OK) status = round_input(c, k, count, rk, fn, "k");
+    if (status == KVR_OK) status = round_input(c, v, count, rv, fn, "v");
+    for (int h = 0; status == KVR_OK && h < H; h++) {
+        for (int t = 0; t < n; t++) {         /* this head's keys and values, [n][D] */
+            memcpy(hk + (size_t)t * D, rk + (size_t)t * row + (size_t)h * D, (size_t)D * sizeof(float));
+            memcpy(hv + (size_t)t * D, rv + (size_t)t * row + (size_t)h * D, (size_t)D * sizeof(float));
+        }
+        for (int j = 0; j < n_obs; j++)       /* its group's queries, [n_obs][G][D] */
+            memcpy(hq + (size_t)j * G * D, q_obs + ((size_t)j * c->n_q_heads + (size_t)h * G) * D,
+                   (size_t)G * D * sizeof(float));
+        status = ref_prefill(head_at(c, layer, h), G, n, hk, hv, n_obs, hq);
+        if (status != KVR_OK)                 /* undo the heads done so far: the layer was empty */
+            for (int u = 0; u <= h; u++)
+                ref_head_reset(head_at(c, layer, u));
+    }
+    free(rk); free(rv); free(hk); free(hv); free(hq);
+    return status;
+}
+
+int kvr_attend(kvr_cache *c, int layer, const float *q, float *out, unsigned flags)
+{
+    static const char fn[] = "kvr_attend";
+    int status = check_cache(c, fn);
+    if (status == KVR_OK) status = check_layer(c, layer, fn);
+    if (status != KVR_OK) return status;
+    if (!q || !out)
+        return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !q ? "q" : "out");
+    if (flags & ~(unsigned)KVR_ATTEND_PEEK)
+        return kvr_fail(KVR_EINVAL, "%s: flags = %#x has unknown bits", fn, flags);
+    long n = head_at(c, layer, 0)->n;
+    if (n == 0)
+        return kvr_fail(KVR_ESTATE, "%s: layer %d is empty; append a token first", fn, layer);
+    status = check_finite(q, (size_t)c->n_q_heads * c->head_dim, fn, "q");
+    if (status != KVR_OK) return status;
+    status = ref_work_reserve(&c->work, n, c->head_dim);
+    if (status != KVR_OK) return status;
+    size_t group_stride = (size_t)c->group * c->head_dim;
+    for (int h = 0; h < c->n_kv_heads; h++)
+        ref_attend(head_at(c, layer, h), c->group, q + h * group_stride, out + h * group_stride,
+                   !(flags & KVR_ATTEND_PEEK), &c->work);
+    return KVR_OK;
+}
+
+static int check_position(const kvr_cache *c, int layer, int kv_head, long pos, const char *fn)
+{
+    int status = check_cache(c, fn);
+    if (status == KVR_OK) status = check_layer(c, layer, fn);
+    if (status != KVR_OK) return status;
+    if (kv_head < 0 || kv_head >= c->n_kv_heads)
+        return kvr_fail(KVR_EINVAL, "%s: kv_head = %d is not in [0, %d)", fn, kv_head, c->n_kv_heads);
+    long n = head_at(c, layer, kv_head)->n;
+    if (pos < 0 || pos >= n)
+        return kvr_fail(KVR_EINVAL, "%s: pos = %ld is not in [0, %ld)", fn, pos, n);
+    return KVR_OK;
+}
+
+int kvr_reconstruct(const kvr_cache *c, int layer, int kv_head, long pos, float *k, float *v)
+{
+    static const char fn[] = "kvr_reconstruct";
+    int status = check_position(c, layer, kv_head, pos, fn);
+    if (status != KVR_OK) return status;
+    if (!k || !v)
+        return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !k ? "k" : "v");
+    const ref_head *h = head_at(c, layer, kv_head);
+    kvr_part part = ref_part_of(h, pos);
+    if (part == KVR_PART_DROPPED)
+        return kvr_fail(KVR_EDROPPED, "%s: position %ld of layer %d head %d was dropped", fn, pos, layer, kv_head);
+    if (part == KVR_PART_VAGUE)
+        ref_reconstruct(h, pos, k, v);
+    else
+        ref_exact_kv(h, pos, k, v);
+    return KVR_OK;
+}
+
+int kvr_part_of(const kvr_cache *c, int layer, int kv_head, long pos, kvr_part *part)
+{
+    static const char fn[] = "kvr_part_of";
+    int status = check_position(c, layer, kv_head, pos, fn);
+    if (status != KVR_OK) return status;
+    if (!part)
+        return kvr_fail(KVR_EINVAL, "%s: part is NULL", fn);
+    *part = ref_part_of(head_at(c, layer, kv_head), pos);
+    return KVR_OK;
+}
+
+int kvr_score_of(const kvr_cache *c, int layer, int kv_head, long pos, float *score)
+{
+    static const char fn[] = "kvr_score_of";
+    int status = check_position(c, layer, kv_head, pos, fn);
+    if (status != KVR_OK) return status;
+    if (!score)
+        return kvr_fail(KVR_EINVAL, "%s: score is NULL", fn);
+    float *slot = ref_score_slot(head_at(c, layer, kv_head), pos);
+    if (!slot)
+        return kvr_fail(KVR_ESTATE, "%s: position %ld carries no score (part %s, or scores not kept)", fn, pos,
+                        kvr_part_name(ref_part_of(head_at(c, layer, kv_head), pos)));
+    *score = *slot;
+    return KVR_OK;
+}
+
+long kvr_length(const kvr_cache *c, int layer)
+{
+    if (check_cache(c, "kvr_length") != KVR_OK || check_layer(c, layer, "kvr_length") != KVR_OK)
+        return -1;
+    return head_at(c, layer, 0)->n;
+}
+
+int kvr_bytes(const kvr_cache *c, size_t *held, size_t *full)
+{
+    int status = check_cache(c, "kvr_bytes");
+    if (status != KVR_OK) return status;
+    size_t sum_held = 0, sum_full = 0;
+    for (int l = 0; l < c->n_layers; l++)
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            const ref_head *hd = head_at(c, l, h);
+            sum_held += ref_head_bytes(hd);
+            sum_full += kvr_full_bytes(hd->n, c->head_dim, c->cfg.elem);
+        }
+    if (held) *held = sum_held;
+    if (full) *full = sum_full;
+    return KVR_OK;
+}
+
+const kvr_config *kvr_cache_config(const kvr_cache *c)
+{
+    return check_cache(c, "kvr_cache_config") == KVR_OK ? &c->cfg : NULL;
+}
+
+int kvr_cache_dims(const kvr_cache *c, int *n_layers, int *n_kv_heads, int *n_q_heads, int *head_dim)
+{
+    int status = check_cache(c, "kvr_cache_dims");
+    if (status != KVR_OK) return status;
+    if (n_layers) *n_layers = c->n_layers;
+    if (n_kv_heads) *n_kv_heads = c->n_kv_heads;
+    if (n_q_heads) *n_q_heads = c->n_q_heads;
+    if (head_dim) *head_dim = c->head_dim;
+    return KVR_OK;
+}
+
+/* For tests and tools inside the project: the reference head cache. */
+const ref_head *kvr_cache_head(const kvr_cache *c, int layer, int kv_head)
+{
+    return head_at(c, layer, kv_head);
+}

@@ -1,0 +1,32 @@
+/* internal.h: helpers shared by lib/ and ref/ (not installed). */
+#ifndef KVR_INTERNAL_H
+#define KVR_INTERNAL_H
+
+#include "kvreviver.h"
+
+/* Record a failure: format the message, call the handler, return status. */
+int kvr_fail(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Storage conversions (spec §4): float32 -> element bits and back.  The
+ * conversion rounds to nearest, ties to even.  kvr_elem_store returns
+ * KVR_ERANGE when a finite value overflows the element type. */
+int kvr_elem_store(kvr_elem elem, float x, void *dst, size_t index);
+float kvr_elem_load(kvr_elem elem, const void *src, size_t index);
+uint16_t kvr_f32_to_f16(float x);
+float kvr_f16_to_f32(uint16_t h);
+uint16_t kvr_f32_to_bf16(float x);
+float kvr_bf16_to_f32(uint16_t b);
+
+/* 1 when all n values are finite. */
+int kvr_all_finite(const float *x, size_t n);
+
+#ifdef KVR_HAVE_CUDA
+/* cuda/device.cu: number of usable CUDA devices (0 when none or no driver). */
+int kvr_cuda_device_count(void);
+#endif
+
+#endif

@@ -1,0 +1,212 @@
+/* kvreviver.h: the public interface of libkvreviver.
+ *
+ * KVReviver is reversible KV-cache compression: every KV head of every layer
+ * keeps its sinks, a recent window and a set of important candidates exact,
+ * and adds every other ("vague") token into a Count-Sketch-like structure from
+ * which its key and value can be reconstructed at attention time.  The
+ * normative description is doc/spec.md; section numbers below (spec §N) refer
+ * to it.
+ *
+ * Conventions
+ *   - Every call that can fail returns an int status: KVR_OK (0) or a
+ *     negative kvr_status code.  kvr_strerror() names the code;
+ *     kvr_last_error() gives a message naming the argument and its value.
+ *   - A call that fails leaves the cache exactly as it was.
+ *   - The library never prints and never aborts.  An error handler may be
+ *     installed with kvr_set_error_handler() to observe every failure.
+ *   - Array arguments are row-major float32; their shapes are written as
+ *     [dim0][dim1]... next to each parameter.
+ */
+#ifndef KVREVIVER_H
+#define KVREVIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes (spec §12) ------------------------------------------ */
+typedef enum {
+    KVR_OK = 0,
+    KVR_EINVAL = -1,     /* an argument is NULL, out of range or of wrong size */
+    KVR_ENOMEM = -2,     /* an allocation failed */
+    KVR_ENONFINITE = -3, /* NaN or Inf in K, V or Q */
+    KVR_ERANGE = -4,     /* a value is not representable in the storage type */
+    KVR_EBUDGET = -5,    /* the budget cannot hold the sinks and the window */
+    KVR_ESTATE = -6,     /* the call does not fit the cache's state */
+    KVR_EBACKEND = -7,   /* the backend is not built or not usable here */
+    KVR_EIO = -8,        /* a file could not be read or written */
+    KVR_EFORMAT = -9,    /* a file is malformed, truncated or corrupted */
+    KVR_EDROPPED = -10   /* the position was dropped by an eviction method */
+} kvr_status;
+
+const char *kvr_strerror(int status);
+/* The message of the most recent failure in this thread ("" if none). */
+const char *kvr_last_error(void);
+/* Called on every failure with the code and the message; NULL restores the
+ * default, which does nothing.  Returns the previous handler. */
+typedef void kvr_error_handler(int status, const char *message);
+kvr_error_handler *kvr_set_error_handler(kvr_error_handler *handler);
+
+const char *kvr_version(void);
+
+/* ---- storage element type of the exact parts (spec §4) ---------------- */
+typedef enum { KVR_F32 = 0, KVR_F16 = 1, KVR_BF16 = 2 } kvr_elem;
+size_t kvr_elem_size(kvr_elem elem);
+const char *kvr_elem_name(kvr_elem elem);
+int kvr_elem_parse(const char *name, kvr_elem *elem);
+/* x rounded to the element type and back: what a stored value reads as
+ * (round to nearest, ties to even; may overflow to Inf). */
+float kvr_elem_round(kvr_elem elem, float x);
+
+/* ---- configuration (spec §3, §6, §7, §8) ------------------------------- */
+
+/* Importance rule deciding which candidate leaves first (spec §6). */
+typedef enum {
+    KVR_IMP_NONE = 0,   /* no scores: StreamingLLM (candidate capacity must be 0) */
+    KVR_IMP_H2O = 1,    /* accumulated attention over the GQA group, prefill from all window queries */
+    KVR_IMP_SNAPKV = 2, /* pooled observation-window scores at prefill, then accumulated */
+    KVR_IMP_TOVA = 3    /* attention of the latest query, averaged over the group */
+} kvr_importance;
+
+typedef enum { KVR_ROWS_MEDIAN = 0, KVR_ROWS_MEAN = 1 } kvr_rows;
+typedef enum { KVR_POOL_AVG = 0, KVR_POOL_MAX = 1 } kvr_pool;
+typedef enum { KVR_BACKEND_REF = 0, KVR_BACKEND_CUDA = 1 } kvr_backend;
+
+typedef struct {
+    /* partition sizes, per head cache (spec §3) */
+    int sinks;          /* S: positions 0..S-1 stay exact forever */
+    int window;         /* R: the last R positions are exact */
+    int candidates;     /* C: capacity of the candidate part */
+    /* sketch (spec §7); depth 0 or width 0: vague tokens are dropped (eviction) */
+    int depth;          /* d rows */
+    int width;          /* w buckets per row */
+    uint64_t seed;      /* hash seed (spec §5) */
+    kvr_rows rows;      /* row combination (spec §8.2) */
+    int centre;         /* 1: exact centring (spec §8.1) */
+    int shrink;         /* 1: shrink each row estimate toward the mean by 1/load (spec §8.3) */
+    /* importance (spec §6) */
+    kvr_importance importance;
+    int obs_window;     /* W: prefill observation window (queries) */
+    int pool_kernel;    /* prefill pooling kernel size (odd) */
+    kvr_pool pool;      /* prefill pooling kind */
+    /* storage */
+    kvr_elem elem;      /* element type of the exact parts */
+    /* planner knobs (spec §9.2), read by kvr_plan only */
+    double sketch_share;   /* share of the budget bytes given to the sketch */
+    double recent_share;   /* share of the exact-token bytes given to the window; <0: window = obs_window */
+} kvr_config;
+
+/* The paper-faithful KVReviver defaults (spec §13): S=4, d=3, median rows,
+ * centring on, no shrinkage, SnapKV prefill (W=32, kernel 5, average), float32.
+ * R, C and w are left 0: kvr_plan() fills them for a budget. */
+void kvr_config_default(kvr_config *cfg);
+
+/* Check a configuration for internal consistency for a given head_dim. */
+int kvr_config_check(const kvr_config *cfg, int head_dim);
+
+/* ---- budget (spec §9) -------------------------------------------------- */
+
+/* Bytes a head cache with this configuration holds (spec §9.1). */
+size_t kvr_head_bytes(const kvr_config *cfg, int head_dim);
+/* Bytes of the full (uncompressed) head cache at context n (spec §9.1). */
+size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
+
+/* The planner (spec §9.2): fill cfg->window, cfg->candidates, cfg->width
+ * (and cfg->depth = 0 when no sketch is used) so that kvr_head_bytes() <=
+ * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
+ * sketch_share, recent_share, obs_window, elem.  On failure (KVR_EBUDGET when
+ * the budget cannot hold the sinks and a window of one token; KVR_EINVAL for
+ * bad arguments) cfg is unchanged. */
+int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
+
+/* ---- methods by name (doc/methods.md) ----------------------------------- */
+
+/* Fill cfg with the named method's settings, planned for (ratio, context,
+ * head_dim, elem).  Names: full, streaming, h2o, snapkv, tova, kvreviver and
+ * the kvreviver variants listed by kvr_method_name(). */
+int kvr_method_config(const char *name, double ratio, long context,
+                      int head_dim, kvr_elem elem, kvr_config *cfg);
+/* The i-th method name, or NULL past the end. */
+const char *kvr_method_name(int i);
+
+/* ---- the model cache (spec §3) ----------------------------------------- */
+typedef struct kvr_cache kvr_cache;
+
+/* Which part holds a position (spec §3.2). */
+typedef enum {
+    KVR_PART_SINK = 0,
+    KVR_PART_RECENT = 1,
+    KVR_PART_CANDIDATE = 2,
+    KVR_PART_VAGUE = 3,     /* in the sketch */
+    KVR_PART_DROPPED = 4    /* left the exact set with no sketch to hold it */
+} kvr_part;
+const char *kvr_part_name(kvr_part part);
+
+/* Create a cache of n_layers x n_kv_heads head caches for n_q_heads query
+ * heads (a multiple of n_kv_heads: the GQA group is n_q_heads / n_kv_heads).
+ * On failure *out is NULL and nothing is allocated. */
+int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads,
+                     int n_q_heads, int head_dim, const kvr_config *cfg,
+                     kvr_backend backend);
+void kvr_cache_free(kvr_cache *cache);
+
+/* Append n tokens of one layer (spec §3.3).  Each token enters the window;
+ * the token pushed out of the window becomes a candidate; candidates beyond
+ * capacity go to the vague part (spec §3.3, tie rule §3.4).
+ *   k, v: [n][n_kv_heads][head_dim] */
+int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *v);
+
+/* Prefill compression of a prompt into an empty layer (spec §10): the n
+ * prompt tokens' keys and values, and the queries of the last n_obs prompt
+ * positions (n_obs <= n) for the importance scores.
+ *   k, v:  [n][n_kv_heads][head_dim]
+ *   q_obs: [n_obs][n_q_heads][head_dim] (queries of positions n-n_obs .. n-1) */
+int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,
+                const float *v, int n_obs, const float *q_obs);
+
+/* Decode attention of one step for all query heads of a layer (spec §11):
+ * softmax over every position held (exact, reconstructed; dropped ones are
+ * absent).  Unless flags has KVR_ATTEND_PEEK, the importance scores are
+ * updated (spec §6.1).
+ *   q:   [n_q_heads][head_dim]
+ *   out: [n_q_heads][head_dim] */
+enum { KVR_ATTEND_PEEK = 1 };
+int kvr_attend(kvr_cache *cache, int layer, const float *q, float *out, unsigned flags);
+
+/* Key and value of any position as attention sees them: stored values for
+ * exact parts, the reconstruction (spec §8) for vague ones; KVR_EDROPPED for
+ * a dropped position.
+ *   k, v: [head_dim] */
+int kvr_reconstruct(const kvr_cache *cache, int layer, int kv_head, long pos,
+                    float *k, float *v);
+
+int kvr_part_of(const kvr_cache *cache, int layer, int kv_head, long pos, kvr_part *part);
+/* Importance score of an exact position in the window or candidates. */
+int kvr_score_of(const kvr_cache *cache, int layer, int kv_head, long pos, float *score);
+/* Tokens appended to a layer so far. */
+long kvr_length(const kvr_cache *cache, int layer);
+/* Bytes held by the whole cache (spec §9.1), and bytes of the full cache at
+ * the same per-layer lengths. */
+int kvr_bytes(const kvr_cache *cache, size_t *held, size_t *full);
+/* The configuration the cache was created with. */
+const kvr_config *kvr_cache_config(const kvr_cache *cache);
+int kvr_cache_dims(const kvr_cache *cache, int *n_layers, int *n_kv_heads,
+                   int *n_q_heads, int *head_dim);
+
+/* ---- backends ---------------------------------------------------------- */
+/* 1 when the backend is compiled in and usable on this machine. */
+int kvr_backend_available(kvr_backend backend);
+const char *kvr_backend_name(kvr_backend backend);
+
+/* ---- hashing (spec §5) --------------------------------------------------- */
+uint64_t kvr_hash(uint64_t seed, uint32_t layer, uint32_t kv_head, uint32_t row, uint64_t pos);
+uint32_t kvr_hash_bucket(uint64_t h, uint32_t width);
+int kvr_hash_sign(uint64_t h);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KVREVIVER_H */

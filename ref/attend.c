@@ -1,0 +1,109 @@
+/* attend.c: decode attention over every position (spec §11).
+ *
+ * The reference takes the plain route: it gathers the key and value of every
+ * position the head cache still holds (exact ones as stored, vague ones
+ * reconstructed, dropped ones absent), then each query head of the GQA group
+ * runs a numerically stable softmax over them:
+ *     logit_t = (q . k_t) * (1 / sqrt(D))
+ *     p_t     = exp(logit_t - max_u logit_u)
+ *     out     = (sum_t p_t v_t) / (sum_t p_t)
+ * Sums run over positions in increasing order, dot products over coordinates
+ * in increasing order, all in float32. */
+#include <config.h>
+#include <math.h>
+#include <stdlib.h>
+#include "internal.h"
+#include "ref.h"
+
+int ref_work_reserve(ref_work *w, long n, int head_dim)
+{
+    if (n <= w->cap && head_dim == w->head_dim)
+        return KVR_OK;
+    ref_work grown = {0};
+    size_t cap = (size_t)(n > 0 ? n : 1), D = (size_t)head_dim;
+    grown.k = malloc(cap * D * sizeof(float));
+    grown.v = malloc(cap * D * sizeof(float));
+    grown.p = malloc(cap * sizeof(float));
+    grown.prob = malloc(cap * sizeof(float));
+    grown.held = malloc(cap);
+    if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held) {
+        ref_work_free(&grown);
+        return kvr_fail(KVR_ENOMEM, "attention workspace for %ld positions of dimension %d", n, head_dim);
+    }
+    grown.cap = (long)cap;
+    grown.head_dim = head_dim;
+    ref_work_free(w);
+    *w = grown;
+    return KVR_OK;
+}
+
+void ref_work_free(ref_work *w)
+{
+    free(w->k); free(w->v); free(w->p); free(w->prob); free(w->held);
+    w->k = w->v = w->p = w->prob = NULL;
+    w->held = NULL;
+    w->cap = 0;
+}
+
+/* spec §11.1: the keys and values attention sees, position by position. */
+static void gather(const ref_head *h, ref_work *w)
+{
+    int D = h->head_dim;
+    for (long t = 0; t < h->n; t++) {
+        float *k = w->k + (size_t)t * D, *v = w->v + (size_t)t * D;
+        kvr_part part = ref_part_of(h, t);
+        w->held[t] = part != KVR_PART_DROPPED;
+        if (part == KVR_PART_VAGUE)
+            ref_reconstruct(h, t, k, v);
+        else if (part != KVR_PART_DROPPED)
+            ref_exact_kv(h, t, k, v);
+    }
+}
+
+/* spec §11.2: one query head; adds its probabilities into w->prob. */
+static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float *out /*[D]*/)
+{
+    float scale = 1.0f / sqrtf((float)D);
+    float max = -INFINITY;
+    for (long t = 0; t < n; t++) {
+        if (!w->held[t]) continue;
+        float dot = 0.0f;
+        for (int i = 0; i < D; i++)
+            dot += q[i] * w->k[(size_t)t * D + i];
+        w->p[t] = dot * scale;                      /* the logit, for now */
+        if (w->p[t] > max) max = w->p[t];
+    }
+    float sum = 0.0f;
+    for (long t = 0; t < n; t++) {
+        if (!w->held[t]) continue;
+        w->p[t] = expf(w->p[t] - max);
+        sum += w->p[t];
+    }
+    for (int i = 0; i < D; i++)
+        out[i] = 0.0f;
+    for (long t = 0; t < n; t++) {
+        if (!w->held[t]) continue;
+        for (int i = 0; i < D; i++)
+            out[i] += w->p[t] * w->v[(size_t)t * D + i];
+    }
+    for (int i = 0; i < D; i++)
+        out[i] /= sum;
+    for (long t = 0; t < n; t++)
+        if (w->held[t])
+            w->prob[t] += w->p[t] / sum;
+}
+
+/* spec §11: attention of the group's query heads over the head cache, then
+ * (when update is set) the importance update of spec §6.1.  The workspace
+ * must hold h->n positions. */
+void ref_attend(ref_head *h, int group, const float *q, float *out, int update, ref_work *w)
+{
+    int D = h->head_dim;
+    gather(h, w);
+    for (long t = 0; t < h->n; t++)
+        w->prob[t] = 0.0f;
+    for (int g = 0; g < group; g++)
+        attend_one(h->n, D, q + (size_t)g * D, w, out + (size_t)g * D);
+    if (update)
+        ref_importance_update(h, w->prob, group);
+}

@@ -1,0 +1,105 @@
+/* ref.h: the scalar reference's head cache and its operations.
+ *
+ * One head cache is one KV head of one layer (spec §2).  Read the files in
+ * this order: head.c (the parts and the lifecycle, spec §3), importance.c
+ * (spec §6), sketch.c (spec §7), reconstruct.c (spec §8), attend.c
+ * (spec §11), prefill.c (spec §10). */
+#ifndef KVR_REF_H
+#define KVR_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "kvreviver.h"
+
+typedef struct {
+    /* identity and configuration */
+    kvr_config cfg;
+    int head_dim;            /* D */
+    uint32_t layer, kv_head; /* hash inputs (spec §5) */
+    long n;                  /* tokens appended so far; the next position */
+
+    /* sinks: positions 0 .. S-1 (spec §3.1) */
+    void *sink_k, *sink_v;   /* [S][D] elem */
+
+    /* window: a ring over positions max(S, n-R) .. n-1; position p lives in
+     * slot p mod R (spec §3.1) */
+    void *win_k, *win_v;     /* [R][D] elem */
+    float *win_score;        /* [R] importance, or NULL when scores are not kept */
+
+    /* candidates, sorted by position (spec §3.1) */
+    int n_cand;
+    int32_t *cand_pos;       /* [C] */
+    float *cand_score;       /* [C] */
+    void *cand_k, *cand_v;   /* [C][D] elem */
+
+    /* sketch of the vague part (spec §7); NULL arrays when depth*width == 0 */
+    float *sk_k, *sk_v;      /* [d][w][D] sums of signed keys and values */
+    int32_t *sk_count;       /* [d][w] signed count: sum of signs */
+    int32_t *sk_load;        /* [d][w] occupancy: number of tokens */
+    double *sum_k, *sum_v;   /* [D] running sums of vague keys and values (centring) */
+    long n_vague;            /* tokens in the vague part (dropped ones for eviction) */
+
+    float *scratch;          /* [4][D] workspace for moving tokens between parts;
+                                not state, so not counted in the bytes held */
+} ref_head;
+
+/* head.c: allocation, the parts and the lifecycle (spec §3) */
+int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
+                   uint32_t layer, uint32_t kv_head);
+void ref_head_free(ref_head *h);
+void ref_head_reset(ref_head *h);
+kvr_part ref_part_of(const ref_head *h, long pos);
+int ref_keeps_scores(const ref_head *h);
+int ref_has_sketch(const ref_head *h);
+/* index of pos among the candidates, or -1 */
+int ref_cand_find(const ref_head *h, long pos);
+/* the stored (exact) key and value of an exact position; 0 if not exact */
+int ref_exact_kv(const ref_head *h, long pos, float *k, float *v);
+/* pointer to the score of an exact scored position, or NULL */
+float *ref_score_slot(ref_head *h, long pos);
+/* append one token whose k, v ([D]) are already known representable */
+void ref_append(ref_head *h, const float *k, const float *v);
+/* store a token directly into a part, no transition (prefill) */
+void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float *v, float score);
+/* how many bytes the arrays hold (spec §9.1) */
+size_t ref_head_bytes(const ref_head *h);
+/* check the lifecycle invariants (spec §3.5); 0 when they hold */
+int ref_head_check(const ref_head *h, char *why, size_t why_len);
+
+/* importance.c (spec §6) */
+void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group);
+int ref_prefill_scores(const kvr_config *cfg, int head_dim, int group, int n,
+                       const float *k /*[n][D] rounded*/, int n_obs,
+                       const float *q_obs /*[n_obs][group][D]*/, float *score /*[n]*/);
+
+/* sketch.c (spec §7) */
+void ref_sketch_insert(ref_head *h, long pos, const float *k, const float *v);
+float ref_vague_mean(const ref_head *h, const double *running /*[D] or NULL*/, int i);
+
+/* reconstruct.c (spec §8) */
+void ref_reconstruct(const ref_head *h, long pos, float *k /*[D]*/, float *v /*[D]*/);
+
+/* attend.c (spec §11).  The workspace holds what one step needs for n
+ * positions; reserve it before changing anything, so a step cannot fail
+ * halfway. */
+typedef struct {
+    long cap;               /* positions the arrays can hold */
+    int head_dim;
+    float *k, *v;           /* [cap][D] keys and values as attention sees them */
+    float *p;               /* [cap] exp(logit - max) of one query head */
+    float *prob;            /* [cap] attention probability summed over the group */
+    unsigned char *held;    /* [cap] 1 when the position takes part */
+} ref_work;
+int ref_work_reserve(ref_work *w, long n, int head_dim);
+void ref_work_free(ref_work *w);
+void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
+                float *out /*[group][D]*/, int update, ref_work *w);
+
+/* prefill.c (spec §10) */
+int ref_prefill(ref_head *h, int group, int n, const float *k /*[n][D]*/,
+                const float *v /*[n][D]*/, int n_obs, const float *q_obs /*[n_obs][group][D]*/);
+
+/* lib/cache.c: the head cache behind a model cache (for tests and tools) */
+const ref_head *kvr_cache_head(const kvr_cache *c, int layer, int kv_head);
+
+#endif

@@ -1,0 +1,25 @@
+/* cli.h: the kvreviver tool's subcommands. */
+#ifndef KVR_CLI_H
+#define KVR_CLI_H
+
+/* Exit codes: 0 success, 1 runtime failure (files, library errors),
+ * 2 usage error. */
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+int cli_demo(int argc, char **argv);
+
+/* Print "kvreviver: " and the message to stderr. */
+void cli_error(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+/* A progress line on stderr, only when stderr is a terminal. */
+void cli_progress(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+void cli_progress_done(void);
+
+#endif
