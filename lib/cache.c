@@ -101,7 +101,7 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
         return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend is %s",
                         kvr_backend_available(backend) ? "not wired to the cache yet" : "not available (not built, or no GPU)");
 
-    kvr_cache *c = calloc(1, sizeof *c);
+    kvr_cache *c = kvr_calloc(1, sizeof *c);
     if (!c)
         return kvr_fail(KVR_ENOMEM, "kvr_cache_create: %zu bytes", sizeof *c);
     c->n_layers = n_layers;
@@ -111,9 +111,9 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
     c->group = n_q_heads / n_kv_heads;
     c->cfg = *cfg;
     c->backend = backend;
-    c->heads = calloc((size_t)n_layers * n_kv_heads, sizeof *c->heads);
+    c->heads = kvr_calloc((size_t)n_layers * n_kv_heads, sizeof *c->heads);
     if (!c->heads) {
-        free(c);
+        kvr_free(c);
         return kvr_fail(KVR_ENOMEM, "kvr_cache_create: head table of %d x %d", n_layers, n_kv_heads);
     }
     c->magic = CACHE_MAGIC;
@@ -136,10 +136,10 @@ void kvr_cache_free(kvr_cache *c)
         return;
     for (size_t i = 0; i < (size_t)c->n_layers * c->n_kv_heads; i++)
         ref_head_free(c->heads[i]);
-    free(c->heads);
+    kvr_free(c->heads);
     ref_work_free(&c->work);
     c->magic = CACHE_DEAD;
-    free(c);
+    kvr_free(c);
 }
 
 /* Round n*kvh*D values to the storage type into dst, checking they are
@@ -180,9 +180,9 @@ int kvr_append(kvr_cache *c, int layer, int n, const float *k, const float *v)
     if ((long)n > INT32_MAX - len)
         return kvr_fail(KVR_EINVAL, "%s: %ld + %d tokens exceed 2^31-1 positions", fn, len, n);
     size_t row = (size_t)c->n_kv_heads * c->head_dim, count = (size_t)n * row;
-    float *rk = malloc(count * sizeof(float)), *rv = malloc(count * sizeof(float));
+    float *rk = kvr_malloc(count * sizeof(float)), *rv = kvr_malloc(count * sizeof(float));
     if (!rk || !rv) {
-        free(rk); free(rv);
+        kvr_free(rk); kvr_free(rv);
         return kvr_fail(KVR_ENOMEM, "%s: %zu values", fn, 2 * count);
     }
     status = round_input(c, k, count, rk, fn, "k");
@@ -194,8 +194,8 @@ int kvr_append(kvr_cache *c, int layer, int n, const float *k, const float *v)
                 size_t at = (size_t)t * row + (size_t)h * c->head_dim;
                 ref_append(head_at(c, layer, h), rk + at, rv + at);
             }
-    free(rk);
-    free(rv);
+    kvr_free(rk);
+    kvr_free(rv);
     return status;
 }
 
@@ -224,9 +224,9 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
         status = check_finite(q_obs, (size_t)n_obs * c->n_q_heads * D, fn, "q_obs");
         if (status != KVR_OK) return status;
     }
-    float *rk = malloc(count * sizeof(float)), *rv = malloc(count * sizeof(float));
-    float *hk = malloc((size_t)n * D * sizeof(float)), *hv = malloc((size_t)n * D * sizeof(float));
-    float *hq = malloc(((size_t)n_obs * G * D + 1) * sizeof(float));
+    float *rk = kvr_malloc(count * sizeof(float)), *rv = kvr_malloc(count * sizeof(float));
+    float *hk = kvr_malloc((size_t)n * D * sizeof(float)), *hv = kvr_malloc((size_t)n * D * sizeof(float));
+    float *hq = kvr_malloc(((size_t)n_obs * G * D + 1) * sizeof(float));
     if (!rk || !rv || !hk || !hv || !hq)
         status = kvr_fail(KVR_ENOMEM, "%s: buffers for %d tokens", fn, n);
     if (status == KVR_OK) status = round_input(c, k, count, rk, fn, "k");
@@ -244,7 +244,7 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
             for (int u = 0; u <= h; u++)
                 ref_head_reset(head_at(c, layer, u));
     }
-    free(rk); free(rv); free(hk); free(hv); free(hq);
+    kvr_free(rk); kvr_free(rv); kvr_free(hk); kvr_free(hv); kvr_free(hq);
     return status;
 }
 

@@ -21,6 +21,14 @@ float kvr_f16_to_f32(uint16_t h);
 uint16_t kvr_f32_to_bf16(float x);
 float kvr_bf16_to_f32(uint16_t b);
 
+/* lib/alloc.c: the library's allocator, with a fault-injection hook for
+ * tests: kvr_alloc_fail_at(k) makes the k-th allocation from now fail
+ * (k = 0 turns it off). */
+void *kvr_malloc(size_t size);
+void *kvr_calloc(size_t count, size_t size);
+void kvr_free(void *p);
+void kvr_alloc_fail_at(long k);
+
 /* 1 when all n values are finite. */
 int kvr_all_finite(const float *x, size_t n);
 

@@ -21,11 +21,11 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
         return KVR_OK;
     ref_work grown = {0};
     size_t cap = (size_t)(n > 0 ? n : 1), D = (size_t)head_dim;
-    grown.k = malloc(cap * D * sizeof(float));
-    grown.v = malloc(cap * D * sizeof(float));
-    grown.p = malloc(cap * sizeof(float));
-    grown.prob = malloc(cap * sizeof(float));
-    grown.held = malloc(cap);
+    grown.k = kvr_malloc(cap * D * sizeof(float));
+    grown.v = kvr_malloc(cap * D * sizeof(float));
+    grown.p = kvr_malloc(cap * sizeof(float));
+    grown.prob = kvr_malloc(cap * sizeof(float));
+    grown.held = kvr_malloc(cap);
     if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held) {
         ref_work_free(&grown);
         return kvr_fail(KVR_ENOMEM, "attention workspace for %ld positions of dimension %d", n, head_dim);
@@ -39,7 +39,7 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
 
 void ref_work_free(ref_work *w)
 {
-    free(w->k); free(w->v); free(w->p); free(w->prob); free(w->held);
+    kvr_free(w->k); kvr_free(w->v); kvr_free(w->p); kvr_free(w->prob); kvr_free(w->held);
     w->k = w->v = w->p = w->prob = NULL;
     w->held = NULL;
     w->cap = 0;

@@ -38,7 +38,7 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
                    uint32_t layer, uint32_t kv_head)
 {
     *out = NULL;
-    ref_head *h = calloc(1, sizeof *h);
+    ref_head *h = kvr_calloc(1, sizeof *h);
     if (!h)
         return kvr_fail(KVR_ENOMEM, "head cache: %zu bytes", sizeof *h);
     h->cfg = *cfg;
@@ -51,7 +51,7 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
     size_t d = (size_t)cfg->depth, w = (size_t)cfg->width;
     int ok = 1;
 #define ALLOC(ptr, count, size) \
-    do { if ((count) > 0) { (ptr) = calloc((count), (size)); ok = ok && (ptr) != NULL; } } while (0)
+    do { if ((count) > 0) { (ptr) = kvr_calloc((count), (size)); ok = ok && (ptr) != NULL; } } while (0)
     ALLOC(h->sink_k, S * D, es);
     ALLOC(h->sink_v, S * D, es);
     ALLOC(h->win_k, R * D, es);
@@ -86,13 +86,13 @@ void ref_head_free(ref_head *h)
 {
     if (!h)
         return;
-    free(h->sink_k); free(h->sink_v);
-    free(h->win_k); free(h->win_v); free(h->win_score);
-    free(h->cand_pos); free(h->cand_score); free(h->cand_k); free(h->cand_v);
-    free(h->sk_k); free(h->sk_v); free(h->sk_count); free(h->sk_load);
-    free(h->sum_k); free(h->sum_v);
-    free(h->scratch);
-    free(h);
+    kvr_free(h->sink_k); kvr_free(h->sink_v);
+    kvr_free(h->win_k); kvr_free(h->win_v); kvr_free(h->win_score);
+    kvr_free(h->cand_pos); kvr_free(h->cand_score); kvr_free(h->cand_k); kvr_free(h->cand_v);
+    kvr_free(h->sk_k); kvr_free(h->sk_v); kvr_free(h->sk_count); kvr_free(h->sk_load);
+    kvr_free(h->sum_k); kvr_free(h->sum_v);
+    kvr_free(h->scratch);
+    kvr_free(h);
 }
 
 /* Return a head cache to its empty state (n = 0), keeping its arrays. */

@@ -67,10 +67,10 @@ int ref_prefill_scores(const kvr_config *cfg, int D, int group, int n,
                        const float *k /*[n][D]*/, int n_obs,
                        const float *q_obs /*[n_obs][group][D]*/, float *score /*[n]*/)
 {
-    float *raw = calloc((size_t)n, sizeof(float));
-    float *p = malloc((size_t)n * sizeof(float));
+    float *raw = kvr_calloc((size_t)n, sizeof(float));
+    float *p = kvr_malloc((size_t)n * sizeof(float));
     if (!raw || !p) {
-        free(raw); free(p);
+        kvr_free(raw); kvr_free(p);
         return kvr_fail(KVR_ENOMEM, "prefill scores for %d positions", n);
     }
     float scale = 1.0f / sqrtf((float)D);
@@ -108,7 +108,7 @@ int ref_prefill_scores(const kvr_config *cfg, int D, int group, int n,
         memcpy(score, raw, (size_t)n * sizeof(float));
         break;
     }
-    free(raw);
-    free(p);
+    kvr_free(raw);
+    kvr_free(p);
     return KVR_OK;
 }

@@ -42,14 +42,14 @@ int ref_prefill(ref_head *h, int group, int n, const float *k, const float *v,
     unsigned char *chosen = NULL;
 
     if (ref_keeps_scores(h)) {                      /* workspace first: nothing changes on failure */
-        score = malloc((size_t)n * sizeof(float));
-        middle = malloc((size_t)(M > 0 ? M : 1) * sizeof(ranked));
-        chosen = calloc((size_t)n, 1);
+        score = kvr_malloc((size_t)n * sizeof(float));
+        middle = kvr_malloc((size_t)(M > 0 ? M : 1) * sizeof(ranked));
+        chosen = kvr_calloc((size_t)n, 1);
         int status = (!score || !middle || !chosen)
             ? kvr_fail(KVR_ENOMEM, "prefill workspace for %d positions", n)
             : ref_prefill_scores(&h->cfg, D, group, n, k, n_obs, q_obs, score);
         if (status != KVR_OK) {
-            free(score); free(middle); free(chosen);
+            kvr_free(score); kvr_free(middle); kvr_free(chosen);
             return status;
         }
         for (int j = 0; j < M; j++)
@@ -66,8 +66,8 @@ int ref_prefill(ref_head *h, int group, int n, const float *k, const float *v,
                       : KVR_PART_VAGUE;
         ref_place(h, t, part, k + (size_t)t * D, v + (size_t)t * D, score ? score[t] : 0.0f);
     }
-    free(score);
-    free(middle);
-    free(chosen);
+    kvr_free(score);
+    kvr_free(middle);
+    kvr_free(chosen);
     return KVR_OK;
 }

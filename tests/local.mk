@@ -1,6 +1,8 @@
-# tests/local.mk: Check suites, run through automake's parallel test harness.
+# tests/local.mk: Check suites and test scripts, run through automake's
+# parallel test harness.  Each area keeps its tests in its own fragment.
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(GSL_CFLAGS)
 TEST_LDADD = libkvreviver.la $(CHECK_LIBS) $(GSL_LIBS) -lm
+AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON3='$(PYTHON3)'; export top_srcdir top_builddir PYTHON3;
 
 check_PROGRAMS = tests/hash tests/cuda
 tests_hash_SOURCES = tests/hash.c
@@ -9,5 +11,12 @@ tests_hash_LDADD = $(TEST_LDADD)
 tests_cuda_SOURCES = tests/cuda.c
 tests_cuda_CFLAGS = $(TEST_CFLAGS)
 tests_cuda_LDADD = $(TEST_LDADD)
+TESTS = tests/hash tests/cuda
+dist_check_SCRIPTS =
 
-TESTS = $(check_PROGRAMS)
+include tests/ref.mk
+include tests/tolerance.mk
+include tests/eval.mk
+include tests/vectors.mk
+include tests/robust.mk
+include tests/model.mk

@@ -6,7 +6,12 @@
  * 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
-int cli_demo(int argc, char **argv);
+/* Each subcommand gets argv[0] = its own name. */
+int cli_demo(int argc, char **argv);      /* demo.c */
+int cli_eval(int argc, char **argv);      /* cmd_eval.c */
+int cli_vectors(int argc, char **argv);   /* cmd_vectors.c */
+int cli_validate(int argc, char **argv);  /* cmd_vectors.c */
+int cli_bench(int argc, char **argv);     /* cmd_bench.c */
 
 /* Print "kvreviver: " and the message to stderr. */
 void cli_error(const char *fmt, ...)

@@ -20,6 +20,10 @@ static void usage(FILE *f)
         "Commands:\n"
         "  demo        every method at budgets 10%% and 25%% on the built-in\n"
         "              synthetic and needle workloads (2k context), one table\n"
+        "  eval        methods side by side at equal measured memory on a workload\n"
+        "  vectors     write the conformance vectors\n"
+        "  validate    check a port's outputs against conformance vectors\n"
+        "  bench       time decode attention, append and prefill\n"
         "\n"
         "Run 'kvreviver COMMAND --help' for a command's options.\n"
         "Exit status: 0 success, 1 failure at run time, 2 usage error.\n"
@@ -75,8 +79,13 @@ int main(int argc, char **argv)
         printf("kvreviver %s\n", kvr_version());
         return CLI_OK;
     }
-    if (!strcmp(cmd, "demo"))
-        return cli_demo(argc - 1, argv + 1);
+    static const struct { const char *name; int (*run)(int, char **); } commands[] = {
+        {"demo", cli_demo}, {"eval", cli_eval}, {"vectors", cli_vectors},
+        {"validate", cli_validate}, {"bench", cli_bench},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(cmd, commands[i].name))
+            return commands[i].run(argc - 1, argv + 1);
     cli_error("unknown command '%s'", cmd);
     usage(stderr);
     return CLI_USAGE;

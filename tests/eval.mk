@@ -1,0 +1,1 @@
+# tests/eval.mk: (filled in by its area; add with +=)

@@ -1,0 +1,1 @@
+# tests/ref.mk: (filled in by its area; add with +=)

@@ -1,0 +1,1 @@
+# tests/robust.mk: (filled in by its area; add with +=)

@@ -1,0 +1,1 @@
+# tests/tolerance.mk: (filled in by its area; add with +=)

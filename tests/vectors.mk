@@ -1,0 +1,1 @@
+# tests/vectors.mk: (filled in by its area; add with +=)

@@ -1,0 +1,1 @@
+# tool/model.mk: the real-model forward pass (add sources with +=)
