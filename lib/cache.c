@@ -10,18 +10,6 @@
 #include "internal.h"
 #include "../ref/ref.h"
 
-#define CACHE_MAGIC 0x6B767263u   /* "kvrc": live */
-#define CACHE_DEAD  0x64656164u   /* "dead": freed (best-effort use-after-free check) */
-
-struct kvr_cache {
-    uint32_t magic;
-    int n_layers, n_kv_heads, n_q_heads, head_dim, group;
-    kvr_config cfg;
-    kvr_backend backend;
-    ref_head **heads;    /* [n_layers][n_kv_heads] */
-    ref_work work;       /* attention workspace, grown on demand */
-};
-
 static int check_cache(const kvr_cache *c, const char *fn)
 {
     if (!c)

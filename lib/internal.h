@@ -4,6 +4,21 @@
 
 #include "kvreviver.h"
 
+/* The model cache (lib/cache.c): n_layers x n_kv_heads reference head
+ * caches.  Defined here so that lib/ modules (files, backends) can reach it. */
+#include "../ref/ref.h"
+#define CACHE_MAGIC 0x6B767263u   /* "kvrc": live */
+#define CACHE_DEAD  0x64656164u   /* "dead": freed (best-effort use-after-free check) */
+struct kvr_cache {
+    uint32_t magic;
+    int n_layers, n_kv_heads, n_q_heads, head_dim, group;
+    kvr_config cfg;
+    kvr_backend backend;
+    ref_head **heads;    /* [n_layers][n_kv_heads] */
+    ref_work work;       /* attention workspace, grown on demand */
+    void *backend_state; /* the CUDA backend's device state, or NULL */
+};
+
 /* Record a failure: format the message, call the handler, return status. */
 int kvr_fail(int status, const char *fmt, ...)
 #if defined(__GNUC__)

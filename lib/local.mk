@@ -1,1 +1,1 @@
-# lib/local.mk: library sources added by later work (one line per module).
+# lib/local.mk: library sources added by later work (libkvreviver_la_SOURCES += ...)

@@ -5,4 +5,7 @@ tool_kvreviver_SOURCES = tool/kvreviver.c tool/cli.h tool/workload.c tool/worklo
 tool_kvreviver_CFLAGS = $(AM_CFLAGS) $(GSL_CFLAGS)
 tool_kvreviver_LDADD = libkvreviver.la $(GSL_LIBS) -lm
 dist_man_MANS = tool/kvreviver.1
+include tool/eval.mk
+include tool/vectors.mk
+include tool/bench.mk
 include tool/model.mk

@@ -1,0 +1,1 @@
+# tool/eval.mk: more sources of the tool for this area (tool_kvreviver_SOURCES += ...)

@@ -1,0 +1,1 @@
+# tool/vectors.mk: more sources of the tool for this area (tool_kvreviver_SOURCES += ...)
