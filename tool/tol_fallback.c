@@ -177,11 +177,16 @@ int kvr_tol_reconstruct(const ref_head *h, const float *k, const float *v, long 
  * l_t = (q . k_t) / sqrt(D) is off by
  *   dl_t = (gamma_{D+2} sum_i |q_i k_ti| + sum_i |q_i| Ek_ti) / sqrt(D)
  * and exp(l_t - max) by a further u |l_t - max| + 2u (subtraction and expf;
- * a common shift of every logit cancels in the softmax).  Weights whose logits
- * move by at most Delta move by a factor within exp(+-2 Delta), so the output
- * moves by at most (exp(2 Delta) - 1) max_t |v_ti - out_i| plus
- * exp(2 Delta) sum_t P_t Ev_ti for the value errors, plus the rounding of the
- * two n-term sums and the division: gamma_{n+1} (sum_t P_t |v_ti| + |out_i|). */
+ * a common shift of every logit cancels in the softmax).  The weights
+ * P_t = p_t / sum p become P'_t = P_t e^{eps_t} / Z with |eps_t| <= dl_t and
+ * Z = sum_u P_u e^{eps_u}, |Z - 1| <= z = sum_u P_u (e^{dl_u} - 1), so
+ * |P'_t - P_t| <= P_t (e^{dl_t} - 1 + z) / (1 - z), and the output, a
+ * weighted mean, moves by at most
+ *   sum_t P_t (e^{dl_t} - 1 + z) / (1 - z) |v_ti - out_i|     (weights)
+ * + sum_t P_t e^{dl_t} / (1 - z) Ev_ti                          (values)
+ * + gamma_{n+1} (sum_t P_t |v_ti| + |out_i|)   (the two n-term sums, the division).
+ * Tokens of negligible weight contribute negligibly.  When z >= 1/2 the
+ * bound falls back to the convex hull: max_t |v_ti - out_i| + max_t Ev_ti. */
 int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
                    const float *q, float *tol_out)
 {
@@ -195,8 +200,9 @@ int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
     float *seen_k = kvr_malloc(n * D * sizeof(float)), *seen_v = kvr_malloc(n * D * sizeof(float));
     float *ek = kvr_calloc(n * D, sizeof(float)), *ev = kvr_calloc(n * D, sizeof(float));
     double *logit = kvr_malloc(n * sizeof(double)), *p = kvr_malloc(n * sizeof(double));
+    double *grow = kvr_malloc(n * sizeof(double));
     unsigned char *held = kvr_malloc(n);
-    if (!seen_k || !seen_v || !ek || !ev || !logit || !p || !held) {
+    if (!seen_k || !seen_v || !ek || !ev || !logit || !p || !grow || !held) {
         status = kvr_fail(KVR_ENOMEM, "kvr_tol_attend: workspace for %zu positions", n);
         goto done;
     }
@@ -217,7 +223,7 @@ int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
     double scale = 1.0 / sqrt((double)D);
     for (int g = 0; g < group; g++) {
         const float *qg = q + (size_t)g * D;
-        double max = -INFINITY, delta = 0.0, sum = 0.0;
+        double max = -INFINITY, sum = 0.0, z = 0.0;
         size_t n_held = 0;
         for (size_t t = 0; t < n; t++) {
             if (!held[t]) continue;
@@ -228,38 +234,43 @@ int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
                 edot += fabs((double)qg[i]) * ek[t * D + i];
             }
             logit[t] = dot * scale;
-            double dl = (kvr_gamma((double)D + 2) * adot + edot) * scale;
-            p[t] = dl;                         /* the logit error, for now */
+            grow[t] = (kvr_gamma((double)D + 2) * adot + edot) * scale;   /* dl_t, for now */
             if (logit[t] > max) max = logit[t];
             n_held++;
         }
         for (size_t t = 0; t < n; t++) {
             if (!held[t]) continue;
-            double dl = p[t] + KVR_U32 * fabs(logit[t] - max) + 2.0 * KVR_U32;
-            if (dl > delta) delta = dl;
+            double dl = grow[t] + KVR_U32 * fabs(logit[t] - max) + 2.0 * KVR_U32;
+            grow[t] = expm1(dl);                                           /* e^{dl_t} - 1 */
             p[t] = exp(logit[t] - max);
             sum += p[t];
         }
-        double grow = exp(2.0 * delta);
+        for (size_t t = 0; t < n; t++)
+            if (held[t]) {
+                p[t] /= sum;                                               /* P_t */
+                z += p[t] * grow[t];
+            }
         for (size_t i = 0; i < D; i++) {
-            double out = 0.0, aout = 0.0, ev_w = 0.0, spread = 0.0;
+            double out = 0.0, aout = 0.0, e_w = 0.0, e_v = 0.0, spread = 0.0, ev_max = 0.0;
             for (size_t t = 0; t < n; t++)
-                if (held[t]) out += p[t] / sum * seen_v[t * D + i];
+                if (held[t]) out += p[t] * seen_v[t * D + i];
             for (size_t t = 0; t < n; t++) {
                 if (!held[t]) continue;
-                double P = p[t] / sum, vt = seen_v[t * D + i];
-                aout += P * fabs(vt);
-                ev_w += P * ev[t * D + i];
-                if (fabs(vt - out) > spread) spread = fabs(vt - out);
+                double vt = seen_v[t * D + i], dv = fabs(vt - out);
+                aout += p[t] * fabs(vt);
+                e_w += p[t] * (grow[t] + z) * dv;
+                e_v += p[t] * (1.0 + grow[t]) * ev[t * D + i];
+                if (dv > spread) spread = dv;
+                if (ev[t * D + i] > ev_max) ev_max = ev[t * D + i];
             }
-            double e = (grow - 1.0) * spread + grow * ev_w
-                     + kvr_gamma((double)n_held + 1) * (aout + fabs(out));
+            double e = z < 0.5 ? (e_w + e_v) / (1.0 - z) : spread + ev_max;
+            e += kvr_gamma((double)n_held + 1) * (aout + fabs(out));
             tol_out[(size_t)g * D + i] = (float)(2.0 * e);
         }
     }
 done:
     kvr_free(seen_k); kvr_free(seen_v); kvr_free(ek); kvr_free(ev);
-    kvr_free(logit); kvr_free(p); kvr_free(held);
+    kvr_free(logit); kvr_free(p); kvr_free(grow); kvr_free(held);
     if (sketch) abs_free(&a);
     return status;
 }
