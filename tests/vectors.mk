@@ -1,1 +1,21 @@
-# tests/vectors.mk: (filled in by its area; add with +=)
+# tests/vectors.mk: the .npy reader/writer, the conformance vectors and the
+# port validator (issue 5).
+check_PROGRAMS += tests/npy
+TESTS += tests/npy
+tests_npy_SOURCES = tests/npy.c
+tests_npy_CFLAGS = $(TEST_CFLAGS)
+tests_npy_LDADD = $(TEST_LDADD)
+
+# The conformance vectors: a committed copy (regenerate on purpose with
+# `tool/kvreviver vectors --out tests/vectors`), shipped whole in the tarball.
+EXTRA_DIST += tests/vectors
+check_PROGRAMS += tests/vectors-perturb tests/vectors-altport
+tests_vectors_altport_SOURCES = tests/vectors-altport.c
+tests_vectors_altport_CFLAGS = $(TEST_CFLAGS)
+tests_vectors_altport_LDADD = $(TEST_LDADD)
+tests_vectors_perturb_SOURCES = tests/vectors-perturb.c
+tests_vectors_perturb_CFLAGS = $(TEST_CFLAGS)
+tests_vectors_perturb_LDADD = $(TEST_LDADD)
+TESTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh tests/vectors-numpy.sh
+dist_check_SCRIPTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh \
+	tests/vectors-numpy.sh

@@ -1,0 +1,313 @@
+/* vectors-altport.c: a second, independent implementation of levels 3-5,
+ * in float64, for tests/vectors-altport.sh.
+ *
+ *   vectors-altport DIR PORTDIR
+ *
+ * Reads the vectors in DIR (MANIFEST scenario lines, inputs, and the
+ * expected partitions) and writes into PORTDIR, for every scripted sequence,
+ * its own sketch_sums, sketch_counts, running_sums, reconstruct and attend
+ * arrays.  It does not replay the reference: the sketch is a function of the
+ * vague set (spec §7), so after each operation it is rebuilt in float64
+ * straight from the inputs, the hash and the expected parts; reconstruction
+ * (spec §8) and attention (spec §11) are then computed in float64 too.
+ * Float64 is much closer to exact arithmetic than the reference's float32, so
+ * these outputs must fall within the tolerances of spec §14, which bound each
+ * implementation's distance from exact arithmetic: this checks that the
+ * tolerance model is not too tight (and the shell script checks that the
+ * outputs differ from the reference's, so the check is not vacuous).
+ * Exit 0, or 1 with a message. */
+#include <config.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kvreviver.h"
+#include "npy.h"
+
+static const char *dir, *port;
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "vectors-altport: %s: %s\n", what, detail);
+    exit(1);
+}
+
+static kvr_npy load(const char *name, const char *sub, const char *file)
+{
+    char path[1024];
+    kvr_npy a;
+    snprintf(path, sizeof path, "%s/%s/%s/%s", dir, sub, name, file);
+    if (kvr_npy_read(path, &a) != KVR_OK)
+        die(path, kvr_last_error());
+    return a;
+}
+
+static void save(const char *name, const char *file, kvr_npy_type type, int ndim, const size_t *shape,
+                 const void *data)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", port, name, file);
+    if (kvr_npy_write(path, type, ndim, shape, data) != KVR_OK)
+        die(path, kvr_last_error());
+}
+
+/* The value of KEY=... in a scenario line, as a number. */
+static double field(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, " %s=", key);
+    const char *p = strstr(line, pat);
+    if (!p)
+        die("scenario line lacks", key);
+    p += strlen(pat);
+    if (!strncmp(p, "median", 6)) return 0;
+    if (!strncmp(p, "mean", 4)) return 1;
+    return (double)strtoull(p, NULL, 0);
+}
+
+typedef struct {
+    int D, H, G, d, w, layer, mean, centre, shrink;
+    uint64_t seed;
+    size_t N;
+    const float *k, *v;       /* [N][H][D] */
+} scen;
+
+/* Bucket (row-major r*w + b) and sign of position t in row r of head h. */
+static size_t bucket_of(const scen *s, int h, int r, long t, double *sign)
+{
+    uint64_t x = kvr_hash(s->seed, (uint32_t)s->layer, (uint32_t)h, (uint32_t)r, (uint64_t)t);
+    *sign = kvr_hash_sign(x);
+    return (size_t)r * s->w + kvr_hash_bucket(x, (uint32_t)s->w);
+}
+
+/* The sketch of head h's vague set (part[t] == 3), in float64:
+ * sums [2][d][w][D], count and load [d][w], running [2][D], n_vague. */
+typedef struct {
+    double *sums, *running;
+    int32_t *count, *load;
+    long n_vague;
+} sketch;
+
+static void build(const scen *s, int h, const int32_t *part /*[N]*/, sketch *k)
+{
+    size_t dwD = (size_t)s->d * s->w * s->D;
+    memset(k->sums, 0, 2 * dwD * sizeof(double));
+    memset(k->running, 0, 2 * (size_t)s->D * sizeof(double));
+    memset(k->count, 0, (size_t)s->d * s->w * sizeof(int32_t));
+    memset(k->load, 0, (size_t)s->d * s->w * sizeof(int32_t));
+    k->n_vague = 0;
+    for (size_t t = 0; t < s->N; t++) {
+        if (part[t] != 3)
+            continue;
+        const float *kt = s->k + (t * s->H + h) * s->D, *vt = s->v + (t * s->H + h) * s->D;
+        for (int r = 0; r < s->d; r++) {
+            double sg;
+            size_t b = bucket_of(s, h, r, (long)t, &sg);
+            for (int i = 0; i < s->D; i++) {
+                k->sums[b * s->D + i] += sg * kt[i];
+                k->sums[dwD + b * s->D + i] += sg * vt[i];
+            }
+            k->count[b] += (int32_t)sg;
+            k->load[b] += 1;
+        }
+        for (int i = 0; i < s->D; i++) {
+            k->running[i] += kt[i];
+            k->running[s->D + i] += vt[i];
+        }
+        k->n_vague++;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Reconstruct position t of head h (spec §8) into out [2][D] (key, value). */
+static void reconstruct(const scen *s, int h, const sketch *k, long t, double *out)
+{
+    size_t dwD = (size_t)s->d * s->w * s->D;
+    double rows[64];
+    for (int kv = 0; kv < 2; kv++)
+        for (int i = 0; i < s->D; i++) {
+            double mu = s->centre && k->n_vague ? k->running[kv * s->D + i] / (double)k->n_vague : 0.0;
+            for (int r = 0; r < s->d; r++) {
+                double sg;
+                size_t b = bucket_of(s, h, r, t, &sg);
+                double alpha = s->shrink ? 1.0 / k->load[b] : 1.0;
+                rows[r] = sg * alpha * (k->sums[kv * dwD + b * s->D + i] - k->count[b] * mu) + mu;
+            }
+            double e = 0.0;
+            if (s->mean) {
+                for (int r = 0; r < s->d; r++) e += rows[r];
+                e /= s->d;
+            } else {
+                qsort(rows, (size_t)s->d, sizeof(double), cmp_double);
+                e = s->d % 2 ? rows[s->d / 2] : 0.5 * (rows[s->d / 2 - 1] + rows[s->d / 2]);
+            }
+            out[kv * s->D + i] = e;
+        }
+}
+
+/* What attention sees at position t of head h: stored or reconstructed. */
+static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long t, double *kv /*[2][D]*/)
+{
+    if (part[t] < 0 || part[t] == 4)
+        return 0;
+    if (part[t] == 3) {
+        reconstruct(s, h, k, t, kv);
+        return 1;
+    }
+    for (int i = 0; i < s->D; i++) {
+        kv[i] = s->k[((size_t)t * s->H + h) * s->D + i];
+        kv[s->D + i] = s->v[((size_t)t * s->H + h) * s->D + i];
+    }
+    return 1;
+}
+
+static void run_scenario(const char *name, const char *line)
+{
+    scen s;
+    char path[1024];
+    s.D = (int)field(line, "head_dim"); s.H = (int)field(line, "kv_heads"); s.G = (int)field(line, "group");
+    s.d = (int)field(line, "depth"); s.w = (int)field(line, "width"); s.layer = (int)field(line, "layer");
+    s.mean = (int)field(line, "rows"); s.centre = (int)field(line, "centre"); s.shrink = (int)field(line, "shrink");
+    s.seed = (uint64_t)strtoull(strstr(line, " seed=") + 6, NULL, 0);
+    kvr_npy k = load(name, "inputs", "k.npy"), v = load(name, "inputs", "v.npy");
+    kvr_npy script = load(name, "inputs", "script.npy"), parts = load(name, "expected", "parts.npy");
+    s.N = k.shape[0];
+    s.k = k.data;
+    s.v = v.data;
+    int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;
+    const int32_t *ops = script.data, *pt = parts.data;
+    size_t dw = (size_t)s.d * s.w, N = s.N;
+    sketch kk;
+    kk.sums = calloc(2 * dw * D + 1, sizeof(double));
+    kk.running = calloc(2 * (size_t)D, sizeof(double));
+    kk.count = calloc(dw + 1, sizeof(int32_t));
+    kk.load = calloc(dw + 1, sizeof(int32_t));
+    double *kv = malloc(N * 2 * D * sizeof(double)), *p = malloc(N * sizeof(double));
+    unsigned char *held = malloc(N);
+    if (!kk.sums || !kk.running || !kk.count || !kk.load || !kv || !p || !held)
+        die(name, "out of memory");
+
+    /* level 5: every attend step, from the parts after that operation */
+    int n_steps = 0;
+    for (int o = 0; o < n_ops; o++) n_steps += ops[o * 3] == 2;
+    if (n_steps > 0) {
+        kvr_npy q = load(name, "inputs", "q.npy");
+        float *out = malloc((size_t)n_steps * Hq * D * sizeof(float));
+        if (!out) die(name, "out of memory");
+        int step = 0;
+        for (int o = 0; o < n_ops; o++) {
+            if (ops[o * 3] != 2) continue;
+            for (int h = 0; h < s.H; h++) {
+                const int32_t *part = pt + ((size_t)o * s.H + h) * N;
+                if (sk) build(&s, h, part, &kk);
+                for (size_t t = 0; t < N; t++)
+                    held[t] = (unsigned char)seen(&s, h, &kk, part, (long)t, kv + t * 2 * D);
+                for (int g = 0; g < s.G; g++) {
+                    const float *qg = (const float *)q.data + ((size_t)step * Hq + (size_t)h * s.G + g) * D;
+                    double max = -INFINITY, sum = 0.0;
+                    for (size_t t = 0; t < N; t++) {
+                        if (!held[t]) continue;
+                        double dot = 0.0;
+                        for (int i = 0; i < D; i++) dot += qg[i] * kv[t * 2 * D + i];
+                        p[t] = dot / sqrt((double)D);
+                        if (p[t] > max) max = p[t];
+                    }
+                    for (size_t t = 0; t < N; t++)
+                        if (held[t]) { p[t] = exp(p[t] - max); sum += p[t]; }
+                    for (int i = 0; i < D; i++) {
+                        double acc = 0.0;
+                        for (size_t t = 0; t < N; t++)
+                            if (held[t]) acc += p[t] * kv[t * 2 * D + D + i];
+                        out[((size_t)step * Hq + (size_t)h * s.G + g) * D + i] = (float)(acc / sum);
+                    }
+                }
+            }
+            step++;
+        }
+        size_t shape[3] = { (size_t)n_steps, (size_t)Hq, (size_t)D };
+        save(name, "attend.npy", KVR_NPY_F32, 3, shape, out);
+        free(out);
+        kvr_npy_free(&q);
+    }
+
+    /* levels 3 and 4: after the last operation */
+    if (sk) {
+        float *sums = malloc(2 * (size_t)s.H * dw * D * sizeof(float));
+        int32_t *counts = malloc(2 * (size_t)s.H * dw * sizeof(int32_t));
+        double *running = malloc(2 * (size_t)s.H * D * sizeof(double));
+        kvr_npy probe;              /* absent when nothing is vague at the end */
+        memset(&probe, 0, sizeof probe);
+        snprintf(path, sizeof path, "%s/inputs/%s/probe_pos.npy", dir, name);
+        FILE *pf = fopen(path, "rb");
+        if (pf) {
+            fclose(pf);
+            probe = load(name, "inputs", "probe_pos.npy");
+        }
+        size_t P = probe.count;
+        float *rec = malloc((2 * (size_t)s.H * P * D + 1) * sizeof(float));
+        if (!sums || !counts || !running || !rec) die(name, "out of memory");
+        for (int h = 0; h < s.H; h++) {
+            const int32_t *part = pt + ((size_t)(n_ops - 1) * s.H + h) * N;
+            build(&s, h, part, &kk);
+            for (size_t j = 0; j < dw * D; j++) {
+                sums[(size_t)h * dw * D + j] = (float)kk.sums[j];
+                sums[((size_t)s.H + h) * dw * D + j] = (float)kk.sums[dw * D + j];
+            }
+            memcpy(counts + (size_t)h * dw, kk.count, dw * sizeof(int32_t));
+            memcpy(counts + ((size_t)s.H + h) * dw, kk.load, dw * sizeof(int32_t));
+            memcpy(running + (size_t)h * D, kk.running, (size_t)D * sizeof(double));
+            memcpy(running + ((size_t)s.H + h) * D, kk.running + D, (size_t)D * sizeof(double));
+            for (size_t j = 0; j < P; j++) {
+                long t = ((const int32_t *)probe.data)[j];
+                double one[2 * 256];
+                seen(&s, h, &kk, part, t, one);
+                for (int i = 0; i < D; i++) {
+                    rec[((size_t)h * P + j) * D + i] = (float)one[i];
+                    rec[(((size_t)s.H + h) * P + j) * D + i] = (float)one[D + i];
+                }
+            }
+        }
+        size_t s_sums[5] = { 2, (size_t)s.H, (size_t)s.d, (size_t)s.w, (size_t)D };
+        size_t s_cnt[4] = { 2, (size_t)s.H, (size_t)s.d, (size_t)s.w };
+        size_t s_run[3] = { 2, (size_t)s.H, (size_t)D }, s_rec[4] = { 2, (size_t)s.H, P, (size_t)D };
+        save(name, "sketch_sums.npy", KVR_NPY_F32, 5, s_sums, sums);
+        save(name, "sketch_counts.npy", KVR_NPY_I32, 4, s_cnt, counts);
+        if (s.centre)
+            save(name, "running_sums.npy", KVR_NPY_F64, 3, s_run, running);
+        if (P > 0)
+            save(name, "reconstruct.npy", KVR_NPY_F32, 4, s_rec, rec);
+        free(sums); free(counts); free(running); free(rec);
+        kvr_npy_free(&probe);
+    }
+    free(kk.sums); free(kk.running); free(kk.count); free(kk.load); free(kv); free(p); free(held);
+    kvr_npy_free(&k); kvr_npy_free(&v); kvr_npy_free(&script); kvr_npy_free(&parts);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 3) {
+        fprintf(stderr, "usage: vectors-altport DIR PORTDIR\n");
+        return 1;
+    }
+    dir = argv[1];
+    port = argv[2];
+    char path[1024], line[8192], name[128];
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        die(path, "cannot open");
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "scenario %127s", name) == 1 && strstr(line, " head_dim=")) {
+            run_scenario(name, line);
+            n++;
+        }
+    fclose(f);
+    printf("vectors-altport: %d scenarios\n", n);
+    return n > 0 ? 0 : 1;
+}
