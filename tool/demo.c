@@ -42,8 +42,8 @@ int cli_demo(int argc, char **argv)
            "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact", "needle_acc");
     for (int wi = 0; wi < 2; wi++) {
         kvr_workload w;
-        int status = wi == 0 ? kvr_workload_synthetic(&w, &shape, context, seed)
-                             : kvr_workload_needle(&w, &shape, context, seed);
+        int status = wi == 0 ? kvr_workload_synthetic(&w, &shape, context, seed, NULL)
+                             : kvr_workload_needle(&w, &shape, context, seed, NULL);
         if (status != KVR_OK) { cli_error("workload %s: %s", workloads[wi], kvr_strerror(status)); return CLI_FAIL; }
         for (int bi = 0; bi < 2; bi++)
             for (int mi = 0; kvr_method_name(mi); mi++) {
