@@ -51,7 +51,7 @@ int cli_demo(int argc, char **argv)
                 if (!strcmp(m, "full") && bi > 0) continue;
                 kvr_eval_result r;
                 cli_progress("demo: %s budget %.2f %s", workloads[wi], budgets[bi], m);
-                status = kvr_eval_run(&w, m, budgets[bi], KVR_F32, &r);
+                status = kvr_eval_run(&w, m, budgets[bi], KVR_F32, seed, &r);
                 if (status != KVR_OK) {
                     cli_progress_done();
                     cli_error("%s on %s at budget %g: %s", m, workloads[wi], budgets[bi], kvr_last_error());

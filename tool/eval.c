@@ -166,11 +166,12 @@ done:
 }
 
 int kvr_eval_run(const kvr_workload *w, const char *method, double budget,
-                 kvr_elem elem, kvr_eval_result *res)
+                 kvr_elem elem, uint64_t run_seed, kvr_eval_result *res)
 {
     kvr_config cfg;
     int status = kvr_method_config(method, budget, w->n, w->head_dim, elem, &cfg);
     if (status != KVR_OK)
         return status;
+    cfg.seed ^= run_seed * UINT64_C(0x9E3779B97F4A7C15);
     return kvr_eval_run_config(w, &cfg, res);
 }

@@ -17,12 +17,13 @@ typedef struct {
 } kvr_eval_result;
 
 /* Run method `method` at `budget` on w (doc/eval.md §3): plan the method for
- * (budget, w->n, head_dim, elem), prefill the first w->n_prefill positions
+ * (budget, w->n, head_dim, elem), with the sketch's hash seed the default
+ * XOR run_seed * 0x9E3779B97F4A7C15 (run_seed 0: the default), prefill the first w->n_prefill positions
  * with the queries of the last min(W, n_prefill) of them, then append and
  * attend one position at a time, measuring every decode step.  Returns the
  * library's status (kvr_last_error() says why) or KVR_ENOMEM. */
 int kvr_eval_run(const kvr_workload *w, const char *method, double budget,
-                 kvr_elem elem, kvr_eval_result *res);
+                 kvr_elem elem, uint64_t run_seed, kvr_eval_result *res);
 /* The same with a configuration given in full (tests). */
 int kvr_eval_run_config(const kvr_workload *w, const kvr_config *cfg, kvr_eval_result *res);
 
