@@ -13,3 +13,5 @@ tests_eval_trace_SOURCES = tests/eval-trace.c tool/eval.c tool/eval.h tool/workl
 tests_eval_trace_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tool
 tests_eval_trace_CFLAGS = $(TEST_CFLAGS)
 tests_eval_trace_LDADD = $(TEST_LDADD)
+TESTS += tests/cli-eval.sh
+dist_check_SCRIPTS += tests/cli-eval.sh
