@@ -214,9 +214,15 @@ void kvr_report_reading(FILE *f, const kvr_row *rows, int n)
         if (!isnan(rows[i].r.needle_acc)) {
             const kvr_row *evn = best(rows, n, rows[i].workload, b, is_eviction, 1);
             const kvr_row *kvn = best(rows, n, rows[i].workload, b, is_reviver, 1);
-            if (evn && kvn)
-                fprintf(f, " Needles found: best eviction %s %.0f%%, best KVReviver %s %.0f%%.",
-                        evn->method, 100.0 * evn->r.needle_acc, kvn->method, 100.0 * kvn->r.needle_acc);
+            if (evn && kvn) {
+                fprintf(f, " Needles found: best eviction baseline %s %.0f%%, ", evn->method, 100.0 * evn->r.needle_acc);
+                if (kvn->r.needle_acc > 0.0)
+                    fprintf(f, "best KVReviver %s %.0f%%", kvn->method, 100.0 * kvn->r.needle_acc);
+                else
+                    fprintf(f, "no KVReviver configuration found any");
+                fprintf(f, "%s.", kvn->r.needle_acc > evn->r.needle_acc ? ": KVReviver wins"
+                                  : kvn->r.needle_acc < evn->r.needle_acc ? ": KVReviver loses" : ": a tie");
+            }
         }
         fputc('\n', f);
     }
