@@ -1,1 +1,17 @@
-# tests/eval.mk: (filled in by its area; add with +=)
+# tests/eval.mk: the evaluation (doc/eval.md): metrics on hand-computed
+# cases and the done-when properties (tests/eval.c), traces
+# (tests/eval-trace.c), and the CLI's contract (tests/cli-eval.sh).
+check_PROGRAMS += tests/eval
+TESTS += tests/eval
+tests_eval_SOURCES = tests/eval.c tool/eval.c tool/eval.h tool/workload.c tool/workload.h
+tests_eval_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tool
+tests_eval_CFLAGS = $(TEST_CFLAGS)
+tests_eval_LDADD = $(TEST_LDADD)
+check_PROGRAMS += tests/eval-trace
+TESTS += tests/eval-trace
+tests_eval_trace_SOURCES = tests/eval-trace.c tool/eval.c tool/eval.h tool/workload.c tool/workload.h
+tests_eval_trace_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tool
+tests_eval_trace_CFLAGS = $(TEST_CFLAGS)
+tests_eval_trace_LDADD = $(TEST_LDADD)
+TESTS += tests/cli-eval.sh
+dist_check_SCRIPTS += tests/cli-eval.sh

@@ -1,14 +1,17 @@
 /* demo.c: `kvreviver demo`, the built-in workload (README's main job).
  *
  * Every method at budgets 10% and 25% on the synthetic and needle workloads
- * at 2k context, one table, then a plain reading of it. */
+ * at 2k context, one table, then a plain reading of it computed from the
+ * numbers (tool/report.c).  The same as
+ *   kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S
+ * for W = synthetic and needle. */
 #include <config.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "eval.h"
+#include "report.h"
 
 static void usage(FILE *f)
 {
@@ -16,8 +19,14 @@ static void usage(FILE *f)
         "Usage: kvreviver demo [--seed S]\n"
         "Run every method at budgets 10%% and 25%% on the synthetic and needle\n"
         "workloads at 2048 tokens (2 KV heads, 4 query heads, head_dim 64,\n"
-        "16 decode steps) and print one table.\n");
+        "16 decode steps, float32; seed S, default 1) and print one table, then\n"
+        "a plain reading of it.  The same numbers as\n"
+        "  kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S\n"
+        "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
+        "for the metrics.\n");
 }
+
+enum { N_BUDGETS = 2 };
 
 int cli_demo(int argc, char **argv)
 {
@@ -27,7 +36,10 @@ int cli_demo(int argc, char **argv)
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             char *end;
             seed = strtoull(argv[++i], &end, 10);
-            if (*end || !*argv[i]) { cli_error("--seed '%s' is not a non-negative integer", argv[i]); return CLI_USAGE; }
+            if (*end || !*argv[i] || argv[i][0] == '-') {
+                cli_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
+                return CLI_USAGE;
+            }
             continue;
         }
         cli_error("demo: unknown argument '%s'", argv[i]);
@@ -35,38 +47,57 @@ int cli_demo(int argc, char **argv)
         return CLI_USAGE;
     }
     const char *workloads[] = {"synthetic", "needle"};
-    const double budgets[] = {0.10, 0.25};
+    const double budgets[N_BUDGETS] = {0.10, 0.25};
     kvr_workload_shape shape = {2, 4, 64, 16};
-    int context = 2048;
-    printf("%-10s %7s %7s %-19s %11s %11s %12s %10s %10s\n", "workload", "context", "budget", "method",
-           "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact", "needle_acc");
+    int context = 2048, n_methods = 0;
+    while (kvr_method_name(n_methods)) n_methods++;
+    kvr_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
+    if (!rows) { cli_error("demo: out of memory"); return CLI_FAIL; }
+    int n_rows = 0;
+    kvr_report_header(stdout);
     for (int wi = 0; wi < 2; wi++) {
         kvr_workload w;
-        int status = wi == 0 ? kvr_workload_synthetic(&w, &shape, context, seed)
-                             : kvr_workload_needle(&w, &shape, context, seed);
-        if (status != KVR_OK) { cli_error("workload %s: %s", workloads[wi], kvr_strerror(status)); return CLI_FAIL; }
-        for (int bi = 0; bi < 2; bi++)
-            for (int mi = 0; kvr_method_name(mi); mi++) {
+        int status = wi == 0 ? kvr_workload_synthetic(&w, &shape, context, seed, NULL)
+                             : kvr_workload_needle(&w, &shape, context, seed, NULL);
+        if (status != KVR_OK) {
+            cli_error("demo: workload %s: %s", workloads[wi], kvr_strerror(status));
+            free(rows);
+            return CLI_FAIL;
+        }
+        for (int bi = 0; bi < N_BUDGETS; bi++)
+            for (int mi = 0; mi < n_methods; mi++) {
                 const char *m = kvr_method_name(mi);
                 if (!strcmp(m, "full") && bi > 0) continue;
-                kvr_eval_result r;
-                cli_progress("demo: %s budget %.2f %s", workloads[wi], budgets[bi], m);
-                status = kvr_eval_run(&w, m, budgets[bi], KVR_F32, &r);
+                double budget = strcmp(m, "full") ? budgets[bi] : 1.0;
+                kvr_row *row = &rows[n_rows];
+                cli_progress("demo: %s  budget %.2f  %s", workloads[wi], budget, m);
+                status = kvr_eval_run(&w, m, budget, KVR_F32, seed, &row->r);
+                cli_progress_done();
                 if (status != KVR_OK) {
-                    cli_progress_done();
-                    cli_error("%s on %s at budget %g: %s", m, workloads[wi], budgets[bi], kvr_last_error());
+                    cli_error("demo: %s on %s at budget %g: %s", m, workloads[wi], budget, kvr_last_error());
                     kvr_workload_free(&w);
+                    free(rows);
                     return CLI_FAIL;
                 }
-                cli_progress_done();
-                char needle[16] = "-";
-                if (!isnan(r.needle_acc))
-                    snprintf(needle, sizeof needle, "%.3f", r.needle_acc);
-                printf("%-10s %7d %7.2f %-19s %11.4f %11.4f %12.4g %10.4f %10s\n", workloads[wi], context,
-                       !strcmp(m, "full") ? 1.0 : budgets[bi], m, r.bytes_ratio, r.exact_ratio,
-                       r.attn_rel_err, r.mass_exact, needle);
+                row->workload = workloads[wi];
+                row->context = context;
+                row->budget = budget;
+                row->method = m;
+                row->seeds = 1;
+                row->kv_heads = shape.n_kv_heads;
+                row->q_heads = shape.n_q_heads;
+                row->head_dim = shape.head_dim;
+                row->steps = shape.decode_steps;
+                row->elem = KVR_F32;
+                kvr_report_row(stdout, row);
+                fflush(stdout);
+                n_rows++;
             }
         kvr_workload_free(&w);
     }
+    printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of bytes):\n");
+    kvr_report_reading(stdout, rows, n_rows);
+    printf("Metrics: doc/eval.md.  Methods and their papers: doc/methods.md.  Results: doc/results.md.\n");
+    free(rows);
     return CLI_OK;
 }

@@ -7,16 +7,34 @@
 
 typedef struct {
     double bytes_ratio;   /* bytes held / bytes of the full cache, at the end */
-    double exact_ratio;   /* exact tokens / context, at the end */
+    double exact_ratio;   /* exact tokens / context, at the end, over the KV heads */
     double attn_rel_err;  /* mean over decode steps and query heads of ||o - o_full|| / ||o_full|| */
     double mass_exact;    /* mean share of the full attention mass on exactly held positions */
     double needle_acc;    /* share of needle queries retrieved; NAN when the workload has none */
     size_t bytes_held;
+    long samples;         /* (decode step, query head) pairs measured */
+    long needles;         /* needle queries among them */
 } kvr_eval_result;
 
-/* Run method `method` at `budget` on w: prefill the first w->n_prefill
- * positions, then append and attend one position at a time. */
+/* Run method `method` at `budget` on w (doc/eval.md §3): plan the method for
+ * (budget, w->n, head_dim, elem), with the sketch's hash seed the default
+ * XOR run_seed * 0x9E3779B97F4A7C15 (run_seed 0: the default), prefill the first w->n_prefill positions
+ * with the queries of the last min(W, n_prefill) of them, then append and
+ * attend one position at a time, measuring every decode step.  Returns the
+ * library's status (kvr_last_error() says why) or KVR_ENOMEM. */
 int kvr_eval_run(const kvr_workload *w, const char *method, double budget,
-                 kvr_elem elem, kvr_eval_result *res);
+                 kvr_elem elem, uint64_t run_seed, kvr_eval_result *res);
+/* The same with a configuration given in full (tests). */
+int kvr_eval_run_config(const kvr_workload *w, const kvr_config *cfg, kvr_eval_result *res);
+
+/* Full causal attention in float64 of query q ([D]) over positions
+ * 0 .. n-1 of KV head h of w, on the keys and values rounded to elem:
+ * writes the output out ([D]) and the probabilities prob ([n]). */
+void kvr_eval_full_attention(const kvr_workload *w, int h, int n, const float *q,
+                             kvr_elem elem, double *out, double *prob);
+/* doc/eval.md §4.5: 1 when the value of position `needle` of KV head h is
+ * strictly the nearest (Euclidean) to o ([D]) among the values of positions
+ * 0 .. n-1 (rounded to elem); ties are misses. */
+int kvr_eval_retrieves(const kvr_workload *w, int h, int n, const float *o, int needle, kvr_elem elem);
 
 #endif

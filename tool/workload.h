@@ -1,4 +1,4 @@
-/* workload.h: attention workloads for eval and demo (doc/eval.md). */
+/* workload.h: attention workloads for eval and demo (doc/eval.md §2). */
 #ifndef KVR_WORKLOAD_H
 #define KVR_WORKLOAD_H
 
@@ -24,13 +24,46 @@ typedef struct {
     int decode_steps;
 } kvr_workload_shape;
 
-/* Synthetic heads (doc/eval.md): keys with per-channel offsets and a slowly
- * drifting low-rank part, a few heavy hitters, queries that favour them and
- * the recent window. */
-int kvr_workload_synthetic(kvr_workload *w, const kvr_workload_shape *shape, int context, uint64_t seed);
-/* Needles: positions that get little attention while the context is read,
- * then late queries that look for exactly them. */
-int kvr_workload_needle(kvr_workload *w, const kvr_workload_shape *shape, int context, uint64_t seed);
+/* Parameters of the synthetic heads (doc/eval.md §2.1).  Logit strengths are
+ * in units of the attention logit (q.k)/sqrt(D), so they mean the same at
+ * every head_dim. */
+typedef struct {
+    double offset_sd;   /* per-channel key offset o ~ N(0, offset_sd^2) */
+    int rank;           /* rank r of the drifting content part U z_t */
+    double rho;         /* AR(1) coefficient of the latent z_t */
+    double content;     /* logit scale of the content match: beta * z_q . z_t */
+    double key_noise;   /* key noise per channel, N(0, key_noise^2) */
+    double query_noise; /* query noise per channel */
+    double heavy_share; /* share of positions that are heavy hitters */
+    double heavy_logit; /* logit bonus of a heavy hitter for every query */
+    double sink_logit;  /* logit bonus of position 0 (the attention sink) */
+    double needle_extra;/* needle logit = ln(n) + needle_extra for its query */
+} kvr_synth_params;
+
+void kvr_synth_default(kvr_synth_params *p);
+
+/* Synthetic heads (doc/eval.md §2.1): keys with per-channel offsets and a
+ * slowly drifting low-rank part, a sink, a few heavy hitters, queries that
+ * favour them and the recent window.  p NULL: the defaults.  On failure
+ * (KVR_EINVAL for a bad shape, KVR_ENOMEM) *w is zeroed. */
+int kvr_workload_synthetic(kvr_workload *w, const kvr_workload_shape *shape, int context,
+                           uint64_t seed, const kvr_synth_params *p);
+/* Needles (doc/eval.md §2.2): the synthetic context, plus one needle per
+ * decode step: a position that gets little attention while the context is
+ * read, and a decode query that looks for exactly it. */
+int kvr_workload_needle(kvr_workload *w, const kvr_workload_shape *shape, int context,
+                        uint64_t seed, const kvr_synth_params *p);
+/* A recorded trace (doc/eval.md §2.3): layer `layer` of DIR, files
+ * DIR/layer<L>/{q,k,v}.npy.  context <= 0 takes every position of the
+ * trace; decode_steps as in shape (shape's head counts are ignored: the
+ * files give them).  KVR_EIO/KVR_EFORMAT with kvr_last_error() naming the
+ * file; *w is zeroed on failure. */
+int kvr_workload_trace(kvr_workload *w, const char *dir, int layer, int context, int decode_steps);
+/* Number of layers of a trace: layer0, layer1, ... while DIR/layer<L>/q.npy
+ * exists.  0 when there is none. */
+int kvr_trace_layers(const char *dir);
+/* The message of the last failed kvr_workload_trace() (names the file). */
+const char *kvr_trace_error(void);
 void kvr_workload_free(kvr_workload *w);
 
 #endif
