@@ -287,3 +287,98 @@ int tu_run(Suite *s)
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* ---- attention in float64 ------------------------------------------------------
+ *
+ * Tolerance of the float32 evaluation (ref/attend.c), with u = 2^-24 and
+ * A_t = sum_i |q_i k_ti|:
+ *  1. logit: the dot product (D-1 additions, D products) is within
+ *     gamma_D A_t of the exact one; scale = 1/sqrtf(D) is within gamma_2 of
+ *     1/sqrt(D); one more rounding for the product: |l^_t - l_t| <=
+ *     gamma_{D+3} A_t / sqrt(D) =: lambda_t.
+ *  2. exponent: fl(l^_t - max) adds u |l^_t - max|; the max itself is
+ *     shifted, but a shift common to every t cancels in the normalisation.
+ *     So each p_t is exp(l_t - m + theta_t) * c * (1 + eta_t) with a common c,
+ *     |theta_t| <= eps_t = lambda_t + u (|l_t - m| + 2 max lambda), and
+ *     |eta_t| <= 2u (expf is within 1 ulp, we allow 2u).
+ *     With rho = exp(max eps)(1 + 2u) - 1, every computed weight is within
+ *     the factor [(1-rho)/(1+rho), (1+rho)/(1-rho)] of the exact weight w_t,
+ *     so the weighted values move by at most 2rho/(1-rho) sum_t w_t |v_ti|.
+ *  3. sums: sum p_t (positive terms) and sum p_t v_ti (one product and one
+ *     addition per term) are within gamma_{n+1} of exact relative to
+ *     sum p_t |v_ti|, and the division adds u: gamma_{2n+4} covers them.
+ *  4. the float64 reference itself: its relative error is below
+ *     (2n + D + 10) 2^-53, negligible but added.
+ * tol_i = (2rho/(1-rho) + gamma_{2n+4} (1 + 2rho/(1-rho)) + 1e-12) sum_t w_t |v_ti|. */
+void tu_attention64(long n, int D, const float *q, const float *k, const float *v,
+                    const unsigned char *held, double *out, double *tol)
+{
+    double *l = malloc((size_t)n * sizeof *l), *a = malloc((size_t)n * sizeof *a);
+    ck_assert(l && a);
+    double m = -INFINITY, max_lambda = 0.0, scale = 1.0 / sqrt((double)D);
+    for (long t = 0; t < n; t++) {
+        if (held && !held[t]) continue;
+        double dot = 0.0, abs = 0.0;
+        for (int i = 0; i < D; i++) {
+            dot += (double)q[i] * (double)k[(size_t)t * D + i];
+            abs += fabs((double)q[i] * (double)k[(size_t)t * D + i]);
+        }
+        l[t] = dot * scale;
+        a[t] = tu_gamma(D + 3) * abs * scale;        /* lambda_t */
+        if (l[t] > m) m = l[t];
+        if (a[t] > max_lambda) max_lambda = a[t];
+    }
+    double sum = 0.0, max_eps = 0.0;
+    for (long t = 0; t < n; t++) {
+        if (held && !held[t]) continue;
+        double eps = a[t] + TU_U * (fabs(l[t] - m) + 2.0 * max_lambda);
+        if (eps > max_eps) max_eps = eps;
+        l[t] = exp(l[t] - m);
+        sum += l[t];
+    }
+    double rho = exp(max_eps) * (1.0 + 2.0 * TU_U) - 1.0;
+    double move = 2.0 * rho / (1.0 - rho);
+    double rel = move + tu_gamma(2 * n + 4) * (1.0 + move) + 1e-12;
+    for (int i = 0; i < D; i++) {
+        double acc = 0.0, mag = 0.0;
+        for (long t = 0; t < n; t++) {
+            if (held && !held[t]) continue;
+            acc += l[t] / sum * (double)v[(size_t)t * D + i];
+            mag += l[t] / sum * fabs((double)v[(size_t)t * D + i]);
+        }
+        out[i] = acc;
+        tol[i] = rel * mag;
+    }
+    free(l);
+    free(a);
+}
+
+long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const float *out)
+{
+    int H, Q, D;
+    ck_assert_int_eq(kvr_cache_dims(c, NULL, &H, &Q, &D), KVR_OK);
+    long n = kvr_length(c, layer), held0 = 0;
+    int G = Q / H;
+    float *k = malloc((size_t)(n + 1) * D * sizeof *k), *v = malloc((size_t)(n + 1) * D * sizeof *v);
+    unsigned char *held = malloc((size_t)n + 1);
+    double *o = malloc((size_t)D * sizeof *o), *tol = malloc((size_t)D * sizeof *tol);
+    ck_assert(k && v && held && o && tol);
+    for (int h = 0; h < H; h++) {
+        for (long t = 0; t < n; t++) {
+            int status = kvr_reconstruct(c, layer, h, t, k + (size_t)t * D, v + (size_t)t * D);
+            ck_assert(status == KVR_OK || status == KVR_EDROPPED);
+            held[t] = status == KVR_OK;
+            if (h == 0) held0 += held[t];
+        }
+        for (int g = 0; g < G; g++) {
+            size_t at = ((size_t)h * G + g) * D;
+            tu_attention64(n, D, q + at, k, v, held, o, tol);
+            for (int i = 0; i < D; i++)
+                ck_assert_msg(fabs((double)out[at + i] - o[i]) <= tol[i],
+                              "head %d query %d coordinate %d: %.9g, float64 %.9g, tolerance %.3g",
+                              h, g, i, (double)out[at + i], o[i], tol[i]);
+        }
+    }
+    free(k); free(v); free(held); free(o); free(tol);
+    return held0;
+}

@@ -69,4 +69,19 @@ TCase *tu_tcase(Suite *s, const char *name);
 /* Run the suite (CK_NORMAL), print Check's summary, return the exit status. */
 int tu_run(Suite *s);
 
+
+
+/* ---- attention in float64 ------------------------------------------------- */
+/* Softmax attention of one query q ([D]) over the n positions with held[t]
+ * (all when held is NULL) of keys k and values v ([n][D]), in float64: out
+ * ([D]).  tol ([D]) bounds |float32 result - out| for the float32 evaluation
+ * order of ref/attend.c (spec §11.2); the derivation is in testutil.c. */
+void tu_attention64(long n, int D, const float *q, const float *k, const float *v,
+                    const unsigned char *held, double *out, double *tol);
+
+/* out ([n_q_heads][D]), the result of kvr_attend(c, layer, q, ...), is
+ * within tu_attention64's tolerance of float64 attention over the keys and
+ * values kvr_reconstruct gives (dropped positions absent).  Returns the
+ * number of held positions of head 0. */
+long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const float *out);
 #endif
