@@ -49,7 +49,7 @@ static void quiet_begin(void)
     ck_assert_ptr_nonnull(sink);
     saved_out = dup(1);
     saved_err = dup(2);
-    ck_assert(dup2(fileno(sink), 1) >= 0 && dup2(fileno(sink), 2) >= 0);
+    TU_OK(dup2(fileno(sink), 1) >= 0 && dup2(fileno(sink), 2) >= 0);
     kvr_set_error_handler(handler);
 }
 
@@ -63,7 +63,7 @@ static void quiet_end(void)
     close(saved_err);
     long size = ftell(sink) >= 0 ? (fseek(sink, 0, SEEK_END), ftell(sink)) : -1;
     fclose(sink);
-    ck_assert_msg(size == 0, "the library wrote %ld bytes to stdout/stderr", size);
+    TU_CHECK(size == 0, "the library wrote %ld bytes to stdout/stderr", size);
     ck_assert_ptr_eq(kvr_set_error_handler(NULL), handler);
 }
 
@@ -72,11 +72,11 @@ static void quiet_end(void)
 #define EXPECT_FAIL(snap, cache, call, code, needle) do { \
         int calls_ = handler_calls; \
         int st_ = (call); \
-        ck_assert_msg(st_ == (code), "%s returned %d (%s), expected %d", #call, st_, kvr_last_error(), (code)); \
-        ck_assert_msg(strstr(kvr_last_error(), (needle)) != NULL, "%s: message '%s' does not name '%s'", \
+        TU_CHECK(st_ == (code), "%s returned %d (%s), expected %d", #call, st_, kvr_last_error(), (code)); \
+        TU_CHECK(strstr(kvr_last_error(), (needle)) != NULL, "%s: message '%s' does not name '%s'", \
                       #call, kvr_last_error(), (needle)); \
-        ck_assert_int_eq(handler_calls, calls_ + 1); \
-        ck_assert_int_eq(handler_status, (code)); \
+        TU_EQ(handler_calls, calls_ + 1); \
+        TU_EQ(handler_status, (code)); \
         ck_assert_str_eq(handler_msg, kvr_last_error()); \
         if (snap) TU_ASSERT_UNCHANGED((snap), (cache)); \
     } while (0)
@@ -94,18 +94,18 @@ static kvr_cache *make_cache(void)
 {
     kvr_config cfg = base_config();
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, L, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, L, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[N0 * H * D], v[N0 * H * D], q[H * G * D], out[H * G * D];
     tu_rng r;
     tu_seed(&r, 1);
     tu_fill(&r, k, sizeof k / sizeof(float), 0, 1);
     tu_fill(&r, v, sizeof v / sizeof(float), 0, 1);
     for (int t = 0; t < N0; t += 4) {
-        ck_assert_int_eq(kvr_append(c, 0, 4, k + t * H * D, v + t * H * D), KVR_OK);
+        TU_EQ(kvr_append(c, 0, 4, k + t * H * D, v + t * H * D), KVR_OK);
         tu_fill(&r, q, sizeof q / sizeof(float), 0, 1);
-        ck_assert_int_eq(kvr_attend(c, 0, q, out, 0), KVR_OK);
+        TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
     }
-    ck_assert(kvr_cache_head(c, 0, 0)->n_vague > 0 && kvr_cache_head(c, 0, 0)->n_cand > 0);
+    TU_OK(kvr_cache_head(c, 0, 0)->n_vague > 0 && kvr_cache_head(c, 0, 0)->n_cand > 0);
     return c;
 }
 
@@ -136,8 +136,8 @@ START_TEST(test_append_errors)
     k[H * D] = 0.5f;
     quiet_end();
     /* still usable */
-    ck_assert_int_eq(kvr_append(c, 0, 3, k, v), KVR_OK);
-    ck_assert_int_eq(kvr_length(c, 0), N0 + 3);
+    TU_EQ(kvr_append(c, 0, 3, k, v), KVR_OK);
+    TU_EQ(kvr_length(c, 0), N0 + 3);
     tu_assert_heads_ok(c);
     tu_snap_free(s);
     kvr_cache_free(c);
@@ -173,8 +173,8 @@ START_TEST(test_prefill_errors)
     EXPECT_FAIL(s, c, kvr_prefill(c, 1, P, k, v, 2, q), KVR_ERANGE, "v[78]");
     v[P * H * D - 2] = 0.25f;
     quiet_end();
-    ck_assert_int_eq(kvr_prefill(c, 1, P, k, v, 2, q), KVR_OK);
-    ck_assert_int_eq(kvr_length(c, 1), P);
+    TU_EQ(kvr_prefill(c, 1, P, k, v, 2, q), KVR_OK);
+    TU_EQ(kvr_length(c, 1), P);
     tu_assert_heads_ok(c);
     tu_snap_free(s);
     kvr_cache_free(c);
@@ -199,8 +199,8 @@ START_TEST(test_attend_errors)
     EXPECT_FAIL(s, c, kvr_attend(c, 0, q, out, 0), KVR_ENONFINITE, "q[15]");
     q[H * G * D - 1] = 0.3f;
     quiet_end();
-    ck_assert(memcmp(out, sentinel, sizeof out) == 0);   /* out untouched on failure */
-    ck_assert_int_eq(kvr_attend(c, 0, q, out, 0), KVR_OK);
+    TU_OK(memcmp(out, sentinel, sizeof out) == 0);   /* out untouched on failure */
+    TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
     tu_snap_free(s);
     kvr_cache_free(c);
 }
@@ -230,8 +230,8 @@ START_TEST(test_query_errors)
     EXPECT_FAIL(s, c, kvr_bytes(NULL, &held, NULL), KVR_EINVAL, "cache is NULL");
     EXPECT_FAIL(s, c, kvr_cache_dims(NULL, NULL, NULL, NULL, NULL), KVR_EINVAL, "cache is NULL");
     quiet_end();
-    ck_assert_int_eq(kvr_length(c, 7), -1);
-    ck_assert_int_eq(kvr_length(NULL, 0), -1);
+    TU_EQ(kvr_length(c, 7), -1);
+    TU_EQ(kvr_length(NULL, 0), -1);
     ck_assert_ptr_null(kvr_cache_config(NULL));
     ck_assert_ptr_nonnull(kvr_cache_config(c));
     TU_ASSERT_UNCHANGED(s, c);
@@ -293,7 +293,7 @@ START_TEST(test_create_errors)
     kvr_config planned = good;
     EXPECT_FAIL((tu_snap *)NULL, c, kvr_method_config("kvreviver", 0.01, 100, D, KVR_F32, &planned),
                 KVR_EBUDGET, "sinks");
-    ck_assert(memcmp(&planned, &good, sizeof good) == 0);
+    TU_OK(memcmp(&planned, &good, sizeof good) == 0);
     quiet_end();
 }
 END_TEST
@@ -309,8 +309,8 @@ START_TEST(test_freed_cache)
     float x[H * D] = {0};
     quiet_begin();
     int calls = handler_calls;
-    ck_assert_int_eq(kvr_append(c, 0, 1, x, x), KVR_EINVAL);
-    ck_assert_int_eq(handler_calls, calls + 1);
+    TU_EQ(kvr_append(c, 0, 1, x, x), KVR_EINVAL);
+    TU_EQ(handler_calls, calls + 1);
     quiet_end();
 }
 END_TEST
@@ -323,8 +323,8 @@ START_TEST(test_strerror)
             ck_assert_str_ne(kvr_strerror(code), kvr_strerror(other));
     }
     ck_assert_str_eq(kvr_strerror(-99), "unknown status");
-    ck_assert_int_eq(kvr_append(NULL, 0, 1, NULL, NULL), KVR_EINVAL);
-    ck_assert(strncmp(kvr_last_error(), kvr_strerror(KVR_EINVAL), strlen(kvr_strerror(KVR_EINVAL))) == 0);
+    TU_EQ(kvr_append(NULL, 0, 1, NULL, NULL), KVR_EINVAL);
+    TU_OK(strncmp(kvr_last_error(), kvr_strerror(KVR_EINVAL), strlen(kvr_strerror(KVR_EINVAL))) == 0);
 }
 END_TEST
 
@@ -343,11 +343,11 @@ START_TEST(test_enomem_create)
             kvr_cache_free(c);
             break;
         }
-        ck_assert_int_eq(status, KVR_ENOMEM);
+        TU_EQ(status, KVR_ENOMEM);
         ck_assert_ptr_null(c);
     }
     /* 2 (cache, head table) + 4 heads x 12 arrays (+ the head struct) */
-    ck_assert_msg(k > 2 + L * H, "kvr_cache_create succeeded after only %d allocations", k - 1);
+    TU_CHECK(k > 2 + L * H, "kvr_cache_create succeeded after only %d allocations", k - 1);
 }
 END_TEST
 
@@ -371,7 +371,7 @@ static void enomem_loop(call_fn call, int min_allocs)
     tu_fill(&r, blk_q, sizeof blk_q / sizeof(float), 0, 1);
     kvr_cache *twin = make_cache(), *c = make_cache();
     float want[H * G * D], got[H * G * D];
-    ck_assert_int_eq(call(twin, want), KVR_OK);
+    TU_EQ(call(twin, want), KVR_OK);
     tu_snap *s = tu_snap_take(c);
     int k;
     for (k = 1; k < 1000; k++) {
@@ -381,17 +381,17 @@ static void enomem_loop(call_fn call, int min_allocs)
         kvr_alloc_fail_at(0);
         if (status == KVR_OK)
             break;
-        ck_assert_int_eq(status, KVR_ENOMEM);
+        TU_EQ(status, KVR_ENOMEM);
         TU_ASSERT_UNCHANGED(s, c);
     }
-    ck_assert_msg(k > min_allocs, "succeeded after %d allocations, expected at least %d", k - 1, min_allocs);
+    TU_CHECK(k > min_allocs, "succeeded after %d allocations, expected at least %d", k - 1, min_allocs);
     char why[256] = "";
-    ck_assert_msg(tu_cache_same(twin, c, why, sizeof why), "after the failures: %s", why);
+    TU_CHECK(tu_cache_same(twin, c, why, sizeof why), "after the failures: %s", why);
     if (call == do_attend)
-        ck_assert(memcmp(want, got, sizeof got) == 0);
+        TU_OK(memcmp(want, got, sizeof got) == 0);
     /* usable afterwards */
-    ck_assert_int_eq(do_attend(c, got), KVR_OK);
-    ck_assert_int_eq(kvr_append(c, 0, 5, blk_k, blk_v), KVR_OK);
+    TU_EQ(do_attend(c, got), KVR_OK);
+    TU_EQ(kvr_append(c, 0, 5, blk_k, blk_v), KVR_OK);
     tu_assert_heads_ok(c);
     tu_snap_free(s);
     kvr_cache_free(c);
@@ -419,10 +419,10 @@ START_TEST(test_enomem_attend)
     tu_fill(&r, blk_q, sizeof blk_q / sizeof(float), 0, 1);
     tu_fill(&r, blk_k, sizeof blk_k / sizeof(float), 0, 1);
     kvr_cache *twin = make_cache(), *c = make_cache();
-    ck_assert_int_eq(kvr_append(twin, 0, 5, blk_k, blk_k), KVR_OK);   /* 25 > N0 positions */
-    ck_assert_int_eq(kvr_append(c, 0, 5, blk_k, blk_k), KVR_OK);
+    TU_EQ(kvr_append(twin, 0, 5, blk_k, blk_k), KVR_OK);   /* 25 > N0 positions */
+    TU_EQ(kvr_append(c, 0, 5, blk_k, blk_k), KVR_OK);
     float want[H * G * D], got[H * G * D];
-    ck_assert_int_eq(do_attend_grow(twin, want), KVR_OK);
+    TU_EQ(do_attend_grow(twin, want), KVR_OK);
     tu_snap *s = tu_snap_take(c);
     int k;
     for (k = 1; k < 100; k++) {
@@ -432,14 +432,14 @@ START_TEST(test_enomem_attend)
         kvr_alloc_fail_at(0);
         if (status == KVR_OK)
             break;
-        ck_assert_int_eq(status, KVR_ENOMEM);
+        TU_EQ(status, KVR_ENOMEM);
         TU_ASSERT_UNCHANGED(s, c);
-        for (int i = 0; i < H * G * D; i++) ck_assert(got[i] == -7.0f);
+        for (int i = 0; i < H * G * D; i++) TU_OK(got[i] == -7.0f);
     }
     ck_assert_int_gt(k, 5);
-    ck_assert(memcmp(want, got, sizeof got) == 0);
+    TU_OK(memcmp(want, got, sizeof got) == 0);
     char why[256] = "";
-    ck_assert_msg(tu_cache_same(twin, c, why, sizeof why), "%s", why);
+    TU_CHECK(tu_cache_same(twin, c, why, sizeof why), "%s", why);
     tu_snap_free(s);
     kvr_cache_free(c);
     kvr_cache_free(twin);

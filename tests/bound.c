@@ -43,10 +43,10 @@ static ref_head *build(int d, kvr_rows rows, uint64_t seed)
     cfg.centre = 1;
     cfg.seed = seed;
     ref_head *h;
-    ck_assert_int_eq(ref_head_alloc(&h, &cfg, D, 0, 0), KVR_OK);
+    TU_EQ(ref_head_alloc(&h, &cfg, D, 0, 0), KVR_OK);
     for (int t = 0; t <= N; t++)
         ref_append(h, data[t], data[t]);
-    ck_assert_int_eq(h->n_vague, N);
+    TU_EQ(h->n_vague, N);
     return h;
 }
 
@@ -64,7 +64,7 @@ static double median_bound(int d, double p)
 static double median_p(int d)
 {
     double lo = 0.0, hi = 0.5;
-    ck_assert(median_bound(d, hi) > B);
+    TU_OK(median_bound(d, hi) > B);
     for (int it = 0; it < 100; it++) {
         double mid = 0.5 * (lo + hi);
         if (median_bound(d, mid) > B) hi = mid; else lo = mid;
@@ -92,7 +92,7 @@ static double tail_energy(int t, int i, const double *q)
 static void assert_not_above(unsigned fails, const char *what, int d)
 {
     double pv = fails == 0 ? 1.0 : gsl_cdf_binomial_Q(fails - 1, B, TRIALS);  /* P(X >= fails) */
-    ck_assert_msg(pv >= ALPHA, "%s d = %d: %u of %d trials exceed eps, bound %.2f (p-value %g)",
+    TU_CHECK(pv >= ALPHA, "%s d = %d: %u of %d trials exceed eps, bound %.2f (p-value %g)",
                   what, d, fails, TRIALS, B, pv);
 }
 
@@ -162,7 +162,7 @@ START_TEST(test_not_vacuous)
             fails += fabs((double)k[i] - data[t][i]) > eps;
             ref_head_free(h);
         }
-        ck_assert_msg(fails > 0, "rows %d: no error above 0.3 sqrt(T/(dw)) in %d trials", rows, TRIALS);
+        TU_CHECK(fails > 0, "rows %d: no error above 0.3 sqrt(T/(dw)) in %d trials", rows, TRIALS);
     }
 }
 END_TEST

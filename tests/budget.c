@@ -30,9 +30,9 @@ START_TEST(test_plan_grid)
                         before = cfg;
                         int status = kvr_method_config(name, ratios[ri], n, D, (kvr_elem)e, &cfg);
                         if (status != KVR_OK) {
-                            ck_assert_msg(status == KVR_EBUDGET, "%s %g %ld %d: %s", name, ratio, n, D,
+                            TU_CHECK(status == KVR_EBUDGET, "%s %g %ld %d: %s", name, ratio, n, D,
                                           kvr_strerror(status));
-                            ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
+                            TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
                             refused++;
                             continue;
                         }
@@ -40,21 +40,21 @@ START_TEST(test_plan_grid)
                         size_t full = kvr_full_bytes(n, D, (kvr_elem)e);
                         size_t budget = (size_t)floor(ratio * (double)full);
                         size_t bytes = kvr_head_bytes(&cfg, D);
-                        ck_assert_msg(bytes <= budget, "%s ratio %g context %ld D %d %s: %zu bytes > %zu",
+                        TU_CHECK(bytes <= budget, "%s ratio %g context %ld D %d %s: %zu bytes > %zu",
                                       name, ratio, n, D, kvr_elem_name((kvr_elem)e), bytes, budget);
-                        ck_assert_int_eq(kvr_config_check(&cfg, D), KVR_OK);
-                        ck_assert_int_eq(cfg.elem, e);
-                        ck_assert((long)cfg.sinks + cfg.window + cfg.candidates <= n);
-                        ck_assert(cfg.window >= 1 && cfg.candidates >= 0 && cfg.width >= 0 && cfg.depth >= 0);
-                        ck_assert((cfg.depth == 0) == (cfg.width == 0));
-                        if (cfg.importance == KVR_IMP_NONE) ck_assert_int_eq(cfg.candidates, 0);
+                        TU_EQ(kvr_config_check(&cfg, D), KVR_OK);
+                        TU_EQ(cfg.elem, e);
+                        TU_OK((long)cfg.sinks + cfg.window + cfg.candidates <= n);
+                        TU_OK(cfg.window >= 1 && cfg.candidates >= 0 && cfg.width >= 0 && cfg.depth >= 0);
+                        TU_OK((cfg.depth == 0) == (cfg.width == 0));
+                        if (cfg.importance == KVR_IMP_NONE) TU_EQ(cfg.candidates, 0);
                         if (ratio >= 1.0) {      /* everything exact, nothing else */
-                            ck_assert_int_eq((long)cfg.sinks + cfg.window, n);
-                            ck_assert_int_eq(cfg.depth * cfg.width + cfg.candidates, 0);
+                            TU_EQ((long)cfg.sinks + cfg.window, n);
+                            TU_EQ(cfg.depth * cfg.width + cfg.candidates, 0);
                         }
                     }
     /* the grid exercises both outcomes */
-    ck_assert(ok > 1000 && refused > 10);
+    TU_OK(ok > 1000 && refused > 10);
 }
 END_TEST
 
@@ -72,22 +72,22 @@ START_TEST(test_bytes_counted)
     cfg.elem = (kvr_elem)tu_int(&r, 0, 2);
     int L = tu_int(&r, 1, 3), H = tu_int(&r, 1, 3), D = 4 * tu_int(&r, 1, 4);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, L, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, L, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     size_t per_head = kvr_head_bytes(&cfg, D);
-    ck_assert_uint_eq(tu_head_state_bytes(kvr_cache_head(c, 0, 0)), per_head);
-    ck_assert_uint_eq(ref_head_bytes(kvr_cache_head(c, L - 1, H - 1)), per_head);
+    TU_EQ(tu_head_state_bytes(kvr_cache_head(c, 0, 0)), per_head);
+    TU_EQ(ref_head_bytes(kvr_cache_head(c, L - 1, H - 1)), per_head);
     long len[3] = {0, 0, 0};
     float *x = calloc((size_t)50 * H * D, sizeof *x);
     for (int l = 0; l < L; l++) {
         len[l] = tu_int(&r, 0, 50);
-        if (len[l]) ck_assert_int_eq(kvr_append(c, l, (int)len[l], x, x), KVR_OK);
+        if (len[l]) TU_EQ(kvr_append(c, l, (int)len[l], x, x), KVR_OK);
     }
     size_t held, full, want_full = 0;
-    ck_assert_int_eq(kvr_bytes(c, &held, &full), KVR_OK);
+    TU_EQ(kvr_bytes(c, &held, &full), KVR_OK);
     for (int l = 0; l < L; l++) want_full += (size_t)H * kvr_full_bytes(len[l], D, cfg.elem);
-    ck_assert_uint_eq(held, (size_t)L * H * per_head);
-    ck_assert_uint_eq(full, want_full);
-    ck_assert_uint_eq(kvr_full_bytes(10, D, cfg.elem), 10 * 2 * (size_t)D * kvr_elem_size(cfg.elem));
+    TU_EQ(held, (size_t)L * H * per_head);
+    TU_EQ(full, want_full);
+    TU_EQ(kvr_full_bytes(10, D, cfg.elem), 10 * 2 * (size_t)D * kvr_elem_size(cfg.elem));
     free(x);
     kvr_cache_free(c);
 }
@@ -104,27 +104,27 @@ START_TEST(test_cache_within_budget)
     if (!name) return;
     kvr_elem elem = (kvr_elem)(_i % 3);
     kvr_config cfg;
-    ck_assert_int_eq(kvr_method_config(name, ratio, N, D, elem, &cfg), KVR_OK);
+    TU_EQ(kvr_method_config(name, ratio, N, D, elem, &cfg), KVR_OK);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[N * H * D], v[N * H * D];
     tu_rng r;
     tu_seed(&r, (uint64_t)_i);
     tu_fill(&r, k, sizeof k / sizeof(float), 0, 1);
     tu_fill(&r, v, sizeof v / sizeof(float), 0, 1);
-    ck_assert_int_eq(kvr_append(c, 0, N, k, v), KVR_OK);
+    TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
     size_t held, full;
-    ck_assert_int_eq(kvr_bytes(c, &held, &full), KVR_OK);
+    TU_EQ(kvr_bytes(c, &held, &full), KVR_OK);
     double eff = strcmp(name, "full") ? (ratio < 1.0 ? ratio : 1.0) : 1.0;
-    ck_assert_msg(held <= (size_t)H * (size_t)floor(eff * (double)(full / H)), "%s %g: %zu > budget of %zu",
+    TU_CHECK(held <= (size_t)H * (size_t)floor(eff * (double)(full / H)), "%s %g: %zu > budget of %zu",
                   name, ratio, held, full);
     if (ratio >= 1.0 || !strcmp(name, "full"))
         for (long p = 0; p < N; p++) {
             float rk[D], rv[D];
-            ck_assert_int_eq(kvr_reconstruct(c, 0, 1, p, rk, rv), KVR_OK);
+            TU_EQ(kvr_reconstruct(c, 0, 1, p, rk, rv), KVR_OK);
             for (int i = 0; i < D; i++) {
-                ck_assert(rk[i] == kvr_elem_round(elem, k[((size_t)p * H + 1) * D + i]));
-                ck_assert(rv[i] == kvr_elem_round(elem, v[((size_t)p * H + 1) * D + i]));
+                TU_OK(rk[i] == kvr_elem_round(elem, k[((size_t)p * H + 1) * D + i]));
+                TU_OK(rv[i] == kvr_elem_round(elem, v[((size_t)p * H + 1) * D + i]));
             }
         }
     kvr_cache_free(c);
@@ -139,28 +139,28 @@ START_TEST(test_plan_refuses)
     kvr_config_default(&cfg);
     before = cfg;
     /* 4 sinks + 1 window token = 5 tokens; 1% of 100 tokens is 1 token */
-    ck_assert_int_eq(kvr_plan(0.01, 100, 64, &cfg), KVR_EBUDGET);
-    ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_plan(0.01, 100, 64, &cfg), KVR_EBUDGET);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), "sinks"));
-    ck_assert_int_eq(kvr_plan(0.049, 100, 64, &cfg), KVR_EBUDGET);
-    ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_plan(0.049, 100, 64, &cfg), KVR_EBUDGET);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
     /* the sketch share cannot hold one bucket per row */
     cfg.sketch_share = 1e-9;
     before = cfg;
-    ck_assert_int_eq(kvr_plan(0.5, 1000, 64, &cfg), KVR_EBUDGET);
-    ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_plan(0.5, 1000, 64, &cfg), KVR_EBUDGET);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
     kvr_config_default(&cfg);
     before = cfg;
-    ck_assert_int_eq(kvr_plan(0.0, 100, 64, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_plan(NAN, 100, 64, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_plan(INFINITY, 100, 64, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_plan(0.5, 0, 64, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_plan(0.5, 100, 0, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_plan(0.5, 100, 64, NULL), KVR_EINVAL);
-    ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
-    ck_assert_int_eq(kvr_method_config("no-such-method", 0.5, 100, 64, KVR_F32, &cfg), KVR_EINVAL);
-    ck_assert_int_eq(kvr_method_config("kvreviver", 0.001, 100, 64, KVR_F32, &cfg), KVR_EBUDGET);
-    ck_assert(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_plan(0.0, 100, 64, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_plan(NAN, 100, 64, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_plan(INFINITY, 100, 64, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_plan(0.5, 0, 64, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_plan(0.5, 100, 0, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_plan(0.5, 100, 64, NULL), KVR_EINVAL);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_method_config("no-such-method", 0.5, 100, 64, KVR_F32, &cfg), KVR_EINVAL);
+    TU_EQ(kvr_method_config("kvreviver", 0.001, 100, 64, KVR_F32, &cfg), KVR_EBUDGET);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
 }
 END_TEST
 
@@ -172,30 +172,30 @@ START_TEST(test_plan_fields)
 {
     enum { N = 10000, D = 64 };
     kvr_config cfg;
-    ck_assert_int_eq(kvr_method_config("kvreviver", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.sinks, 4);
-    ck_assert_int_eq(cfg.depth, 3);
+    TU_EQ(kvr_method_config("kvreviver", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.sinks, 4);
+    TU_EQ(cfg.depth, 3);
     size_t budget = (size_t)floor(0.2 * (double)kvr_full_bytes(N, D, KVR_F32));
     size_t bucket = 3 * (2 * D * 4 + 8), sketch = (size_t)cfg.width * bucket + 2 * D * 8;
-    ck_assert(sketch <= budget / 2 && sketch + bucket > budget / 2);
-    ck_assert(cfg.window > 0 && cfg.candidates > 0);
-    ck_assert_int_eq(kvr_method_config("snapkv", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.window, cfg.obs_window);
-    ck_assert_int_eq(cfg.depth + cfg.width, 0);
-    ck_assert_int_eq(kvr_method_config("streaming", 0.2, N, D, KVR_F16, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.candidates, 0);
+    TU_OK(sketch <= budget / 2 && sketch + bucket > budget / 2);
+    TU_OK(cfg.window > 0 && cfg.candidates > 0);
+    TU_EQ(kvr_method_config("snapkv", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.window, cfg.obs_window);
+    TU_EQ(cfg.depth + cfg.width, 0);
+    TU_EQ(kvr_method_config("streaming", 0.2, N, D, KVR_F16, &cfg), KVR_OK);
+    TU_EQ(cfg.candidates, 0);
     /* streaming spends the whole budget on exact tokens: one more would not fit */
     size_t kv = 2 * D * 2;
     size_t b16 = (size_t)floor(0.2 * (double)kvr_full_bytes(N, D, KVR_F16));
-    ck_assert(kvr_head_bytes(&cfg, D) + kv > b16);
-    ck_assert_int_eq(kvr_method_config("tova", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.window, 1);
-    ck_assert_int_eq(kvr_method_config("kvreviver-nocentre", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.centre, 0);
-    ck_assert_int_eq(kvr_method_config("kvreviver-mean", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.rows, KVR_ROWS_MEAN);
-    ck_assert_int_eq(kvr_method_config("kvreviver-shrink", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
-    ck_assert_int_eq(cfg.shrink, 1);
+    TU_OK(kvr_head_bytes(&cfg, D) + kv > b16);
+    TU_EQ(kvr_method_config("tova", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.window, 1);
+    TU_EQ(kvr_method_config("kvreviver-nocentre", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.centre, 0);
+    TU_EQ(kvr_method_config("kvreviver-mean", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.rows, KVR_ROWS_MEAN);
+    TU_EQ(kvr_method_config("kvreviver-shrink", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.shrink, 1);
 }
 END_TEST
 

@@ -56,18 +56,18 @@ START_TEST(test_known_answers)
     for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++) {
         const known *a = &answers[i];
         uint64_t h = kvr_hash(a->seed, a->layer, a->kv_head, a->row, a->pos);
-        ck_assert_msg(h == a->h, "answer %zu: hash %016llx, expected %016llx", i,
+        TU_CHECK(h == a->h, "answer %zu: hash %016llx, expected %016llx", i,
                       (unsigned long long)h, (unsigned long long)a->h);
-        ck_assert_uint_eq(kvr_hash_bucket(h, 1000), a->bucket1000);
-        ck_assert_uint_eq(kvr_hash_bucket(h, 7), a->bucket7);
-        ck_assert_int_eq(kvr_hash_sign(h), a->sign);
+        TU_EQ(kvr_hash_bucket(h, 1000), a->bucket1000);
+        TU_EQ(kvr_hash_bucket(h, 7), a->bucket7);
+        TU_EQ(kvr_hash_sign(h), a->sign);
     }
     /* bucket and sign on hand-made values: hi32 = 2^32-1 gives the last bucket */
-    ck_assert_uint_eq(kvr_hash_bucket(UINT64_C(0xFFFFFFFF00000000), 10), 9);
-    ck_assert_uint_eq(kvr_hash_bucket(UINT64_C(0x00000000FFFFFFFF), 10), 0);
-    ck_assert_uint_eq(kvr_hash_bucket(UINT64_C(0x8000000000000000), 10), 5);
-    ck_assert_int_eq(kvr_hash_sign(UINT64_C(2)), 1);
-    ck_assert_int_eq(kvr_hash_sign(UINT64_C(3)), -1);
+    TU_EQ(kvr_hash_bucket(UINT64_C(0xFFFFFFFF00000000), 10), 9);
+    TU_EQ(kvr_hash_bucket(UINT64_C(0x00000000FFFFFFFF), 10), 0);
+    TU_EQ(kvr_hash_bucket(UINT64_C(0x8000000000000000), 10), 5);
+    TU_EQ(kvr_hash_sign(UINT64_C(2)), 1);
+    TU_EQ(kvr_hash_sign(UINT64_C(3)), -1);
 }
 END_TEST
 
@@ -78,15 +78,15 @@ START_TEST(test_bucket_in_range)
     tu_seed(&r, 1);
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
         uint32_t w = widths[wi];
-        ck_assert_uint_eq(kvr_hash_bucket(0, w), 0);
-        ck_assert_uint_eq(kvr_hash_bucket(UINT64_MAX, w), w - 1);  /* hi32 = 2^32-1: last bucket */
+        TU_EQ(kvr_hash_bucket(0, w), 0);
+        TU_EQ(kvr_hash_bucket(UINT64_MAX, w), w - 1);  /* hi32 = 2^32-1: last bucket */
         for (int i = 0; i < 20000; i++) {
             uint64_t h = i < 10000 ? tu_next(&r) : kvr_hash(7, 1, 2, 3, (uint64_t)i);
             ck_assert_uint_lt(kvr_hash_bucket(h, w), w);
         }
     }
     for (uint64_t h = 0; h < 1000; h++)
-        ck_assert_uint_eq(kvr_hash_bucket(h * UINT64_C(0x9E3779B97F4A7C15), 1), 0);
+        TU_EQ(kvr_hash_bucket(h * UINT64_C(0x9E3779B97F4A7C15), 1), 0);
 }
 END_TEST
 
@@ -114,7 +114,7 @@ START_TEST(test_sign_balance)
             for (unsigned pos = 0; pos < n; pos++)
                 plus += kvr_hash_sign(kvr_hash(0x1234, layer, 1, row, pos)) == 1;
             double pv = binomial_two_sided(plus, 0.5, n);
-            ck_assert_msg(pv > ALPHA, "row %u layer %u: %u of %u signs are +1 (p = %g)", row, layer, plus, n, pv);
+            TU_CHECK(pv > ALPHA, "row %u layer %u: %u of %u signs are +1 (p = %g)", row, layer, plus, n, pv);
         }
 }
 END_TEST
@@ -139,7 +139,7 @@ START_TEST(test_bucket_uniform)
     for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++)
         for (uint32_t row = 0; row < 3; row++) {
             double pv = chi_square_buckets(UINT64_C(0x6B7672657669766B), row, widths[wi], 100, count);
-            ck_assert_msg(pv > ALPHA, "w = %u row %u: chi-square p = %g", widths[wi], row, pv);
+            TU_CHECK(pv > ALPHA, "w = %u row %u: chi-square p = %g", widths[wi], row, pv);
         }
 }
 END_TEST
@@ -163,14 +163,14 @@ START_TEST(test_rows_independent)
         for (int b = 0; b < W; b++)
             chi2 += ((double)cell[a][b] - e) * ((double)cell[a][b] - e) / e;
     double pv = gsl_cdf_chisq_Q(chi2, W * W - 1);
-    ck_assert_msg(pv > ALPHA, "joint buckets of rows 0 and 1: chi-square p = %g", pv);
+    TU_CHECK(pv > ALPHA, "joint buckets of rows 0 and 1: chi-square p = %g", pv);
     chi2 = 0.0;
     e = (double)n / (2 * W);
     for (int a = 0; a < W; a++)
         for (int s = 0; s < 2; s++)
             chi2 += ((double)sb[a][s] - e) * ((double)sb[a][s] - e) / e;
     pv = gsl_cdf_chisq_Q(chi2, 2 * W - 1);
-    ck_assert_msg(pv > ALPHA, "bucket x sign: chi-square p = %g", pv);
+    TU_CHECK(pv > ALPHA, "bucket x sign: chi-square p = %g", pv);
 }
 END_TEST
 
@@ -178,15 +178,15 @@ END_TEST
 START_TEST(test_inputs_matter)
 {
     uint64_t base = kvr_hash(5, 6, 7, 8, 9);
-    ck_assert(kvr_hash(6, 6, 7, 8, 9) != base);
-    ck_assert(kvr_hash(5, 7, 7, 8, 9) != base);
-    ck_assert(kvr_hash(5, 6, 8, 8, 9) != base);
-    ck_assert(kvr_hash(5, 6, 7, 9, 9) != base);
-    ck_assert(kvr_hash(5, 6, 7, 8, 10) != base);
+    TU_OK(kvr_hash(6, 6, 7, 8, 9) != base);
+    TU_OK(kvr_hash(5, 7, 7, 8, 9) != base);
+    TU_OK(kvr_hash(5, 6, 8, 8, 9) != base);
+    TU_OK(kvr_hash(5, 6, 7, 9, 9) != base);
+    TU_OK(kvr_hash(5, 6, 7, 8, 10) != base);
     /* layer and kv_head are not interchangeable (layer << 32 | kv_head) */
-    ck_assert(kvr_hash(5, 1, 2, 8, 9) != kvr_hash(5, 2, 1, 8, 9));
+    TU_OK(kvr_hash(5, 1, 2, 8, 9) != kvr_hash(5, 2, 1, 8, 9));
     /* high position bits matter */
-    ck_assert(kvr_hash(5, 6, 7, 8, UINT64_C(1) << 40) != kvr_hash(5, 6, 7, 8, 0));
+    TU_OK(kvr_hash(5, 6, 7, 8, UINT64_C(1) << 40) != kvr_hash(5, 6, 7, 8, 0));
 }
 END_TEST
 

@@ -19,18 +19,18 @@ START_TEST(test_streaming_equals_append)
     cfg.seed = tu_next(&r);
     int n = tu_int(&r, 1, 60), n_obs = tu_int(&r, 0, n < 5 ? n : 5);
     kvr_cache *a, *b;
-    ck_assert_int_eq(kvr_cache_create(&a, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
-    ck_assert_int_eq(kvr_cache_create(&b, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&a, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&b, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     float *k = malloc((size_t)n * H * D * sizeof *k), *v = malloc((size_t)n * H * D * sizeof *v);
     float *q = malloc(((size_t)n_obs * H * G * D + 1) * sizeof *q);
     tu_fill(&r, k, (size_t)n * H * D, 1, 1);
     tu_fill(&r, v, (size_t)n * H * D, 0, 2);
     tu_fill(&r, q, (size_t)n_obs * H * G * D, 0, 1);
-    ck_assert_int_eq(kvr_prefill(a, 0, n, k, v, n_obs, n_obs ? q : NULL), KVR_OK);
+    TU_EQ(kvr_prefill(a, 0, n, k, v, n_obs, n_obs ? q : NULL), KVR_OK);
     for (int t = 0; t < n; t++)
-        ck_assert_int_eq(kvr_append(b, 0, 1, k + (size_t)t * H * D, v + (size_t)t * H * D), KVR_OK);
+        TU_EQ(kvr_append(b, 0, 1, k + (size_t)t * H * D, v + (size_t)t * H * D), KVR_OK);
     char why[256] = "";
-    ck_assert_msg(tu_cache_same(a, b, why, sizeof why), "prefill != appends: %s", why);
+    TU_CHECK(tu_cache_same(a, b, why, sizeof why), "prefill != appends: %s", why);
     tu_assert_heads_ok(a);
     free(k); free(v); free(q);
     kvr_cache_free(a);
@@ -75,9 +75,9 @@ START_TEST(test_scores_hand)
                 }
             }
             /* three observed queries, of which the last W = 2 count */
-            ck_assert_int_eq(ref_prefill_scores(&cfg, D, G, N, &k[0][0], 3, &q[0][0][0], score), KVR_OK);
+            TU_EQ(ref_prefill_scores(&cfg, D, G, N, &k[0][0], 3, &q[0][0][0], score), KVR_OK);
             for (int t = 0; t < N; t++)
-                ck_assert_msg(fabs(score[t] - want[t]) <= tu_gamma(30) * want[t],
+                TU_CHECK(fabs(score[t] - want[t]) <= tu_gamma(30) * want[t],
                               "importance %d pool %d t %d: %.9g vs %.9g", imp, pool, t, (double)score[t], want[t]);
         }
 }
@@ -94,23 +94,23 @@ START_TEST(test_ties_keep_newer)
     kvr_config cfg = tu_config(1, 2, 2, 1, 4, KVR_IMP_H2O);
     cfg.obs_window = 2;
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     float k[N][D], q[2][D];
     for (int t = 0; t < N; t++) { k[t][0] = (float)t; k[t][1] = 1.0f; }
     memset(q, 0, sizeof q);
-    ck_assert_int_eq(kvr_prefill(c, 0, N, &k[0][0], &k[0][0], 2, &q[0][0]), KVR_OK);
+    TU_EQ(kvr_prefill(c, 0, N, &k[0][0], &k[0][0], 2, &q[0][0]), KVR_OK);
     static const kvr_part want[N] = {KVR_PART_SINK, KVR_PART_VAGUE, KVR_PART_VAGUE, KVR_PART_VAGUE,
                                      KVR_PART_CANDIDATE, KVR_PART_CANDIDATE, KVR_PART_RECENT, KVR_PART_RECENT};
     for (int t = 0; t < N; t++) {
         kvr_part part;
-        ck_assert_int_eq(kvr_part_of(c, 0, 0, t, &part), KVR_OK);
-        ck_assert_msg(part == want[t], "position %d: %s", t, kvr_part_name(part));
+        TU_EQ(kvr_part_of(c, 0, 0, t, &part), KVR_OK);
+        TU_CHECK(part == want[t], "position %d: %s", t, kvr_part_name(part));
     }
     float score;
-    ck_assert_int_eq(kvr_score_of(c, 0, 0, 4, &score), KVR_OK);
-    ck_assert(fabs(score - (1.0 / 7 + 1.0 / 8)) <= tu_gamma(30) * (1.0 / 7 + 1.0 / 8));
-    ck_assert_int_eq(kvr_score_of(c, 0, 0, 7, &score), KVR_OK);
-    ck_assert(fabs(score - 1.0 / 8) <= tu_gamma(30) / 8);
+    TU_EQ(kvr_score_of(c, 0, 0, 4, &score), KVR_OK);
+    TU_OK(fabs(score - (1.0 / 7 + 1.0 / 8)) <= tu_gamma(30) * (1.0 / 7 + 1.0 / 8));
+    TU_EQ(kvr_score_of(c, 0, 0, 7, &score), KVR_OK);
+    TU_OK(fabs(score - 1.0 / 8) <= tu_gamma(30) / 8);
     tu_assert_heads_ok(c);
     kvr_cache_free(c);
 }
@@ -140,12 +140,12 @@ START_TEST(test_top_c)
     cfg.pool = (kvr_pool)tu_int(&r, 0, 1);
     int n = tu_int(&r, 1, MAXN), n_obs = tu_int(&r, 1, n < 12 ? n : 12);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[MAXN][H][D], v[MAXN][H][D], q[12 * 4 * H * D], hk[MAXN][D], score[MAXN];
     tu_fill(&r, &k[0][0][0], sizeof k / sizeof(float), 0, 1);
     tu_fill(&r, &v[0][0][0], sizeof v / sizeof(float), 0, 1);
     tu_fill(&r, q, sizeof q / sizeof(float), 0, 2);  /* used as [n_obs][H*G][D] */
-    ck_assert_int_eq(kvr_prefill(c, 0, n, &k[0][0][0], &v[0][0][0], n_obs, q), KVR_OK);
+    TU_EQ(kvr_prefill(c, 0, n, &k[0][0][0], &v[0][0][0], n_obs, q), KVR_OK);
     tu_assert_heads_ok(c);
     tu_assert_parts(c, 0);
     int S = n < cfg.sinks ? n : cfg.sinks, R = n - S < cfg.window ? n - S : cfg.window;
@@ -157,7 +157,7 @@ START_TEST(test_top_c)
             for (int g = 0; g < G; g++)
                 memcpy(&packed[((size_t)j * G + g) * D], &q[((size_t)j * H * G + (size_t)h * G + g) * D],
                        D * sizeof(float));
-        ck_assert_int_eq(ref_prefill_scores(&cfg, D, G, n, &hk[0][0], n_obs, packed, score), KVR_OK);
+        TU_EQ(ref_prefill_scores(&cfg, D, G, n, &hk[0][0], n_obs, packed, score), KVR_OK);
         float ranked[MAXN][2];
         for (int j = 0; j < M; j++) { ranked[j][0] = score[S + j]; ranked[j][1] = (float)(S + j); }
         qsort(ranked, (size_t)M, sizeof ranked[0], rank_cmp);
@@ -165,14 +165,14 @@ START_TEST(test_top_c)
         for (int j = 0; j < C; j++) chosen[(int)ranked[j][1]] = 1;
         for (int t = 0; t < n; t++) {
             kvr_part part;
-            ck_assert_int_eq(kvr_part_of(c, 0, h, t, &part), KVR_OK);
+            TU_EQ(kvr_part_of(c, 0, h, t, &part), KVR_OK);
             if (t >= S && t < n - R)
-                ck_assert_msg((part == KVR_PART_CANDIDATE) == chosen[t], "head %d position %d: %s", h, t,
+                TU_CHECK((part == KVR_PART_CANDIDATE) == chosen[t], "head %d position %d: %s", h, t,
                               kvr_part_name(part));
             float got;
             if (part == KVR_PART_CANDIDATE || part == KVR_PART_RECENT) {
-                ck_assert_int_eq(kvr_score_of(c, 0, h, t, &got), KVR_OK);
-                ck_assert(got == score[t]);
+                TU_EQ(kvr_score_of(c, 0, h, t, &got), KVR_OK);
+                TU_OK(got == score[t]);
             }
         }
     }

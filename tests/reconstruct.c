@@ -57,20 +57,20 @@ START_TEST(test_no_collisions_exact)
     cfg.shrink = (_i / 20) % 2;
     cfg.seed = seed_without_collisions(1 + (uint64_t)_i * 1000, d, W, S, N - R);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[N][D], v[N][D];
     tu_rng r;
     tu_seed(&r, (uint64_t)_i);
     tu_fill(&r, &k[0][0], N * D, 4.0, 1.0);
     tu_fill(&r, &v[0][0], N * D, -1.0, 3.0);
-    ck_assert_int_eq(kvr_append(c, 0, N, &k[0][0], &v[0][0]), KVR_OK);
+    TU_EQ(kvr_append(c, 0, N, &k[0][0], &v[0][0]), KVR_OK);
     const ref_head *h = kvr_cache_head(c, 0, 0);
-    ck_assert_int_eq(h->n_vague, N - S - R);
+    TU_EQ(h->n_vague, N - S - R);
     for (long p = 0; p < N; p++) {
         float rk[D], rv[D];
-        ck_assert_int_eq(kvr_reconstruct(c, 0, 0, p, rk, rv), KVR_OK);
+        TU_EQ(kvr_reconstruct(c, 0, 0, p, rk, rv), KVR_OK);
         kvr_part part;
-        ck_assert_int_eq(kvr_part_of(c, 0, 0, p, &part), KVR_OK);
+        TU_EQ(kvr_part_of(c, 0, 0, p, &part), KVR_OK);
         for (int i = 0; i < D; i++)
             for (int kv = 0; kv < 2; kv++) {
                 double x = kv ? v[p][i] : k[p][i], got = kv ? rv[i] : rk[i];
@@ -84,7 +84,7 @@ START_TEST(test_no_collisions_exact)
                     tol = tu_gamma(2) * (fabs(x) + fabs(mu));
                 else
                     tol = tu_gamma(2) * (fabs(x) + fabs(mu)) * (1 + tu_gamma(d)) + tu_gamma(d) * fabs(x);
-                ck_assert_msg(fabs(got - x) <= tol, "d %d %s centre %d pos %ld coord %d: %a vs %a (tol %g)",
+                TU_CHECK(fabs(got - x) <= tol, "d %d %s centre %d pos %ld coord %d: %a vs %a (tol %g)",
                               d, cfg.rows ? "mean" : "median", cfg.centre, p, i, got, x, tol);
             }
     }
@@ -118,17 +118,17 @@ START_TEST(test_formula)
     cfg.shrink = (_i / 20) % 2;
     cfg.seed = 31 * (uint64_t)_i;
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[N][D], v[N][D];
     tu_rng r;
     tu_seed(&r, 100 + (uint64_t)_i);
     tu_fill(&r, &k[0][0], N * D, 2.0, 1.0);
     tu_fill(&r, &v[0][0], N * D, 0.0, 1.0);
-    ck_assert_int_eq(kvr_append(c, 0, N, &k[0][0], &v[0][0]), KVR_OK);
+    TU_EQ(kvr_append(c, 0, N, &k[0][0], &v[0][0]), KVR_OK);
     const ref_head *h = kvr_cache_head(c, 0, 0);
     for (long p = 0; p < N - R; p++) {
         float rk[D], rv[D];
-        ck_assert_int_eq(kvr_reconstruct(c, 0, 0, p, rk, rv), KVR_OK);
+        TU_EQ(kvr_reconstruct(c, 0, 0, p, rk, rv), KVR_OK);
         for (int kv = 0; kv < 2; kv++)
             for (int i = 0; i < D; i++) {
                 const float *sums = kv ? h->sk_v : h->sk_k;
@@ -155,7 +155,7 @@ START_TEST(test_formula)
                 }
                 double tol = tu_gamma(5) * maxM + tu_gamma(d + 1) * (maxE + tu_gamma(5) * maxM);
                 double got = kv ? rv[i] : rk[i];
-                ck_assert_msg(fabs(got - want) <= tol, "d %d %s centre %d shrink %d pos %ld: %.9g vs %.9g (tol %.3g)",
+                TU_CHECK(fabs(got - want) <= tol, "d %d %s centre %d shrink %d pos %ld: %.9g vs %.9g (tol %.3g)",
                               d, cfg.rows ? "mean" : "median", cfg.centre, cfg.shrink, p, got, want, tol);
             }
     }
@@ -179,19 +179,19 @@ START_TEST(test_shrinkage_hand)
              cfg.seed++)
             ;
         kvr_cache *c;
-        ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, 1, &cfg, KVR_BACKEND_REF), KVR_OK);
+        TU_EQ(kvr_cache_create(&c, 1, 1, 1, 1, &cfg, KVR_BACKEND_REF), KVR_OK);
         float x = 1.75f + (float)_i, y = -0.5f, z = 9.0f;
         float kk[3] = {x, y, z};
-        ck_assert_int_eq(kvr_append(c, 0, 3, kk, kk), KVR_OK);
+        TU_EQ(kvr_append(c, 0, 3, kk, kk), KVR_OK);
         float rk, rv;
-        ck_assert_int_eq(kvr_reconstruct(c, 0, 0, 0, &rk, &rv), KVR_OK);
+        TU_EQ(kvr_reconstruct(c, 0, 0, 0, &rk, &rv), KVR_OK);
         double mu = ((double)x + y) / 2, want = shrink ? x : 2.0 * x - mu;
         double tol = tu_gamma(8) * (fabs(x) + fabs(y) + fabs(mu));
-        ck_assert_msg(fabs(rk - want) <= tol, "shrink %d: %.9g, expected %.9g", shrink, (double)rk, want);
-        ck_assert(rk == rv);
-        ck_assert_int_eq(kvr_reconstruct(c, 0, 0, 1, &rk, &rv), KVR_OK);
+        TU_CHECK(fabs(rk - want) <= tol, "shrink %d: %.9g, expected %.9g", shrink, (double)rk, want);
+        TU_OK(rk == rv);
+        TU_EQ(kvr_reconstruct(c, 0, 0, 1, &rk, &rv), KVR_OK);
         want = shrink ? y : 2.0 * y - mu;
-        ck_assert_msg(fabs(rk - want) <= tol, "shrink %d: %.9g, expected %.9g", shrink, (double)rk, want);
+        TU_CHECK(fabs(rk - want) <= tol, "shrink %d: %.9g, expected %.9g", shrink, (double)rk, want);
         kvr_cache_free(c);
     }
 }
@@ -205,14 +205,14 @@ START_TEST(test_same_sign_cancel)
          cfg.seed++)
         ;
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, 1, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, 1, &cfg, KVR_BACKEND_REF), KVR_OK);
     float kk[3] = {3.0f, 1.0f, 0.0f};              /* mu = 2, deltas exact */
-    ck_assert_int_eq(kvr_append(c, 0, 3, kk, kk), KVR_OK);
+    TU_EQ(kvr_append(c, 0, 3, kk, kk), KVR_OK);
     float rk, rv;
-    ck_assert_int_eq(kvr_reconstruct(c, 0, 0, 0, &rk, &rv), KVR_OK);
-    ck_assert(rk == 2.0f);                           /* all values exact in float32 */
-    ck_assert_int_eq(kvr_reconstruct(c, 0, 0, 1, &rk, &rv), KVR_OK);
-    ck_assert(rk == 2.0f);
+    TU_EQ(kvr_reconstruct(c, 0, 0, 0, &rk, &rv), KVR_OK);
+    TU_OK(rk == 2.0f);                           /* all values exact in float32 */
+    TU_EQ(kvr_reconstruct(c, 0, 0, 1, &rk, &rv), KVR_OK);
+    TU_OK(rk == 2.0f);
     kvr_cache_free(c);
 }
 END_TEST

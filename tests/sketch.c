@@ -30,8 +30,8 @@ START_TEST(test_order_independent)
     kvr_config cfg = tu_config(0, 1, 0, 3, 5, KVR_IMP_NONE);   /* w = 5: 60 tokens per bucket */
     cfg.seed = 42 + (uint64_t)_i;
     ref_head *a, *b;
-    ck_assert_int_eq(ref_head_alloc(&a, &cfg, D, 1, 2), KVR_OK);
-    ck_assert_int_eq(ref_head_alloc(&b, &cfg, D, 1, 2), KVR_OK);
+    TU_EQ(ref_head_alloc(&a, &cfg, D, 1, 2), KVR_OK);
+    TU_EQ(ref_head_alloc(&b, &cfg, D, 1, 2), KVR_OK);
     static float k[N][D], v[N][D];
     int order[N];
     tu_rng r;
@@ -48,10 +48,10 @@ START_TEST(test_order_independent)
         ref_sketch_insert(b, order[t], k[order[t]], v[order[t]]);
     }
     int dw = cfg.depth * cfg.width;
-    ck_assert_int_eq(a->n_vague, N);
-    ck_assert_int_eq(b->n_vague, N);
-    ck_assert(memcmp(a->sk_count, b->sk_count, (size_t)dw * 4) == 0);
-    ck_assert(memcmp(a->sk_load, b->sk_load, (size_t)dw * 4) == 0);
+    TU_EQ(a->n_vague, N);
+    TU_EQ(b->n_vague, N);
+    TU_OK(memcmp(a->sk_count, b->sk_count, (size_t)dw * 4) == 0);
+    TU_OK(memcmp(a->sk_load, b->sk_load, (size_t)dw * 4) == 0);
     static double exact[2][15][D], abs_sum[2][15][D];
     memset(exact, 0, sizeof exact);
     memset(abs_sum, 0, sizeof abs_sum);
@@ -72,17 +72,17 @@ START_TEST(test_order_independent)
             for (int kv = 0; kv < 2; kv++) {
                 double sa = (kv ? a->sk_v : a->sk_k)[bk * D + i], sb = (kv ? b->sk_v : b->sk_k)[bk * D + i];
                 double one = tu_gamma(m - 1 > 0 ? m - 1 : 0) * abs_sum[kv][bk][i];
-                ck_assert_msg(fabs(sa - sb) <= 2 * tu_gamma(m) * abs_sum[kv][bk][i],
+                TU_CHECK(fabs(sa - sb) <= 2 * tu_gamma(m) * abs_sum[kv][bk][i],
                               "bucket %zu coordinate %d: %.9g vs %.9g", bk, i, sa, sb);
-                ck_assert(fabs(sa - exact[kv][bk][i]) <= one * (1 + 1e-9));
-                ck_assert(fabs(sb - exact[kv][bk][i]) <= one * (1 + 1e-9));
+                TU_OK(fabs(sa - exact[kv][bk][i]) <= one * (1 + 1e-9));
+                TU_OK(fabs(sb - exact[kv][bk][i]) <= one * (1 + 1e-9));
             }
     }
     /* running sums (float64): within 2 (N 2^-53) sum|x| of each other */
     for (int i = 0; i < D; i++) {
         double mag = 0.0;
         for (int t = 0; t < N; t++) mag += fabs((double)k[t][i]);
-        ck_assert(fabs(a->sum_k[i] - b->sum_k[i]) <= 2.0 * N * ldexp(1.0, -53) * mag * 1.01);
+        TU_OK(fabs(a->sum_k[i] - b->sum_k[i]) <= 2.0 * N * ldexp(1.0, -53) * mag * 1.01);
     }
     ref_head_free(a);
     ref_head_free(b);
@@ -93,7 +93,7 @@ END_TEST
 static kvr_cache *filled(const kvr_config *cfg, int n, uint64_t seed, float *k /*[n][D]*/, float *v)
 {
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 2, D, cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 1, 1, 2, D, cfg, KVR_BACKEND_REF), KVR_OK);
     tu_rng r;
     tu_seed(&r, seed);
     tu_fill(&r, k, (size_t)n * D, 3.0, 1.0);       /* a large mean: centring matters */
@@ -102,7 +102,7 @@ static kvr_cache *filled(const kvr_config *cfg, int n, uint64_t seed, float *k /
         k[i] = kvr_elem_round(cfg->elem, k[i]);
         v[i] = kvr_elem_round(cfg->elem, v[i]);
     }
-    ck_assert_int_eq(kvr_append(c, 0, n, k, v), KVR_OK);
+    TU_EQ(kvr_append(c, 0, n, k, v), KVR_OK);
     return c;
 }
 
@@ -124,16 +124,16 @@ START_TEST(test_centring_identity)
     kvr_cache *c = filled(&cfg, N, (uint64_t)_i, k, v);
     const ref_head *h = kvr_cache_head(c, 0, 0);
     long first = 2, last = N - 3;                    /* vague positions [first, last) */
-    ck_assert_int_eq(h->n_vague, last - first);
+    TU_EQ(h->n_vague, last - first);
     for (int kv = 0; kv < 2; kv++) {
         const float *x = kv ? v : k, *sums = kv ? h->sk_v : h->sk_k;
         const double *run = kv ? h->sum_v : h->sum_k;
         for (int i = 0; i < D; i++) {
             double sum = 0.0;
             for (long t = first; t < last; t++) sum += x[t * D + i];
-            ck_assert(sum == run[i]);
+            TU_OK(sum == run[i]);
             float mu = ref_vague_mean(h, run, i);
-            ck_assert(mu == (float)(sum / (double)(last - first)));
+            TU_OK(mu == (float)(sum / (double)(last - first)));
             static double centred[64], mag[64];
             for (int b = 0; b < cfg.depth * cfg.width; b++) centred[b] = mag[b] = 0.0;
             for (long t = first; t < last; t++)
@@ -148,7 +148,7 @@ START_TEST(test_centring_identity)
                 float lhs = sums[(size_t)b * D + i] - cnt * mu;
                 int m = h->sk_load[b];
                 double tol = tu_gamma(m + 2) * (mag[b] + fabs((double)cnt * mu)) * (1 + 1e-9);
-                ck_assert_msg(fabs((double)lhs - centred[b]) <= tol,
+                TU_CHECK(fabs((double)lhs - centred[b]) <= tol,
                               "bucket %d coordinate %d: S - c mu = %.9g, centred sketch %.9g (tol %.3g)",
                               b, i, (double)lhs, centred[b], tol);
             }
@@ -171,15 +171,15 @@ START_TEST(test_loads_and_counts)
                                tu_int(&r, 1, 20), KVR_IMP_H2O + _i % 3);
     cfg.seed = tu_next(&r);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_cache_create(&c, 2, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&c, 2, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     float k[H * D], v[H * D], q[H * G * D], out[H * G * D];
     for (int t = 0; t < N; t++) {
         int layer = t % 2;
         tu_fill(&r, k, H * D, 0, 1);
         tu_fill(&r, v, H * D, 0, 1);
         tu_fill(&r, q, H * G * D, 0, 2);
-        ck_assert_int_eq(kvr_append(c, layer, 1, k, v), KVR_OK);
-        ck_assert_int_eq(kvr_attend(c, layer, q, out, 0), KVR_OK);
+        TU_EQ(kvr_append(c, layer, 1, k, v), KVR_OK);
+        TU_EQ(kvr_attend(c, layer, q, out, 0), KVR_OK);
     }
     for (int layer = 0; layer < 2; layer++)
         for (int kh = 0; kh < H; kh++) {
@@ -189,7 +189,7 @@ START_TEST(test_loads_and_counts)
             long vague = 0;
             for (long p = 0; p < h->n; p++) {
                 kvr_part part;
-                ck_assert_int_eq(kvr_part_of(c, layer, kh, p, &part), KVR_OK);
+                TU_EQ(kvr_part_of(c, layer, kh, p, &part), KVR_OK);
                 if (part != KVR_PART_VAGUE) continue;
                 vague++;
                 for (int row = 0; row < cfg.depth; row++) {
@@ -199,13 +199,13 @@ START_TEST(test_loads_and_counts)
                     count[bk] += (int32_t)s;
                 }
             }
-            ck_assert_int_eq(vague, h->n_vague);
-            ck_assert(memcmp(load, h->sk_load, (size_t)dw * 4) == 0);
-            ck_assert(memcmp(count, h->sk_count, (size_t)dw * 4) == 0);
+            TU_EQ(vague, h->n_vague);
+            TU_OK(memcmp(load, h->sk_load, (size_t)dw * 4) == 0);
+            TU_OK(memcmp(count, h->sk_count, (size_t)dw * 4) == 0);
             for (int row = 0; row < cfg.depth; row++) {
                 long sum = 0;
                 for (int b = 0; b < cfg.width; b++) sum += h->sk_load[row * cfg.width + b];
-                ck_assert_int_eq(sum, h->n_vague);
+                TU_EQ(sum, h->n_vague);
             }
             free(load);
             free(count);

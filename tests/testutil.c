@@ -69,11 +69,11 @@ kvr_config tu_config(int sinks, int window, int candidates, int depth, int width
 void tu_assert_heads_ok(const kvr_cache *c)
 {
     int L, H;
-    ck_assert_int_eq(kvr_cache_dims(c, &L, &H, NULL, NULL), KVR_OK);
+    TU_EQ(kvr_cache_dims(c, &L, &H, NULL, NULL), KVR_OK);
     for (int l = 0; l < L; l++)
         for (int h = 0; h < H; h++) {
             char why[256] = "";
-            ck_assert_msg(ref_head_check(kvr_cache_head(c, l, h), why, sizeof why) == 0,
+            TU_CHECK(ref_head_check(kvr_cache_head(c, l, h), why, sizeof why) == 0,
                           "layer %d head %d: %s", l, h, why);
         }
 }
@@ -81,7 +81,7 @@ void tu_assert_heads_ok(const kvr_cache *c)
 void tu_assert_parts(const kvr_cache *c, int layer)
 {
     int H;
-    ck_assert_int_eq(kvr_cache_dims(c, NULL, &H, NULL, NULL), KVR_OK);
+    TU_EQ(kvr_cache_dims(c, NULL, &H, NULL, NULL), KVR_OK);
     for (int kh = 0; kh < H; kh++) {
         const ref_head *h = kvr_cache_head(c, layer, kh);
         long n = h->n, S = h->cfg.sinks, R = h->cfg.window;
@@ -94,17 +94,17 @@ void tu_assert_parts(const kvr_cache *c, int layer)
             for (int j = 0; j < h->n_cand; j++)
                 in_cand += h->cand_pos[j] == p;
             int parts = in_sink + in_win + in_cand;
-            ck_assert_msg(parts <= 1, "head %d position %ld is in %d exact parts", kh, p, parts);
+            TU_CHECK(parts <= 1, "head %d position %ld is in %d exact parts", kh, p, parts);
             kvr_part want = in_sink ? KVR_PART_SINK : in_win ? KVR_PART_RECENT
                           : in_cand ? KVR_PART_CANDIDATE
                           : ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
             rest += parts == 0;
             kvr_part got;
-            ck_assert_int_eq(kvr_part_of(c, layer, kh, p, &got), KVR_OK);
-            ck_assert_msg(got == want, "head %d position %ld: part %s, expected %s", kh, p,
+            TU_EQ(kvr_part_of(c, layer, kh, p, &got), KVR_OK);
+            TU_CHECK(got == want, "head %d position %ld: part %s, expected %s", kh, p,
                           kvr_part_name(got), kvr_part_name(want));
         }
-        ck_assert_msg(rest == h->n_vague, "head %d: %ld positions outside the exact parts, n_vague = %ld",
+        TU_CHECK(rest == h->n_vague, "head %d: %ld positions outside the exact parts, n_vague = %ld",
                       kh, rest, h->n_vague);
     }
 }
@@ -314,7 +314,7 @@ void tu_attention64(long n, int D, const float *q, const float *k, const float *
                     const unsigned char *held, double *out, double *tol)
 {
     double *l = malloc((size_t)n * sizeof *l), *a = malloc((size_t)n * sizeof *a);
-    ck_assert(l && a);
+    TU_OK(l && a);
     double m = -INFINITY, max_lambda = 0.0, scale = 1.0 / sqrt((double)D);
     for (long t = 0; t < n; t++) {
         if (held && !held[t]) continue;
@@ -356,17 +356,17 @@ void tu_attention64(long n, int D, const float *q, const float *k, const float *
 long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const float *out)
 {
     int H, Q, D;
-    ck_assert_int_eq(kvr_cache_dims(c, NULL, &H, &Q, &D), KVR_OK);
+    TU_EQ(kvr_cache_dims(c, NULL, &H, &Q, &D), KVR_OK);
     long n = kvr_length(c, layer), held0 = 0;
     int G = Q / H;
     float *k = malloc((size_t)(n + 1) * D * sizeof *k), *v = malloc((size_t)(n + 1) * D * sizeof *v);
     unsigned char *held = malloc((size_t)n + 1);
     double *o = malloc((size_t)D * sizeof *o), *tol = malloc((size_t)D * sizeof *tol);
-    ck_assert(k && v && held && o && tol);
+    TU_OK(k && v && held && o && tol);
     for (int h = 0; h < H; h++) {
         for (long t = 0; t < n; t++) {
             int status = kvr_reconstruct(c, layer, h, t, k + (size_t)t * D, v + (size_t)t * D);
-            ck_assert(status == KVR_OK || status == KVR_EDROPPED);
+            TU_OK(status == KVR_OK || status == KVR_EDROPPED);
             held[t] = status == KVR_OK;
             if (h == 0) held0 += held[t];
         }
@@ -374,7 +374,7 @@ long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const fl
             size_t at = ((size_t)h * G + g) * D;
             tu_attention64(n, D, q + at, k, v, held, o, tol);
             for (int i = 0; i < D; i++)
-                ck_assert_msg(fabs((double)out[at + i] - o[i]) <= tol[i],
+                TU_CHECK(fabs((double)out[at + i] - o[i]) <= tol[i],
                               "head %d query %d coordinate %d: %.9g, float64 %.9g, tolerance %.3g",
                               h, g, i, (double)out[at + i], o[i], tol[i]);
         }
