@@ -1,1 +1,36 @@
-# tests/ref.mk: (filled in by its area; add with +=)
+# tests/ref.mk: Check suites of the scalar reference and the public API, one
+# per concept, with the stem of ref/*.c and doc/*.md (spec §N in comments).
+# tests/hash is registered in tests/local.mk; it shares tests/testutil.c.
+REF_TESTS = tests/elem tests/head tests/sketch tests/reconstruct tests/bound \
+	tests/attend tests/prefill tests/budget tests/api
+check_PROGRAMS += $(REF_TESTS)
+TESTS += $(REF_TESTS)
+TESTUTIL = tests/testutil.h tests/testutil.c
+tests_hash_SOURCES += tests/testutil.h tests/testutil.c
+tests_elem_SOURCES = tests/elem.c $(TESTUTIL)
+tests_elem_CFLAGS = $(TEST_CFLAGS)
+tests_elem_LDADD = $(TEST_LDADD)
+tests_head_SOURCES = tests/head.c $(TESTUTIL)
+tests_head_CFLAGS = $(TEST_CFLAGS)
+tests_head_LDADD = $(TEST_LDADD)
+tests_sketch_SOURCES = tests/sketch.c $(TESTUTIL)
+tests_sketch_CFLAGS = $(TEST_CFLAGS)
+tests_sketch_LDADD = $(TEST_LDADD)
+tests_reconstruct_SOURCES = tests/reconstruct.c $(TESTUTIL)
+tests_reconstruct_CFLAGS = $(TEST_CFLAGS)
+tests_reconstruct_LDADD = $(TEST_LDADD)
+tests_bound_SOURCES = tests/bound.c $(TESTUTIL)
+tests_bound_CFLAGS = $(TEST_CFLAGS)
+tests_bound_LDADD = $(TEST_LDADD)
+tests_attend_SOURCES = tests/attend.c $(TESTUTIL)
+tests_attend_CFLAGS = $(TEST_CFLAGS)
+tests_attend_LDADD = $(TEST_LDADD)
+tests_prefill_SOURCES = tests/prefill.c $(TESTUTIL)
+tests_prefill_CFLAGS = $(TEST_CFLAGS)
+tests_prefill_LDADD = $(TEST_LDADD)
+tests_budget_SOURCES = tests/budget.c $(TESTUTIL)
+tests_budget_CFLAGS = $(TEST_CFLAGS)
+tests_budget_LDADD = $(TEST_LDADD)
+tests_api_SOURCES = tests/api.c $(TESTUTIL)
+tests_api_CFLAGS = $(TEST_CFLAGS)
+tests_api_LDADD = $(TEST_LDADD)

@@ -1,0 +1,384 @@
+/* testutil.c: helpers shared by the Check suites (see testutil.h). */
+#include <config.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+/* ---- random numbers ------------------------------------------------------ */
+
+void tu_seed(tu_rng *r, uint64_t seed)
+{
+    r->state = seed;
+}
+
+/* SplitMix64 step (a different use of the same well-known generator as the
+ * library's hash; the suites never rely on the two agreeing). */
+uint64_t tu_next(tu_rng *r)
+{
+    uint64_t z = (r->state += UINT64_C(0x9E3779B97F4A7C15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return z ^ (z >> 31);
+}
+
+double tu_unif(tu_rng *r)
+{
+    return (double)(tu_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int tu_int(tu_rng *r, int lo, int hi)
+{
+    return lo + (int)(tu_next(r) % (uint64_t)(hi - lo + 1));
+}
+
+double tu_gauss(tu_rng *r)
+{
+    double u1 = 1.0 - tu_unif(r), u2 = tu_unif(r);   /* u1 in (0, 1] */
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+void tu_fill(tu_rng *r, float *x, size_t n, double mean, double sd)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(mean + sd * tu_gauss(r));
+}
+
+double tu_gamma(long n)
+{
+    return (double)n * TU_U / (1.0 - (double)n * TU_U);
+}
+
+kvr_config tu_config(int sinks, int window, int candidates, int depth, int width,
+                     kvr_importance importance)
+{
+    kvr_config cfg;
+    kvr_config_default(&cfg);
+    cfg.sinks = sinks;
+    cfg.window = window;
+    cfg.candidates = candidates;
+    cfg.depth = depth;
+    cfg.width = width;
+    cfg.importance = importance;
+    return cfg;
+}
+
+/* ---- invariants ------------------------------------------------------------ */
+
+void tu_assert_heads_ok(const kvr_cache *c)
+{
+    int L, H;
+    TU_EQ(kvr_cache_dims(c, &L, &H, NULL, NULL), KVR_OK);
+    for (int l = 0; l < L; l++)
+        for (int h = 0; h < H; h++) {
+            char why[256] = "";
+            TU_CHECK(ref_head_check(kvr_cache_head(c, l, h), why, sizeof why) == 0,
+                          "layer %d head %d: %s", l, h, why);
+        }
+}
+
+void tu_assert_parts(const kvr_cache *c, int layer)
+{
+    int H;
+    TU_EQ(kvr_cache_dims(c, NULL, &H, NULL, NULL), KVR_OK);
+    for (int kh = 0; kh < H; kh++) {
+        const ref_head *h = kvr_cache_head(c, layer, kh);
+        long n = h->n, S = h->cfg.sinks, R = h->cfg.window;
+        long first_win = n - R > S ? n - R : S;
+        long rest = 0;
+        for (long p = 0; p < n; p++) {
+            int in_sink = p < S;
+            int in_win = p >= first_win;
+            int in_cand = 0;
+            for (int j = 0; j < h->n_cand; j++)
+                in_cand += h->cand_pos[j] == p;
+            int parts = in_sink + in_win + in_cand;
+            TU_CHECK(parts <= 1, "head %d position %ld is in %d exact parts", kh, p, parts);
+            kvr_part want = in_sink ? KVR_PART_SINK : in_win ? KVR_PART_RECENT
+                          : in_cand ? KVR_PART_CANDIDATE
+                          : ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
+            rest += parts == 0;
+            kvr_part got;
+            TU_EQ(kvr_part_of(c, layer, kh, p, &got), KVR_OK);
+            TU_CHECK(got == want, "head %d position %ld: part %s, expected %s", kh, p,
+                          kvr_part_name(got), kvr_part_name(want));
+        }
+        TU_CHECK(rest == h->n_vague, "head %d: %ld positions outside the exact parts, n_vague = %ld",
+                      kh, rest, h->n_vague);
+    }
+}
+
+/* ---- the arrays of a head ---------------------------------------------------- */
+
+#define N_ARRAYS 15
+static const char *const array_names[N_ARRAYS] = {
+    "sink_k", "sink_v", "win_k", "win_v", "win_score", "cand_pos", "cand_score", "cand_k", "cand_v",
+    "sk_k", "sk_v", "sk_count", "sk_load", "sum_k", "sum_v"
+};
+
+/* The state arrays of h and their sizes in bytes (0 and NULL when absent). */
+static void head_arrays(const ref_head *h, const void *ptr[N_ARRAYS], size_t size[N_ARRAYS])
+{
+    size_t D = (size_t)h->head_dim, es = kvr_elem_size(h->cfg.elem);
+    size_t S = (size_t)h->cfg.sinks, R = (size_t)h->cfg.window, C = (size_t)h->cfg.candidates;
+    size_t dw = (size_t)h->cfg.depth * (size_t)h->cfg.width;
+    const void *p[N_ARRAYS] = {h->sink_k, h->sink_v, h->win_k, h->win_v, h->win_score, h->cand_pos,
+                               h->cand_score, h->cand_k, h->cand_v, h->sk_k, h->sk_v, h->sk_count,
+                               h->sk_load, h->sum_k, h->sum_v};
+    size_t z[N_ARRAYS] = {S * D * es, S * D * es, R * D * es, R * D * es, R * 4, C * 4, C * 4,
+                          C * D * es, C * D * es, dw * D * 4, dw * D * 4, dw * 4, dw * 4, D * 8, D * 8};
+    for (int i = 0; i < N_ARRAYS; i++) {
+        ptr[i] = p[i];
+        size[i] = p[i] ? z[i] : 0;
+    }
+}
+
+size_t tu_head_state_bytes(const ref_head *h)
+{
+    const void *p[N_ARRAYS];
+    size_t z[N_ARRAYS], sum = 0;
+    head_arrays(h, p, z);
+    for (int i = 0; i < N_ARRAYS; i++)
+        sum += z[i];
+    return sum;
+}
+
+/* ---- snapshots --------------------------------------------------------------- */
+
+typedef struct {
+    ref_head copy;               /* the struct itself, pointers included */
+    void *data[N_ARRAYS];        /* copies of its arrays */
+    size_t size[N_ARRAYS];
+} head_snap;
+
+struct tu_snap {
+    struct kvr_cache cache;      /* the cache's own fields */
+    int n_heads;
+    head_snap *heads;            /* [n_layers * n_kv_heads] */
+};
+
+void tu_snap_free(tu_snap *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; s->heads && i < s->n_heads; i++)
+        for (int a = 0; a < N_ARRAYS; a++)
+            free(s->heads[i].data[a]);
+    free(s->heads);
+    free(s);
+}
+
+tu_snap *tu_snap_take(const kvr_cache *c)
+{
+    tu_snap *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->cache = *c;
+    s->n_heads = c->n_layers * c->n_kv_heads;
+    s->heads = calloc((size_t)s->n_heads, sizeof *s->heads);
+    if (!s->heads) {
+        free(s);
+        return NULL;
+    }
+    for (int i = 0; i < s->n_heads; i++) {
+        const ref_head *h = c->heads[i];
+        const void *p[N_ARRAYS];
+        head_arrays(h, p, s->heads[i].size);
+        memcpy(&s->heads[i].copy, h, sizeof *h);
+        for (int a = 0; a < N_ARRAYS; a++) {
+            s->heads[i].data[a] = malloc(s->heads[i].size[a] + 1);
+            if (!s->heads[i].data[a]) {
+                tu_snap_free(s);
+                return NULL;
+            }
+            if (p[a])
+                memcpy(s->heads[i].data[a], p[a], s->heads[i].size[a]);
+        }
+    }
+    return s;
+}
+
+/* Compare the cache fields that are state (not the attention workspace). */
+static int same_cache_fields(const struct kvr_cache *a, const struct kvr_cache *b, char *why, size_t len)
+{
+    if (a->magic != b->magic || a->n_layers != b->n_layers || a->n_kv_heads != b->n_kv_heads
+        || a->n_q_heads != b->n_q_heads || a->head_dim != b->head_dim || a->group != b->group
+        || a->backend != b->backend || memcmp(&a->cfg, &b->cfg, sizeof a->cfg) != 0) {
+        snprintf(why, len, "the cache's own fields differ");
+        return 0;
+    }
+    return 1;
+}
+
+/* Compare head h against a snapshot; `with_pointers`: also the array addresses. */
+static int same_head(const head_snap *hs, const ref_head *h, int with_pointers, int index,
+                     char *why, size_t len)
+{
+    ref_head a = hs->copy, b = *h;
+    if (!with_pointers) {
+        /* compare the scalar fields only: blank the pointers of both copies */
+        a.sink_k = a.sink_v = a.win_k = a.win_v = a.cand_k = a.cand_v = NULL;
+        b.sink_k = b.sink_v = b.win_k = b.win_v = b.cand_k = b.cand_v = NULL;
+        a.win_score = a.cand_score = a.sk_k = a.sk_v = a.scratch = NULL;
+        b.win_score = b.cand_score = b.sk_k = b.sk_v = b.scratch = NULL;
+        a.cand_pos = a.sk_count = a.sk_load = NULL;
+        b.cand_pos = b.sk_count = b.sk_load = NULL;
+        a.sum_k = a.sum_v = NULL;
+        b.sum_k = b.sum_v = NULL;
+    }
+    if (memcmp(&a, &b, sizeof a) != 0) {
+        snprintf(why, len, "head %d: fields differ (n %ld vs %ld, n_cand %d vs %d, n_vague %ld vs %ld)",
+                 index, a.n, b.n, a.n_cand, b.n_cand, a.n_vague, b.n_vague);
+        return 0;
+    }
+    const void *p[N_ARRAYS];
+    size_t z[N_ARRAYS];
+    head_arrays(h, p, z);
+    for (int i = 0; i < N_ARRAYS; i++) {
+        if (z[i] != hs->size[i] || (z[i] && memcmp(p[i], hs->data[i], z[i]) != 0)) {
+            snprintf(why, len, "head %d: array %s differs", index, array_names[i]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int tu_snap_same(const tu_snap *s, const kvr_cache *c, char *why, size_t len)
+{
+    if (!same_cache_fields(&s->cache, c, why, len))
+        return 0;
+    if (s->cache.heads != c->heads) {
+        snprintf(why, len, "the head table moved");
+        return 0;
+    }
+    for (int i = 0; i < s->n_heads; i++)
+        if (!same_head(&s->heads[i], c->heads[i], 1, i, why, len))
+            return 0;
+    return 1;
+}
+
+int tu_cache_same(const kvr_cache *a, const kvr_cache *b, char *why, size_t len)
+{
+    tu_snap *s = tu_snap_take(a);
+    ck_assert_ptr_nonnull(s);
+    int same = same_cache_fields(&s->cache, b, why, len);
+    for (int i = 0; same && i < s->n_heads; i++)
+        same = same_head(&s->heads[i], b->heads[i], 0, i, why, len);
+    tu_snap_free(s);
+    return same;
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+TCase *tu_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_set_timeout(tc, 120);   /* sanitizer builds are 2-3x slower; the budget is ~5 s */
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+int tu_run(Suite *s)
+{
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- attention in float64 ------------------------------------------------------
+ *
+ * Tolerance of the float32 evaluation (ref/attend.c), with u = 2^-24 and
+ * A_t = sum_i |q_i k_ti|:
+ *  1. logit: the dot product (D-1 additions, D products) is within
+ *     gamma_D A_t of the exact one; scale = 1/sqrtf(D) is within gamma_2 of
+ *     1/sqrt(D); one more rounding for the product: |l^_t - l_t| <=
+ *     gamma_{D+3} A_t / sqrt(D) =: lambda_t.
+ *  2. exponent: fl(l^_t - max) adds u |l^_t - max|; the max itself is
+ *     shifted, but a shift common to every t cancels in the normalisation.
+ *     So each p_t is exp(l_t - m + theta_t) * c * (1 + eta_t) with a common c,
+ *     |theta_t| <= eps_t = lambda_t + u (|l_t - m| + 2 max lambda), and
+ *     |eta_t| <= 2u (expf is within 1 ulp, we allow 2u).
+ *     With rho = exp(max eps)(1 + 2u) - 1, every computed weight is within
+ *     the factor [(1-rho)/(1+rho), (1+rho)/(1-rho)] of the exact weight w_t,
+ *     so the weighted values move by at most 2rho/(1-rho) sum_t w_t |v_ti|.
+ *  3. sums: sum p_t (positive terms) and sum p_t v_ti (one product and one
+ *     addition per term) are within gamma_{n+1} of exact relative to
+ *     sum p_t |v_ti|, and the division adds u: gamma_{2n+4} covers them.
+ *  4. the float64 reference itself: its relative error is below
+ *     (2n + D + 10) 2^-53, negligible but added.
+ * tol_i = (2rho/(1-rho) + gamma_{2n+4} (1 + 2rho/(1-rho)) + 1e-12) sum_t w_t |v_ti|. */
+void tu_attention64(long n, int D, const float *q, const float *k, const float *v,
+                    const unsigned char *held, double *out, double *tol)
+{
+    double *l = malloc((size_t)n * sizeof *l), *a = malloc((size_t)n * sizeof *a);
+    TU_OK(l && a);
+    double m = -INFINITY, max_lambda = 0.0, scale = 1.0 / sqrt((double)D);
+    for (long t = 0; t < n; t++) {
+        if (held && !held[t]) continue;
+        double dot = 0.0, abs = 0.0;
+        for (int i = 0; i < D; i++) {
+            dot += (double)q[i] * (double)k[(size_t)t * D + i];
+            abs += fabs((double)q[i] * (double)k[(size_t)t * D + i]);
+        }
+        l[t] = dot * scale;
+        a[t] = tu_gamma(D + 3) * abs * scale;        /* lambda_t */
+        if (l[t] > m) m = l[t];
+        if (a[t] > max_lambda) max_lambda = a[t];
+    }
+    double sum = 0.0, max_eps = 0.0;
+    for (long t = 0; t < n; t++) {
+        if (held && !held[t]) continue;
+        double eps = a[t] + TU_U * (fabs(l[t] - m) + 2.0 * max_lambda);
+        if (eps > max_eps) max_eps = eps;
+        l[t] = exp(l[t] - m);
+        sum += l[t];
+    }
+    double rho = exp(max_eps) * (1.0 + 2.0 * TU_U) - 1.0;
+    double move = 2.0 * rho / (1.0 - rho);
+    double rel = move + tu_gamma(2 * n + 4) * (1.0 + move) + 1e-12;
+    for (int i = 0; i < D; i++) {
+        double acc = 0.0, mag = 0.0;
+        for (long t = 0; t < n; t++) {
+            if (held && !held[t]) continue;
+            acc += l[t] / sum * (double)v[(size_t)t * D + i];
+            mag += l[t] / sum * fabs((double)v[(size_t)t * D + i]);
+        }
+        out[i] = acc;
+        tol[i] = rel * mag;
+    }
+    free(l);
+    free(a);
+}
+
+long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const float *out)
+{
+    int H, Q, D;
+    TU_EQ(kvr_cache_dims(c, NULL, &H, &Q, &D), KVR_OK);
+    long n = kvr_length(c, layer), held0 = 0;
+    int G = Q / H;
+    float *k = malloc((size_t)(n + 1) * D * sizeof *k), *v = malloc((size_t)(n + 1) * D * sizeof *v);
+    unsigned char *held = malloc((size_t)n + 1);
+    double *o = malloc((size_t)D * sizeof *o), *tol = malloc((size_t)D * sizeof *tol);
+    TU_OK(k && v && held && o && tol);
+    for (int h = 0; h < H; h++) {
+        for (long t = 0; t < n; t++) {
+            int status = kvr_reconstruct(c, layer, h, t, k + (size_t)t * D, v + (size_t)t * D);
+            TU_OK(status == KVR_OK || status == KVR_EDROPPED);
+            held[t] = status == KVR_OK;
+            if (h == 0) held0 += held[t];
+        }
+        for (int g = 0; g < G; g++) {
+            size_t at = ((size_t)h * G + g) * D;
+            tu_attention64(n, D, q + at, k, v, held, o, tol);
+            for (int i = 0; i < D; i++)
+                TU_CHECK(fabs((double)out[at + i] - o[i]) <= tol[i],
+                              "head %d query %d coordinate %d: %.9g, float64 %.9g, tolerance %.3g",
+                              h, g, i, (double)out[at + i], o[i], tol[i]);
+        }
+    }
+    free(k); free(v); free(held); free(o); free(tol);
+    return held0;
+}
