@@ -1,1 +1,2 @@
 # lib/local.mk: library sources added by later work (libkvreviver_la_SOURCES += ...)
+libkvreviver_la_SOURCES += lib/file.c
