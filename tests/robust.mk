@@ -1,6 +1,9 @@
 # tests/robust.mk: cache files, fault injection, soak, bad CLI input (issue 8).
-check_PROGRAMS += tests/file tests/faults
-TESTS += tests/file tests/faults
+check_PROGRAMS += tests/file tests/faults tests/soak
+TESTS += tests/file tests/faults tests/soak
+tests_soak_SOURCES = tests/soak.c tool/soak.c tool/soak.h
+tests_soak_CFLAGS = $(TEST_CFLAGS)
+tests_soak_LDADD = $(TEST_LDADD)
 tests_file_SOURCES = tests/file.c tests/robust-util.h
 tests_file_CFLAGS = $(TEST_CFLAGS)
 tests_file_LDADD = $(TEST_LDADD)
