@@ -65,3 +65,33 @@ fuzz:
 	@echo "make fuzz: the fuzz targets need ./configure --enable-fuzz CC=clang" >&2; exit 1
 endif
 .PHONY: fuzz
+
+# bad command lines (issue 8)
+TESTS += tests/cli-bad.sh
+dist_check_SCRIPTS += tests/cli-bad.sh
+
+# ---- make check-valgrind ----------------------------------------------
+# Every test program in TESTS (not the scripts) under valgrind memcheck
+# through libtool (so the uninstalled shared library is found), with Check
+# not forking so one process holds the whole run; then the fuzz replays.
+# VALGRIND_TESTS=... picks a subset.  Logs: tests/<name>.vg.log.
+VALGRIND_TESTS = $(TESTS)
+VALGRIND_FLAGS = --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1 -q
+check-valgrind: $(check_PROGRAMS)
+	@if test -z "$(VALGRIND)"; then echo "check-valgrind: valgrind was not found by configure" >&2; exit 1; fi; \
+	fail=0; \
+	for t in $(VALGRIND_TESTS); do \
+	  case $$t in *.sh) continue ;; esac; \
+	  start=$$(date +%s); \
+	  top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON3='$(PYTHON3)' CK_FORK=no \
+	    $(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS) ./$$t >$$t.vg.log 2>&1; rc=$$?; \
+	  if [ $$rc -eq 0 ] || [ $$rc -eq 77 ]; then echo "valgrind: $$t: ok (exit $$rc, $$(( $$(date +%s) - start )) s)"; \
+	  else echo "valgrind: $$t: FAILED (exit $$rc)"; tail -n 60 $$t.vg.log; fail=1; fi; \
+	done; \
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' \
+	  KVR_REPLAY_WRAPPER='$(LIBTOOL) --mode=execute $(VALGRIND) $(VALGRIND_FLAGS)' \
+	  $(SHELL) $(srcdir)/tests/fuzz-replay.sh >tests/fuzz-replay.vg.log 2>&1 \
+	  && echo "valgrind: fuzz replays: ok" || { echo "valgrind: fuzz replays: FAILED"; cat tests/fuzz-replay.vg.log; fail=1; }; \
+	exit $$fail
+.PHONY: check-valgrind
+CLEANFILES += tests/*.vg.log
