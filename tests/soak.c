@@ -27,7 +27,7 @@ int main(void)
     Suite *s = suite_create("soak");
     TCase *tc = tcase_create("reduced size");
     tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_soak_reduced, 0, 2);
+    tcase_add_loop_test(tc, test_soak_reduced, 0, 1);
     tcase_add_test(tc, test_soak_arguments);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
