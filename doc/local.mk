@@ -5,3 +5,4 @@ EXTRA_DIST += doc/spec.md doc/head.md doc/elem.md doc/hash.md doc/importance.md 
 	doc/errors.md doc/tolerance.md doc/bound.md
 EXTRA_DIST += doc/porting.md
 EXTRA_DIST += doc/eval.md doc/methods.md doc/results.md
+EXTRA_DIST += doc/files.md

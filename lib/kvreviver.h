@@ -206,6 +206,25 @@ uint64_t kvr_hash(uint64_t seed, uint32_t layer, uint32_t kv_head, uint32_t row,
 uint32_t kvr_hash_bucket(uint64_t h, uint32_t width);
 int kvr_hash_sign(uint64_t h);
 
+/* ---- cache files (spec §16) ------------------------------------------ */
+
+/* Save a model cache: its dimensions, its configuration and every part of
+ * every head cache, with a CRC-32 of the payload (doc/files.md).  The file
+ * is written beside path and renamed over it, so a failed save leaves any
+ * previous file whole.  KVR_EIO (the message names the path), KVR_ENOMEM. */
+int kvr_cache_save(const kvr_cache *cache, const char *path);
+/* Load a cache saved by kvr_cache_save (reference backend).  The file is
+ * untrusted input: every field is checked before the cache is handed out.
+ * KVR_EIO when path cannot be opened or read (the message names it),
+ * KVR_EFORMAT when the file is truncated, corrupted, of another version or
+ * byte order, or inconsistent; on failure *out is NULL. */
+int kvr_cache_load(kvr_cache **out, const char *path);
+/* The same in memory: *buf receives the bytes of a cache file, freed with
+ * kvr_buffer_free(); on failure *buf is NULL and *len 0. */
+int kvr_cache_save_mem(const kvr_cache *cache, void **buf, size_t *len);
+int kvr_cache_load_mem(kvr_cache **out, const void *buf, size_t len);
+void kvr_buffer_free(void *buf);
+
 #ifdef __cplusplus
 }
 #endif

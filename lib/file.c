@@ -1,0 +1,497 @@
+/* file.c: saving and loading a model cache (spec §16, doc/files.md).
+ *
+ * A cache file is a 32-byte header followed by the payload:
+ *
+ *   header   magic "KVRCACHE" (8 bytes), format version (u32), endianness
+ *            marker 0x01020304 (u32), payload length (u64), CRC-32 of the
+ *            payload (u32), reserved (u32, zero)
+ *   payload  the dimensions, the full configuration, then every head cache
+ *            (layer-major, then kv_head) with its scalars and every array of
+ *            its parts at full capacity
+ *
+ * Every number is little-endian whatever the machine; floats are written as
+ * their bit patterns, so a round trip is bit-identical.  The layout of the
+ * payload is written once, in xfer_config() and xfer_head(), and walked in
+ * three modes: counting bytes, writing and reading.
+ *
+ * Loading is a parser of untrusted input: every field is checked (the
+ * configuration by kvr_config_check, the dimensions by kvr_cache_create's
+ * rules, the payload length against what the configuration implies before
+ * anything is allocated, every stored value finite, each head's invariants
+ * by ref_head_check) before a cache is handed out.  On failure nothing is
+ * left allocated and *out is NULL. */
+#include <config.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "../ref/ref.h"
+
+#define FILE_MAGIC "KVRCACHE"
+#define FILE_VERSION 1u
+#define FILE_ENDIAN 0x01020304u
+#define HEADER_BYTES 32
+
+/* ---- CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320) -------------- */
+
+/* The CRC-32 of n bytes, as zlib's crc32(0, p, n) computes it: initial value
+ * 0xFFFFFFFF, reflected, final XOR 0xFFFFFFFF.  One nibble at a time from a
+ * 16-entry table (check value: "123456789" -> 0xCBF43926). */
+static uint32_t crc32_of(const unsigned char *p /*[n]*/, size_t n)
+{
+    static const uint32_t nibble[16] = {
+        0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu,
+        0x76DC4190u, 0x6B6B51F4u, 0x4DB26158u, 0x5005713Cu,
+        0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+        0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu};
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= p[i];
+        crc = (crc >> 4) ^ nibble[crc & 15];
+        crc = (crc >> 4) ^ nibble[crc & 15];
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+/* ---- little-endian walking --------------------------------------------- */
+
+enum { IO_COUNT, IO_WRITE, IO_READ };
+
+typedef struct {
+    int mode;
+    unsigned char *buf;   /* [len]: written (IO_WRITE) or read (IO_READ) */
+    size_t len, pos;      /* IO_COUNT: pos counts bytes; overflow sets bad */
+    int bad;              /* 1: count overflowed or a read ran past the end */
+} io_t;
+
+static int host_is_little(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+/* Transfer count elements of size bytes each (1, 2, 4 or 8) between data
+ * ([count] native) and the stream (little-endian). */
+static void xfer(io_t *io, void *data, size_t count, size_t size)
+{
+    if (io->bad)
+        return;
+    if (count > SIZE_MAX / size || io->pos > SIZE_MAX - count * size) {
+        io->bad = 1;
+        return;
+    }
+    size_t bytes = count * size;
+    if (io->mode == IO_COUNT) {
+        io->pos += bytes;
+        return;
+    }
+    if (io->pos + bytes > io->len) {
+        io->bad = 1;
+        return;
+    }
+    unsigned char *s = io->buf + io->pos, *d = data;
+    if (host_is_little() || size == 1) {
+        if (io->mode == IO_WRITE) memcpy(s, d, bytes); else memcpy(d, s, bytes);
+    } else {
+        for (size_t e = 0; e < count; e++)
+            for (size_t b = 0; b < size; b++) {
+                if (io->mode == IO_WRITE) s[e * size + b] = d[e * size + size - 1 - b];
+                else d[e * size + size - 1 - b] = s[e * size + b];
+            }
+    }
+    io->pos += bytes;
+}
+
+static void xfer_i32(io_t *io, int *x)
+{
+    int32_t v = (int32_t)*x;
+    xfer(io, &v, 1, 4);
+    *x = (int)v;
+}
+
+/* The dimensions and the configuration: 4 + 13 int32, 1 uint64, 2 float64. */
+typedef struct {
+    int n_layers, n_kv_heads, n_q_heads, head_dim;
+    kvr_config cfg;
+} file_dims;
+
+static void xfer_config(io_t *io, file_dims *f)
+{
+    kvr_config *c = &f->cfg;
+    int rows = (int)c->rows, imp = (int)c->importance, pool = (int)c->pool, elem = (int)c->elem;
+    xfer_i32(io, &f->n_layers);
+    xfer_i32(io, &f->n_kv_heads);
+    xfer_i32(io, &f->n_q_heads);
+    xfer_i32(io, &f->head_dim);
+    xfer_i32(io, &c->sinks);
+    xfer_i32(io, &c->window);
+    xfer_i32(io, &c->candidates);
+    xfer_i32(io, &c->depth);
+    xfer_i32(io, &c->width);
+    xfer(io, &c->seed, 1, 8);
+    xfer_i32(io, &rows);
+    xfer_i32(io, &c->centre);
+    xfer_i32(io, &c->shrink);
+    xfer_i32(io, &imp);
+    xfer_i32(io, &c->obs_window);
+    xfer_i32(io, &c->pool_kernel);
+    xfer_i32(io, &pool);
+    xfer_i32(io, &elem);
+    xfer(io, &c->sketch_share, 1, 8);
+    xfer(io, &c->recent_share, 1, 8);
+    c->rows = (kvr_rows)rows;
+    c->importance = (kvr_importance)imp;
+    c->pool = (kvr_pool)pool;
+    c->elem = (kvr_elem)elem;
+}
+
+/* One head cache: n (i64), n_cand (i32), n_vague (i64), layer and kv_head
+ * (u32), then the arrays at full capacity, each present exactly when the
+ * configuration has it (spec §16).  In IO_COUNT mode h's arrays may be NULL. */
+static void xfer_head(io_t *io, ref_head *h)
+{
+    const kvr_config *c = &h->cfg;
+    size_t D = (size_t)h->head_dim, es = kvr_elem_size(c->elem);
+    size_t S = (size_t)c->sinks, R = (size_t)c->window, C = (size_t)c->candidates;
+    size_t dw = (size_t)c->depth * (size_t)c->width;
+    int64_t n = h->n, n_vague = h->n_vague;
+    xfer(io, &n, 1, 8);
+    xfer_i32(io, &h->n_cand);
+    xfer(io, &n_vague, 1, 8);
+    xfer(io, &h->layer, 1, 4);
+    xfer(io, &h->kv_head, 1, 4);
+    h->n = (long)n;
+    h->n_vague = (long)n_vague;
+    if (io->bad)
+        return;
+    if (S > 0) { xfer(io, h->sink_k, S * D, es); xfer(io, h->sink_v, S * D, es); }
+    xfer(io, h->win_k, R * D, es);
+    xfer(io, h->win_v, R * D, es);
+    if (ref_keeps_scores(h))
+        xfer(io, h->win_score, R, 4);
+    if (C > 0) {
+        xfer(io, h->cand_pos, C, 4);
+        xfer(io, h->cand_score, C, 4);
+        xfer(io, h->cand_k, C * D, es);
+        xfer(io, h->cand_v, C * D, es);
+    }
+    if (ref_has_sketch(h)) {
+        xfer(io, h->sk_k, dw * D, 4);
+        xfer(io, h->sk_v, dw * D, 4);
+        xfer(io, h->sk_count, dw, 4);
+        xfer(io, h->sk_load, dw, 4);
+        if (c->centre) { xfer(io, h->sum_k, D, 8); xfer(io, h->sum_v, D, 8); }
+    }
+}
+
+static int check_live(const kvr_cache *c, const char *fn)
+{
+    if (!c)
+        return kvr_fail(KVR_EINVAL, "%s: cache is NULL", fn);
+    if (c->magic != CACHE_MAGIC)
+        return kvr_fail(KVR_EINVAL, "%s: cache %p is not a live cache (freed or corrupted)", fn, (const void *)c);
+    return KVR_OK;
+}
+
+static void put_u32(unsigned char *p, uint32_t x)
+{
+    for (int b = 0; b < 4; b++) p[b] = (unsigned char)(x >> (8 * b));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* ---- saving ------------------------------------------------------------ */
+
+/* Serialize c into a new buffer of *len bytes (freed with kvr_buffer_free).
+ * On failure (KVR_EINVAL, KVR_ENOMEM) *buf is NULL and *len 0. */
+int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
+{
+    static const char fn[] = "kvr_cache_save_mem";
+    if (!buf || !len)
+        return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !buf ? "buf" : "len");
+    *buf = NULL;
+    *len = 0;
+    int status = check_live(c, fn);
+    if (status != KVR_OK)
+        return status;
+    file_dims f = {c->n_layers, c->n_kv_heads, c->n_q_heads, c->head_dim, c->cfg};
+    size_t n_heads = (size_t)c->n_layers * c->n_kv_heads;
+    io_t io = {IO_COUNT, NULL, 0, 0, 0};
+    xfer_config(&io, &f);
+    for (size_t i = 0; i < n_heads; i++)
+        xfer_head(&io, c->heads[i]);
+    if (io.bad || io.pos > SIZE_MAX - HEADER_BYTES)
+        return kvr_fail(KVR_ENOMEM, "%s: the cache does not fit in memory as one buffer", fn);
+    size_t payload = io.pos;
+    unsigned char *out = kvr_malloc(HEADER_BYTES + payload);
+    if (!out)
+        return kvr_fail(KVR_ENOMEM, "%s: %zu bytes", fn, HEADER_BYTES + payload);
+    io = (io_t){IO_WRITE, out + HEADER_BYTES, payload, 0, 0};
+    xfer_config(&io, &f);
+    for (size_t i = 0; i < n_heads; i++) {
+        /* xfer_head writes back the scalars it reads; in IO_WRITE mode they
+         * are unchanged, but work on a copy so c stays const in fact. */
+        ref_head copy = *c->heads[i];
+        xfer_head(&io, &copy);
+    }
+    memcpy(out, FILE_MAGIC, 8);
+    put_u32(out + 8, FILE_VERSION);
+    put_u32(out + 12, FILE_ENDIAN);
+    put_u32(out + 16, (uint32_t)((uint64_t)payload & 0xFFFFFFFFu));
+    put_u32(out + 20, (uint32_t)((uint64_t)payload >> 32));
+    put_u32(out + 24, crc32_of(out + HEADER_BYTES, payload));
+    put_u32(out + 28, 0);
+    *buf = out;
+    *len = HEADER_BYTES + payload;
+    return KVR_OK;
+}
+
+void kvr_buffer_free(void *buf)
+{
+    kvr_free(buf);
+}
+
+/* Save c to path: written to "path.tmp" then renamed over path, so a failed
+ * save leaves any previous file whole.  KVR_EIO names the path. */
+int kvr_cache_save(const kvr_cache *c, const char *path)
+{
+    static const char fn[] = "kvr_cache_save";
+    if (!path)
+        return kvr_fail(KVR_EINVAL, "%s: path is NULL", fn);
+    void *buf;
+    size_t len;
+    int status = kvr_cache_save_mem(c, &buf, &len);
+    if (status != KVR_OK)
+        return status;
+    size_t plen = strlen(path);
+    char *tmp = kvr_malloc(plen + 5);
+    if (!tmp) {
+        kvr_buffer_free(buf);
+        return kvr_fail(KVR_ENOMEM, "%s: %zu bytes for the name", fn, plen + 5);
+    }
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp", 5);
+    FILE *fp = fopen(tmp, "wb");
+    if (!fp) {
+        status = kvr_fail(KVR_EIO, "%s: cannot create '%s': %s", fn, tmp, strerror(errno));
+    } else {
+        int ok = fwrite(buf, 1, len, fp) == len;
+        int err = errno;
+        ok = (fclose(fp) == 0) && ok;
+        if (!ok)
+            status = kvr_fail(KVR_EIO, "%s: cannot write '%s': %s", fn, tmp, strerror(err ? err : errno));
+        else if (rename(tmp, path) != 0)
+            status = kvr_fail(KVR_EIO, "%s: cannot rename '%s' to '%s': %s", fn, tmp, path, strerror(errno));
+        if (status != KVR_OK)
+            remove(tmp);
+    }
+    kvr_free(tmp);
+    kvr_buffer_free(buf);
+    return status;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+/* 1 when all count elements of type elem at p are finite. */
+static int elems_finite(kvr_elem elem, const void *p, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(kvr_elem_load(elem, p, i)))
+            return 0;
+    return 1;
+}
+
+static int f32_finite(const float *p, size_t count)
+{
+    return kvr_all_finite(p, count);
+}
+
+static int f64_finite(const double *p, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (!isfinite(p[i]))
+            return 0;
+    return 1;
+}
+
+/* Check one loaded head beyond ref_head_check: its identity, its scalars and
+ * that every stored value is finite.  Returns a failure message or NULL. */
+static const char *head_problem(const ref_head *h, uint32_t layer, uint32_t kv_head, long layer_n)
+{
+    const kvr_config *c = &h->cfg;
+    size_t D = (size_t)h->head_dim, S = (size_t)c->sinks, R = (size_t)c->window;
+    size_t C = (size_t)c->candidates, dw = (size_t)c->depth * (size_t)c->width;
+    if (h->layer != layer || h->kv_head != kv_head)
+        return "its layer or kv_head does not match its place in the file";
+    if (h->n < 0 || h->n > INT32_MAX)
+        return "its length is not in [0, 2^31-1]";
+    if (h->n != layer_n)
+        return "its length differs from the first head of its layer";
+    if (h->n_vague < 0 || h->n_vague > h->n)
+        return "its vague count is not in [0, n]";
+    if (!elems_finite(c->elem, h->sink_k, S * D) || !elems_finite(c->elem, h->sink_v, S * D) ||
+        !elems_finite(c->elem, h->win_k, R * D) || !elems_finite(c->elem, h->win_v, R * D) ||
+        !elems_finite(c->elem, h->cand_k, C * D) || !elems_finite(c->elem, h->cand_v, C * D))
+        return "a stored key or value is not finite";
+    if ((h->win_score && !f32_finite(h->win_score, R)) || (C > 0 && !f32_finite(h->cand_score, C)))
+        return "an importance score is not finite";
+    if (h->sk_k && (!f32_finite(h->sk_k, dw * D) || !f32_finite(h->sk_v, dw * D)))
+        return "a sketch sum is not finite";
+    if (h->sum_k && (!f64_finite(h->sum_k, D) || !f64_finite(h->sum_v, D)))
+        return "a running sum is not finite";
+    return NULL;
+}
+
+/* Parse len bytes at buf into a new cache; `name` (a path or "buffer")
+ * starts every message. */
+static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size_t len, const char *name)
+{
+    if (len < HEADER_BYTES)
+        return kvr_fail(KVR_EFORMAT, "%s: truncated: %zu bytes, a cache file has at least %d", name, len,
+                        HEADER_BYTES);
+    if (memcmp(buf, FILE_MAGIC, 8) != 0)
+        return kvr_fail(KVR_EFORMAT, "%s: not a kvreviver cache file (bad magic)", name);
+    uint32_t version = get_u32(buf + 8), endian = get_u32(buf + 12);
+    if (endian == 0x04030201u)
+        return kvr_fail(KVR_EFORMAT, "%s: written in big-endian byte order; this format is little-endian",
+                        name);
+    if (endian != FILE_ENDIAN)
+        return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
+    if (version != FILE_VERSION)
+        return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads version %u", name,
+                        (unsigned)version, FILE_VERSION);
+    uint64_t payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
+    if (payload != len - HEADER_BYTES)
+        return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %zu", name,
+                        payload > len - HEADER_BYTES ? "truncated" : "trailing bytes",
+                        (unsigned long long)payload, len - HEADER_BYTES);
+    uint32_t crc = crc32_of(buf + HEADER_BYTES, (size_t)payload);
+    if (crc != get_u32(buf + 24))
+        return kvr_fail(KVR_EFORMAT, "%s: corrupted: payload CRC-32 is 0x%08x, the header says 0x%08x", name,
+                        (unsigned)crc, (unsigned)get_u32(buf + 24));
+    if (get_u32(buf + 28) != 0)
+        return kvr_fail(KVR_EFORMAT, "%s: reserved header field is not zero", name);
+
+    /* dimensions and configuration */
+    io_t io = {IO_READ, (unsigned char *)buf + HEADER_BYTES, (size_t)payload, 0, 0};
+    file_dims f;
+    memset(&f, 0, sizeof f);
+    xfer_config(&io, &f);
+    if (io.bad)
+        return kvr_fail(KVR_EFORMAT, "%s: truncated inside the configuration", name);
+    if (f.n_layers < 1 || f.n_layers > 4096 || f.n_kv_heads < 1 || f.n_kv_heads > 4096 ||
+        f.n_q_heads < f.n_kv_heads || f.n_q_heads > 65536 || f.n_q_heads % f.n_kv_heads != 0)
+        return kvr_fail(KVR_EFORMAT, "%s: absurd dimensions: %d layers, %d kv heads, %d query heads", name,
+                        f.n_layers, f.n_kv_heads, f.n_q_heads);
+    char why[512];
+    int status = kvr_config_check(&f.cfg, f.head_dim);
+    if (status != KVR_OK) {
+        snprintf(why, sizeof why, "%s", kvr_last_error());   /* kvr_fail overwrites it */
+        return kvr_fail(KVR_EFORMAT, "%s: bad configuration: %s", name, why);
+    }
+    /* sketch_share and recent_share are planner knobs, read by kvr_plan
+     * only: any value kvr_cache_create accepted is kept as it is. */
+
+    /* The payload must be exactly what the configuration implies, checked
+     * before allocating anything, so a forged header cannot make us allocate
+     * much more than the file's size. */
+    ref_head shape;
+    memset(&shape, 0, sizeof shape);
+    shape.cfg = f.cfg;
+    shape.head_dim = f.head_dim;
+    io_t count = {IO_COUNT, NULL, 0, 0, 0};
+    xfer_head(&count, &shape);
+    size_t n_heads = (size_t)f.n_layers * f.n_kv_heads, per_head = count.pos;
+    if (count.bad || per_head > ((size_t)payload - io.pos) / n_heads ||
+        per_head * n_heads != (size_t)payload - io.pos)
+        return kvr_fail(KVR_EFORMAT, "%s: absurd dimensions or wrong length: %zu heads of the configured "
+                        "size do not make the %llu payload bytes", name, n_heads, (unsigned long long)payload);
+
+    kvr_cache *c;
+    status = kvr_cache_create(&c, f.n_layers, f.n_kv_heads, f.n_q_heads, f.head_dim, &f.cfg, KVR_BACKEND_REF);
+    if (status == KVR_ENOMEM)
+        return status;
+    if (status != KVR_OK) {
+        snprintf(why, sizeof why, "%s", kvr_last_error());
+        return kvr_fail(KVR_EFORMAT, "%s: %s", name, why);
+    }
+    for (int l = 0; l < f.n_layers; l++)
+        for (int k = 0; k < f.n_kv_heads; k++) {
+            ref_head *h = c->heads[(size_t)l * f.n_kv_heads + k];
+            xfer_head(&io, h);
+            const char *problem = io.bad ? "truncated" : NULL;
+            if (!problem)
+                problem = head_problem(h, (uint32_t)l, (uint32_t)k, c->heads[(size_t)l * f.n_kv_heads]->n);
+            if (!problem && ref_head_check(h, why, sizeof why) != 0)
+                problem = why;
+            if (problem) {
+                status = kvr_fail(KVR_EFORMAT, "%s: layer %d kv_head %d: %s", name, l, k, problem);
+                kvr_cache_free(c);
+                return status;
+            }
+        }
+    *out = c;
+    return KVR_OK;
+}
+
+int kvr_cache_load_mem(kvr_cache **out, const void *buf, size_t len)
+{
+    if (!out)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_load_mem: out is NULL");
+    *out = NULL;
+    if (!buf && len > 0)
+        return kvr_fail(KVR_EINVAL, "kvr_cache_load_mem: buf is NULL with len = %zu", len);
+    return load_buffer(out, buf, len, "kvr_cache_load_mem: buffer");
+}
+
+/* Read the whole file at path and parse it.  KVR_EIO names the path when it
+ * cannot be opened or read; KVR_EFORMAT when it is not a valid cache file. */
+int kvr_cache_load(kvr_cache **out, const char *path)
+{
+    static const char fn[] = "kvr_cache_load";
+    if (!out)
+        return kvr_fail(KVR_EINVAL, "%s: out is NULL", fn);
+    *out = NULL;
+    if (!path)
+        return kvr_fail(KVR_EINVAL, "%s: path is NULL", fn);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return kvr_fail(KVR_EIO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
+    unsigned char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int status = KVR_OK;
+    for (;;) {                              /* read it all, growing by doubling */
+        if (len == cap) {
+            size_t ncap = cap ? 2 * cap : 65536;
+            unsigned char *nbuf = ncap > cap ? kvr_malloc(ncap) : NULL;
+            if (!nbuf) {
+                status = kvr_fail(KVR_ENOMEM, "%s: '%s': %zu bytes", fn, path, ncap);
+                break;
+            }
+            if (len) memcpy(nbuf, buf, len);
+            kvr_free(buf);
+            buf = nbuf;
+            cap = ncap;
+        }
+        size_t got = fread(buf + len, 1, cap - len, fp);
+        len += got;
+        if (got == 0) {
+            if (ferror(fp))
+                status = kvr_fail(KVR_EIO, "%s: cannot read '%s': %s", fn, path, strerror(errno));
+            break;
+        }
+    }
+    fclose(fp);
+    if (status == KVR_OK) {
+        char name[600];
+        snprintf(name, sizeof name, "%s: '%s'", fn, path);
+        status = load_buffer(out, buf, len, name);
+    }
+    kvr_free(buf);
+    return status;
+}
