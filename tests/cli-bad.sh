@@ -103,7 +103,8 @@ if [ "$final" = 1 ]; then
   run 1 eval --context 64 --budget 0.5 --csv "$missing";            expect_err "$missing"
   run 2 vectors;                        expect_err "--out"
   run 2 vectors --out;                  expect_err "Usage:"
-  run 1 vectors --out "$missing/deeper/still";                     expect_err "$missing"
+  : > "$tmp/a-file"                       # a directory cannot be made under a file
+  run 1 vectors --out "$tmp/a-file/sub";                          expect_err "$tmp/a-file"
   run 2 validate --port "$tmp";         expect_err "--vectors"
   run 2 validate --vectors "$tmp";      expect_err "--port"
   run 1 validate --vectors "$missing" --port "$tmp";               expect_err "$missing"

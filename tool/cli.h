@@ -13,6 +13,10 @@ int cli_vectors(int argc, char **argv);   /* cmd_vectors.c */
 int cli_validate(int argc, char **argv);  /* cmd_vectors.c */
 int cli_bench(int argc, char **argv);     /* cmd_bench.c */
 
+/* Parse a non-negative decimal integer that fits in 64 bits (a seed); 1 on
+ * success, 0 for anything else (sign, empty, trailing text, overflow). */
+int cli_parse_u64(const char *s, unsigned long long *out);
+
 /* Print "kvreviver: " and the message to stderr. */
 void cli_error(const char *fmt, ...)
 #if defined(__GNUC__)

@@ -80,7 +80,9 @@ static int bad(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nRun 'kvreviver eval --help' for the options.\n", stderr);
+    fputs("\nUsage: kvreviver eval [--workload W] [--context N] [--budget B[,B...]]\n"
+          "                      [--method M[,M...]] [--seed S[,S...] | --seeds K] [OPTIONS]\n"
+          "Run 'kvreviver eval --help' for the options.\n", stderr);
     return CLI_USAGE;
 }
 
@@ -98,11 +100,14 @@ static int parse_int(const char *s, long lo, long hi, int *out)
 static int split(char *s, char **items)
 {
     int n = 0;
-    for (char *tok = strtok(s, ","); tok; tok = strtok(NULL, ",")) {
-        if (n == MAX_LIST) return -1;
+    for (char *tok = s;; ) {               /* every item, empty ones included */
+        char *comma = strchr(tok, ',');
+        if (comma) *comma = '\0';
+        if (!*tok || n == MAX_LIST) return -1;  /* "a,,b", ",a", "a,": refused */
         items[n++] = tok;
+        if (!comma) return n;
+        tok = comma + 1;
     }
-    return n;
 }
 
 static int known_method(const char *m)
@@ -214,12 +219,10 @@ static int parse(int argc, char **argv, options *o)
             int n = split(lists[2], items);
             if (n <= 0) return bad("--seed '%s' is not a list of seeds S[,S...]", val);
             for (int j = 0; j < n; j++) {
-                char *end;
-                errno = 0;
-                if (items[j][0] == '-') return bad("--seed: '%s' is not a non-negative integer", items[j]);
-                o->seeds[j] = strtoull(items[j], &end, 10);
-                if (errno || end == items[j] || *end)
+                unsigned long long seed;
+                if (!cli_parse_u64(items[j], &seed))
                     return bad("--seed: '%s' is not a non-negative integer", items[j]);
+                o->seeds[j] = seed;
             }
             o->n_seeds = n;
             have_seed = 1;

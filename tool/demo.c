@@ -34,9 +34,7 @@ int cli_demo(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return CLI_OK; }
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            char *end;
-            seed = strtoull(argv[++i], &end, 10);
-            if (*end || !*argv[i] || argv[i][0] == '-') {
+            if (!cli_parse_u64(argv[++i], &seed)) {
                 cli_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
                 return CLI_USAGE;
             }

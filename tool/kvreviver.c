@@ -1,6 +1,8 @@
 /* kvreviver.c: the command-line tool's entry point and subcommand dispatch. */
 #include <config.h>
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +30,19 @@ static void usage(FILE *f)
         "Run 'kvreviver COMMAND --help' for a command's options.\n"
         "Exit status: 0 success, 1 failure at run time, 2 usage error.\n"
         "The spec is doc/spec.md; see also kvreviver(1).\n");
+}
+
+int cli_parse_u64(const char *s, unsigned long long *out)
+{
+    char *end;
+    if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return 0;
+    *out = v;
+    return 1;
 }
 
 void cli_error(const char *fmt, ...)
