@@ -1,5 +1,7 @@
 # cuda/local.mk: the CUDA backend, compiled with nvcc through libtool when
 # configure found a working CUDA toolkit (see configure.ac).
+# ref/sketchattend.c is the reference's form of the fast path's math: always built.
+libkvreviver_la_SOURCES += ref/sketchattend.c
 CUDA_SOURCES = cuda/device.cu
 EXTRA_DIST += $(CUDA_SOURCES) cuda/nvcc-wrap
 if KVR_CUDA

@@ -1,0 +1,11 @@
+# tests/cuda.mk: the CUDA area's tests: the sketch-domain route of the
+# reference (runs everywhere) and the CUDA conformance suite (SKIPs without
+# a GPU).
+check_PROGRAMS += tests/sketchattend tests/cuda
+TESTS += tests/sketchattend tests/cuda
+tests_sketchattend_SOURCES = tests/sketchattend.c
+tests_sketchattend_CFLAGS = $(TEST_CFLAGS)
+tests_sketchattend_LDADD = $(TEST_LDADD)
+tests_cuda_SOURCES = tests/cuda.c
+tests_cuda_CFLAGS = $(TEST_CFLAGS) $(CUDA_CFLAGS)
+tests_cuda_LDADD = $(TEST_LDADD)
