@@ -9,3 +9,5 @@ tests_sketchattend_LDADD = $(TEST_LDADD)
 tests_cuda_SOURCES = tests/cuda.c
 tests_cuda_CFLAGS = $(TEST_CFLAGS) $(CUDA_CFLAGS)
 tests_cuda_LDADD = $(TEST_LDADD)
+TESTS += tests/bench.sh
+dist_check_SCRIPTS += tests/bench.sh

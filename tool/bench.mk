@@ -1,1 +1,2 @@
 # tool/bench.mk: more sources of the tool for this area (tool_kvreviver_SOURCES += ...)
+# tool/cmd_bench.c (in tool/local.mk) includes cuda/kvr_cuda.h when CUDA is built.
