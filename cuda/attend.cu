@@ -67,17 +67,18 @@ __device__ inline float mean_logit(const kvr_cuda_params &p, const kvr_row_hash 
     return (qmu + acc * inv_d) * scale;
 }
 
-/* grid (n_heads, d), block 128: P[h][g][r][b] = q_g . S_K[r][b]; bucket
- * index b == w (row 0 only) gives qmu[h][g] = q_g . mu_k.  A warp per
- * bucket, lanes over coordinates. */
+/* grid (n_heads, d, ceil((w+1)/32)), block 128: P[h][g][r][b] = q_g . S_K[r][b];
+ * bucket index b == w (row 0 only) gives qmu[h][g] = q_g . mu_k.  A block
+ * covers 32 buckets of one row, a warp per bucket, lanes over coordinates. */
 __global__ void sketch_scores(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, float *P, float *qmu)
 {
     const kvr_cuda_head &h = heads[blockIdx.x];
     int r = blockIdx.y, D = p.head_dim, G = p.group, dw = p.depth * p.width;
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     if (h.n_vague == 0) return;
-    int last = r == 0 ? p.width : p.width - 1;
-    for (int b = warp; b <= last; b += blockDim.x / 32) {
+    int last = r == 0 ? p.width : p.width - 1, first = (int)blockIdx.z * 32;
+    if (last > first + 31) last = first + 31;
+    for (int b = first + warp; b <= last; b += blockDim.x / 32) {
         const float *row = b < p.width ? h.sk_k + ((size_t)r * p.width + b) * D : h.mu_k;
         for (int g = 0; g < G; g++) {
             const float *qg = q + ((size_t)blockIdx.x * G + g) * D;
@@ -307,35 +308,30 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
     }
 }
 
-/* grid n_heads, block 256, mean rows: out = (acc + sumv mu_v + (1/d) sum_b
- * W[b] alpha_b (S_V[b] - c_b mu_v)) / L, thread per coordinate; the sketch
- * is read once for the whole group. */
+/* grid (G, n_heads), block 256, mean rows: for query head g, out = (acc +
+ * sumv mu_v + (1/d) sum_b W[b] alpha_b (S_V[b] - c_b mu_v)) / L, thread per
+ * coordinate.  The G blocks of a head are adjacent, so its sketch is read
+ * from memory about once and from L2 after. */
 __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, const float *W, const float *sumv,
                              const float *L_all, float *out)
 {
-    const int hd = blockIdx.x, G = p.group, D = p.head_dim, dw = p.depth * p.width;
+    const int g = blockIdx.x, hd = blockIdx.y, G = p.group, D = p.head_dim, dw = p.depth * p.width;
     const kvr_cuda_head &h = heads[hd];
     kvr_parts parts = kvr_dev_parts(p, h);
     if (parts.m == 0) return;
     const float inv_d = 1.0f / (float)p.depth;
+    const size_t hg = (size_t)hd * G + g;
+    const float *Wg = W + hg * dw;
     for (int i = threadIdx.x; i < D; i += blockDim.x) {
-        float mv = h.mu_v[i], acc[G_MAX];
-#pragma unroll
-        for (int g = 0; g < G_MAX; g++) acc[g] = 0.0f;
+        float mv = h.mu_v[i], acc = 0.0f;
         for (int b = 0; b < dw; b++) {
             int load = h.sk_load[b];
             if (load == 0) continue;
             float alpha = p.shrink ? 1.0f / (float)load : 1.0f;
-            float term = alpha * (h.sk_v[(size_t)b * D + i] - (float)h.sk_count[b] * mv);
-#pragma unroll
-            for (int g = 0; g < G_MAX; g++)
-                if (g < G) acc[g] += W[((size_t)hd * G + g) * dw + b] * term;
+            acc += Wg[b] * (alpha * (h.sk_v[(size_t)b * D + i] - (float)h.sk_count[b] * mv));
         }
-        for (int g = 0; g < G; g++) {
-            size_t hg = (size_t)hd * G + g;
-            float o = out[hg * D + i] + sumv[hg] * mv + acc[g] * inv_d;
-            out[hg * D + i] = o / L_all[hg];
-        }
+        float o = out[hg * D + i] + sumv[hg] * mv + acc * inv_d;
+        out[hg * D + i] = o / L_all[hg];
     }
 }
 
@@ -425,7 +421,7 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
     size_t hg = (size_t)n_heads * p->group;
     cudaError_t e = cudaSuccess;
     if (mean) {
-        sketch_scores<<<dim3((unsigned)n_heads, (unsigned)p->depth), 128>>>(*p, heads_dev, q_dev, ws->P, ws->qmu);
+        sketch_scores<<<dim3((unsigned)n_heads, (unsigned)p->depth, (unsigned)(p->width / 32 + 1)), 128>>>(*p, heads_dev, q_dev, ws->P, ws->qmu);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) {
@@ -449,7 +445,7 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
             e = cudaGetLastError();
         }
         if (e == cudaSuccess) {
-            vague_finish<<<(unsigned)n_heads, 256>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
+            vague_finish<<<dim3((unsigned)p->group, (unsigned)n_heads), 128>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
             e = cudaGetLastError();
         }
     }
