@@ -30,7 +30,6 @@
 #include "reconstruct.cuh"
 
 #define WARPS 4                 /* warps per block of attend_split */
-#define VPL (KVR_CUDA_MAX_DIM / 32)   /* coordinates per lane */
 #define G_MAX KVR_CUDA_MAX_GROUP
 #define TARGET_BLOCKS 2048      /* chunks are sized so a launch has about this many blocks */
 
@@ -95,16 +94,19 @@ __global__ void sketch_scores(kvr_cuda_params p, const kvr_cuda_head *heads, con
 }
 
 /* grid (chunks, n_heads), block WARPS*32.  Partial softmax state of one
- * chunk of items [c*chunk, (c+1)*chunk) of one head cache.
+ * chunk of items [c*chunk, (c+1)*chunk) of one head cache.  Instantiated for
+ * GM >= G query heads and VM >= D/32 coordinates per lane, so the query and
+ * the accumulators of a lane stay in registers.
  *   q: [n_heads][G][D]; part_*: see the workspace; logit: NULL or
  *   [n_heads][G][exact_cap] (the logit of every exact row) */
+template <int GM, int VM>
 __global__ void __launch_bounds__(WARPS * 32)
 attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int chunk, int chunk_cap,
              const float *P, const float *qmu_all, float *part_m, float *part_l, float *part_acc,
              float *logit, int exact_cap)
 {
-    __shared__ float sm_m[WARPS][G_MAX], sm_l[WARPS][G_MAX];
-    __shared__ float sm_acc[WARPS][G_MAX][KVR_CUDA_MAX_DIM];
+    __shared__ float sm_m[WARPS][GM], sm_l[WARPS][GM];
+    __shared__ float sm_acc[WARPS][GM][VM * 32];
     const int hd = blockIdx.y, c = blockIdx.x;
     const kvr_cuda_head &h = heads[hd];
     const int D = p.head_dim, G = p.group, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -114,13 +116,13 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     const int t0 = c * chunk, t1 = min(t0 + chunk, items);
     const int mean_vague = p.rows == 1 && parts.m > 0;
 
-    float qr[G_MAX][VPL], acc[G_MAX][VPL], m[G_MAX], l[G_MAX];
+    float qr[GM][VM], acc[GM][VM], m[GM], l[GM];
 #pragma unroll
-    for (int g = 0; g < G_MAX; g++) {
+    for (int g = 0; g < GM; g++) {
         m[g] = -INFINITY;
         l[g] = 0.0f;
 #pragma unroll
-        for (int j = 0; j < VPL; j++) {
+        for (int j = 0; j < VM; j++) {
             int i = j * 32 + lane;
             qr[g][j] = (g < G && i < D) ? q[((size_t)hd * G + g) * D + i] : 0.0f;
             acc[g][j] = 0.0f;
@@ -130,7 +132,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     /* warp per item: exact rows, and median vague tokens */
     int warp_end = mean_vague ? min(t1, parts.e) : t1;
     for (int it = t0 + warp; it < warp_end; it += WARPS) {
-        float kc[VPL], vc[VPL];
+        float kc[VM], vc[VM];
         if (it < parts.e) {                                 /* an exact row */
             const void *K, *V;
             size_t row;
@@ -140,7 +142,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
                 K = h.win_k; V = h.win_v; row = (size_t)(pos % h.window);
             } else { K = h.cand_k; V = h.cand_v; row = (size_t)(it - parts.s - parts.r); }
 #pragma unroll
-            for (int j = 0; j < VPL; j++) {
+            for (int j = 0; j < VM; j++) {
                 int i = j * 32 + lane;
                 kc[j] = i < D ? kvr_dev_load(K, p.elem, row * D + i) : 0.0f;
                 vc[j] = i < D ? kvr_dev_load(V, p.elem, row * D + i) : 0.0f;
@@ -152,18 +154,18 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
             for (int r = 0; r < p.depth; r++)
                 rows[r] = kvr_dev_row(p, h, r, pos);
 #pragma unroll
-            for (int j = 0; j < VPL; j++) {
+            for (int j = 0; j < VM; j++) {
                 int i = j * 32 + lane;
                 kc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
                 vc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
             }
         }
 #pragma unroll
-        for (int g = 0; g < G_MAX; g++) {
+        for (int g = 0; g < GM; g++) {
             if (g >= G) break;
             float s = 0.0f;
 #pragma unroll
-            for (int j = 0; j < VPL; j++)
+            for (int j = 0; j < VM; j++)
                 s += qr[g][j] * kc[j];
             float lg = kvr_warp_sum(s) * scale;
             if (logit && it < parts.e && lane == 0)
@@ -173,7 +175,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
             l[g] = l[g] * corr + pt;
             m[g] = M;
 #pragma unroll
-            for (int j = 0; j < VPL; j++)
+            for (int j = 0; j < VM; j++)
                 acc[g][j] = acc[g][j] * corr + pt * vc[j];
         }
     }
@@ -181,11 +183,11 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     /* thread per item: mean-row vague tokens, logits in O(d); they add to
      * (m, l) only: their values come from vague_weights/vague_finish */
     if (mean_vague) {
-        float tm[G_MAX], tl[G_MAX];
+        float tm[GM], tl[GM];
         const float inv_d = 1.0f / (float)p.depth;
         const int dw = p.depth * p.width;
 #pragma unroll
-        for (int g = 0; g < G_MAX; g++) { tm[g] = -INFINITY; tl[g] = 0.0f; }
+        for (int g = 0; g < GM; g++) { tm[g] = -INFINITY; tl[g] = 0.0f; }
         for (int it = max(t0, parts.e) + threadIdx.x; it < t1; it += blockDim.x) {
             long pos = parts.s + (it - parts.e);
             if (kvr_dev_is_cand(h, pos)) continue;
@@ -199,7 +201,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
             }
         }
 #pragma unroll
-        for (int g = 0; g < G_MAX; g++) {                   /* warp-combine, then into the warp state */
+        for (int g = 0; g < GM; g++) {                   /* warp-combine, then into the warp state */
             if (g >= G) break;
             for (int o = 16; o > 0; o >>= 1) {
                 float m2 = __shfl_xor_sync(0xffffffffu, tm[g], o);
@@ -208,7 +210,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
             }
             float a = merge_state(m[g], l[g], tm[g], tl[g]);
 #pragma unroll
-            for (int j = 0; j < VPL; j++)
+            for (int j = 0; j < VM; j++)
                 acc[g][j] *= a;
         }
     }
@@ -217,7 +219,7 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     for (int g = 0; g < G; g++) {
         if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
 #pragma unroll
-        for (int j = 0; j < VPL; j++) {
+        for (int j = 0; j < VM; j++) {
             int i = j * 32 + lane;
             if (i < D) sm_acc[warp][g][i] = acc[g][j];
         }
@@ -425,9 +427,24 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) {
-        attend_split<<<dim3((unsigned)n_chunks, (unsigned)n_heads), WARPS * 32>>>(
-            *p, heads_dev, q_dev, (int)chunk, ws->chunk_cap, ws->P, ws->qmu, ws->part_m, ws->part_l,
-            ws->part_acc, prob_dev ? ws->logit : NULL, ws->exact_cap);
+        dim3 grid((unsigned)n_chunks, (unsigned)n_heads);
+        float *lg = prob_dev ? ws->logit : NULL;
+        int gm = p->group <= 1 ? 1 : p->group <= 4 ? 4 : 8;
+        int vm = p->head_dim <= 64 ? 2 : p->head_dim <= 128 ? 4 : 8;
+#define SPLIT(G_, V_) attend_split<G_, V_><<<grid, WARPS * 32>>>(*p, heads_dev, q_dev, (int)chunk, ws->chunk_cap, \
+                          ws->P, ws->qmu, ws->part_m, ws->part_l, ws->part_acc, lg, ws->exact_cap)
+        switch (gm * 10 + vm) {
+        case 12: SPLIT(1, 2); break;
+        case 14: SPLIT(1, 4); break;
+        case 18: SPLIT(1, 8); break;
+        case 42: SPLIT(4, 2); break;
+        case 44: SPLIT(4, 4); break;
+        case 48: SPLIT(4, 8); break;
+        case 82: SPLIT(8, 2); break;
+        case 84: SPLIT(8, 4); break;
+        default: SPLIT(8, 8); break;
+        }
+#undef SPLIT
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) {
