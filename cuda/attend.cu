@@ -32,6 +32,7 @@
 #define WARPS 4                 /* warps per block of attend_split */
 #define G_MAX KVR_CUDA_MAX_GROUP
 #define TARGET_BLOCKS 2048      /* chunks are sized so a launch has about this many blocks */
+#define SMEM_W_MAX (200 * 1024) /* largest shared copy of W per block (H100: 227 KiB) */
 
 struct kvr_cuda_attend_ws {
     int n_heads, chunk_cap, exact_cap, dw, G, D;
@@ -194,7 +195,9 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
             kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
             for (int r = 0; r < p.depth; r++)
                 rows[r] = kvr_dev_row(p, h, r, pos);
-            for (int g = 0; g < G; g++) {
+#pragma unroll
+            for (int g = 0; g < GM; g++) {
+                if (g >= G) break;
                 float lg = mean_logit(p, rows, P + ((size_t)hd * G + g) * dw, qmu_all[(size_t)hd * G + g],
                                       inv_d, scale);
                 merge_state(tm[g], tl[g], lg, 1.0f);
@@ -216,7 +219,9 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     }
 
     /* block merge of the warps' states, then the chunk's partial */
-    for (int g = 0; g < G; g++) {
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        if (g >= G) break;
         if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
 #pragma unroll
         for (int j = 0; j < VM; j++) {
@@ -273,40 +278,60 @@ __global__ void attend_merge(kvr_cuda_params p, const kvr_cuda_head *heads, int 
     }
 }
 
-/* grid (ceil(max M / 256), n_heads), block 256, mean rows: thread per
- * middle position; for a vague one, p_t = exp(logit_t - M_g) is added with
- * its sign into W[h][g][r][b] and into sumv[h][g].  W and sumv start at
- * zero.  (Float atomics: the order of these sums is not fixed; the bound of
+/* grid (ceil(max M / span), n_heads), block 256, mean rows: the block's
+ * threads walk the middle positions [x*span, (x+1)*span); for a vague one,
+ * p_t = exp(logit_t - M_g) is added with its sign into W[h][g][r][b] and
+ * into sumv[h][g].  W and sumv start at zero.  With use_smem the block first
+ * sums into a copy of its head's W in shared memory ([G][d*w], dynamic) and
+ * adds that into W once, which replaces most global atomics by shared ones.
+ * (Float atomics: the order of these sums is not fixed; the bound of
  * tests/sketchattend.c does not depend on it.) */
 __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, const float *P, const float *qmu_all,
-                              const float *M_all, float *W, float *sumv)
+                              const float *M_all, float *W, float *sumv, int span, int use_smem)
 {
+    extern __shared__ float sW[];
     const int hd = blockIdx.y, G = p.group, dw = p.depth * p.width;
     const kvr_cuda_head &h = heads[hd];
     kvr_parts parts = kvr_dev_parts(p, h);
-    int idx = blockIdx.x * blockDim.x + threadIdx.x;
+    const float scale = 1.0f / sqrtf((float)p.head_dim), inv_d = 1.0f / (float)p.depth;
+    float *Wh = use_smem ? sW : W + (size_t)hd * G * dw;
+    if (use_smem) {
+        for (int x = threadIdx.x; x < G * dw; x += blockDim.x) sW[x] = 0.0f;
+        __syncthreads();
+    }
     float mass[G_MAX];
 #pragma unroll
     for (int g = 0; g < G_MAX; g++) mass[g] = 0.0f;
-    long pos = parts.s + idx;
-    if (idx < parts.m && !kvr_dev_is_cand(h, pos)) {
-        const float scale = 1.0f / sqrtf((float)p.head_dim), inv_d = 1.0f / (float)p.depth;
+    int end = min((int)(blockIdx.x + 1) * span, parts.m);
+    for (int idx = blockIdx.x * span + threadIdx.x; idx < end; idx += blockDim.x) {
+        long pos = parts.s + idx;
+        if (kvr_dev_is_cand(h, pos)) continue;
         kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
         for (int r = 0; r < p.depth; r++)
             rows[r] = kvr_dev_row(p, h, r, pos);
-        for (int g = 0; g < G; g++) {
+#pragma unroll
+        for (int g = 0; g < G_MAX; g++) {
+            if (g >= G) break;
             size_t hg = (size_t)hd * G + g;
             float lg = mean_logit(p, rows, P + hg * dw, qmu_all[hg], inv_d, scale);
             float pt = expf(lg - M_all[hg]);
-            mass[g] = pt;
+            mass[g] += pt;
             for (int r = 0; r < p.depth; r++)
-                atomicAdd(&W[hg * dw + rows[r].bucket], pt * rows[r].sign);
+                atomicAdd(&Wh[(size_t)g * dw + rows[r].bucket], pt * rows[r].sign);
         }
     }
-    for (int g = 0; g < G; g++) {
+#pragma unroll
+    for (int g = 0; g < G_MAX; g++) {
+        if (g >= G) break;
         float s = kvr_warp_sum(mass[g]);
         if (threadIdx.x % 32 == 0 && s != 0.0f)
             atomicAdd(&sumv[(size_t)hd * G + g], s);
+    }
+    if (use_smem) {
+        __syncthreads();
+        float *Wg = W + (size_t)hd * G * dw;
+        for (int x = threadIdx.x; x < G * dw; x += blockDim.x)
+            if (sW[x] != 0.0f) atomicAdd(&Wg[x], sW[x]);
     }
 }
 
@@ -456,10 +481,19 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
         e = cudaMemsetAsync(ws->W, 0, hg * ws->dw * sizeof(float));
         if (e == cudaSuccess) e = cudaMemsetAsync(ws->sumv, 0, hg * sizeof(float));
         if (e == cudaSuccess) {
-            unsigned blocks = (unsigned)((max_items + 255) / 256);
-            vague_weights<<<dim3(blocks, (unsigned)n_heads), 256>>>(*p, heads_dev, ws->P, ws->qmu, ws->M,
-                                                                   ws->W, ws->sumv);
-            e = cudaGetLastError();
+            /* spans of positions sized for about TARGET_BLOCKS blocks */
+            long span = (max_items * n_heads + TARGET_BLOCKS - 1) / TARGET_BLOCKS;
+            span = span < 256 ? 256 : ((span + 255) / 256) * 256;
+            unsigned blocks = (unsigned)((max_items + span - 1) / span);
+            size_t smem = (size_t)p->group * p->depth * p->width * sizeof(float);
+            int use_smem = smem <= SMEM_W_MAX && span >= 1024;
+            if (use_smem && smem > 48 * 1024)
+                e = cudaFuncSetAttribute(vague_weights, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            if (e == cudaSuccess) {
+                vague_weights<<<dim3(blocks, (unsigned)n_heads), 256, use_smem ? smem : 0>>>(
+                    *p, heads_dev, ws->P, ws->qmu, ws->M, ws->W, ws->sumv, (int)span, use_smem);
+                e = cudaGetLastError();
+            }
         }
         if (e == cudaSuccess) {
             vague_finish<<<dim3((unsigned)p->group, (unsigned)n_heads), 128>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
