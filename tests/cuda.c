@@ -24,10 +24,11 @@
  *     tests/sketchattend.c).  In practice they are bit-identical; the suite
  *     reports how many were.
  *   attention: each logit differs from the exact one by at most
- *     delta_t = gamma_{D+d+10} scale sum_i |q_i| A^K_i(t) (vague; exact rows:
- *     A^K = |k|); with delta = max_t delta_t + u*range + 4u (the device's
+ *     delta_t = gamma_{D+d+10} scale sum_i |q_i| (A^K_i(t) + |k^_ti|) (vague:
+ *     the median of the rows can exceed their mean A; exact rows: |k|); with delta = max_t delta_t + u*range + 4u (the device's
  *     expf is within 2 ulp), the output differs by at most
  *         e^{2 delta} (2 (e^{2 delta} - 1) + 2 gamma_K) sum_t pi_t AV_i(t),
+ *     AV_i(t) = A^V_i(t) + |v^_ti| (vague) or |v_ti| (exact),
  *     K = 6n + d*w + d + 32: the device's online softmax rescales a running
  *     sum once per token (a product of up to n rounded factors, each within
  *     5u), the reference sums n products and n weights.
@@ -115,10 +116,14 @@ static double compare_attend(kvr_cache *ref, kvr_cache *cu, const float *q, int 
             held[t] = part != KVR_PART_DROPPED;
             if (!held[t]) continue;
             int vague = part == KVR_PART_VAGUE;
-            if (vague) {
+            if (vague) {   /* A_i, plus |k^_i|: a median row's value can exceed the rows' mean A_i */
                 ref_reconstruct(hd, t, kk + t * D, vv);
                 abs_terms(hd, hd->sk_k, hd->sum_k, t, ak + t * D);
                 abs_terms(hd, hd->sk_v, hd->sum_v, t, av + t * D);
+                for (int i = 0; i < D; i++) {
+                    ak[t * D + i] += fabs(kk[t * D + i]);
+                    av[t * D + i] += fabs(vv[i]);
+                }
             } else {
                 ref_exact_kv(hd, t, kk + t * D, vv);
                 for (int i = 0; i < D; i++) {
