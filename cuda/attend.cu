@@ -94,6 +94,56 @@ __global__ void sketch_scores(kvr_cuda_params p, const kvr_cuda_head *heads, con
     }
 }
 
+/* Lane's coordinates (j*32 + lane) of exact row `it` of a head cache:
+ * sinks, then window positions n-R'..n-1, then candidates. */
+template <int VM>
+__device__ __forceinline__ void load_exact(const kvr_cuda_params &p, const kvr_cuda_head &h, const kvr_parts &parts,
+                                           int it, int lane, float (&kc)[VM], float (&vc)[VM])
+{
+    const void *K, *V;
+    size_t row;
+    if (it < parts.s) { K = h.sink_k; V = h.sink_v; row = (size_t)it; }
+    else if (it < parts.s + parts.r) {
+        long pos = (long)h.n - parts.r + (it - parts.s);
+        K = h.win_k; V = h.win_v; row = (size_t)(pos % h.window);
+    } else { K = h.cand_k; V = h.cand_v; row = (size_t)(it - parts.s - parts.r); }
+#pragma unroll
+    for (int j = 0; j < VM; j++) {
+        int i = j * 32 + lane;
+        kc[j] = i < p.head_dim ? kvr_dev_load(K, p.elem, row * p.head_dim + i) : 0.0f;
+        vc[j] = i < p.head_dim ? kvr_dev_load(V, p.elem, row * p.head_dim + i) : 0.0f;
+    }
+}
+
+/* Online softmax (spec §11.2) of one token for the G query heads of a warp:
+ * logit = (q . k) * scale, then the running max m, sum l and output acc
+ * (lane-distributed) absorb it.  lg_out: NULL, or where to store the logit
+ * of query head g at lg_out[g * stride]. */
+template <int GM, int VM>
+__device__ __forceinline__ void absorb(int G, int lane, float scale, const float (&qr)[GM][VM],
+                                       const float (&kc)[VM], const float (&vc)[VM], float (&m)[GM],
+                                       float (&l)[GM], float (&acc)[GM][VM], float *lg_out, int stride)
+{
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        if (g >= G) break;
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VM; j++)
+            s += qr[g][j] * kc[j];
+        float lg = kvr_warp_sum(s) * scale;
+        if (lg_out && lane == 0)
+            lg_out[(size_t)g * stride] = lg;
+        float M = fmaxf(m[g], lg);
+        float corr = expf(m[g] - M), pt = expf(lg - M);
+        l[g] = l[g] * corr + pt;
+        m[g] = M;
+#pragma unroll
+        for (int j = 0; j < VM; j++)
+            acc[g][j] = acc[g][j] * corr + pt * vc[j];
+    }
+}
+
 /* grid (chunks, n_heads), block WARPS*32.  Partial softmax state of one
  * chunk of items [c*chunk, (c+1)*chunk) of one head cache.  Instantiated for
  * GM >= G query heads and VM >= D/32 coordinates per lane, so the query and
@@ -130,27 +180,27 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
         }
     }
 
-    /* warp per item: exact rows, and median vague tokens */
-    int warp_end = mean_vague ? min(t1, parts.e) : t1;
-    for (int it = t0 + warp; it < warp_end; it += WARPS) {
-        float kc[VM], vc[VM];
-        if (it < parts.e) {                                 /* an exact row */
-            const void *K, *V;
-            size_t row;
-            if (it < parts.s) { K = h.sink_k; V = h.sink_v; row = (size_t)it; }
-            else if (it < parts.s + parts.r) {
-                long pos = (long)h.n - parts.r + (it - parts.s);
-                K = h.win_k; V = h.win_v; row = (size_t)(pos % h.window);
-            } else { K = h.cand_k; V = h.cand_v; row = (size_t)(it - parts.s - parts.r); }
-#pragma unroll
-            for (int j = 0; j < VM; j++) {
-                int i = j * 32 + lane;
-                kc[j] = i < D ? kvr_dev_load(K, p.elem, row * D + i) : 0.0f;
-                vc[j] = i < D ? kvr_dev_load(V, p.elem, row * D + i) : 0.0f;
-            }
-        } else {                                            /* a middle position */
+    /* warp per item, exact rows: two rows per step, both loaded before
+     * either is used, so each warp keeps twice the bytes in flight */
+    const int exact_end = min(t1, parts.e);
+    float *lg_out = logit ? logit + (size_t)hd * G * exact_cap : NULL;
+    for (int it = t0 + warp; it < exact_end; it += 2 * WARPS) {
+        float kc[VM], vc[VM], kc2[VM], vc2[VM];
+        const int it2 = it + WARPS;
+        load_exact<VM>(p, h, parts, it, lane, kc, vc);
+        if (it2 < exact_end)
+            load_exact<VM>(p, h, parts, it2, lane, kc2, vc2);
+        absorb<GM, VM>(G, lane, scale, qr, kc, vc, m, l, acc, lg_out ? lg_out + it : NULL, exact_cap);
+        if (it2 < exact_end)
+            absorb<GM, VM>(G, lane, scale, qr, kc2, vc2, m, l, acc, lg_out ? lg_out + it2 : NULL, exact_cap);
+    }
+
+    /* warp per item, median-row vague tokens: reconstructed on chip */
+    if (!mean_vague)
+        for (int it = max(t0, parts.e) + warp; it < t1; it += WARPS) {
             long pos = parts.s + (it - parts.e);
             if (kvr_dev_is_cand(h, pos)) continue;          /* counted among the exact rows */
+            float kc[VM], vc[VM];
             kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
             for (int r = 0; r < p.depth; r++)
                 rows[r] = kvr_dev_row(p, h, r, pos);
@@ -160,26 +210,8 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
                 kc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
                 vc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
             }
+            absorb<GM, VM>(G, lane, scale, qr, kc, vc, m, l, acc, NULL, exact_cap);
         }
-#pragma unroll
-        for (int g = 0; g < GM; g++) {
-            if (g >= G) break;
-            float s = 0.0f;
-#pragma unroll
-            for (int j = 0; j < VM; j++)
-                s += qr[g][j] * kc[j];
-            float lg = kvr_warp_sum(s) * scale;
-            if (logit && it < parts.e && lane == 0)
-                logit[((size_t)hd * G + g) * exact_cap + it] = lg;
-            float M = fmaxf(m[g], lg);
-            float corr = expf(m[g] - M), pt = expf(lg - M);
-            l[g] = l[g] * corr + pt;
-            m[g] = M;
-#pragma unroll
-            for (int j = 0; j < VM; j++)
-                acc[g][j] = acc[g][j] * corr + pt * vc[j];
-        }
-    }
 
     /* thread per item: mean-row vague tokens, logits in O(d); they add to
      * (m, l) only: their values come from vague_weights/vague_finish */
