@@ -327,7 +327,8 @@ static int bench_throughput(int repeats)
         printf("  %3d token(s) per head: %9.1f us per launch, %8.2f M tokens/s (token = one KV head)\n",
                tokens, t[repeats / 2], n_heads * tokens / t[repeats / 2]);
     }
-    printf("\nprefill scores (one KV head, 4 query heads, 32 observation queries, snapkv pooling)\n");
+    printf("\nprefill scores (one KV head, 4 query heads, 32 observation queries, snapkv pooling;\n"
+           "  each call allocates and frees its workspace, included in the time)\n");
     for (int n = 2048; n <= 32768; n *= 4) {
         CU(kvr_cuda_malloc((void **)&kd, (size_t)n * BD * sizeof(float)));
         CU(kvr_cuda_malloc((void **)&qd, (size_t)32 * 4 * BD * sizeof(float)));
