@@ -519,8 +519,12 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
             unsigned blocks = (unsigned)((max_items + span - 1) / span);
             size_t smem = (size_t)p->group * p->depth * p->width * sizeof(float);
             int use_smem = smem <= SMEM_W_MAX && span >= 1024;
-            if (use_smem && smem > 48 * 1024)
-                e = cudaFuncSetAttribute(vague_weights, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+            if (use_smem && smem > 48 * 1024
+                && cudaFuncSetAttribute(vague_weights, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)
+                   != cudaSuccess) {
+                (void)cudaGetLastError();          /* a card with less shared memory: global atomics */
+                use_smem = 0;
+            }
             if (e == cudaSuccess) {
                 vague_weights<<<dim3(blocks, (unsigned)n_heads), 256, use_smem ? smem : 0>>>(
                     *p, heads_dev, ws->P, ws->qmu, ws->M, ws->W, ws->sumv, (int)span, use_smem);
