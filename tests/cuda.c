@@ -32,8 +32,12 @@
  *     K = 6n + d*w + d + 32: the device's online softmax rescales a running
  *     sum once per token (a product of up to n rounded factors, each within
  *     5u), the reference sums n products and n weights.
- *   importance scores: a probability of the group is off by at most
- *     G (that factor); h2o/snapkv accumulate it over the steps, tova does not.
+ *   importance scores: a probability of the group (a sum of nonnegative
+ *     weights) is off by at most that factor relative to itself, so a score
+ *     (a sum of probabilities over the steps from the same prefill score,
+ *     or the last one for tova) is off by at most F + gamma_{steps+1}
+ *     relative, F the largest factor so far; two positions' order may then
+ *     differ only when |s_a - s_b| <= (F + gamma) (|s_a| + |s_b|).
  *   prefill scores: per query the softmax weights are within
  *     (e^{2 delta} - 1 + gamma_{2n+2}) of the exact ones (delta from the
  *     dot products, gamma_{D+2} scale sum |q||k|); the float atomics sum the
@@ -157,7 +161,7 @@ static double compare_attend(kvr_cache *ref, kvr_cache *cu, const float *q, int 
             }
             double delta = dmax + U32 * (lmax - lmin) + 4.0 * U32;
             double factor = exp(2.0 * delta) * (2.0 * expm1(2.0 * delta) + 2.0 * gam(K));
-            if (G * factor > worst_factor) worst_factor = G * factor;
+            if (factor > worst_factor) worst_factor = factor;
             if (factor > T.widest) T.widest = factor;
             for (long t = 0; t < n; t++) if (held[t]) { pi[t] = exp(pi[t] - lmax); sum += pi[t]; }
             for (int i = 0; i < D; i++) {
@@ -256,8 +260,9 @@ static void snapshot_scores(kvr_cache *c, int h, float *out, long n)
 }
 
 /* 1 when the partitions agree; on a difference, checks that the reference's
- * scores were within tau of a tie, prints it and returns 0. */
-static int compare_parts(kvr_cache *ref, kvr_cache *cu, const float *snap /*[H][cap]*/, long cap, double tau,
+ * scores of the differing positions were within relative tolerance rel of a
+ * tie (|s_a - s_b| <= rel (|s_a| + |s_b|)), prints it and returns 0. */
+static int compare_parts(kvr_cache *ref, kvr_cache *cu, const float *snap /*[H][cap]*/, long cap, double rel,
                          const char *what)
 {
     int H;
@@ -280,12 +285,13 @@ static int compare_parts(kvr_cache *ref, kvr_cache *cu, const float *snap /*[H][
             if (s > hi) hi = s;
         }
         if (first < 0) continue;
-        ck_assert_msg(hi - lo <= 2.0 * tau,
+        double tol = rel * (fabs(lo) + fabs(hi));
+        ck_assert_msg(hi - lo <= tol,
                       "%s: head %d partitions differ from position %ld; the reference's scores of the differing "
-                      "positions span %.9g .. %.9g, more than twice the score tolerance %.3g", what, h, first,
-                      (double)lo, (double)hi, tau);
+                      "positions span %.9g .. %.9g, more than the score tolerance %.3g (%.0f%% used)", what, h, first,
+                      (double)lo, (double)hi, tol, tol > 0 ? 100.0 * (hi - lo) / tol : INFINITY);
         printf("%s: head %d: partitions part at position %ld on a near tie (scores %.9g .. %.9g, tolerance %.3g)\n",
-               what, h, first, (double)lo, (double)hi, tau);
+               what, h, first, (double)lo, (double)hi, tol);
         T.near_ties++;
         return 0;
     }
@@ -337,7 +343,7 @@ static void one_case(int seed)
     fill(k, (size_t)cap * H * D, -1.0 + bias, 1.0 + bias);
     fill(v, (size_t)cap * H * D, -1.0 - bias, 1.0 - bias);
     for (int h = 0; h < H; h++) snapshot_scores(ref, h, snap + (size_t)h * cap, 0);
-    double tau = 0.0;
+    double F = 0.0;       /* largest relative error of a probability so far */
     if (prefill > 0) {
         int n_obs = prefill < cfg.obs_window ? prefill : cfg.obs_window;
         fill(q, (size_t)n_obs * H * G * D, -2.0, 2.0);
@@ -357,13 +363,13 @@ static void one_case(int seed)
         ck_assert_int_eq(kvr_append(ref, 0, 1, k + at, v + at), KVR_OK);
         st = kvr_append(cu, 0, 1, k + at, v + at);
         ck_assert_msg(st == KVR_OK, "%s: cuda append: %s", what, kvr_last_error());
-        if (!compare_parts(ref, cu, snap, cap, tau, what))
+        if (!compare_parts(ref, cu, snap, cap, F + gam(s + 2), what))
             goto done;
         if (ref_has_sketch(kvr_cache_head(cu, 0, 0)) && !self_check) compare_sketch(cu, what);
         if (s % 8 == 0) compare_reconstruct(ref, cu, what);
         fill(q, (size_t)H * G * D, -2.0, 2.0);
         double f = compare_attend(ref, cu, q, 1, what);
-        tau = cfg.importance == KVR_IMP_TOVA ? f : tau + f;
+        if (f > F) F = f;
         T.steps++;
     }
 done:
@@ -505,6 +511,9 @@ int main(void)
 #ifdef KVR_HAVE_CUDA
     self_check = getenv("KVR_CUDA_TEST_SELF") != NULL;
 #endif
+#ifdef KVR_CUDA_MOCK
+    printf("CUDA kernels replaced by the host stand-in of tests/cuda_mock.c: this checks the backend glue\n");
+#endif
     if (!kvr_backend_available(KVR_BACKEND_CUDA) && !self_check) {
         printf("SKIP: the CUDA backend is %s\n",
 #ifdef KVR_HAVE_CUDA
@@ -524,7 +533,11 @@ int main(void)
         tcase_add_test(tc, test_limits);
         tcase_add_loop_test(tc, test_prefill_scores, 0, 12);
     }
+#ifdef KVR_CUDA_MOCK
+    tcase_add_loop_test(tc, test_conformance, 0, 14);   /* every (head_dim, group) pair; CI time */
+#else
     tcase_add_loop_test(tc, test_conformance, 0, 36);
+#endif
     tcase_add_test(tc, test_summary);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
