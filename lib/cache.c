@@ -9,6 +9,9 @@
 #include <string.h>
 #include "internal.h"
 #include "../ref/ref.h"
+#ifdef KVR_HAVE_CUDA
+#include "cuda_backend.h"   /* CUDA dispatch (lib/cuda_backend.c) */
+#endif
 
 static int check_cache(const kvr_cache *c, const char *fn)
 {
@@ -85,9 +88,14 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
         return status;
     if (backend != KVR_BACKEND_REF && backend != KVR_BACKEND_CUDA)
         return kvr_fail(KVR_EINVAL, "kvr_cache_create: backend = %d is unknown", (int)backend);
-    if (backend == KVR_BACKEND_CUDA)
-        return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend is %s",
-                        kvr_backend_available(backend) ? "not wired to the cache yet" : "not available (not built, or no GPU)");
+    if (backend == KVR_BACKEND_CUDA && !kvr_backend_available(backend))
+        return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend is not available (%s)",
+#ifdef KVR_HAVE_CUDA
+                        "built, but no usable GPU was found"
+#else
+                        "not built: configure --with-cuda"
+#endif
+                        );
 
     kvr_cache *c = kvr_calloc(1, sizeof *c);
     if (!c)
@@ -114,6 +122,13 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
                 return status;
             }
         }
+#ifdef KVR_HAVE_CUDA
+    /* CUDA dispatch: the device copy of the heads */
+    if (backend == KVR_BACKEND_CUDA && (status = kvr_cuda_backend_create(c)) != KVR_OK) {
+        kvr_cache_free(c);
+        return status;
+    }
+#endif
     *out = c;
     return KVR_OK;
 }
@@ -126,6 +141,9 @@ void kvr_cache_free(kvr_cache *c)
         ref_head_free(c->heads[i]);
     kvr_free(c->heads);
     ref_work_free(&c->work);
+#ifdef KVR_HAVE_CUDA
+    kvr_cuda_backend_free(c);   /* CUDA dispatch */
+#endif
     c->magic = CACHE_DEAD;
     kvr_free(c);
 }
@@ -176,6 +194,14 @@ int kvr_append(kvr_cache *c, int layer, int n, const float *k, const float *v)
     status = round_input(c, k, count, rk, fn, "k");
     if (status == KVR_OK)
         status = round_input(c, v, count, rv, fn, "v");
+#ifdef KVR_HAVE_CUDA
+    if (status == KVR_OK && c->backend == KVR_BACKEND_CUDA) {   /* CUDA dispatch */
+        status = kvr_cuda_backend_append(c, layer, n, rk, rv);
+        kvr_free(rk);
+        kvr_free(rv);
+        return status;
+    }
+#endif
     if (status == KVR_OK)
         for (int t = 0; t < n; t++)
             for (int h = 0; h < c->n_kv_heads; h++) {
@@ -232,6 +258,14 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
             for (int u = 0; u <= h; u++)
                 ref_head_reset(head_at(c, layer, u));
     }
+#ifdef KVR_HAVE_CUDA
+    if (status == KVR_OK && c->backend == KVR_BACKEND_CUDA) {   /* CUDA dispatch: bring the device up to date */
+        status = kvr_cuda_backend_prefill(c, layer, n, rk, rv);
+        if (status != KVR_OK)
+            for (int u = 0; u < H; u++)
+                ref_head_reset(head_at(c, layer, u));
+    }
+#endif
     kvr_free(rk); kvr_free(rv); kvr_free(hk); kvr_free(hv); kvr_free(hq);
     return status;
 }
@@ -253,6 +287,10 @@ int kvr_attend(kvr_cache *c, int layer, const float *q, float *out, unsigned fla
     if (status != KVR_OK) return status;
     status = ref_work_reserve(&c->work, n, c->head_dim);
     if (status != KVR_OK) return status;
+#ifdef KVR_HAVE_CUDA
+    if (c->backend == KVR_BACKEND_CUDA)   /* CUDA dispatch */
+        return kvr_cuda_backend_attend(c, layer, q, out, !(flags & KVR_ATTEND_PEEK));
+#endif
     size_t group_stride = (size_t)c->group * c->head_dim;
     for (int h = 0; h < c->n_kv_heads; h++)
         ref_attend(head_at(c, layer, h), c->group, q + h * group_stride, out + h * group_stride,
@@ -284,6 +322,10 @@ int kvr_reconstruct(const kvr_cache *c, int layer, int kv_head, long pos, float 
     kvr_part part = ref_part_of(h, pos);
     if (part == KVR_PART_DROPPED)
         return kvr_fail(KVR_EDROPPED, "%s: position %ld of layer %d head %d was dropped", fn, pos, layer, kv_head);
+#ifdef KVR_HAVE_CUDA
+    if (part == KVR_PART_VAGUE && c->backend == KVR_BACKEND_CUDA)   /* CUDA dispatch */
+        return kvr_cuda_backend_reconstruct(c, layer, kv_head, pos, k, v);
+#endif
     if (part == KVR_PART_VAGUE)
         ref_reconstruct(h, pos, k, v);
     else

@@ -95,6 +95,12 @@ void ref_work_free(ref_work *w);
 void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
                 float *out /*[group][D]*/, int update, ref_work *w);
 
+/* sketchattend.c (spec §8.2, §11): mean-row attention through the sketch
+ * domain, O(N d + d w D) for the vague part; other configurations go to
+ * ref_attend.  Returns KVR_OK or KVR_ENOMEM (nothing changed). */
+int ref_attend_sketch(ref_head *h, int group, const float *q /*[group][D]*/,
+                      float *out /*[group][D]*/, int update, ref_work *w);
+
 /* prefill.c (spec §10) */
 int ref_prefill(ref_head *h, int group, int n, const float *k /*[n][D]*/,
                 const float *v /*[n][D]*/, int n_obs, const float *q_obs /*[n_obs][group][D]*/);

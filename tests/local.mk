@@ -4,14 +4,11 @@ TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(GSL_CFLAGS)
 TEST_LDADD = libkvreviver.la $(CHECK_LIBS) $(GSL_LIBS) -lm
 AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON3='$(PYTHON3)'; export top_srcdir top_builddir PYTHON3;
 
-check_PROGRAMS = tests/hash tests/cuda
+check_PROGRAMS = tests/hash
 tests_hash_SOURCES = tests/hash.c
 tests_hash_CFLAGS = $(TEST_CFLAGS)
 tests_hash_LDADD = $(TEST_LDADD)
-tests_cuda_SOURCES = tests/cuda.c
-tests_cuda_CFLAGS = $(TEST_CFLAGS)
-tests_cuda_LDADD = $(TEST_LDADD)
-TESTS = tests/hash tests/cuda
+TESTS = tests/hash
 dist_check_SCRIPTS =
 
 include tests/ref.mk
@@ -20,3 +17,4 @@ include tests/eval.mk
 include tests/vectors.mk
 include tests/robust.mk
 include tests/model.mk
+include tests/cuda.mk

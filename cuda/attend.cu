@@ -1,0 +1,544 @@
+/* attend.cu: fused decode attention over the exact and the vague part
+ * (spec §11), mirror of ref/attend.c (median rows) and ref/sketchattend.c
+ * (mean rows), for a batch of head caches per launch.
+ *
+ * The work of one head cache is a list of items: its E exact rows (sinks,
+ * window, candidates: loaded from their element type) and, when it has a
+ * sketch, its M middle positions (each a candidate, skipped there, or a
+ * vague token).  The list is split into chunks over the context
+ * (FlashDecoding): a block handles one chunk of one head cache and leaves a
+ * partial softmax state per query head (running max m, sum l, unnormalised
+ * output acc[D]); a merge kernel combines the chunks.
+ *
+ *   exact rows, median vague tokens: a warp per token, lanes over the D
+ *     coordinates; a median token is reconstructed on chip from the sketch
+ *     (reconstruct.cuh, the reference's operations).
+ *   mean vague tokens: the sketch-domain form (ref/sketchattend.c).  A first
+ *     kernel forms the d*w bucket dot products P[g][r][b] = q_g . S_K[r][b]
+ *     and q_g . mu_k; then each vague token's logit costs O(d), a thread per
+ *     token.  Their values are not summed token by token: after the merge
+ *     gives the final max M_g and sum L_g, a kernel adds p_t s_r(t) into
+ *     W[g][r][b] (p_t = exp(logit_t - M_g)), and a last kernel forms
+ *     (sum p_t) mu_v + (1/d) sum W alpha (S_V - c mu_v): O(N d + d w D).
+ *
+ * Kernels, in launch order: sketch_scores (mean rows), attend_split,
+ * attend_merge, vague_weights and vague_finish (mean rows), exact_probs
+ * (when the caller wants probabilities for the importance update). */
+#include <cuda_runtime.h>
+#include <stdlib.h>
+#include "common.cuh"
+#include "reconstruct.cuh"
+
+#define WARPS 4                 /* warps per block of attend_split */
+#define G_MAX KVR_CUDA_MAX_GROUP
+#define TARGET_BLOCKS 2048      /* chunks are sized so a launch has about this many blocks */
+#define SMEM_W_MAX (200 * 1024) /* largest shared copy of W per block (H100: 227 KiB) */
+
+struct kvr_cuda_attend_ws {
+    int n_heads, chunk_cap, exact_cap, dw, G, D;
+    float *part_m, *part_l;     /* [n_heads][chunk_cap][G] */
+    float *part_acc;            /* [n_heads][chunk_cap][G][D] */
+    float *M, *L, *qmu, *sumv;  /* [n_heads][G] */
+    float *P, *W;               /* [n_heads][G][d*w] */
+    float *logit;               /* [n_heads][G][exact_cap] */
+};
+
+/* Combine (m, l) with (m2, l2); returns the factor to rescale the first
+ * state's accumulator by.  -inf is an empty state. */
+__device__ inline float merge_state(float &m, float &l, float m2, float l2)
+{
+    if (m2 == -INFINITY) return 1.0f;
+    if (m == -INFINITY) { m = m2; l = l2; return 0.0f; }
+    float M = fmaxf(m, m2);
+    float a = expf(m - M), b = expf(m2 - M);
+    l = l * a + l2 * b;
+    m = M;
+    return a;
+}
+
+/* The logit of a mean-row vague token from the bucket dot products, the
+ * operations of ref/sketchattend.c.  P: [d*w] of query head g. */
+__device__ inline float mean_logit(const kvr_cuda_params &p, const kvr_row_hash *rows, const float *P,
+                                   float qmu, float inv_d, float scale)
+{
+    float acc = 0.0f;
+    for (int r = 0; r < p.depth; r++)
+        acc += rows[r].sign * (rows[r].alpha * (P[rows[r].bucket] - rows[r].count * qmu));
+    return (qmu + acc * inv_d) * scale;
+}
+
+/* grid (n_heads, d, ceil((w+1)/32)), block 128: P[h][g][r][b] = q_g . S_K[r][b];
+ * bucket index b == w (row 0 only) gives qmu[h][g] = q_g . mu_k.  A block
+ * covers 32 buckets of one row, a warp per bucket, lanes over coordinates. */
+__global__ void sketch_scores(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, float *P, float *qmu)
+{
+    const kvr_cuda_head &h = heads[blockIdx.x];
+    int r = blockIdx.y, D = p.head_dim, G = p.group, dw = p.depth * p.width;
+    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (h.n_vague == 0) return;
+    int last = r == 0 ? p.width : p.width - 1, first = (int)blockIdx.z * 32;
+    if (last > first + 31) last = first + 31;
+    for (int b = first + warp; b <= last; b += blockDim.x / 32) {
+        const float *row = b < p.width ? h.sk_k + ((size_t)r * p.width + b) * D : h.mu_k;
+        for (int g = 0; g < G; g++) {
+            const float *qg = q + ((size_t)blockIdx.x * G + g) * D;
+            float s = 0.0f;
+            for (int i = lane; i < D; i += 32)
+                s += qg[i] * row[i];
+            s = kvr_warp_sum(s);
+            if (lane == 0) {
+                if (b < p.width) P[((size_t)blockIdx.x * G + g) * dw + (size_t)r * p.width + b] = s;
+                else qmu[(size_t)blockIdx.x * G + g] = s;
+            }
+        }
+    }
+}
+
+/* Lane's coordinates (j*32 + lane) of exact row `it` of a head cache:
+ * sinks, then window positions n-R'..n-1, then candidates. */
+template <int VM>
+__device__ __forceinline__ void load_exact(const kvr_cuda_params &p, const kvr_cuda_head &h, const kvr_parts &parts,
+                                           int it, int lane, float (&kc)[VM], float (&vc)[VM])
+{
+    const void *K, *V;
+    size_t row;
+    if (it < parts.s) { K = h.sink_k; V = h.sink_v; row = (size_t)it; }
+    else if (it < parts.s + parts.r) {
+        long pos = (long)h.n - parts.r + (it - parts.s);
+        K = h.win_k; V = h.win_v; row = (size_t)(pos % h.window);
+    } else { K = h.cand_k; V = h.cand_v; row = (size_t)(it - parts.s - parts.r); }
+#pragma unroll
+    for (int j = 0; j < VM; j++) {
+        int i = j * 32 + lane;
+        kc[j] = i < p.head_dim ? kvr_dev_load(K, p.elem, row * p.head_dim + i) : 0.0f;
+        vc[j] = i < p.head_dim ? kvr_dev_load(V, p.elem, row * p.head_dim + i) : 0.0f;
+    }
+}
+
+/* Online softmax (spec §11.2) of one token for the G query heads of a warp:
+ * logit = (q . k) * scale, then the running max m, sum l and output acc
+ * (lane-distributed) absorb it.  lg_out: NULL, or where to store the logit
+ * of query head g at lg_out[g * stride]. */
+template <int GM, int VM>
+__device__ __forceinline__ void absorb(int G, int lane, float scale, const float (&qr)[GM][VM],
+                                       const float (&kc)[VM], const float (&vc)[VM], float (&m)[GM],
+                                       float (&l)[GM], float (&acc)[GM][VM], float *lg_out, int stride)
+{
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        if (g >= G) break;
+        float s = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VM; j++)
+            s += qr[g][j] * kc[j];
+        float lg = kvr_warp_sum(s) * scale;
+        if (lg_out && lane == 0)
+            lg_out[(size_t)g * stride] = lg;
+        float M = fmaxf(m[g], lg);
+        float corr = expf(m[g] - M), pt = expf(lg - M);
+        l[g] = l[g] * corr + pt;
+        m[g] = M;
+#pragma unroll
+        for (int j = 0; j < VM; j++)
+            acc[g][j] = acc[g][j] * corr + pt * vc[j];
+    }
+}
+
+/* grid (chunks, n_heads), block WARPS*32.  Partial softmax state of one
+ * chunk of items [c*chunk, (c+1)*chunk) of one head cache.  Instantiated for
+ * GM >= G query heads and VM >= D/32 coordinates per lane, so the query and
+ * the accumulators of a lane stay in registers.
+ *   q: [n_heads][G][D]; part_*: see the workspace; logit: NULL or
+ *   [n_heads][G][exact_cap] (the logit of every exact row) */
+template <int GM, int VM>
+__global__ void __launch_bounds__(WARPS * 32)
+attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int chunk, int chunk_cap,
+             const float *P, const float *qmu_all, float *part_m, float *part_l, float *part_acc,
+             float *logit, int exact_cap)
+{
+    __shared__ float sm_m[WARPS][GM], sm_l[WARPS][GM];
+    __shared__ float sm_acc[WARPS][GM][VM * 32];
+    const int hd = blockIdx.y, c = blockIdx.x;
+    const kvr_cuda_head &h = heads[hd];
+    const int D = p.head_dim, G = p.group, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const float scale = 1.0f / sqrtf((float)D);
+    kvr_parts parts = kvr_dev_parts(p, h);
+    const int items = parts.e + parts.m;
+    const int t0 = c * chunk, t1 = min(t0 + chunk, items);
+    const int mean_vague = p.rows == 1 && parts.m > 0;
+
+    float qr[GM][VM], acc[GM][VM], m[GM], l[GM];
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        m[g] = -INFINITY;
+        l[g] = 0.0f;
+#pragma unroll
+        for (int j = 0; j < VM; j++) {
+            int i = j * 32 + lane;
+            qr[g][j] = (g < G && i < D) ? q[((size_t)hd * G + g) * D + i] : 0.0f;
+            acc[g][j] = 0.0f;
+        }
+    }
+
+    /* warp per item, exact rows: two rows per step, both loaded before
+     * either is used, so each warp keeps twice the bytes in flight */
+    const int exact_end = min(t1, parts.e);
+    float *lg_out = logit ? logit + (size_t)hd * G * exact_cap : NULL;
+    for (int it = t0 + warp; it < exact_end; it += 2 * WARPS) {
+        float kc[VM], vc[VM], kc2[VM], vc2[VM];
+        const int it2 = it + WARPS;
+        load_exact<VM>(p, h, parts, it, lane, kc, vc);
+        if (it2 < exact_end)
+            load_exact<VM>(p, h, parts, it2, lane, kc2, vc2);
+        absorb<GM, VM>(G, lane, scale, qr, kc, vc, m, l, acc, lg_out ? lg_out + it : NULL, exact_cap);
+        if (it2 < exact_end)
+            absorb<GM, VM>(G, lane, scale, qr, kc2, vc2, m, l, acc, lg_out ? lg_out + it2 : NULL, exact_cap);
+    }
+
+    /* warp per item, median-row vague tokens: reconstructed on chip */
+    if (!mean_vague)
+        for (int it = max(t0, parts.e) + warp; it < t1; it += WARPS) {
+            long pos = parts.s + (it - parts.e);
+            if (kvr_dev_is_cand(h, pos)) continue;          /* counted among the exact rows */
+            float kc[VM], vc[VM];
+            kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
+            for (int r = 0; r < p.depth; r++)
+                rows[r] = kvr_dev_row(p, h, r, pos);
+#pragma unroll
+            for (int j = 0; j < VM; j++) {
+                int i = j * 32 + lane;
+                kc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
+                vc[j] = i < D ? kvr_dev_estimate(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
+            }
+            absorb<GM, VM>(G, lane, scale, qr, kc, vc, m, l, acc, NULL, exact_cap);
+        }
+
+    /* thread per item: mean-row vague tokens, logits in O(d); they add to
+     * (m, l) only: their values come from vague_weights/vague_finish */
+    if (mean_vague) {
+        float tm[GM], tl[GM];
+        const float inv_d = 1.0f / (float)p.depth;
+        const int dw = p.depth * p.width;
+#pragma unroll
+        for (int g = 0; g < GM; g++) { tm[g] = -INFINITY; tl[g] = 0.0f; }
+        for (int it = max(t0, parts.e) + threadIdx.x; it < t1; it += blockDim.x) {
+            long pos = parts.s + (it - parts.e);
+            if (kvr_dev_is_cand(h, pos)) continue;
+            kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
+            for (int r = 0; r < p.depth; r++)
+                rows[r] = kvr_dev_row(p, h, r, pos);
+#pragma unroll
+            for (int g = 0; g < GM; g++) {
+                if (g >= G) break;
+                float lg = mean_logit(p, rows, P + ((size_t)hd * G + g) * dw, qmu_all[(size_t)hd * G + g],
+                                      inv_d, scale);
+                merge_state(tm[g], tl[g], lg, 1.0f);
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < GM; g++) {                   /* warp-combine, then into the warp state */
+            if (g >= G) break;
+            for (int o = 16; o > 0; o >>= 1) {
+                float m2 = __shfl_xor_sync(0xffffffffu, tm[g], o);
+                float l2 = __shfl_xor_sync(0xffffffffu, tl[g], o);
+                merge_state(tm[g], tl[g], m2, l2);
+            }
+            float a = merge_state(m[g], l[g], tm[g], tl[g]);
+#pragma unroll
+            for (int j = 0; j < VM; j++)
+                acc[g][j] *= a;
+        }
+    }
+
+    /* block merge of the warps' states, then the chunk's partial */
+#pragma unroll
+    for (int g = 0; g < GM; g++) {
+        if (g >= G) break;
+        if (lane == 0) { sm_m[warp][g] = m[g]; sm_l[warp][g] = l[g]; }
+#pragma unroll
+        for (int j = 0; j < VM; j++) {
+            int i = j * 32 + lane;
+            if (i < D) sm_acc[warp][g][i] = acc[g][j];
+        }
+    }
+    __syncthreads();
+    for (int x = threadIdx.x; x < G * D; x += blockDim.x) {
+        int g = x / D, i = x % D;
+        float M = -INFINITY;
+        for (int w = 0; w < WARPS; w++) M = fmaxf(M, sm_m[w][g]);
+        float L = 0.0f, A = 0.0f;
+        if (M != -INFINITY)
+            for (int w = 0; w < WARPS; w++) {
+                if (sm_m[w][g] == -INFINITY) continue;
+                float f = expf(sm_m[w][g] - M);
+                L += sm_l[w][g] * f;
+                A += sm_acc[w][g][i] * f;
+            }
+        size_t at = ((size_t)hd * chunk_cap + c) * G + g;
+        part_acc[at * D + i] = A;
+        if (i == 0) { part_m[at] = M; part_l[at] = L; }
+    }
+}
+
+/* grid n_heads, block 256: merge the chunks' partials into M, L and the
+ * output; the output is left unnormalised (times L) when mean-row vague
+ * tokens still have to add their part (vague_finish divides). */
+__global__ void attend_merge(kvr_cuda_params p, const kvr_cuda_head *heads, int n_chunks, int chunk_cap,
+                             const float *part_m, const float *part_l, const float *part_acc,
+                             float *M_out, float *L_out, float *out)
+{
+    const int hd = blockIdx.x, G = p.group, D = p.head_dim;
+    kvr_parts parts = kvr_dev_parts(p, heads[hd]);
+    const int mean_vague = p.rows == 1 && parts.m > 0;
+    for (int g = 0; g < G; g++) {
+        float M = -INFINITY, L = 0.0f;
+        for (int c = 0; c < n_chunks; c++)
+            M = fmaxf(M, part_m[((size_t)hd * chunk_cap + c) * G + g]);
+        for (int c = 0; c < n_chunks; c++) {
+            size_t at = ((size_t)hd * chunk_cap + c) * G + g;
+            if (part_m[at] != -INFINITY) L += part_l[at] * expf(part_m[at] - M);
+        }
+        for (int i = threadIdx.x; i < D; i += blockDim.x) {
+            float A = 0.0f;
+            for (int c = 0; c < n_chunks; c++) {
+                size_t at = ((size_t)hd * chunk_cap + c) * G + g;
+                if (part_m[at] != -INFINITY) A += part_acc[at * D + i] * expf(part_m[at] - M);
+            }
+            out[((size_t)hd * G + g) * D + i] = mean_vague ? A : A / L;
+        }
+        if (threadIdx.x == 0) { M_out[(size_t)hd * G + g] = M; L_out[(size_t)hd * G + g] = L; }
+    }
+}
+
+/* grid (ceil(max M / span), n_heads), block 256, mean rows: the block's
+ * threads walk the middle positions [x*span, (x+1)*span); for a vague one,
+ * p_t = exp(logit_t - M_g) is added with its sign into W[h][g][r][b] and
+ * into sumv[h][g].  W and sumv start at zero.  With use_smem the block first
+ * sums into a copy of its head's W in shared memory ([G][d*w], dynamic) and
+ * adds that into W once, which replaces most global atomics by shared ones.
+ * (Float atomics: the order of these sums is not fixed; the bound of
+ * tests/sketchattend.c does not depend on it.) */
+__global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, const float *P, const float *qmu_all,
+                              const float *M_all, float *W, float *sumv, int span, int use_smem)
+{
+    extern __shared__ float sW[];
+    const int hd = blockIdx.y, G = p.group, dw = p.depth * p.width;
+    const kvr_cuda_head &h = heads[hd];
+    kvr_parts parts = kvr_dev_parts(p, h);
+    const float scale = 1.0f / sqrtf((float)p.head_dim), inv_d = 1.0f / (float)p.depth;
+    float *Wh = use_smem ? sW : W + (size_t)hd * G * dw;
+    if (use_smem) {
+        for (int x = threadIdx.x; x < G * dw; x += blockDim.x) sW[x] = 0.0f;
+        __syncthreads();
+    }
+    float mass[G_MAX];
+#pragma unroll
+    for (int g = 0; g < G_MAX; g++) mass[g] = 0.0f;
+    int end = min((int)(blockIdx.x + 1) * span, parts.m);
+    for (int idx = blockIdx.x * span + threadIdx.x; idx < end; idx += blockDim.x) {
+        long pos = parts.s + idx;
+        if (kvr_dev_is_cand(h, pos)) continue;
+        kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
+        for (int r = 0; r < p.depth; r++)
+            rows[r] = kvr_dev_row(p, h, r, pos);
+#pragma unroll
+        for (int g = 0; g < G_MAX; g++) {
+            if (g >= G) break;
+            size_t hg = (size_t)hd * G + g;
+            float lg = mean_logit(p, rows, P + hg * dw, qmu_all[hg], inv_d, scale);
+            float pt = expf(lg - M_all[hg]);
+            mass[g] += pt;
+            for (int r = 0; r < p.depth; r++)
+                atomicAdd(&Wh[(size_t)g * dw + rows[r].bucket], pt * rows[r].sign);
+        }
+    }
+#pragma unroll
+    for (int g = 0; g < G_MAX; g++) {
+        if (g >= G) break;
+        float s = kvr_warp_sum(mass[g]);
+        if (threadIdx.x % 32 == 0 && s != 0.0f)
+            atomicAdd(&sumv[(size_t)hd * G + g], s);
+    }
+    if (use_smem) {
+        __syncthreads();
+        float *Wg = W + (size_t)hd * G * dw;
+        for (int x = threadIdx.x; x < G * dw; x += blockDim.x)
+            if (sW[x] != 0.0f) atomicAdd(&Wg[x], sW[x]);
+    }
+}
+
+/* grid (G, n_heads), block 256, mean rows: for query head g, out = (acc +
+ * sumv mu_v + (1/d) sum_b W[b] alpha_b (S_V[b] - c_b mu_v)) / L, thread per
+ * coordinate.  The G blocks of a head are adjacent, so its sketch is read
+ * from memory about once and from L2 after. */
+__global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, const float *W, const float *sumv,
+                             const float *L_all, float *out)
+{
+    const int g = blockIdx.x, hd = blockIdx.y, G = p.group, D = p.head_dim, dw = p.depth * p.width;
+    const kvr_cuda_head &h = heads[hd];
+    kvr_parts parts = kvr_dev_parts(p, h);
+    if (parts.m == 0) return;
+    const float inv_d = 1.0f / (float)p.depth;
+    const size_t hg = (size_t)hd * G + g;
+    const float *Wg = W + hg * dw;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        float mv = h.mu_v[i], acc = 0.0f;
+        for (int b = 0; b < dw; b++) {
+            int load = h.sk_load[b];
+            if (load == 0) continue;
+            float alpha = p.shrink ? 1.0f / (float)load : 1.0f;
+            acc += Wg[b] * (alpha * (h.sk_v[(size_t)b * D + i] - (float)h.sk_count[b] * mv));
+        }
+        float o = out[hg * D + i] + sumv[hg] * mv + acc * inv_d;
+        out[hg * D + i] = o / L_all[hg];
+    }
+}
+
+/* grid n_heads, block 256: the probability of each exact row summed over
+ * the group, sum_g exp(logit - M_g) / L_g (spec §6.1). */
+__global__ void exact_probs(kvr_cuda_params p, const kvr_cuda_head *heads, const float *logit, int exact_cap,
+                            const float *M_all, const float *L_all, float *prob)
+{
+    const int hd = blockIdx.x, G = p.group;
+    kvr_parts parts = kvr_dev_parts(p, heads[hd]);
+    for (int e = threadIdx.x; e < exact_cap; e += blockDim.x) {
+        float s = 0.0f;
+        if (e < parts.e)
+            for (int g = 0; g < G; g++) {
+                size_t hg = (size_t)hd * G + g;
+                s += expf(logit[hg * exact_cap + e] - M_all[hg]) / L_all[hg];
+            }
+        prob[(size_t)hd * exact_cap + e] = s;
+    }
+}
+
+static int chunk_cap_of(int n_heads)
+{
+    int cap = TARGET_BLOCKS / (n_heads > 0 ? n_heads : 1);
+    return cap < 1 ? 1 : cap;
+}
+
+extern "C" int kvr_cuda_attend_ws_create(kvr_cuda_attend_ws **out, const kvr_cuda_params *p, int n_heads,
+                                         long max_items, int exact_cap)
+{
+    (void)max_items;
+    *out = NULL;
+    kvr_cuda_attend_ws *ws = (kvr_cuda_attend_ws *)calloc(1, sizeof *ws);
+    if (!ws)
+        return (int)cudaErrorMemoryAllocation;
+    ws->n_heads = n_heads;
+    ws->chunk_cap = chunk_cap_of(n_heads);
+    ws->exact_cap = exact_cap;
+    ws->dw = p->depth * p->width;
+    ws->G = p->group;
+    ws->D = p->head_dim;
+    size_t hg = (size_t)n_heads * p->group;
+    size_t parts = hg * ws->chunk_cap;
+    cudaError_t e = cudaMalloc(&ws->part_m, parts * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->part_l, parts * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->part_acc, parts * p->head_dim * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->M, hg * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->L, hg * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->qmu, hg * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->sumv, hg * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->P, (hg * ws->dw + 1) * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->W, (hg * ws->dw + 1) * sizeof(float));
+    if (e == cudaSuccess) e = cudaMalloc(&ws->logit, (hg * exact_cap + 1) * sizeof(float));
+    if (e != cudaSuccess) {
+        kvr_cuda_attend_ws_free(ws);
+        return (int)e;
+    }
+    *out = ws;
+    return 0;
+}
+
+extern "C" void kvr_cuda_attend_ws_free(kvr_cuda_attend_ws *ws)
+{
+    if (!ws) return;
+    cudaFree(ws->part_m); cudaFree(ws->part_l); cudaFree(ws->part_acc);
+    cudaFree(ws->M); cudaFree(ws->L); cudaFree(ws->qmu); cudaFree(ws->sumv);
+    cudaFree(ws->P); cudaFree(ws->W); cudaFree(ws->logit);
+    free(ws);
+}
+
+extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *heads_dev, int n_heads,
+                               long max_items, const float *q_dev, float *out_dev, float *prob_dev,
+                               kvr_cuda_attend_ws *ws)
+{
+    if (n_heads <= 0)
+        return 0;
+    if (n_heads > ws->n_heads || p->group != ws->G || p->head_dim != ws->D || p->depth * p->width > ws->dw
+        || p->group > G_MAX || p->head_dim > KVR_CUDA_MAX_DIM || p->depth > KVR_CUDA_MAX_DEPTH)
+        return (int)cudaErrorInvalidValue;
+    int cap = ws->chunk_cap;                                /* the workspace's partial slots */
+    long chunk = (max_items + cap - 1) / cap;
+    chunk = ((chunk + 63) / 64) * 64;                       /* whole warps' worth of tokens */
+    if (chunk < 64) chunk = 64;
+    int n_chunks = (int)((max_items + chunk - 1) / chunk);
+    if (n_chunks < 1) n_chunks = 1;
+    int mean = p->rows == 1 && p->depth > 0 && p->width > 0;
+    size_t hg = (size_t)n_heads * p->group;
+    cudaError_t e = cudaSuccess;
+    if (mean) {
+        sketch_scores<<<dim3((unsigned)n_heads, (unsigned)p->depth, (unsigned)(p->width / 32 + 1)), 128>>>(*p, heads_dev, q_dev, ws->P, ws->qmu);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) {
+        dim3 grid((unsigned)n_chunks, (unsigned)n_heads);
+        float *lg = prob_dev ? ws->logit : NULL;
+        int gm = p->group <= 1 ? 1 : p->group <= 4 ? 4 : 8;
+        int vm = p->head_dim <= 64 ? 2 : p->head_dim <= 128 ? 4 : 8;
+#define SPLIT(G_, V_) attend_split<G_, V_><<<grid, WARPS * 32>>>(*p, heads_dev, q_dev, (int)chunk, ws->chunk_cap, \
+                          ws->P, ws->qmu, ws->part_m, ws->part_l, ws->part_acc, lg, ws->exact_cap)
+        switch (gm * 10 + vm) {
+        case 12: SPLIT(1, 2); break;
+        case 14: SPLIT(1, 4); break;
+        case 18: SPLIT(1, 8); break;
+        case 42: SPLIT(4, 2); break;
+        case 44: SPLIT(4, 4); break;
+        case 48: SPLIT(4, 8); break;
+        case 82: SPLIT(8, 2); break;
+        case 84: SPLIT(8, 4); break;
+        default: SPLIT(8, 8); break;
+        }
+#undef SPLIT
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess) {
+        attend_merge<<<(unsigned)n_heads, 256>>>(*p, heads_dev, n_chunks, ws->chunk_cap, ws->part_m, ws->part_l,
+                                                ws->part_acc, ws->M, ws->L, out_dev);
+        e = cudaGetLastError();
+    }
+    if (e == cudaSuccess && mean) {
+        e = cudaMemsetAsync(ws->W, 0, hg * ws->dw * sizeof(float));
+        if (e == cudaSuccess) e = cudaMemsetAsync(ws->sumv, 0, hg * sizeof(float));
+        if (e == cudaSuccess) {
+            /* spans of positions sized for about TARGET_BLOCKS blocks */
+            long span = (max_items * n_heads + TARGET_BLOCKS - 1) / TARGET_BLOCKS;
+            span = span < 256 ? 256 : ((span + 255) / 256) * 256;
+            unsigned blocks = (unsigned)((max_items + span - 1) / span);
+            size_t smem = (size_t)p->group * p->depth * p->width * sizeof(float);
+            int use_smem = smem <= SMEM_W_MAX && span >= 1024;
+            if (use_smem && smem > 48 * 1024
+                && cudaFuncSetAttribute(vague_weights, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem)
+                   != cudaSuccess) {
+                (void)cudaGetLastError();          /* a card with less shared memory: global atomics */
+                use_smem = 0;
+            }
+            if (e == cudaSuccess) {
+                vague_weights<<<dim3(blocks, (unsigned)n_heads), 256, use_smem ? smem : 0>>>(
+                    *p, heads_dev, ws->P, ws->qmu, ws->M, ws->W, ws->sumv, (int)span, use_smem);
+                e = cudaGetLastError();
+            }
+        }
+        if (e == cudaSuccess) {
+            vague_finish<<<dim3((unsigned)p->group, (unsigned)n_heads), 128>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
+            e = cudaGetLastError();
+        }
+    }
+    if (e == cudaSuccess && prob_dev) {
+        exact_probs<<<(unsigned)n_heads, 256>>>(*p, heads_dev, ws->logit, ws->exact_cap, ws->M, ws->L, prob_dev);
+        e = cudaGetLastError();
+    }
+    return (int)e;
+}
