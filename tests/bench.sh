@@ -11,4 +11,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 out=$("$kvr" bench --backend ref --max-n 1024 --repeats 1) || fail "bench --backend ref failed"
 echo "$out"
 echo "$out" | grep -q '^ *1024 ' || fail "no line for N = 1024"
+"$kvr" bench --soak --appends 0 2>/dev/null; [ $? -eq 2 ] || fail "--soak --appends 0 does not exit 2"
+out=$("$kvr" bench --soak --appends 20000) || fail "bench --soak failed"
+echo "$out"
+echo "$out" | grep -q '^soak: passed' || fail "bench --soak did not report a pass"
 echo "PASS"

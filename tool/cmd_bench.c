@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
+#include "soak.h"
 #include "kvreviver.h"
 #ifdef KVR_HAVE_CUDA
 #include "../cuda/kvr_cuda.h"
@@ -24,6 +25,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver bench [--backend cuda|ref] [--repeats R] [--max-n N] [--quick]\n"
+        "       kvreviver bench --soak [--appends N] [--seed S]\n"
         "\n"
         "Time decode attention of KVReviver-compressed caches.\n"
         "\n"
@@ -48,6 +50,14 @@ static void usage(FILE *f)
         "                   ref; cuda uses max(3, R/4) at N = 128k)\n"
         "  --max-n N        largest context to run (default: all)\n"
         "  --quick          cuda: batch 1 and 8 only, one budget (a smoke run)\n"
+        "  --soak           the load test instead: one head cache (head_dim 16) takes\n"
+        "                   N appends (default 1,000,000) at a fixed 10%% budget of a\n"
+        "                   32k context; checks that the bytes held stay at the\n"
+        "                   planned value, every invariant, and the reconstruction\n"
+        "                   error against the spec's bound (spec §15); reports time\n"
+        "                   and peak memory.  Exit 1 when a check fails.\n"
+        "  --appends N      appends of --soak\n"
+        "  --seed S         seed of --soak's data and hash (default 1)\n"
         "  -h, --help       this text\n"
         "\n"
         "Exit status: 0 success, 1 runtime failure (no GPU for --backend cuda, out of\n"
@@ -390,13 +400,23 @@ static int bench_cuda(int repeats, long max_n, int quick)
 
 int cli_bench(int argc, char **argv)
 {
-    int backend = -1, repeats = 0, quick = 0;
-    long max_n = 0;
+    int backend = -1, repeats = 0, quick = 0, soak = 0;
+    long max_n = 0, appends = 1000000;
+    unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return CLI_OK; }
         if (!strcmp(a, "--quick")) { quick = 1; continue; }
-        if ((!strcmp(a, "--backend") || !strcmp(a, "--repeats") || !strcmp(a, "--max-n")) && i + 1 < argc) {
+        if (!strcmp(a, "--soak")) { soak = 1; continue; }
+        if (!strcmp(a, "--seed") && i + 1 < argc) {
+            if (!cli_parse_u64(argv[++i], &seed)) {
+                cli_error("bench: --seed '%s' is not a non-negative integer", argv[i]);
+                return CLI_USAGE;
+            }
+            continue;
+        }
+        if ((!strcmp(a, "--backend") || !strcmp(a, "--repeats") || !strcmp(a, "--max-n") ||
+             !strcmp(a, "--appends")) && i + 1 < argc) {
             const char *val = argv[++i];
             if (!strcmp(a, "--backend")) {
                 if (!strcmp(val, "cuda")) backend = KVR_BACKEND_CUDA;
@@ -410,12 +430,20 @@ int cli_bench(int argc, char **argv)
                 cli_error("bench: %s '%s' is not a positive integer", a, val);
                 return CLI_USAGE;
             }
-            if (!strcmp(a, "--repeats")) repeats = (int)x; else max_n = x;
+            if (!strcmp(a, "--repeats")) repeats = (int)x;
+            else if (!strcmp(a, "--appends")) appends = x;
+            else max_n = x;
             continue;
         }
         cli_error("bench: unknown or incomplete argument '%s'", a);
         usage(stderr);
         return CLI_USAGE;
+    }
+    if (soak) {
+        int status = kvr_soak_run(appends, 16, 0.10, 32768, (uint64_t)seed, stdout);
+        if (status < 0)
+            cli_error("bench --soak: %s", kvr_last_error());
+        return status == 0 ? CLI_OK : CLI_FAIL;
     }
     if (backend < 0)
         backend = kvr_backend_available(KVR_BACKEND_CUDA) ? KVR_BACKEND_CUDA : KVR_BACKEND_REF;
