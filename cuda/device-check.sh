@@ -68,12 +68,15 @@ else
     suite=$here/tests/cuda
 fi
 
-timeout 180 "$suite" >"$OUT/cuda-test.log" 2>&1
+# line-buffered output, so a run cut by its timeout still leaves its lines
+lb=""
+command -v stdbuf >/dev/null 2>&1 && lb="stdbuf -oL -eL"
+timeout 180 $lb "$suite" >"$OUT/cuda-test.log" 2>&1
 test_rc=$?
 echo "tests/cuda exit $test_rc" >>"$OUT/summary.txt"
 tail -5 "$OUT/cuda-test.log"
 
-timeout 300 "$kvr" bench --backend cuda >"$OUT/bench-cuda.log" 2>&1
+timeout 300 $lb "$kvr" bench --backend cuda >"$OUT/bench-cuda.log" 2>&1
 bench_rc=$?
 echo "bench exit $bench_rc" >>"$OUT/summary.txt"
 cat "$OUT/bench-cuda.log"
