@@ -5,6 +5,7 @@
  * before it changes anything, so a failed call leaves the cache as it was. */
 #include <config.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
@@ -13,14 +14,71 @@
 #include "cuda_backend.h"   /* CUDA dispatch (lib/cuda_backend.c) */
 #endif
 
-static int check_cache(const kvr_cache *c, const char *fn)
+/* The live caches (spec §12.1): every cache kvr_cache_create made and
+ * kvr_cache_free has not freed.  A call with any other pointer (freed, or
+ * never a cache) is refused by comparing pointer values only, without
+ * reading the memory it points to. */
+static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
+static const kvr_cache **live;       /* [live_cap] */
+static size_t live_n, live_cap;
+
+static int live_add(const kvr_cache *c)
+{
+    int status = KVR_OK;
+    pthread_mutex_lock(&live_lock);
+    if (live_n == live_cap) {
+        size_t cap = live_cap ? 2 * live_cap : 16;
+        const kvr_cache **grown = kvr_malloc(cap * sizeof *grown);
+        if (!grown) {
+            status = kvr_fail(KVR_ENOMEM, "kvr_cache_create: registry of %zu caches", cap);
+        } else {
+            if (live_n) memcpy(grown, live, live_n * sizeof *grown);
+            kvr_free(live);
+            live = grown;
+            live_cap = cap;
+        }
+    }
+    if (status == KVR_OK)
+        live[live_n++] = c;
+    pthread_mutex_unlock(&live_lock);
+    return status;
+}
+
+/* Remove c; 1 when it was live. */
+static int live_remove(const kvr_cache *c)
+{
+    int found = 0;
+    pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < live_n; i++)
+        if (live[i] == c) {
+            live[i] = live[--live_n];
+            found = 1;
+            break;
+        }
+    pthread_mutex_unlock(&live_lock);
+    return found;
+}
+
+static int is_live(const kvr_cache *c)
+{
+    int found = 0;
+    pthread_mutex_lock(&live_lock);
+    for (size_t i = 0; i < live_n && !found; i++)
+        found = live[i] == c;
+    pthread_mutex_unlock(&live_lock);
+    return found;
+}
+
+int kvr_check_cache(const kvr_cache *c, const char *fn)
 {
     if (!c)
         return kvr_fail(KVR_EINVAL, "%s: cache is NULL", fn);
-    if (c->magic != CACHE_MAGIC)
-        return kvr_fail(KVR_EINVAL, "%s: cache %p is not a live cache (freed or corrupted)", fn, (const void *)c);
+    if (!is_live(c))
+        return kvr_fail(KVR_EINVAL, "%s: cache %p is not a live cache (freed, or not made by kvr_cache_create)",
+                        fn, (const void *)c);
     return KVR_OK;
 }
+#define check_cache kvr_check_cache
 
 static int check_layer(const kvr_cache *c, int layer, const char *fn)
 {
@@ -112,7 +170,11 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
         kvr_free(c);
         return kvr_fail(KVR_ENOMEM, "kvr_cache_create: head table of %d x %d", n_layers, n_kv_heads);
     }
-    c->magic = CACHE_MAGIC;
+    if ((status = live_add(c)) != KVR_OK) {
+        kvr_free(c->heads);
+        kvr_free(c);
+        return status;
+    }
     for (int l = 0; l < n_layers; l++)
         for (int h = 0; h < n_kv_heads; h++) {
             status = ref_head_alloc(&c->heads[(size_t)l * n_kv_heads + h], cfg, head_dim,
@@ -135,7 +197,7 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
 
 void kvr_cache_free(kvr_cache *c)
 {
-    if (!c || c->magic != CACHE_MAGIC)
+    if (!c || !live_remove(c))       /* NULL, freed or foreign: nothing to do */
         return;
     for (size_t i = 0; i < (size_t)c->n_layers * c->n_kv_heads; i++)
         ref_head_free(c->heads[i]);
@@ -144,7 +206,6 @@ void kvr_cache_free(kvr_cache *c)
 #ifdef KVR_HAVE_CUDA
     kvr_cuda_backend_free(c);   /* CUDA dispatch */
 #endif
-    c->magic = CACHE_DEAD;
     kvr_free(c);
 }
 

@@ -186,15 +186,6 @@ static void xfer_head(io_t *io, ref_head *h)
     }
 }
 
-static int check_live(const kvr_cache *c, const char *fn)
-{
-    if (!c)
-        return kvr_fail(KVR_EINVAL, "%s: cache is NULL", fn);
-    if (c->magic != CACHE_MAGIC)
-        return kvr_fail(KVR_EINVAL, "%s: cache %p is not a live cache (freed or corrupted)", fn, (const void *)c);
-    return KVR_OK;
-}
-
 static void put_u32(unsigned char *p, uint32_t x)
 {
     for (int b = 0; b < 4; b++) p[b] = (unsigned char)(x >> (8 * b));
@@ -216,7 +207,7 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
         return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !buf ? "buf" : "len");
     *buf = NULL;
     *len = 0;
-    int status = check_live(c, fn);
+    int status = kvr_check_cache(c, fn);
     if (status != KVR_OK)
         return status;
     file_dims f = {c->n_layers, c->n_kv_heads, c->n_q_heads, c->head_dim, c->cfg};

@@ -7,10 +7,7 @@
 /* The model cache (lib/cache.c): n_layers x n_kv_heads reference head
  * caches.  Defined here so that lib/ modules (files, backends) can reach it. */
 #include "../ref/ref.h"
-#define CACHE_MAGIC 0x6B767263u   /* "kvrc": live */
-#define CACHE_DEAD  0x64656164u   /* "dead": freed (best-effort use-after-free check) */
 struct kvr_cache {
-    uint32_t magic;
     int n_layers, n_kv_heads, n_q_heads, head_dim, group;
     kvr_config cfg;
     kvr_backend backend;
@@ -18,6 +15,10 @@ struct kvr_cache {
     ref_work work;       /* attention workspace, grown on demand */
     void *backend_state; /* the CUDA backend's device state, or NULL */
 };
+
+/* lib/cache.c: KVR_OK when c is a live cache (made by kvr_cache_create and
+ * not freed), else a KVR_EINVAL failure naming fn; never reads *c to decide. */
+int kvr_check_cache(const kvr_cache *c, const char *fn);
 
 /* Record a failure: format the message, call the handler, return status. */
 int kvr_fail(int status, const char *fmt, ...)

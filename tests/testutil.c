@@ -202,7 +202,7 @@ tu_snap *tu_snap_take(const kvr_cache *c)
 /* Compare the cache fields that are state (not the attention workspace). */
 static int same_cache_fields(const struct kvr_cache *a, const struct kvr_cache *b, char *why, size_t len)
 {
-    if (a->magic != b->magic || a->n_layers != b->n_layers || a->n_kv_heads != b->n_kv_heads
+    if (a->n_layers != b->n_layers || a->n_kv_heads != b->n_kv_heads
         || a->n_q_heads != b->n_q_heads || a->head_dim != b->head_dim || a->group != b->group
         || a->backend != b->backend || memcmp(&a->cfg, &b->cfg, sizeof a->cfg) != 0) {
         snprintf(why, len, "the cache's own fields differ");
