@@ -292,7 +292,7 @@ START_TEST(eval_full_and_budget_one)
     kvr_model m;
     ck_assert_int_eq(kvr_model_load(&m, model_path), KVR_OK);
     kvr_model_task t;
-    ck_assert_int_eq(kvr_model_task_init(&t, &m, 96, 3, NULL), KVR_OK);
+    ck_assert_int_eq(kvr_model_task_init(&t, &m, 96, 0, 3, NULL), KVR_OK);
     ck_assert_int_eq(t.tokens[0], 1);
     kvr_model_result r;
     ck_assert_int_eq(kvr_model_eval_method(&t, "full", 0.1, &r, NULL), KVR_OK);

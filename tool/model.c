@@ -130,24 +130,44 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
         out[i] = x[i] * scale * w[i];
 }
 
-/* y = W x.   W: [rows][cols], x: [cols], y: [rows].  Eight interleaved
- * partial sums (j mod 8), added in order at the end, so the compiler can
- * vectorise without reassociating anything itself. */
+/* w . x over n elements with eight interleaved partial sums (j mod 8),
+ * added in order at the end, so the compiler can vectorise without
+ * reassociating anything itself.   w, x: [n] */
+static float dot(const float *w, const float *x, int n)
+{
+    float acc[8] = {0};
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int u = 0; u < 8; u++)
+            acc[u] += w[j + u] * x[j + u];
+    float sum = 0.0f;
+    for (int u = 0; u < 8; u++)
+        sum += acc[u];
+    for (; j < n; j++)
+        sum += w[j] * x[j];
+    return sum;
+}
+
+/* y = W x.   W: [rows][cols], x: [cols], y: [rows] */
 static void matvec(float *y, const float *W, const float *x, int rows, int cols)
 {
-    for (int r = 0; r < rows; r++) {
-        const float *w = W + (size_t)r * cols;
-        float acc[8] = {0};
-        int j = 0;
-        for (; j + 8 <= cols; j += 8)
-            for (int u = 0; u < 8; u++)
-                acc[u] += w[j + u] * x[j + u];
-        float sum = 0.0f;
-        for (int u = 0; u < 8; u++)
-            sum += acc[u];
-        for (; j < cols; j++)
-            sum += w[j] * x[j];
-        y[r] = sum;
+    for (int r = 0; r < rows; r++)
+        y[r] = dot(W + (size_t)r * cols, x, cols);
+}
+
+/* Y[t] = W X[t] for n tokens, in blocks of 32 tokens so that each row of W
+ * serves 32 tokens while it is in cache; the same dot() as matvec, so the
+ * results are identical.
+ *   W: [rows][cols], X: [n][cols] (row stride xs), Y: [n][rows] (row stride ys) */
+static void matmul(float *Y, size_t ys, const float *W, const float *X, size_t xs, int n, int rows, int cols)
+{
+    for (int t0 = 0; t0 < n; t0 += 32) {
+        int t1 = t0 + 32 < n ? t0 + 32 : n;
+        for (int r = 0; r < rows; r++) {
+            const float *w = W + (size_t)r * cols;
+            for (int t = t0; t < t1; t++)
+                Y[(size_t)t * ys + r] = dot(w, X + (size_t)t * xs, cols);
+        }
     }
 }
 
@@ -285,32 +305,38 @@ int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
     for (int t = 0; t < n; t++)
         if (check_token(m, tokens[t]) != KVR_OK)
             return KVR_EINVAL;
-    size_t qd = (size_t)m->n_heads * m->head_dim, kd = (size_t)m->n_kv_heads * m->head_dim;
+    int D = m->dim, F = m->hidden_dim, qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
     int n_obs = kvr_cache_config(cache)->obs_window;
     if (n_obs > n) n_obs = n;
     kvr_model_state s;
     int status = kvr_model_state_init(&s, m);
     if (status != KVR_OK)
         return status;
-    float *x = malloc(sizeof(float) * (size_t)n * m->dim);   /* [n][dim] */
-    float *q = malloc(sizeof(float) * (size_t)n * qd);       /* [n][n_heads][head_dim] */
-    float *k = malloc(sizeof(float) * (size_t)n * kd);       /* [n][n_kv_heads][head_dim] */
-    float *v = malloc(sizeof(float) * (size_t)n * kd);       /* [n][n_kv_heads][head_dim] */
-    float *att = malloc(sizeof(float) * (size_t)n * qd);     /* [n][n_heads][head_dim] */
-    float *p = malloc(sizeof(float) * (size_t)n);            /* [n] */
-    if (!x || !q || !k || !v || !att || !p) {
+    float *x = malloc(sizeof(float) * (size_t)n * D);      /* [n][dim] residual */
+    float *xb = malloc(sizeof(float) * (size_t)n * D);     /* [n][dim] normalised */
+    float *q = malloc(sizeof(float) * (size_t)n * qd);     /* [n][n_heads][head_dim] */
+    float *k = malloc(sizeof(float) * (size_t)n * kd);     /* [n][n_kv_heads][head_dim] */
+    float *v = malloc(sizeof(float) * (size_t)n * kd);     /* [n][n_kv_heads][head_dim] */
+    float *att = malloc(sizeof(float) * (size_t)n * qd);   /* [n][n_heads][head_dim] */
+    float *h1 = malloc(sizeof(float) * (size_t)n * F);     /* [n][hidden] */
+    float *h3 = malloc(sizeof(float) * (size_t)n * F);     /* [n][hidden] */
+    float *p = malloc(sizeof(float) * (size_t)n);          /* [n] */
+    if (!x || !xb || !q || !k || !v || !att || !h1 || !h3 || !p) {
         status = kvr_model_fail(KVR_ENOMEM, "prefill of %d tokens: out of memory", n);
         goto done;
     }
     for (int t = 0; t < n; t++)
-        memcpy(x + (size_t)t * m->dim, m->token_embedding + (size_t)tokens[t] * m->dim,
-               sizeof(float) * m->dim);
+        memcpy(x + (size_t)t * D, m->token_embedding + (size_t)tokens[t] * D, sizeof(float) * D);
+    /* the same operations as layer_qkv / layer_finish, a whole prompt at once */
     for (int l = 0; l < m->n_layers; l++) {
+        for (int t = 0; t < n; t++)
+            rmsnorm(xb + (size_t)t * D, x + (size_t)t * D, m->rms_att + (size_t)l * D, D, m->rms_eps);
+        matmul(q, qd, m->wq + (size_t)l * qd * D, xb, D, n, qd, D);
+        matmul(k, kd, m->wk + (size_t)l * kd * D, xb, D, n, kd, D);
+        matmul(v, kd, m->wv + (size_t)l * kd * D, xb, D, n, kd, D);
         for (int t = 0; t < n; t++) {
-            layer_qkv(m, &s, l, x + (size_t)t * m->dim, t);
-            memcpy(q + (size_t)t * qd, s.q, sizeof(float) * qd);
-            memcpy(k + (size_t)t * kd, s.k, sizeof(float) * kd);
-            memcpy(v + (size_t)t * kd, s.v, sizeof(float) * kd);
+            rope(q + (size_t)t * qd, m->n_heads, m->head_dim, m->rope_dims, m->rope_base, t);
+            rope(k + (size_t)t * kd, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, t);
         }
         causal_attention(m, n, q, k, v, att, p);
         status = kvr_prefill(cache, l, n, k, v, n_obs, q + (size_t)(n - n_obs) * qd);
@@ -318,13 +344,25 @@ int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
             status = kvr_model_fail(status, "prefill of layer %d: %s", l, kvr_last_error());
             goto done;
         }
+        matmul(xb, D, m->wo + (size_t)l * D * qd, att, qd, n, D, qd);
+        for (size_t i = 0; i < (size_t)n * D; i++)
+            x[i] += xb[i];
         for (int t = 0; t < n; t++)
-            layer_finish(m, &s, l, x + (size_t)t * m->dim, att + (size_t)t * qd);
+            rmsnorm(xb + (size_t)t * D, x + (size_t)t * D, m->rms_ffn + (size_t)l * D, D, m->rms_eps);
+        matmul(h1, F, m->w1 + (size_t)l * F * D, xb, D, n, F, D);
+        matmul(h3, F, m->w3 + (size_t)l * F * D, xb, D, n, F, D);
+        for (size_t i = 0; i < (size_t)n * F; i++) {
+            float g = h1[i];
+            h1[i] = g / (1.0f + expf(-g)) * h3[i];
+        }
+        matmul(xb, D, m->w2 + (size_t)l * D * F, h1, F, n, D, F);
+        for (size_t i = 0; i < (size_t)n * D; i++)
+            x[i] += xb[i];
     }
     if (logits)
-        classify(m, &s, x + (size_t)(n - 1) * m->dim, logits);
+        classify(m, &s, x + (size_t)(n - 1) * D, logits);
 done:
-    free(x); free(q); free(k); free(v); free(att); free(p);
+    free(x); free(xb); free(q); free(k); free(v); free(att); free(h1); free(h3); free(p);
     kvr_model_state_free(&s);
     return status;
 }

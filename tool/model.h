@@ -115,7 +115,7 @@ void kvr_log_softmax(const float *logits, int n, double *logp);
 typedef struct {
     const kvr_model *m;
     int n;              /* context: positions held at the end */
-    int n_prefill;      /* n / 2 */
+    int n_prefill;      /* n - decode steps (default n - n/2) */
     int *tokens;        /* [n + 1] */
     double *ref_logp;   /* [n - n_prefill][vocab_size] full-cache log-probabilities */
     int *ref_top;       /* [n - n_prefill] full-cache argmax */
@@ -135,7 +135,8 @@ typedef struct {
 /* Progress callback: called after each generated or evaluated position. */
 typedef void kvr_model_progress(const char *what, int done, int total);
 
-int kvr_model_task_init(kvr_model_task *t, const kvr_model *m, int context,
+/* decode: decode steps (<= 0: context - context/2); n_prefill = context - decode */
+int kvr_model_task_init(kvr_model_task *t, const kvr_model *m, int context, int decode,
                         uint64_t seed, kvr_model_progress *progress);
 void kvr_model_task_free(kvr_model_task *t);
 /* Run one method at one budget over the task (cache planned by

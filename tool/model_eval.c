@@ -20,8 +20,9 @@ static void usage(FILE *f)
         "\n"
         "Teacher-forced evaluation on a real model (llama2.c checkpoint or GGUF):\n"
         "the full-cache model samples --context tokens from BOS (temperature 1,\n"
-        "seeded); every method then prefills the first half and decodes the rest,\n"
-        "compared step by step with the full-cache run (doc/model.md).\n"
+        "seeded); every method then prefills all but the last --decode positions\n"
+        "and decodes those, compared step by step with the full-cache run\n"
+        "(doc/model.md).\n"
         "\n"
         "Options:\n"
         "  --workload model:PATH  the model file\n"
@@ -29,6 +30,7 @@ static void usage(FILE *f)
         "  --budget B[,B...]      memory budgets as fractions of the full cache\n"
         "                         (default 0.1,0.25)\n"
         "  --method M[,M...]      methods (default: every method)\n"
+        "  --decode N             decode steps at the end (default: context/2)\n"
         "  --seed S               sampler seed (default 1)\n"
         "  --csv FILE             also write the results as CSV\n"
         "  --help                 this text\n"
@@ -74,7 +76,7 @@ int cli_eval_model(int argc, char **argv)
 {
     const char *workload = NULL, *csv_path = NULL;
     char budget_buf[512] = "0.1,0.25", method_buf[1024] = "";
-    long context = 512;
+    long context = 512, decode = 0;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -101,6 +103,11 @@ int cli_eval_model(int argc, char **argv)
                 cli_error("eval: --context '%s' is not an integer in [2, 1048576]", v);
                 return CLI_USAGE;
             }
+        } else if (!strcmp(a, "--decode")) {
+            if (parse_long(v, 1, 1L << 20, &decode)) {
+                cli_error("eval: --decode '%s' is not a positive integer", v);
+                return CLI_USAGE;
+            }
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -117,6 +124,10 @@ int cli_eval_model(int argc, char **argv)
     }
     if (!workload || strncmp(workload, "model:", 6) || !workload[6]) {
         cli_error("eval: --workload model:PATH is required here");
+        return CLI_USAGE;
+    }
+    if (decode >= context) {
+        cli_error("eval: --decode %ld must be below --context %ld", decode, context);
         return CLI_USAGE;
     }
     const char *path = workload + 6;
@@ -168,7 +179,7 @@ int cli_eval_model(int argc, char **argv)
         return CLI_FAIL;
     }
     kvr_model_task task;
-    status = kvr_model_task_init(&task, &m, (int)context, seed, progress_line);
+    status = kvr_model_task_init(&task, &m, (int)context, (int)decode, seed, progress_line);
     cli_progress_done();
     if (status != KVR_OK) {
         cli_error("eval: %s (%s)", kvr_model_error(), kvr_strerror(status));

@@ -102,13 +102,16 @@ static void keep_reference(void *ctx, int i, const float *logits)
     t->ref_top[i] = argmax(logits, V);
 }
 
-int kvr_model_task_init(kvr_model_task *t, const kvr_model *m, int context,
+int kvr_model_task_init(kvr_model_task *t, const kvr_model *m, int context, int decode,
                         uint64_t seed, kvr_model_progress *progress)
 {
     memset(t, 0, sizeof *t);
-    if (context < 2)
-        return kvr_model_fail(KVR_EINVAL, "context %d: at least 2 positions are needed", context);
-    int V = m->vocab_size, n = context, np = context / 2;
+    if (decode <= 0)
+        decode = context - context / 2;
+    if (context < 2 || decode >= context)
+        return kvr_model_fail(KVR_EINVAL, "context %d, decode steps %d: need context >= 2 and 1 <= decode < context",
+                              context, decode);
+    int V = m->vocab_size, n = context, np = context - decode;
     t->m = m;
     t->n = n;
     t->n_prefill = np;
