@@ -297,38 +297,43 @@ static void causal_attention(const kvr_model *m, int n, const float *q, const fl
         }
 }
 
-int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
-                      const int *tokens, float *logits)
+int kvr_model_prompt(const kvr_model *m, int n, const int *tokens, int n_obs, kvr_prompt *pr)
 {
-    if (n < 1 || kvr_length(cache, 0) != 0)
-        return kvr_model_fail(KVR_ESTATE, "prefill of %d tokens needs an empty cache and n >= 1", n);
+    memset(pr, 0, sizeof *pr);
+    if (n < 1 || n_obs < 0)
+        return kvr_model_fail(KVR_EINVAL, "prompt of %d tokens, %d observed queries", n, n_obs);
     for (int t = 0; t < n; t++)
         if (check_token(m, tokens[t]) != KVR_OK)
             return KVR_EINVAL;
-    int D = m->dim, F = m->hidden_dim, qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
-    int n_obs = kvr_cache_config(cache)->obs_window;
     if (n_obs > n) n_obs = n;
+    int D = m->dim, F = m->hidden_dim, L = m->n_layers;
+    int qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
     kvr_model_state s;
     int status = kvr_model_state_init(&s, m);
     if (status != KVR_OK)
         return status;
+    pr->n = n;
+    pr->n_obs = n_obs;
+    pr->k = malloc(sizeof(float) * (size_t)L * n * kd);
+    pr->v = malloc(sizeof(float) * (size_t)L * n * kd);
+    pr->q = malloc(sizeof(float) * ((size_t)L * n_obs * qd + 1));
+    pr->logits = malloc(sizeof(float) * (size_t)m->vocab_size);
     float *x = malloc(sizeof(float) * (size_t)n * D);      /* [n][dim] residual */
     float *xb = malloc(sizeof(float) * (size_t)n * D);     /* [n][dim] normalised */
     float *q = malloc(sizeof(float) * (size_t)n * qd);     /* [n][n_heads][head_dim] */
-    float *k = malloc(sizeof(float) * (size_t)n * kd);     /* [n][n_kv_heads][head_dim] */
-    float *v = malloc(sizeof(float) * (size_t)n * kd);     /* [n][n_kv_heads][head_dim] */
     float *att = malloc(sizeof(float) * (size_t)n * qd);   /* [n][n_heads][head_dim] */
     float *h1 = malloc(sizeof(float) * (size_t)n * F);     /* [n][hidden] */
     float *h3 = malloc(sizeof(float) * (size_t)n * F);     /* [n][hidden] */
     float *p = malloc(sizeof(float) * (size_t)n);          /* [n] */
-    if (!x || !xb || !q || !k || !v || !att || !h1 || !h3 || !p) {
-        status = kvr_model_fail(KVR_ENOMEM, "prefill of %d tokens: out of memory", n);
+    if (!pr->k || !pr->v || !pr->q || !pr->logits || !x || !xb || !q || !att || !h1 || !h3 || !p) {
+        status = kvr_model_fail(KVR_ENOMEM, "prompt of %d tokens: out of memory", n);
         goto done;
     }
     for (int t = 0; t < n; t++)
         memcpy(x + (size_t)t * D, m->token_embedding + (size_t)tokens[t] * D, sizeof(float) * D);
     /* the same operations as layer_qkv / layer_finish, a whole prompt at once */
-    for (int l = 0; l < m->n_layers; l++) {
+    for (int l = 0; l < L; l++) {
+        float *k = pr->k + (size_t)l * n * kd, *v = pr->v + (size_t)l * n * kd;
         for (int t = 0; t < n; t++)
             rmsnorm(xb + (size_t)t * D, x + (size_t)t * D, m->rms_att + (size_t)l * D, D, m->rms_eps);
         matmul(q, qd, m->wq + (size_t)l * qd * D, xb, D, n, qd, D);
@@ -338,12 +343,8 @@ int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
             rope(q + (size_t)t * qd, m->n_heads, m->head_dim, m->rope_dims, m->rope_base, t);
             rope(k + (size_t)t * kd, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, t);
         }
+        memcpy(pr->q + (size_t)l * n_obs * qd, q + (size_t)(n - n_obs) * qd, sizeof(float) * (size_t)n_obs * qd);
         causal_attention(m, n, q, k, v, att, p);
-        status = kvr_prefill(cache, l, n, k, v, n_obs, q + (size_t)(n - n_obs) * qd);
-        if (status != KVR_OK) {
-            status = kvr_model_fail(status, "prefill of layer %d: %s", l, kvr_last_error());
-            goto done;
-        }
         matmul(xb, D, m->wo + (size_t)l * D * qd, att, qd, n, D, qd);
         for (size_t i = 0; i < (size_t)n * D; i++)
             x[i] += xb[i];
@@ -359,11 +360,50 @@ int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
         for (size_t i = 0; i < (size_t)n * D; i++)
             x[i] += xb[i];
     }
-    if (logits)
-        classify(m, &s, x + (size_t)(n - 1) * D, logits);
+    classify(m, &s, x + (size_t)(n - 1) * D, pr->logits);
 done:
-    free(x); free(xb); free(q); free(k); free(v); free(att); free(h1); free(h3); free(p);
+    free(x); free(xb); free(q); free(att); free(h1); free(h3); free(p);
     kvr_model_state_free(&s);
+    if (status != KVR_OK)
+        kvr_prompt_free(pr);
+    return status;
+}
+
+void kvr_prompt_free(kvr_prompt *pr)
+{
+    free(pr->k); free(pr->v); free(pr->q); free(pr->logits);
+    memset(pr, 0, sizeof *pr);
+}
+
+int kvr_prompt_prefill(const kvr_model *m, const kvr_prompt *pr, kvr_cache *cache)
+{
+    int n = pr->n, qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
+    int n_obs = kvr_cache_config(cache)->obs_window;
+    if (n_obs > n) n_obs = n;
+    if (n_obs > pr->n_obs)
+        return kvr_model_fail(KVR_ESTATE, "the cache observes %d queries but the prompt kept %d", n_obs, pr->n_obs);
+    for (int l = 0; l < m->n_layers; l++) {
+        const float *q = pr->q + ((size_t)l * pr->n_obs + (pr->n_obs - n_obs)) * qd;
+        int status = kvr_prefill(cache, l, n, pr->k + (size_t)l * n * kd, pr->v + (size_t)l * n * kd, n_obs, q);
+        if (status != KVR_OK)
+            return kvr_model_fail(status, "prefill of layer %d: %s", l, kvr_last_error());
+    }
+    return KVR_OK;
+}
+
+int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
+                      const int *tokens, float *logits)
+{
+    if (n < 1 || kvr_length(cache, 0) != 0)
+        return kvr_model_fail(KVR_ESTATE, "prefill of %d tokens needs an empty cache and n >= 1", n);
+    kvr_prompt pr;
+    int status = kvr_model_prompt(m, n, tokens, kvr_cache_config(cache)->obs_window, &pr);
+    if (status != KVR_OK)
+        return status;
+    status = kvr_prompt_prefill(m, &pr, cache);
+    if (status == KVR_OK && logits)
+        memcpy(logits, pr.logits, sizeof(float) * (size_t)m->vocab_size);
+    kvr_prompt_free(&pr);
     return status;
 }
 

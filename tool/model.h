@@ -102,6 +102,24 @@ int kvr_model_step(const kvr_model *m, kvr_model_state *s, kvr_cache *cache,
 int kvr_model_prefill(const kvr_model *m, kvr_cache *cache, int n,
                       const int *tokens, float *logits);
 
+/* A prompt run once with exact causal attention, kept so that any number of
+ * caches can be prefilled from it (the prompt's computation does not depend
+ * on the method: compression starts with kvr_prefill). */
+typedef struct {
+    int n, n_obs;
+    float *k, *v;    /* [n_layers][n][n_kv_heads*head_dim] */
+    float *q;        /* [n_layers][n_obs][n_heads*head_dim]: the last n_obs queries */
+    float *logits;   /* [vocab_size] after the last token */
+} kvr_prompt;
+
+/* Run tokens[0..n-1] (positions 0..n-1), keeping the queries of the last
+ * min(n_obs, n) positions.  On failure *pr is zeroed. */
+int kvr_model_prompt(const kvr_model *m, int n, const int *tokens, int n_obs, kvr_prompt *pr);
+/* kvr_prefill every layer of an empty cache from the prompt (KVR_ESTATE if
+ * the cache's obs_window needs more queries than were kept). */
+int kvr_prompt_prefill(const kvr_model *m, const kvr_prompt *pr, kvr_cache *cache);
+void kvr_prompt_free(kvr_prompt *pr);
+
 /* Softmax of logits into log-probabilities (float64).
  *   logits: [n], logp: [n] */
 void kvr_log_softmax(const float *logits, int n, double *logp);
@@ -119,6 +137,7 @@ typedef struct {
     int *tokens;        /* [n + 1] */
     double *ref_logp;   /* [n - n_prefill][vocab_size] full-cache log-probabilities */
     int *ref_top;       /* [n - n_prefill] full-cache argmax */
+    kvr_prompt prompt;  /* tokens[0 .. n_prefill-1], shared by every method */
     double gen_seconds, ref_seconds;
 } kvr_model_task;
 

@@ -75,7 +75,7 @@ static int run_protocol(const kvr_model_task *t, const kvr_config *cfg, step_fn 
         kvr_cache_free(c);
         return status != KVR_OK ? status : kvr_model_fail(KVR_ENOMEM, "out of memory");
     }
-    status = kvr_model_prefill(m, c, t->n_prefill, t->tokens, NULL);
+    status = kvr_prompt_prefill(m, &t->prompt, c);
     for (int pos = t->n_prefill; status == KVR_OK && pos < t->n; pos++) {
         status = kvr_model_step(m, &s, c, t->tokens[pos], logits);
         if (status == KVR_OK)
@@ -152,8 +152,11 @@ int kvr_model_task_init(kvr_model_task *t, const kvr_model *m, int context, int 
     kvr_cache_free(c);
     c = NULL;
     t->gen_seconds = now() - t0;
-    /* 2. the reference: `full` under the protocol */
+    /* 2. the prompt, once for every method; the reference: `full` */
     t0 = now();
+    status = kvr_model_prompt(m, np, t->tokens, 256, &t->prompt);
+    if (status != KVR_OK)
+        goto done;
     status = run_protocol(t, &cfg, keep_reference, t, &c, progress, "full");
     t->ref_seconds = now() - t0;
 done:
@@ -171,6 +174,7 @@ void kvr_model_task_free(kvr_model_task *t)
     free(t->tokens);
     free(t->ref_logp);
     free(t->ref_top);
+    kvr_prompt_free(&t->prompt);
     memset(t, 0, sizeof *t);
 }
 
