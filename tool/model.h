@@ -124,6 +124,28 @@ void kvr_prompt_free(kvr_prompt *pr);
  *   logits: [n], logp: [n] */
 void kvr_log_softmax(const float *logits, int n, double *logp);
 
+/* ---- tokenizer (bpe.c, GGUF models with tokens and merges) ------------- */
+typedef struct {
+    char **keys;      /* the strings (not owned) */
+    int *slot;        /* [cap] index into keys, -1 empty */
+    size_t cap;
+} kvr_bpe_table;
+
+typedef struct {
+    const kvr_model *m;
+    kvr_bpe_table tok;    /* token string -> id */
+    kvr_bpe_table merge;  /* "left right" -> rank */
+} kvr_bpe;
+
+int kvr_bpe_init(kvr_bpe *b, const kvr_model *m);
+void kvr_bpe_free(kvr_bpe *b);
+/* Encode text into at most cap ids (KVR_EINVAL when it needs more).
+ *   ids: [cap] */
+int kvr_bpe_encode(const kvr_bpe *b, const char *text, int *ids, int cap, int *n_out);
+/* Decode ids into out (NUL-terminated, truncated to cap); returns the bytes
+ * written.   ids: [n] */
+size_t kvr_bpe_decode(const kvr_bpe *b, const int *ids, int n, char *out, size_t cap);
+
 /* ---- evaluation (model_run.c, doc/model.md §4) ------------------------- */
 
 /* A teacher-forced task: tokens[0..n] sampled by the full-cache model from
@@ -162,6 +184,19 @@ void kvr_model_task_free(kvr_model_task *t);
  * kvr_method_config(method, budget, n, head_dim, KVR_F32)). */
 int kvr_model_eval_method(const kvr_model_task *t, const char *method, double budget,
                           kvr_model_result *res, kvr_model_progress *progress);
+
+/* ---- passkey (passkey.c, doc/model.md §4.3) ----------------------------- */
+enum { KVR_PASSKEY_ANSWER = 8 };   /* answer tokens decoded */
+
+/* The prompt of trial `trial` (about context - KVR_PASSKEY_ANSWER tokens)
+ * and its key (5 digits + NUL).   ids: [cap] */
+int kvr_passkey_prompt(const kvr_bpe *b, int context, uint64_t seed, int trial,
+                       int *ids, int cap, int *n_out, char key[6]);
+/* Prefill a cache with configuration cfg from the prompt, decode the answer
+ * greedily, and say whether it holds the key.   answer: [cap] */
+int kvr_passkey_answer(const kvr_model *m, const kvr_bpe *b, const kvr_prompt *pr,
+                       const kvr_config *cfg, const char *key, int *correct,
+                       char *answer, size_t cap);
 
 /* The `eval --workload model:PATH` command (model_eval.c). */
 int cli_eval_model(int argc, char **argv);

@@ -33,12 +33,16 @@ static void usage(FILE *f)
         "  --decode N             decode steps at the end (default: context/2)\n"
         "  --seed S               sampler seed (default 1)\n"
         "  --csv FILE             also write the results as CSV\n"
+        "  --passkey N            also N passkey trials (needs a GGUF tokenizer;\n"
+        "                         default 0); the prompt fills --context tokens\n"
+        "  --forced 0|1           run the teacher-forced comparison (default 1)\n"
         "  --help                 this text\n"
         "\n"
         "Columns: bytes_ratio (bytes held / full cache, all layers, at the end),\n"
         "exact_ratio (exactly held positions / all), top1_agree (next-token argmax\n"
         "equal to the full run's), kl (mean KL(full || method), nats), ppl\n"
-        "(perplexity of the sampled tokens under the method).\n");
+        "(perplexity of the sampled tokens under the method), passkey_acc (share\n"
+        "of passkey trials answered with the key; a last CSV column when run).\n");
 }
 
 static void progress_line(const char *what, int done, int total)
@@ -72,11 +76,175 @@ static int parse_long(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
+typedef struct {
+    int ok;                 /* the teacher-forced run succeeded */
+    kvr_model_result r;
+    int pk_ok, pk_right;    /* passkey trials that ran, and answered the key */
+} row;
+
+/* The passkey trials: each prompt computed once, then every method at
+ * every budget answers from its own cache. */
+static int run_passkey(const kvr_model *m, long context, uint64_t seed, int trials,
+                       const double *budgets, int n_budgets, char **methods, int n_methods, row *rows)
+{
+    kvr_bpe b;
+    if (kvr_bpe_init(&b, m) != KVR_OK) {
+        cli_error("eval: passkey: %s", kvr_model_error());
+        return CLI_FAIL;
+    }
+    int *ids = malloc(sizeof(int) * (size_t)context);
+    if (!ids) {
+        kvr_bpe_free(&b);
+        return CLI_FAIL;
+    }
+    int failed = 0;
+    for (int trial = 0; trial < trials && !failed; trial++) {
+        int n;
+        char key[6];
+        kvr_prompt pr;
+        if (kvr_passkey_prompt(&b, (int)context, seed, trial, ids, (int)context, &n, key) != KVR_OK
+            || kvr_model_prompt(m, n, ids, 256, &pr) != KVR_OK) {
+            cli_error("eval: passkey trial %d: %s", trial, kvr_model_error());
+            failed = 1;
+            break;
+        }
+        for (int bi = 0; bi < n_budgets; bi++)
+            for (int i = 0; i < n_methods; i++) {
+                cli_progress("eval: passkey trial %d/%d, %s at %g", trial + 1, trials, methods[i], budgets[bi]);
+                kvr_config cfg;
+                int right = 0;
+                char answer[256];
+                int st = kvr_method_config(methods[i], budgets[bi], n + KVR_PASSKEY_ANSWER, m->head_dim, KVR_F32, &cfg);
+                if (st == KVR_OK)
+                    st = kvr_passkey_answer(m, &b, &pr, &cfg, key, &right, answer, sizeof answer);
+                if (st != KVR_OK)
+                    continue;   /* counted as not run */
+                row *r = &rows[bi * n_methods + i];
+                r->pk_ok++;
+                r->pk_right += right;
+                if (bi == 0 && i == 0) {
+                    cli_progress_done();
+                    fprintf(stderr, "passkey trial %d: key %s, %d prompt tokens, %s answers \"%s\"\n",
+                            trial, key, n, methods[i], answer);
+                }
+            }
+        kvr_prompt_free(&pr);
+    }
+    cli_progress_done();
+    free(ids);
+    kvr_bpe_free(&b);
+    return failed;
+}
+
+static int run_all(const kvr_model *m, const char *path, long context, long decode, uint64_t seed,
+                   const double *budgets, int n_budgets, char **methods, int n_methods,
+                   int passkey, int forced, const char *csv_path)
+{
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    row *rows = calloc((size_t)n_budgets * n_methods, sizeof *rows);
+    FILE *csv = NULL;
+    if (!rows)
+        return CLI_FAIL;
+    if (csv_path && !(csv = fopen(csv_path, "w"))) {
+        cli_error("eval: cannot write '%s': %s", csv_path, strerror(errno));
+        free(rows);
+        return CLI_FAIL;
+    }
+    printf("model %s: dim %d, %d layers, %d/%d heads, head_dim %d, vocab %d\n",
+           base, m->dim, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, m->vocab_size);
+    int failed = 0;
+    if (forced) {
+        kvr_model_task task;
+        int status = kvr_model_task_init(&task, m, (int)context, (int)decode, seed, progress_line);
+        cli_progress_done();
+        if (status != KVR_OK) {
+            cli_error("eval: %s (%s)", kvr_model_error(), kvr_strerror(status));
+            if (csv) fclose(csv);
+            free(rows);
+            return CLI_FAIL;
+        }
+        printf("context %ld (prefill %d, %d decode steps), seed %llu; generation %.1f s, full run %.1f s\n\n",
+               context, task.n_prefill, task.n - task.n_prefill, (unsigned long long)seed,
+               task.gen_seconds, task.ref_seconds);
+        printf("%-7s %-19s %11s %11s %10s %10s %9s %8s\n", "budget", "method", "bytes_ratio",
+               "exact_ratio", "top1_agree", "kl", "ppl", "seconds");
+        kvr_model_result full_res = {0};
+        int have_full = 0;
+        for (int b = 0; b < n_budgets; b++)
+            for (int i = 0; i < n_methods; i++) {
+                row *rw = &rows[b * n_methods + i];
+                int is_full = !strcmp(methods[i], "full");
+                if (is_full && have_full) {
+                    rw->r = full_res;   /* full ignores the budget: one run serves every row */
+                    status = KVR_OK;
+                } else {
+                    status = kvr_model_eval_method(&task, methods[i], budgets[b], &rw->r, progress_line);
+                    cli_progress_done();
+                }
+                if (status != KVR_OK) {
+                    printf("%-7g %-19s %s\n", budgets[b], methods[i], kvr_strerror(status));
+                    cli_error("eval: %s", kvr_model_error());
+                    failed = 1;
+                    continue;
+                }
+                rw->ok = 1;
+                if (is_full && !have_full) { full_res = rw->r; have_full = 1; }
+                if (!is_full && rw->r.bytes_ratio > budgets[b]) {
+                    cli_error("eval: %s at budget %g holds %.4f of the full cache", methods[i], budgets[b], rw->r.bytes_ratio);
+                    failed = 1;
+                }
+                printf("%-7g %-19s %11.4f %11.4f %10.4f %10.4g %9.4f %8.1f\n", budgets[b], methods[i],
+                       rw->r.bytes_ratio, rw->r.exact_ratio, rw->r.top1_agree, rw->r.kl, rw->r.ppl, rw->r.seconds);
+                fflush(stdout);
+            }
+        kvr_model_task_free(&task);
+    }
+    if (passkey > 0) {
+        failed |= run_passkey(m, context, seed, passkey, budgets, n_budgets, methods, n_methods, rows);
+        printf("\npasskey: %d trials, prompts of about %ld tokens, key early (5-25%% of the filler)\n",
+               passkey, context - KVR_PASSKEY_ANSWER);
+        printf("%-7s %-19s %11s\n", "budget", "method", "passkey_acc");
+        for (int b = 0; b < n_budgets; b++)
+            for (int i = 0; i < n_methods; i++) {
+                row *rw = &rows[b * n_methods + i];
+                if (rw->pk_ok)
+                    printf("%-7g %-19s %11.3f\n", budgets[b], methods[i], (double)rw->pk_right / rw->pk_ok);
+                else
+                    printf("%-7g %-19s %11s\n", budgets[b], methods[i], "n/a");
+            }
+    }
+    if (csv) {
+        fprintf(csv, "workload,context,budget,method,bytes_ratio,exact_ratio,top1_agree,kl,ppl%s\n",
+                passkey > 0 ? ",passkey_acc" : "");
+        for (int b = 0; b < n_budgets; b++)
+            for (int i = 0; i < n_methods; i++) {
+                row *rw = &rows[b * n_methods + i];
+                fprintf(csv, "model:%s,%ld,%g,%s,", base, context, budgets[b], methods[i]);
+                if (rw->ok)
+                    fprintf(csv, "%.6f,%.6f,%.6f,%.6g,%.6f", rw->r.bytes_ratio, rw->r.exact_ratio,
+                            rw->r.top1_agree, rw->r.kl, rw->r.ppl);
+                else
+                    fprintf(csv, ",,,,");
+                if (passkey > 0) {
+                    if (rw->pk_ok) fprintf(csv, ",%.6f", (double)rw->pk_right / rw->pk_ok);
+                    else fprintf(csv, ",");
+                }
+                fputc('\n', csv);
+            }
+        if (fclose(csv) != 0) {
+            cli_error("eval: error writing '%s'", csv_path);
+            failed = 1;
+        }
+    }
+    free(rows);
+    return failed ? CLI_FAIL : CLI_OK;
+}
+
 int cli_eval_model(int argc, char **argv)
 {
     const char *workload = NULL, *csv_path = NULL;
     char budget_buf[512] = "0.1,0.25", method_buf[1024] = "";
-    long context = 512, decode = 0;
+    long context = 512, decode = 0, passkey = 0, forced = 1;
     unsigned long long seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -106,6 +274,16 @@ int cli_eval_model(int argc, char **argv)
         } else if (!strcmp(a, "--decode")) {
             if (parse_long(v, 1, 1L << 20, &decode)) {
                 cli_error("eval: --decode '%s' is not a positive integer", v);
+                return CLI_USAGE;
+            }
+        } else if (!strcmp(a, "--passkey")) {
+            if (parse_long(v, 0, 100000, &passkey)) {
+                cli_error("eval: --passkey '%s' is not a count of trials", v);
+                return CLI_USAGE;
+            }
+        } else if (!strcmp(a, "--forced")) {
+            if (parse_long(v, 0, 1, &forced)) {
+                cli_error("eval: --forced '%s' is not 0 or 1", v);
                 return CLI_USAGE;
             }
         } else if (!strcmp(a, "--seed")) {
@@ -172,67 +350,8 @@ int cli_eval_model(int argc, char **argv)
         cli_error("eval: %s (%s)", kvr_model_error(), kvr_strerror(status));
         return CLI_FAIL;
     }
-    FILE *csv = NULL;
-    if (csv_path && !(csv = fopen(csv_path, "w"))) {
-        cli_error("eval: cannot write '%s': %s", csv_path, strerror(errno));
-        kvr_model_free(&m);
-        return CLI_FAIL;
-    }
-    kvr_model_task task;
-    status = kvr_model_task_init(&task, &m, (int)context, (int)decode, seed, progress_line);
-    cli_progress_done();
-    if (status != KVR_OK) {
-        cli_error("eval: %s (%s)", kvr_model_error(), kvr_strerror(status));
-        if (csv) fclose(csv);
-        kvr_model_free(&m);
-        return CLI_FAIL;
-    }
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    printf("model %s: dim %d, %d layers, %d/%d heads, head_dim %d, vocab %d\n",
-           base, m.dim, m.n_layers, m.n_heads, m.n_kv_heads, m.head_dim, m.vocab_size);
-    printf("context %ld (prefill %d, %d decode steps), seed %llu; generation %.1f s, full run %.1f s\n\n",
-           context, task.n_prefill, task.n - task.n_prefill, seed, task.gen_seconds, task.ref_seconds);
-    printf("%-7s %-19s %11s %11s %10s %10s %9s\n", "budget", "method", "bytes_ratio",
-           "exact_ratio", "top1_agree", "kl", "ppl");
-    if (csv)
-        fprintf(csv, "workload,context,budget,method,bytes_ratio,exact_ratio,top1_agree,kl,ppl\n");
-    int failed = 0;
-    kvr_model_result full_res = {0};
-    int have_full = 0;
-    for (int b = 0; b < n_budgets; b++)
-        for (int i = 0; i < n_methods; i++) {
-            kvr_model_result r;
-            int is_full = !strcmp(methods[i], "full");
-            if (is_full && have_full) {
-                r = full_res;   /* full ignores the budget: one run serves every row */
-                status = KVR_OK;
-            } else {
-                status = kvr_model_eval_method(&task, methods[i], budgets[b], &r, progress_line);
-                cli_progress_done();
-            }
-            if (status != KVR_OK) {
-                printf("%-7g %-19s %s\n", budgets[b], methods[i], kvr_strerror(status));
-                cli_error("eval: %s", kvr_model_error());
-                failed = 1;
-                continue;
-            }
-            if (is_full && !have_full) { full_res = r; have_full = 1; }
-            if (!is_full && r.bytes_ratio > budgets[b]) {
-                cli_error("eval: %s at budget %g holds %.4f of the full cache", methods[i], budgets[b], r.bytes_ratio);
-                failed = 1;
-            }
-            printf("%-7g %-19s %11.4f %11.4f %10.4f %10.4g %9.4f\n", budgets[b], methods[i],
-                   r.bytes_ratio, r.exact_ratio, r.top1_agree, r.kl, r.ppl);
-            fflush(stdout);
-            if (csv)
-                fprintf(csv, "model:%s,%ld,%g,%s,%.6f,%.6f,%.6f,%.6g,%.6f\n", base, context, budgets[b],
-                        methods[i], r.bytes_ratio, r.exact_ratio, r.top1_agree, r.kl, r.ppl);
-        }
-    kvr_model_task_free(&task);
+    int failed = run_all(&m, path, context, decode, seed, budgets, n_budgets, methods, n_methods,
+                         (int)passkey, (int)forced, csv_path);
     kvr_model_free(&m);
-    if (csv && fclose(csv) != 0) {
-        cli_error("eval: error writing '%s'", csv_path);
-        failed = 1;
-    }
-    return failed ? CLI_FAIL : CLI_OK;
+    return failed;
 }
