@@ -274,11 +274,7 @@ static void causal_attention(const kvr_model *m, int n, const float *q, const fl
             int h = qh / G;
             float max = -INFINITY, sum = 0.0f;
             for (int u = 0; u <= t; u++) {
-                const float *kv = k + ((size_t)u * H + h) * D;
-                float dot = 0.0f;
-                for (int i = 0; i < D; i++)
-                    dot += qv[i] * kv[i];
-                p[u] = dot * scale;
+                p[u] = dot(qv, k + ((size_t)u * H + h) * D, D) * scale;
                 if (p[u] > max) max = p[u];
             }
             for (int u = 0; u <= t; u++) {
