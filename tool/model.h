@@ -89,7 +89,10 @@ void kvr_model_state_free(kvr_model_state *s);
 int kvr_model_cache(const kvr_model *m, const kvr_config *cfg, kvr_cache **out);
 
 /* One decode step: token `token` at position kvr_length(cache, 0); appends
- * its K and V to every layer and writes the next-token logits.
+ * its K and V to every layer and writes the next-token logits.  On failure
+ * (KVR_EINVAL: token out of range, nothing changed; a library status from
+ * layer l: layers before l already hold the token, so the cache should be
+ * discarded) the message names the layer and position.
  *   logits: [vocab_size] */
 int kvr_model_step(const kvr_model *m, kvr_model_state *s, kvr_cache *cache,
                    int token, float *logits);

@@ -117,8 +117,12 @@ static int run_passkey(const kvr_model *m, long context, uint64_t seed, int tria
                 int st = kvr_method_config(methods[i], budgets[bi], n + KVR_PASSKEY_ANSWER, m->head_dim, KVR_F32, &cfg);
                 if (st == KVR_OK)
                     st = kvr_passkey_answer(m, &b, &pr, &cfg, key, &right, answer, sizeof answer);
-                if (st != KVR_OK)
-                    continue;   /* counted as not run */
+                if (st != KVR_OK) {   /* counted as not run */
+                    cli_progress_done();
+                    cli_error("eval: passkey trial %d, %s at %g: %s", trial, methods[i], budgets[bi],
+                              kvr_model_error()[0] ? kvr_model_error() : kvr_last_error());
+                    continue;
+                }
                 row *r = &rows[bi * n_methods + i];
                 r->pk_ok++;
                 r->pk_right += right;
@@ -147,6 +151,12 @@ static int run_all(const kvr_model *m, const char *path, long context, long deco
         return CLI_FAIL;
     if (csv_path && !(csv = fopen(csv_path, "w"))) {
         cli_error("eval: cannot write '%s': %s", csv_path, strerror(errno));
+        free(rows);
+        return CLI_FAIL;
+    }
+    if (passkey > 0 && (!m->tokens || !m->merges)) {
+        cli_error("eval: --passkey needs a model with a BPE tokenizer (GGUF tokenizer.ggml.tokens and merges)");
+        if (csv) fclose(csv);
         free(rows);
         return CLI_FAIL;
     }
