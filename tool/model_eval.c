@@ -115,12 +115,15 @@ static int run_passkey(const kvr_model *m, long context, uint64_t seed, int tria
                 int right = 0;
                 char answer[256];
                 int st = kvr_method_config(methods[i], budgets[bi], n + KVR_PASSKEY_ANSWER, m->head_dim, KVR_F32, &cfg);
-                if (st == KVR_OK)
+                const char *why = kvr_last_error();
+                if (st == KVR_OK) {
                     st = kvr_passkey_answer(m, &b, &pr, &cfg, key, &right, answer, sizeof answer);
+                    why = kvr_model_error();
+                }
                 if (st != KVR_OK) {   /* counted as not run */
                     cli_progress_done();
                     cli_error("eval: passkey trial %d, %s at %g: %s", trial, methods[i], budgets[bi],
-                              kvr_model_error()[0] ? kvr_model_error() : kvr_last_error());
+                              why);
                     continue;
                 }
                 row *r = &rows[bi * n_methods + i];
