@@ -189,7 +189,7 @@ int kvr_model_eval_method(const kvr_model_task *t, const char *method, double bu
                           kvr_model_result *res, kvr_model_progress *progress);
 
 /* ---- passkey (passkey.c, doc/model.md §4.3) ----------------------------- */
-enum { KVR_PASSKEY_ANSWER = 8 };   /* answer tokens decoded */
+enum { KVR_PASSKEY_ANSWER = 12 };  /* answer tokens decoded (numbers are one token per digit) */
 
 /* The prompt of trial `trial` (about context - KVR_PASSKEY_ANSWER tokens)
  * and its key (5 digits + NUL).   ids: [cap] */
