@@ -24,8 +24,8 @@ fuzz_replay_cache_load_LDADD = libkvreviver.la -lm
 fuzz_replay_npy_read_SOURCES = fuzz/npy_read.c fuzz/replay.c fuzz/fuzz.h
 fuzz_replay_npy_read_CFLAGS = $(AM_CFLAGS)
 fuzz_replay_npy_read_LDADD = libkvreviver.la -lm
-fuzz_replay_model_load_SOURCES = fuzz/model_load.c fuzz/replay.c fuzz/fuzz.h
-fuzz_replay_model_load_CFLAGS = $(AM_CFLAGS)
+fuzz_replay_model_load_SOURCES = fuzz/replay.c fuzz/model_load.c fuzz/fuzz.h tool/model.h tool/model.c tool/llama2c.c tool/gguf.c tool/model_run.c tool/bpe.c
+fuzz_replay_model_load_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tool
 fuzz_replay_model_load_LDADD = libkvreviver.la -lm
 TESTS += tests/fuzz-replay.sh
 dist_check_SCRIPTS += tests/fuzz-replay.sh
@@ -41,8 +41,8 @@ fuzz_npy_read_SOURCES = fuzz/npy_read.c fuzz/fuzz.h
 fuzz_npy_read_CFLAGS = $(AM_CFLAGS)
 fuzz_npy_read_LDADD = libkvreviver.la -lm
 fuzz_npy_read_LDFLAGS = -fsanitize=fuzzer
-fuzz_model_load_SOURCES = fuzz/model_load.c fuzz/fuzz.h
-fuzz_model_load_CFLAGS = $(AM_CFLAGS)
+fuzz_model_load_SOURCES = fuzz/model_load.c fuzz/fuzz.h tool/model.h tool/model.c tool/llama2c.c tool/gguf.c tool/model_run.c tool/bpe.c
+fuzz_model_load_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tool
 fuzz_model_load_LDADD = libkvreviver.la -lm
 fuzz_model_load_LDFLAGS = -fsanitize=fuzzer
 

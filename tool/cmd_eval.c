@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "model.h"
 #include "report.h"
 
 enum { MAX_LIST = 64 };
@@ -28,7 +29,9 @@ static void usage(FILE *f)
         "Workload:\n"
         "  --workload W       synthetic (default), needle, or trace:DIR (NumPy files\n"
         "                     DIR/layer<L>/q.npy [n][q_heads][D], k.npy and v.npy\n"
-        "                     [n][kv_heads][D], float32 or float64; every layer runs)\n"
+        "                     [n][kv_heads][D], float32 or float64; every layer runs),\n"
+        "                     or model:PATH (a llama2.c or GGUF model run end to end:\n"
+        "                     see 'kvreviver eval --workload model:PATH --help')\n"
         "  --context N        positions, prefill + decode (default 2048; a trace:\n"
         "                     all of its positions)\n"
         "  --steps N          decode steps measured (default 16)\n"
@@ -294,8 +297,23 @@ static void accumulate(kvr_eval_result *acc, const kvr_eval_result *x, int first
     acc->needles += x->needles;
 }
 
+/* 1 when the arguments name a model workload (--workload model:PATH or
+ * --workload=model:PATH): the model evaluation (tool/model_eval.c) runs it. */
+static int wants_model(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--workload") && i + 1 < argc && !strncmp(argv[i + 1], "model:", 6))
+            return 1;
+        if (!strncmp(argv[i], "--workload=model:", 17))
+            return 1;
+    }
+    return 0;
+}
+
 int cli_eval(int argc, char **argv)
 {
+    if (wants_model(argc, argv))
+        return cli_eval_model(argc, argv);
     options o;
     int rc = parse(argc, argv, &o);
     if (rc == -1) return CLI_OK;
