@@ -7,4 +7,4 @@ EXTRA_DIST += doc/porting.md
 EXTRA_DIST += doc/eval.md doc/methods.md doc/results.md
 EXTRA_DIST += doc/files.md
 EXTRA_DIST += doc/cuda.md
-EXTRA_DIST += doc/model.md doc/results-model.md
+EXTRA_DIST += doc/model.md
