@@ -59,13 +59,60 @@ __device__ inline float merge_state(float &m, float &l, float m2, float l2)
 
 /* The logit of a mean-row vague token from the bucket dot products, the
  * operations of ref/sketchattend.c.  P: [d*w] of query head g. */
-__device__ inline float mean_logit(const kvr_cuda_params &p, const kvr_row_hash *rows, const float *P,
+template <int DM>
+__device__ inline float mean_logit(const kvr_cuda_params &p, const kvr_row_hash (&rows)[DM], const float *P,
                                    float qmu, float inv_d, float scale)
 {
     float acc = 0.0f;
-    for (int r = 0; r < p.depth; r++)
-        acc += rows[r].sign * (rows[r].alpha * (P[rows[r].bucket] - rows[r].count * qmu));
+#pragma unroll(DM <= 4 ? DM : 1)
+    for (int r = 0; r < DM; r++)
+        if (r < p.depth)
+            acc += rows[r].sign * (rows[r].alpha * (P[rows[r].bucket] - rows[r].count * qmu));
     return (qmu + acc * inv_d) * scale;
+}
+
+/* The d <= DM row hashes of position pos from the rows' hash prefixes
+ * (pre: [d], shared), unrolled so that rows stays in registers. */
+template <int DM>
+__device__ __forceinline__ void rows_of(const kvr_cuda_params &p, const kvr_cuda_head &h, const uint64_t *pre, long pos,
+                                        kvr_row_hash (&rows)[DM])
+{
+#pragma unroll(DM <= 4 ? DM : 1)
+    for (int r = 0; r < DM; r++)
+        if (r < p.depth)
+            rows[r] = kvr_dev_row_pre(p, h, r, pre[r], pos);
+}
+
+/* One coordinate of a median-row estimate (kvr_dev_estimate's values) with
+ * the d <= DM rows in registers: the row estimates are sorted by a stable
+ * exchange sort (unrolled, the same order as the reference's insertion
+ * sort), padding rows r >= d with +inf at the end. */
+template <int DM>
+__device__ __forceinline__ float median_estimate(const kvr_cuda_params &p, const kvr_row_hash (&rows)[DM],
+                                                 const float *sums, float mu, int i)
+{
+    float x[DM];
+    const int d = p.depth;
+#pragma unroll
+    for (int r = 0; r < DM; r++) {
+        x[r] = INFINITY;
+        if (r < d) {
+            float centred = sums[(size_t)rows[r].bucket * p.head_dim + i] - rows[r].count * mu;
+            x[r] = rows[r].sign * (rows[r].alpha * centred) + mu;
+        }
+    }
+#pragma unroll
+    for (int a = 0; a < DM - 1; a++)
+#pragma unroll
+        for (int j = 0; j < DM - 1 - a; j++)
+            if (x[j] > x[j + 1]) { float t = x[j]; x[j] = x[j + 1]; x[j + 1] = t; }
+    float lo = x[0], hi = x[0];
+#pragma unroll
+    for (int r = 1; r < DM; r++) {
+        if (r == d / 2) hi = x[r];
+        if (r == d / 2 - 1) lo = x[r];
+    }
+    return d % 2 == 1 ? hi : 0.5f * (lo + hi);
 }
 
 /* grid (n_heads, d, ceil((w+1)/32)), block 128: P[h][g][r][b] = q_g . S_K[r][b];
@@ -214,7 +261,7 @@ __device__ __forceinline__ void exact_fast(const kvr_cuda_params &p, const kvr_c
                     float s = 0.0f;
 #pragma unroll
                     for (int c = 0; c < 8; c++)
-                        s += qf[g][c] * kx[c];
+                        s = __fmaf_rn(qf[g][c], kx[c], s);
 #pragma unroll
                     for (int o = LPT / 2; o > 0; o >>= 1)
                         s += __shfl_xor_sync(0xffffffffu, s, o);
@@ -252,7 +299,7 @@ __device__ __forceinline__ void exact_fast(const kvr_cuda_params &p, const kvr_c
                     fl[g] += pt;
 #pragma unroll
                     for (int c = 0; c < 8; c++)
-                        fa[g][c] += pt * vx[c];
+                        fa[g][c] = __fmaf_rn(pt, vx[c], fa[g][c]);
                 }
             }
         }
@@ -325,14 +372,75 @@ __device__ __forceinline__ int cand_bit(const unsigned *bm, int x)
     return (bm[x >> 5] >> (x & 31)) & 1;
 }
 
+/* A median-row vague token, reconstructed on chip by the warp (lane: its
+ * coordinates j*32 + lane) and absorbed into its softmax state; code: the
+ * token's row codes (bucket | sign << 31) at code[r * 32].  DM bounds the
+ * depth: 4 keeps the rows and estimates in registers; the largest depth
+ * uses kvr_dev_estimate (reconstruct.cuh) itself. */
+template <int GM, int VM, int DM>
+__device__ __forceinline__ void median_token(const kvr_cuda_params &p, const kvr_cuda_head &h, const int *code, int lane,
+                                             float scale, const float (&qr)[GM][VM], float (&m)[GM], float (&l)[GM],
+                                             float (&acc)[GM][VM])
+{
+    kvr_row_hash rows[DM];
+#pragma unroll(DM <= 4 ? DM : 1)
+    for (int r = 0; r < DM; r++)
+        if (r < p.depth) {
+            int c = code[r * 32];
+            rows[r].bucket = c & 0x7fffffff;
+            rows[r].sign = c < 0 ? -1.0f : 1.0f;
+            rows[r].count = (float)h.sk_count[rows[r].bucket];
+            rows[r].alpha = p.shrink ? 1.0f / (float)h.sk_load[rows[r].bucket] : 1.0f;
+        }
+    float kc[VM], vc[VM];
+#pragma unroll
+    for (int jj = 0; jj < VM; jj++) {
+        int i = jj * 32 + lane;
+        if (DM == KVR_CUDA_MAX_DEPTH) {
+            kc[jj] = i < p.head_dim ? kvr_dev_estimate(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
+            vc[jj] = i < p.head_dim ? kvr_dev_estimate(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
+        } else {
+            kc[jj] = i < p.head_dim ? median_estimate<DM>(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
+            vc[jj] = i < p.head_dim ? median_estimate<DM>(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
+        }
+    }
+    absorb<GM, VM>(p.group, lane, scale, qr, kc, vc, m, l, acc, NULL, 0);
+}
+
+/* Mean-row vague tokens [xa, xb) of a thread's stride (the block's threads
+ * in turn): their logits in O(d) (P, qmu: this head's [G][d*w] and [G]),
+ * folded into the thread's (tm, tl) with one exp each; bm: the window's
+ * candidate bitmap from wa. */
+template <int GM, int DM>
+__device__ __forceinline__ void mean_tokens(const kvr_cuda_params &p, const kvr_cuda_head &h, const uint64_t *pre,
+                                            const unsigned *bm, int s, int wa, int wb, const float *P, const float *qmu,
+                                            float scale, float (&tm)[GM], float (&tl)[GM])
+{
+    const float inv_d = 1.0f / (float)p.depth;
+    const int dw = p.depth * p.width, G = p.group;
+    for (int x = wa + threadIdx.x; x < wb; x += blockDim.x) {
+        if (cand_bit(bm, x - wa)) continue;
+        kvr_row_hash rows[DM];
+        rows_of<DM>(p, h, pre, (long)s + x, rows);
+#pragma unroll
+        for (int g = 0; g < GM; g++) {
+            if (g >= G) break;
+            float lg = mean_logit<DM>(p, rows, P + (size_t)g * dw, qmu[g], inv_d, scale);
+            if (lg > tm[g]) { tl[g] = tl[g] * exp_or_zero(tm[g], lg) + 1.0f; tm[g] = lg; }
+            else tl[g] += expf(lg - tm[g]);
+        }
+    }
+}
+
 /* grid (chunks, n_heads), block WARPS*32.  Partial softmax state of one
  * chunk of items [c*chunk, (c+1)*chunk) of one head cache.  Instantiated for
  * GM >= G query heads and VM >= D/32 coordinates per lane, so the query and
- * the accumulators of a lane stay in registers.
+ * the accumulators of a lane stay in registers, and for MID = 0 (no sketch:
+ * exact rows only, fewer registers, more blocks per SM) or 1.
  *   q: [n_heads][G][D]; part_*: see the workspace; logit: NULL or
  *   [n_heads][G][exact_cap] (the logit of every exact row) */
-template <int GM, int VM>
-__global__ void __launch_bounds__(WARPS * 32)
+template <int GM, int VM, int MID>
+__global__ void __launch_bounds__(WARPS * 32, (MID || GM > 4 || VM > 4) ? 1 : 4)
 attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int chunk, int chunk_cap,
              const float *P, const float *qmu_all, float *part_m, float *part_l, float *part_acc,
              float *logit, int exact_cap)
@@ -398,10 +506,9 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
     float tm[GM], tl[GM];
 #pragma unroll
     for (int g = 0; g < GM; g++) { tm[g] = -INFINITY; tl[g] = 0.0f; }
-    if (x0 < x1) {                                       /* uniform over the block */
+    if (MID && x0 < x1) {                                /* uniform over the block */
         if ((int)threadIdx.x < p.depth)
             sm_pre[threadIdx.x] = kvr_dev_hash_prefix(p.seed, h.layer, h.kv_head, threadIdx.x);
-        const float inv_d = 1.0f / (float)p.depth;
         const int dw = p.depth * p.width;
         for (int wa = x0; wa < x1; wa += 32 * BM_WORDS) {
             const int wb = min(x1, wa + 32 * BM_WORDS);
@@ -423,47 +530,27 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
                     while (mask) {
                         const int j = __ffs(mask) - 1;
                         mask &= mask - 1;
-                        kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
-                        for (int r = 0; r < p.depth; r++) {
-                            int code = sm_code[warp][r][j];
-                            rows[r].bucket = code & 0x7fffffff;
-                            rows[r].sign = code < 0 ? -1.0f : 1.0f;
-                            rows[r].count = (float)h.sk_count[rows[r].bucket];
-                            rows[r].alpha = p.shrink ? 1.0f / (float)h.sk_load[rows[r].bucket] : 1.0f;
-                        }
-                        float kc[VM], vc[VM];
-#pragma unroll
-                        for (int jj = 0; jj < VM; jj++) {
-                            int i = jj * 32 + lane;
-                            kc[jj] = i < D ? kvr_dev_estimate(p, rows, h.sk_k, h.mu_k[i], i) : 0.0f;
-                            vc[jj] = i < D ? kvr_dev_estimate(p, rows, h.sk_v, h.mu_v[i], i) : 0.0f;
-                        }
-                        absorb<GM, VM>(G, lane, scale, qr, kc, vc, m, l, acc, NULL, exact_cap);
+                        if (p.depth <= 4)
+                            median_token<GM, VM, 4>(p, h, &sm_code[warp][0][j], lane, scale, qr, m, l, acc);
+                        else
+                            median_token<GM, VM, KVR_CUDA_MAX_DEPTH>(p, h, &sm_code[warp][0][j], lane, scale, qr,
+                                                                     m, l, acc);
                     }
                     __syncwarp();
                 }
             } else {
                 /* mean rows, thread per token, logits in O(d); they add to
                  * (m, l) only: their values come from vague_weights/vague_finish */
-                for (int x = wa + threadIdx.x; x < wb; x += blockDim.x) {
-                    if (cand_bit(sm_bm, x - wa)) continue;
-                    long pos = parts.s + (long)x;
-                    kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
-                    for (int r = 0; r < p.depth; r++)
-                        rows[r] = kvr_dev_row_pre(p, h, r, sm_pre[r], pos);
-#pragma unroll
-                    for (int g = 0; g < GM; g++) {
-                        if (g >= G) break;
-                        float lg = mean_logit(p, rows, P + ((size_t)hd * G + g) * dw, qmu_all[(size_t)hd * G + g],
-                                              inv_d, scale);
-                        merge_state(tm[g], tl[g], lg, 1.0f);
-                    }
-                }
+                const float *Ph = P + (size_t)hd * G * dw, *qmu = qmu_all + (size_t)hd * G;
+                if (p.depth <= 4)
+                    mean_tokens<GM, 4>(p, h, sm_pre, sm_bm, parts.s, wa, wb, Ph, qmu, scale, tm, tl);
+                else
+                    mean_tokens<GM, KVR_CUDA_MAX_DEPTH>(p, h, sm_pre, sm_bm, parts.s, wa, wb, Ph, qmu, scale, tm, tl);
             }
             __syncthreads();                             /* before the next window's bitmap */
         }
     }
-    if (mean_vague) {
+    if (MID && mean_vague) {
 #pragma unroll
         for (int g = 0; g < GM; g++) {                   /* warp-combine, then into the warp state */
             if (g >= G) break;
@@ -539,6 +626,34 @@ __global__ void attend_merge(kvr_cuda_params p, const kvr_cuda_head *heads, int 
     if (threadIdx.x == 0) { M_out[(size_t)hd * G + g] = M; L_out[(size_t)hd * G + g] = L; }
 }
 
+/* vague_weights' tokens [wa, wb) of this thread's stride, rows in
+ * registers (d <= DM): p_t into mass[g], p_t s_r(t) into Wh[g][r][b]. */
+template <int DM>
+__device__ __forceinline__ void weigh_tokens(const kvr_cuda_params &p, const kvr_cuda_head &h, int hd, const uint64_t *pre,
+                                             const unsigned *bm, int s, int wa, int wb, const float *P,
+                                             const float *qmu_all, const float *M_all, float *Wh, float (&mass)[G_MAX])
+{
+    const int G = p.group, dw = p.depth * p.width;
+    const float scale = 1.0f / sqrtf((float)p.head_dim), inv_d = 1.0f / (float)p.depth;
+    for (int x = wa + threadIdx.x; x < wb; x += blockDim.x) {
+        if (cand_bit(bm, x - wa)) continue;
+        kvr_row_hash rows[DM];
+        rows_of<DM>(p, h, pre, (long)s + x, rows);
+#pragma unroll
+        for (int g = 0; g < G_MAX; g++) {
+            if (g >= G) break;
+            size_t hg = (size_t)hd * G + g;
+            float lg = mean_logit<DM>(p, rows, P + hg * dw, qmu_all[hg], inv_d, scale);
+            float pt = expf(lg - M_all[hg]);
+            mass[g] += pt;
+#pragma unroll(DM <= 4 ? DM : 1)
+            for (int r = 0; r < DM; r++)
+                if (r < p.depth)
+                    atomicAdd(&Wh[(size_t)g * dw + rows[r].bucket], pt * rows[r].sign);
+        }
+    }
+}
+
 /* grid (ceil(max M / span), n_heads), block 256, mean rows: the block's
  * threads walk the middle positions [x*span, (x+1)*span); for a vague one,
  * p_t = exp(logit_t - M_g) is added with its sign into W[h][g][r][b] and
@@ -558,7 +673,6 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
     const int hd = blockIdx.y, G = p.group, dw = p.depth * p.width;
     const kvr_cuda_head &h = heads[hd];
     kvr_parts parts = kvr_dev_parts(p, h);
-    const float scale = 1.0f / sqrtf((float)p.head_dim), inv_d = 1.0f / (float)p.depth;
     const int x0 = blockIdx.x * span, x1 = min((int)(blockIdx.x + 1) * span, parts.m);
     if (x0 >= x1) return;                                /* uniform over the block */
     float *Wh = use_smem ? sW : W + (size_t)hd * G * dw;
@@ -572,23 +686,10 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
     for (int wa = x0; wa < x1; wa += 32 * BM_WORDS) {
         const int wb = min(x1, wa + 32 * BM_WORDS);
         cand_bitmap(h, parts.s, wa, wb, sm_bm);          /* (its first barrier also covers sW, sm_pre) */
-        for (int x = wa + threadIdx.x; x < wb; x += blockDim.x) {
-            if (cand_bit(sm_bm, x - wa)) continue;
-            long pos = parts.s + (long)x;
-            kvr_row_hash rows[KVR_CUDA_MAX_DEPTH];
-            for (int r = 0; r < p.depth; r++)
-                rows[r] = kvr_dev_row_pre(p, h, r, sm_pre[r], pos);
-#pragma unroll
-            for (int g = 0; g < G_MAX; g++) {
-                if (g >= G) break;
-                size_t hg = (size_t)hd * G + g;
-                float lg = mean_logit(p, rows, P + hg * dw, qmu_all[hg], inv_d, scale);
-                float pt = expf(lg - M_all[hg]);
-                mass[g] += pt;
-                for (int r = 0; r < p.depth; r++)
-                    atomicAdd(&Wh[(size_t)g * dw + rows[r].bucket], pt * rows[r].sign);
-            }
-        }
+        if (p.depth <= 4)
+            weigh_tokens<4>(p, h, hd, sm_pre, sm_bm, parts.s, wa, wb, P, qmu_all, M_all, Wh, mass);
+        else
+            weigh_tokens<KVR_CUDA_MAX_DEPTH>(p, h, hd, sm_pre, sm_bm, parts.s, wa, wb, P, qmu_all, M_all, Wh, mass);
         __syncthreads();
     }
 #pragma unroll
@@ -605,7 +706,7 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
     }
 }
 
-/* grid n_heads, block slices*D threads (slices = max(1, 256/D)), mean rows:
+/* grid n_heads, block slices*D threads (slices = max(1, 512/D)), mean rows:
  * for each query head g, out = (acc + sumv mu_v + (1/d) sum_b W[b] alpha_b
  * (S_V[b] - c_b mu_v)) / L.  Thread (slice, i) sums the buckets b = slice,
  * slice + slices, ... of coordinate i for all G query heads at once, so the
@@ -614,7 +715,7 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
 __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, const float *W, const float *sumv,
                              const float *L_all, float *out)
 {
-    __shared__ float sm[256 * G_MAX];                   /* [slices][G][D], slices*D <= 256 */
+    __shared__ float sm[512 * G_MAX];                   /* [slices][G][D], slices*D <= 512 */
     const int hd = blockIdx.x, G = p.group, D = p.head_dim, dw = p.depth * p.width;
     const int slices = blockDim.x / D, slice = threadIdx.x / D, i = threadIdx.x % D;
     const kvr_cuda_head &h = heads[hd];
@@ -626,10 +727,10 @@ __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, cons
 #pragma unroll
     for (int g = 0; g < G_MAX; g++) acc[g] = 0.0f;
     const float mv = h.mu_v[i];
+#pragma unroll 4
     for (int b = slice; b < dw; b += slices) {
-        int load = h.sk_load[b];
-        if (load == 0) continue;
-        float alpha = p.shrink ? 1.0f / (float)load : 1.0f;
+        int load = h.sk_load[b];                         /* an empty bucket adds 0 */
+        float alpha = load == 0 ? 0.0f : p.shrink ? 1.0f / (float)load : 1.0f;
         float t = alpha * (h.sk_v[(size_t)b * D + i] - (float)h.sk_count[b] * mv);
 #pragma unroll
         for (int g = 0; g < G_MAX; g++)
@@ -744,7 +845,8 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
         float *lg = prob_dev ? ws->logit : NULL;
         int gm = p->group <= 1 ? 1 : p->group <= 4 ? 4 : 8;
         int vm = p->head_dim <= 64 ? 2 : p->head_dim <= 128 ? 4 : 8;
-#define SPLIT(G_, V_) attend_split<G_, V_><<<grid, WARPS * 32>>>(*p, heads_dev, q_dev, (int)chunk, ws->chunk_cap, \
+        const int mid = p->depth > 0 && p->width > 0;
+#define SPLIT(G_, V_) (mid ? attend_split<G_, V_, 1> : attend_split<G_, V_, 0>)<<<grid, WARPS * 32>>>(*p, heads_dev, q_dev, (int)chunk, ws->chunk_cap, \
                           ws->P, ws->qmu, ws->part_m, ws->part_l, ws->part_acc, lg, ws->exact_cap)
         switch (gm * 10 + vm) {
         case 12: SPLIT(1, 2); break;
@@ -789,7 +891,7 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
             }
         }
         if (e == cudaSuccess) {
-            int slices = 256 / p->head_dim;
+            int slices = 512 / p->head_dim;
             if (slices < 1) slices = 1;
             vague_finish<<<(unsigned)n_heads, (unsigned)(slices * p->head_dim)>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
             e = cudaGetLastError();
