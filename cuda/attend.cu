@@ -115,29 +115,36 @@ __device__ __forceinline__ float median_estimate(const kvr_cuda_params &p, const
     return d % 2 == 1 ? hi : 0.5f * (lo + hi);
 }
 
-/* grid (n_heads, d, ceil((w+1)/32)), block 128: P[h][g][r][b] = q_g . S_K[r][b];
- * bucket index b == w (row 0 only) gives qmu[h][g] = q_g . mu_k.  A block
- * covers 32 buckets of one row, a warp per bucket, lanes over coordinates. */
+/* grid (n_heads, d, ceil((w+1)/8)), block 256: P[h][g][r][b] = q_g . S_K[r][b];
+ * bucket index b == w (row 0 only) gives qmu[h][g] = q_g . mu_k.  A warp
+ * per bucket, lanes over coordinates: the bucket's row is read once for the
+ * G query heads, whose sums are kept side by side (each in the order
+ * i = lane, lane + 32, ..., then the warp sum). */
 __global__ void sketch_scores(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, float *P, float *qmu)
 {
     const kvr_cuda_head &h = heads[blockIdx.x];
-    int r = blockIdx.y, D = p.head_dim, G = p.group, dw = p.depth * p.width;
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (h.n_vague == 0) return;
-    int last = r == 0 ? p.width : p.width - 1, first = (int)blockIdx.z * 32;
-    if (last > first + 31) last = first + 31;
-    for (int b = first + warp; b <= last; b += blockDim.x / 32) {
-        const float *row = b < p.width ? h.sk_k + ((size_t)r * p.width + b) * D : h.mu_k;
-        for (int g = 0; g < G; g++) {
-            const float *qg = q + ((size_t)blockIdx.x * G + g) * D;
-            float s = 0.0f;
-            for (int i = lane; i < D; i += 32)
-                s += qg[i] * row[i];
-            s = kvr_warp_sum(s);
-            if (lane == 0) {
-                if (b < p.width) P[((size_t)blockIdx.x * G + g) * dw + (size_t)r * p.width + b] = s;
-                else qmu[(size_t)blockIdx.x * G + g] = s;
-            }
+    const int r = blockIdx.y, D = p.head_dim, G = p.group, dw = p.depth * p.width;
+    const int lane = threadIdx.x % 32, b = (int)blockIdx.z * (blockDim.x / 32) + threadIdx.x / 32;
+    const int last = r == 0 ? p.width : p.width - 1;
+    if (h.n_vague == 0 || b > last) return;             /* uniform over the warp (no block barrier) */
+    const float *row = b < p.width ? h.sk_k + ((size_t)r * p.width + b) * D : h.mu_k;
+    const float *qh = q + (size_t)blockIdx.x * G * D;
+    float s[G_MAX];
+#pragma unroll
+    for (int g = 0; g < G_MAX; g++) s[g] = 0.0f;
+    for (int i = lane; i < D; i += 32) {
+        const float x = row[i];
+#pragma unroll
+        for (int g = 0; g < G_MAX; g++)
+            if (g < G) s[g] += qh[(size_t)g * D + i] * x;
+    }
+#pragma unroll
+    for (int g = 0; g < G_MAX; g++) {
+        if (g >= G) break;
+        float t = kvr_warp_sum(s[g]);
+        if (lane == 0) {
+            if (b < p.width) P[((size_t)blockIdx.x * G + g) * dw + (size_t)r * p.width + b] = t;
+            else qmu[(size_t)blockIdx.x * G + g] = t;
         }
     }
 }
@@ -597,17 +604,14 @@ attend_split(kvr_cuda_params p, const kvr_cuda_head *heads, const float *q, int 
 }
 
 /* grid (G, n_heads), block >= 32: merge the chunks' partials of query head
- * g into M, L and the output, a thread per coordinate (each thread forms M
- * and L itself from the chunks' (m, l)); the output is left unnormalised
- * (times L) when mean-row vague tokens still have to add their part
- * (vague_finish divides). */
+ * g into M, L and the output A / L, a thread per coordinate (each thread
+ * forms M and L itself from the chunks' (m, l)); with mean-row vague tokens
+ * vague_finish adds their part (also divided by L) afterwards. */
 __global__ void attend_merge(kvr_cuda_params p, const kvr_cuda_head *heads, int n_chunks, int chunk_cap,
                              const float *part_m, const float *part_l, const float *part_acc,
                              float *M_out, float *L_out, float *out)
 {
     const int g = blockIdx.x, hd = blockIdx.y, G = p.group, D = p.head_dim;
-    kvr_parts parts = kvr_dev_parts(p, heads[hd]);
-    const int mean_vague = p.rows == 1 && parts.m > 0;
     float M = -INFINITY, L = 0.0f;
     for (int c = 0; c < n_chunks; c++)
         M = fmaxf(M, part_m[((size_t)hd * chunk_cap + c) * G + g]);
@@ -621,7 +625,7 @@ __global__ void attend_merge(kvr_cuda_params p, const kvr_cuda_head *heads, int 
             size_t at = ((size_t)hd * chunk_cap + c) * G + g;
             if (part_m[at] != -INFINITY) A += part_acc[at * D + i] * expf(part_m[at] - M);
         }
-        out[((size_t)hd * G + g) * D + i] = mean_vague ? A : A / L;
+        out[((size_t)hd * G + g) * D + i] = A / L;
     }
     if (threadIdx.x == 0) { M_out[(size_t)hd * G + g] = M; L_out[(size_t)hd * G + g] = L; }
 }
@@ -706,18 +710,21 @@ __global__ void vague_weights(kvr_cuda_params p, const kvr_cuda_head *heads, con
     }
 }
 
-/* grid n_heads, block slices*D threads (slices = max(1, 512/D)), mean rows:
- * for each query head g, out = (acc + sumv mu_v + (1/d) sum_b W[b] alpha_b
- * (S_V[b] - c_b mu_v)) / L.  Thread (slice, i) sums the buckets b = slice,
- * slice + slices, ... of coordinate i for all G query heads at once, so the
- * sketch's values are read once per head; the slices are then added in
- * shared memory. */
+/* grid (n_heads, parts), block slices*D threads (slices = max(1, 256/D)),
+ * mean rows: for each query head g, out += (sumv mu_v + (1/d) sum_b W[b]
+ * alpha_b (S_V[b] - c_b mu_v)) / L (attend_merge left out = acc / L).
+ * Block y sums the buckets b = y*slices + slice, stepping parts*slices, for
+ * coordinate i and all G query heads at once, so the sketch's values are
+ * read once per head; the slices are added in shared memory and each block
+ * adds its share into out with one atomic per output (block 0 also the
+ * sumv mu_v term). */
 __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, const float *W, const float *sumv,
                              const float *L_all, float *out)
 {
-    __shared__ float sm[512 * G_MAX];                   /* [slices][G][D], slices*D <= 512 */
+    __shared__ float sm[256 * G_MAX];                   /* [slices][G][D], slices*D <= 256 */
     const int hd = blockIdx.x, G = p.group, D = p.head_dim, dw = p.depth * p.width;
     const int slices = blockDim.x / D, slice = threadIdx.x / D, i = threadIdx.x % D;
+    const int first = (int)blockIdx.y * slices + slice, step = (int)gridDim.y * slices;
     const kvr_cuda_head &h = heads[hd];
     kvr_parts parts = kvr_dev_parts(p, h);
     if (parts.m == 0) return;                            /* uniform over the block */
@@ -728,7 +735,7 @@ __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, cons
     for (int g = 0; g < G_MAX; g++) acc[g] = 0.0f;
     const float mv = h.mu_v[i];
 #pragma unroll 4
-    for (int b = slice; b < dw; b += slices) {
+    for (int b = first; b < dw; b += step) {
         int load = h.sk_load[b];                         /* an empty bucket adds 0 */
         float alpha = load == 0 ? 0.0f : p.shrink ? 1.0f / (float)load : 1.0f;
         float t = alpha * (h.sk_v[(size_t)b * D + i] - (float)h.sk_count[b] * mv);
@@ -746,8 +753,9 @@ __global__ void vague_finish(kvr_cuda_params p, const kvr_cuda_head *heads, cons
             for (int s = 0; s < slices; s++)
                 a += sm[(s * G + g) * D + i];
             const size_t hg = (size_t)hd * G + g;
-            float o = out[hg * D + i] + sumv[hg] * mv + a * inv_d;
-            out[hg * D + i] = o / L_all[hg];
+            float o = a * inv_d;
+            if (blockIdx.y == 0) o += sumv[hg] * mv;
+            atomicAdd(&out[hg * D + i], o / L_all[hg]);
         }
 }
 
@@ -837,7 +845,7 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
     size_t hg = (size_t)n_heads * p->group;
     cudaError_t e = cudaSuccess;
     if (mean) {
-        sketch_scores<<<dim3((unsigned)n_heads, (unsigned)p->depth, (unsigned)(p->width / 32 + 1)), 128>>>(*p, heads_dev, q_dev, ws->P, ws->qmu);
+        sketch_scores<<<dim3((unsigned)n_heads, (unsigned)p->depth, (unsigned)(p->width / 8 + 1)), 256>>>(*p, heads_dev, q_dev, ws->P, ws->qmu);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) {
@@ -891,9 +899,11 @@ extern "C" int kvr_cuda_attend(const kvr_cuda_params *p, const kvr_cuda_head *he
             }
         }
         if (e == cudaSuccess) {
-            int slices = 512 / p->head_dim;
+            int slices = 256 / p->head_dim, dw = p->depth * p->width;
             if (slices < 1) slices = 1;
-            vague_finish<<<(unsigned)n_heads, (unsigned)(slices * p->head_dim)>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
+            int fparts = dw / (64 * slices);                /* about 64 buckets per thread at least */
+            fparts = fparts < 1 ? 1 : fparts > 32 ? 32 : fparts;
+            vague_finish<<<dim3((unsigned)n_heads, (unsigned)fparts), (unsigned)(slices * p->head_dim)>>>(*p, heads_dev, ws->W, ws->sumv, ws->L, out_dev);
             e = cudaGetLastError();
         }
     }
