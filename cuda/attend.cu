@@ -10,9 +10,13 @@
  * partial softmax state per query head (running max m, sum l, unnormalised
  * output acc[D]); a merge kernel combines the chunks.
  *
- *   exact rows, median vague tokens: a warp per token, lanes over the D
- *     coordinates; a median token is reconstructed on chip from the sketch
- *     (reconstruct.cuh, the reference's operations).
+ *   exact rows, 16-bit elements, D in {64, 128, 256} (exact_fast): D/8
+ *     lanes per row, one 16-byte load each, several rows in flight per
+ *     lane, K and V read once for the G query heads of the group; other
+ *     element types: a warp per row, lanes over the D coordinates.
+ *   median vague tokens: a warp per token, lanes over the D coordinates,
+ *     reconstructed on chip from the sketch (the reference's operations;
+ *     rows in registers for depth <= 4); a warp hashes 32 tokens at once.
  *   mean vague tokens: the sketch-domain form (ref/sketchattend.c).  A first
  *     kernel forms the d*w bucket dot products P[g][r][b] = q_g . S_K[r][b]
  *     and q_g . mu_k; then each vague token's logit costs O(d), a thread per
