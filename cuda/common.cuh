@@ -52,6 +52,42 @@ __device__ inline kvr_row_hash kvr_dev_row(const kvr_cuda_params &p, const kvr_c
     return o;
 }
 
+/* kvr_dev_row from the row's hash prefix (kvr_dev_hash_prefix): the same
+ * values, one mix instead of four. */
+__device__ inline kvr_row_hash kvr_dev_row_pre(const kvr_cuda_params &p, const kvr_cuda_head &h, int r,
+                                               uint64_t prefix, long pos)
+{
+    uint64_t x = kvr_dev_hash_pos(prefix, (uint64_t)pos);
+    kvr_row_hash o;
+    o.bucket = r * p.width + (int)kvr_dev_bucket(x, (uint32_t)p.width);
+    o.sign = kvr_dev_sign(x);
+    o.count = (float)h.sk_count[o.bucket];
+    o.alpha = p.shrink ? 1.0f / (float)h.sk_load[o.bucket] : 1.0f;
+    return o;
+}
+
+/* Eight consecutive 16-bit elements (kvr_elem 1 f16, 2 bf16) at p + i, one
+ * 16-byte load (p + i must be 16-byte aligned), as float32: the values of
+ * kvr_dev_load. */
+__device__ __forceinline__ uint4 kvr_dev_raw8(const void *p, size_t i)
+{
+    return __ldg((const uint4 *)((const unsigned short *)p + i));
+}
+__device__ __forceinline__ float kvr_dev_half(unsigned w, int hi, int elem)
+{
+    unsigned b = hi ? w >> 16 : w & 0xffffu;
+    if (elem == 1)
+        return __half2float(__ushort_as_half((unsigned short)b));
+    return __uint_as_float(b << 16);
+}
+__device__ __forceinline__ void kvr_dev_unpack8(uint4 u, int elem, float (&x)[8])
+{
+    x[0] = kvr_dev_half(u.x, 0, elem); x[1] = kvr_dev_half(u.x, 1, elem);
+    x[2] = kvr_dev_half(u.y, 0, elem); x[3] = kvr_dev_half(u.y, 1, elem);
+    x[4] = kvr_dev_half(u.z, 0, elem); x[5] = kvr_dev_half(u.z, 1, elem);
+    x[6] = kvr_dev_half(u.w, 0, elem); x[7] = kvr_dev_half(u.w, 1, elem);
+}
+
 /* 1 when pos is one of the (sorted) candidate positions. */
 __device__ inline int kvr_dev_is_cand(const kvr_cuda_head &h, long pos)
 {

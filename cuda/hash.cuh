@@ -25,6 +25,23 @@ __host__ __device__ inline uint64_t kvr_dev_hash(uint64_t seed, uint32_t layer, 
     return kvr_dev_mix64(h ^ pos);
 }
 
+/* The same hash split in two: the first three mixes depend only on (seed,
+ * layer, kv_head, row), so a kernel forms that prefix once per row and
+ * kvr_dev_hash_pos(prefix, pos) == kvr_dev_hash(seed, layer, kv_head, row,
+ * pos) costs one mix per position. */
+__host__ __device__ inline uint64_t kvr_dev_hash_prefix(uint64_t seed, uint32_t layer, uint32_t kv_head,
+                                                        uint32_t row)
+{
+    uint64_t h = kvr_dev_mix64(seed);
+    h = kvr_dev_mix64(h ^ (((uint64_t)layer << 32) | kv_head));
+    return kvr_dev_mix64(h ^ (uint64_t)row);
+}
+
+__host__ __device__ inline uint64_t kvr_dev_hash_pos(uint64_t prefix, uint64_t pos)
+{
+    return kvr_dev_mix64(prefix ^ pos);
+}
+
 /* spec §5.3 */
 __host__ __device__ inline uint32_t kvr_dev_bucket(uint64_t h, uint32_t width)
 {
