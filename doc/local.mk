@@ -6,6 +6,5 @@ EXTRA_DIST += doc/spec.md doc/head.md doc/elem.md doc/hash.md doc/importance.md 
 EXTRA_DIST += doc/porting.md
 EXTRA_DIST += doc/eval.md doc/methods.md doc/results.md
 EXTRA_DIST += doc/files.md
-EXTRA_DIST += doc/cuda.md
 EXTRA_DIST += doc/model.md
 EXTRA_DIST += doc/cuda.md doc/gpu-results.md
