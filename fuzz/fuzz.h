@@ -7,7 +7,29 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* For parsers that take a path: write the input to a per-process temporary
+ * file whose name carries tag and return its path (the caller removes it),
+ * or NULL when it cannot be written (the target then skips the input). */
+static inline const char *fuzz_input_file(const uint8_t *data, size_t size, const char *tag)
+{
+    static char path[96];
+    const char *dir = getenv("TMPDIR");
+    snprintf(path, sizeof path, "%s/kvr-fuzz-%s-%ld", dir && strlen(dir) < 40 ? dir : "/tmp", tag,
+             (long)getpid());
+    FILE *fp = fopen(path, "wb");
+    if (!fp)
+        return NULL;
+    size_t wrote = fwrite(data, 1, size, fp);
+    if (fclose(fp) != 0 || wrote != size)
+        return NULL;
+    return path;
+}
 
 #endif

@@ -5,28 +5,15 @@
  * KVR_EIO, leaving nothing allocated; a crash or a sanitizer report is a
  * bug. */
 #include <config.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include "internal.h"
 #include "model.h"
 #include "fuzz.h"
 
-static char path[64];
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!path[0]) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/kvr-fuzz-model-%ld.bin", dir && strlen(dir) < 30 ? dir : "/tmp",
-                 (long)getpid());
-    }
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return 0;
-    size_t wrote = fwrite(data, 1, size, fp);
-    if (fclose(fp) != 0 || wrote != size)
+    const char *path = fuzz_input_file(data, size, "model");
+    if (!path)
         return 0;
     kvr_model m;
     int status = kvr_model_load(&m, path);

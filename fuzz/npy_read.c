@@ -5,28 +5,15 @@
  * allocated; a crash or a sanitizer report is a bug.  While lib/npy.c is
  * the stub, every read fails with KVR_EIO "not implemented", accepted here. */
 #include <config.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include "internal.h"
 #include "npy.h"
 #include "fuzz.h"
 
-static char path[64];
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!path[0]) {
-        const char *dir = getenv("TMPDIR");
-        snprintf(path, sizeof path, "%s/kvr-fuzz-npy-%ld.npy", dir && strlen(dir) < 30 ? dir : "/tmp",
-                 (long)getpid());
-    }
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
-        return 0;
-    size_t wrote = fwrite(data, 1, size, fp);
-    if (fclose(fp) != 0 || wrote != size)
+    const char *path = fuzz_input_file(data, size, "npy");
+    if (!path)
         return 0;
     kvr_npy a;
     int status = kvr_npy_read(path, &a);
