@@ -5,6 +5,7 @@
  *   cc -Ilib -Iref -I. fuzz/make-corpus.c .libs/libkvreviver.a -lm -o /tmp/mc
  *   /tmp/mc fuzz/corpus/cache_load
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -15,14 +16,16 @@ int main(int argc, char **argv)
     if (argc != 2) { fprintf(stderr, "usage: make-corpus DIR\n"); return 2; }
     static const int lengths[] = {0, 3, 12};
     uint32_t x = 12345;
-    for (int variant = 0; variant < 4; variant++)
+    for (int variant = 0; variant < 5; variant++)
         for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
             kvr_config cfg;
-            kvr_config_default(&cfg);
+            kvr_config_paper(&cfg);
             cfg.sinks = 1; cfg.window = 2; cfg.candidates = 2; cfg.depth = 3; cfg.width = 2;
             if (variant == 1) { cfg.depth = 0; cfg.width = 0; cfg.importance = KVR_IMP_H2O; }
-            if (variant == 2) { cfg.elem = KVR_F16; cfg.rows = KVR_ROWS_MEAN; cfg.shrink = 1; cfg.centre = 0; }
+            if (variant == 2) { cfg.elem = KVR_F16; cfg.rows = KVR_ROWS_MEAN; cfg.shrink = 1; cfg.centre = 0;
+                              cfg.vague = KVR_VAGUE_RECONSTRUCT; }
             if (variant == 3) { cfg.candidates = 0; cfg.importance = KVR_IMP_NONE; cfg.depth = 1; }
+            if (variant == 4) { cfg.revive = 2.0; cfg.var_cap = INFINITY; }
             kvr_cache *c;
             if (kvr_cache_create(&c, 1, 1, 2, 2, &cfg, KVR_BACKEND_REF) != KVR_OK) return 1;
             for (int t = 0; t < lengths[li]; t++) {

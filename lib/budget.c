@@ -90,11 +90,13 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         size_t share = (size_t)floor(p.sketch_share * (double)budget);
         size_t fixed = p.centre ? 2 * D * 8 : 0;
         size_t bucket = (size_t)p.depth * (2 * D * 4 + 4 + 4);
-        size_t w = share > fixed ? (share - fixed) / bucket : 0;
+        if (share < fixed + bucket)               /* at least one bucket per row */
+            share = fixed + bucket;
+        if (used + share + kv > budget)
+            return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes cannot hold %d sinks, the sketch's minimum (%zu bytes: running sums and one bucket per row of depth %d) and a window of one token",
+                            budget, p.sinks, fixed + bucket, p.depth);
+        size_t w = (share - fixed) / bucket;
         if (w > INT32_MAX) w = INT32_MAX;
-        if (w < 1)
-            return kvr_fail(KVR_EBUDGET, "kvr_plan: sketch share of %zu bytes cannot hold one bucket per row (%zu bytes for depth %d)",
-                            share, fixed + bucket, p.depth);
         p.width = (int)w;
         used += fixed + (size_t)p.depth * w * (2 * D * 4 + 4 + 4);
     }

@@ -347,15 +347,17 @@ int kvr_attend(kvr_cache *c, int layer, const float *q, float *out, unsigned fla
     status = check_finite(q, (size_t)c->n_q_heads * c->head_dim, fn, "q");
     if (status != KVR_OK) return status;
     status = ref_work_reserve(&c->work, n, c->head_dim);
+    if (status == KVR_OK)   /* every head cache of a model cache has the same configuration */
+        status = ref_work_reserve_moment(&c->work, head_at(c, layer, 0));
     if (status != KVR_OK) return status;
 #ifdef KVR_HAVE_CUDA
     if (c->backend == KVR_BACKEND_CUDA)   /* CUDA dispatch */
         return kvr_cuda_backend_attend(c, layer, q, out, !(flags & KVR_ATTEND_PEEK));
 #endif
     size_t group_stride = (size_t)c->group * c->head_dim;
-    for (int h = 0; h < c->n_kv_heads; h++)
-        ref_attend(head_at(c, layer, h), c->group, q + h * group_stride, out + h * group_stride,
-                   !(flags & KVR_ATTEND_PEEK), &c->work);
+    for (int h = 0; h < c->n_kv_heads; h++)   /* spec §17: hands anything else to ref_attend */
+        ref_attend_moment(head_at(c, layer, h), c->group, q + h * group_stride,
+                          out + h * group_stride, !(flags & KVR_ATTEND_PEEK), &c->work);
     return KVR_OK;
 }
 

@@ -2,6 +2,7 @@
  * (spec §13, doc/methods.md). */
 #include <config.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 
@@ -11,18 +12,21 @@ void kvr_config_default(kvr_config *cfg)
     cfg->sinks = 4;
     cfg->window = 0;
     cfg->candidates = 0;
-    cfg->depth = 3;
+    cfg->depth = 1;
     cfg->width = 0;
     cfg->seed = UINT64_C(0x6B7672657669766B);   /* "kvrevivk" */
     cfg->rows = KVR_ROWS_MEDIAN;
     cfg->centre = 1;
     cfg->shrink = 0;
-    cfg->importance = KVR_IMP_SNAPKV;
+    cfg->vague = KVR_VAGUE_MOMENT;
+    cfg->var_cap = 0.0;
+    cfg->revive = 0.0;
+    cfg->importance = KVR_IMP_H2O;
     cfg->obs_window = 32;
     cfg->pool_kernel = 5;
     cfg->pool = KVR_POOL_AVG;
     cfg->elem = KVR_F32;
-    cfg->sketch_share = 0.5;
+    cfg->sketch_share = 0.1;
     cfg->recent_share = 0.5;
 }
 
@@ -50,6 +54,14 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
         return kvr_fail(KVR_EINVAL, "config.centre = %d is not 0 or 1", cfg->centre);
     if (cfg->shrink != 0 && cfg->shrink != 1)
         return kvr_fail(KVR_EINVAL, "config.shrink = %d is not 0 or 1", cfg->shrink);
+    if (cfg->vague != KVR_VAGUE_RECONSTRUCT && cfg->vague != KVR_VAGUE_MOMENT)
+        return kvr_fail(KVR_EINVAL, "config.vague = %d is not reconstruct (0) or moment (1)", (int)cfg->vague);
+    if (!(cfg->var_cap >= 0.0))
+        return kvr_fail(KVR_EINVAL, "config.var_cap = %g is not >= 0 (Inf allowed)", cfg->var_cap);
+    if (!(cfg->revive >= 0.0) || !isfinite(cfg->revive))
+        return kvr_fail(KVR_EINVAL, "config.revive = %g is not a finite number >= 0", cfg->revive);
+    if (cfg->vague == KVR_VAGUE_MOMENT && !cfg->centre && cfg->depth > 0 && cfg->width > 0)
+        return kvr_fail(KVR_EINVAL, "config: the moment route (vague = 1) needs exact centring (centre = 1)");
     if (cfg->importance < KVR_IMP_NONE || cfg->importance > KVR_IMP_TOVA)
         return kvr_fail(KVR_EINVAL, "config.importance = %d is unknown", (int)cfg->importance);
     if (cfg->importance == KVR_IMP_NONE && cfg->candidates > 0)
@@ -65,6 +77,14 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
     return KVR_OK;
 }
 
+static void paper_config(kvr_config *cfg);
+
+void kvr_config_paper(kvr_config *cfg)
+{
+    kvr_config_default(cfg);
+    paper_config(cfg);
+}
+
 /* ---- methods by name --------------------------------------------------- */
 
 typedef struct {
@@ -78,11 +98,100 @@ static const method_entry methods[] = {
     {"h2o", "H2O: accumulated-attention heavy hitters + recent window"},
     {"snapkv", "SnapKV: pooled observation-window scores at prefill"},
     {"tova", "TOVA: evict the lowest current attention"},
-    {"kvreviver", "KVReviver, paper-faithful: median rows, no shrinkage"},
-    {"kvreviver-mean", "KVReviver with mean rows"},
-    {"kvreviver-shrink", "KVReviver with shrinkage toward the mean"},
-    {"kvreviver-nocentre", "KVReviver without exact centring"},
+    {"kvreviver", "KVReviver, the measured winner: the moment route (spec §17), H2O scores"},
+    {"kvreviver-paper", "KVReviver, paper-faithful: reconstruct every vague token, median rows"},
+    {"kvreviver-mean", "kvreviver-paper with mean rows"},
+    {"kvreviver-shrink", "kvreviver-paper with shrinkage toward the mean"},
+    {"kvreviver-nocentre", "kvreviver-paper without exact centring"},
 };
+
+/* The paper-faithful configuration (doc/methods.md): every vague token
+ * reconstructed (spec §8, §11), 3 rows combined by the median, centring, no
+ * shrinkage, SnapKV prefill scores, half of the budget to the sketch. */
+static void paper_config(kvr_config *cfg)
+{
+    cfg->depth = 3;
+    cfg->vague = KVR_VAGUE_RECONSTRUCT;
+    cfg->var_cap = 0.0;
+    cfg->revive = 0.0;
+    cfg->importance = KVR_IMP_SNAPKV;
+    cfg->recent_share = 0.5;
+    cfg->sketch_share = 0.5;
+}
+
+/* A number for a lever: finite, or "inf" where inf_ok. */
+static int lever_number(const char *key, const char *val, int inf_ok, double *out)
+{
+    char *end;
+    double x = strtod(val, &end);
+    if (end == val || *end != '\0' || isnan(x) || (!inf_ok && isinf(x)))
+        return kvr_fail(KVR_EINVAL, "lever %s=%s: not a %snumber", key, val, inf_ok ? "" : "finite ");
+    *out = x;
+    return KVR_OK;
+}
+
+/* Apply levers "/key=value/key=value..." to cfg (doc/methods.md §13.4):
+ * share, recent, depth, rows, centre, shrink, vague, varcap, revive,
+ * importance.  Ranges are checked later by kvr_plan and kvr_config_check. */
+static int apply_levers(const char *mods, kvr_config *cfg)
+{
+    while (*mods == '/') {
+        mods++;
+        size_t len = strcspn(mods, "/");
+        char item[64], *eq;
+        if (len >= sizeof item)
+            return kvr_fail(KVR_EINVAL, "lever '%.40s...' is too long", mods);
+        memcpy(item, mods, len);
+        item[len] = '\0';
+        mods += len;
+        eq = strchr(item, '=');
+        if (!eq || eq == item || eq[1] == '\0')
+            return kvr_fail(KVR_EINVAL, "lever '%s' is not key=value", item);
+        *eq = '\0';
+        const char *key = item, *val = eq + 1;
+        double x = 0.0;
+        int status = KVR_OK;
+        if (!strcmp(key, "share")) {
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->sketch_share = x;
+        } else if (!strcmp(key, "recent")) {
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->recent_share = x;
+        } else if (!strcmp(key, "depth")) {
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
+                if (x != floor(x) || x < 0 || x > 64)
+                    return kvr_fail(KVR_EINVAL, "lever depth=%s: not an integer in [0, 64]", val);
+                cfg->depth = (int)x;
+            }
+        } else if (!strcmp(key, "varcap")) {
+            if ((status = lever_number(key, val, 1, &x)) == KVR_OK) cfg->var_cap = x;
+        } else if (!strcmp(key, "revive")) {
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->revive = x;
+        } else if (!strcmp(key, "rows")) {
+            if (!strcmp(val, "median")) cfg->rows = KVR_ROWS_MEDIAN;
+            else if (!strcmp(val, "mean")) cfg->rows = KVR_ROWS_MEAN;
+            else return kvr_fail(KVR_EINVAL, "lever rows=%s: not median or mean", val);
+        } else if (!strcmp(key, "vague")) {
+            if (!strcmp(val, "reconstruct")) cfg->vague = KVR_VAGUE_RECONSTRUCT;
+            else if (!strcmp(val, "moment")) cfg->vague = KVR_VAGUE_MOMENT;
+            else return kvr_fail(KVR_EINVAL, "lever vague=%s: not reconstruct or moment", val);
+        } else if (!strcmp(key, "importance")) {
+            if (!strcmp(val, "h2o")) cfg->importance = KVR_IMP_H2O;
+            else if (!strcmp(val, "snapkv")) cfg->importance = KVR_IMP_SNAPKV;
+            else if (!strcmp(val, "tova")) cfg->importance = KVR_IMP_TOVA;
+            else return kvr_fail(KVR_EINVAL, "lever importance=%s: not h2o, snapkv or tova", val);
+        } else if (!strcmp(key, "centre") || !strcmp(key, "shrink")) {
+            if (strcmp(val, "0") && strcmp(val, "1"))
+                return kvr_fail(KVR_EINVAL, "lever %s=%s: not 0 or 1", key, val);
+            *(!strcmp(key, "centre") ? &cfg->centre : &cfg->shrink) = val[0] - '0';
+        } else {
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance)", key);
+        }
+        if (status != KVR_OK)
+            return status;
+    }
+    if (*mods)
+        return kvr_fail(KVR_EINVAL, "levers '%s' do not start with '/'", mods);
+    return KVR_OK;
+}
 
 const char *kvr_method_name(int i)
 {
@@ -95,41 +204,57 @@ int kvr_method_config(const char *name, double ratio, long context,
                       int head_dim, kvr_elem elem, kvr_config *out)
 {
     kvr_config cfg;
+    char base[64];
     if (!name || !out)
         return kvr_fail(KVR_EINVAL, "kvr_method_config: name or cfg is NULL");
+    size_t base_len = strcspn(name, "/");
+    if (base_len >= sizeof base)
+        return kvr_fail(KVR_EINVAL, "method '%.80s' is unknown", name);
+    memcpy(base, name, base_len);
+    base[base_len] = '\0';
+    const char *mods = name + base_len;          /* "" or "/lever=value/..." */
+    if (*mods && strncmp(base, "kvreviver", 9) != 0)
+        return kvr_fail(KVR_EINVAL, "method '%s': levers (/key=value) apply to the kvreviver methods only", name);
     kvr_config_default(&cfg);
     cfg.elem = elem;
-    if (!strcmp(name, "full")) {
+    if (!strcmp(base, "full")) {
         ratio = 1.0;
         cfg.depth = 0;
         cfg.importance = KVR_IMP_NONE;
-    } else if (!strcmp(name, "streaming")) {
+    } else if (!strcmp(base, "streaming")) {
         cfg.depth = 0;
         cfg.importance = KVR_IMP_NONE;
-    } else if (!strcmp(name, "h2o")) {
+    } else if (!strcmp(base, "h2o")) {
         cfg.depth = 0;
         cfg.importance = KVR_IMP_H2O;
         cfg.recent_share = 0.5;
-    } else if (!strcmp(name, "snapkv")) {
+    } else if (!strcmp(base, "snapkv")) {
         cfg.depth = 0;
         cfg.importance = KVR_IMP_SNAPKV;
         cfg.recent_share = -1.0;
-    } else if (!strcmp(name, "tova")) {
+    } else if (!strcmp(base, "tova")) {
         cfg.depth = 0;
         cfg.importance = KVR_IMP_TOVA;
         cfg.recent_share = 0.0;
-    } else if (!strcmp(name, "kvreviver")) {
+    } else if (!strcmp(base, "kvreviver")) {
         /* the defaults */
-    } else if (!strcmp(name, "kvreviver-mean")) {
-        cfg.rows = KVR_ROWS_MEAN;
-    } else if (!strcmp(name, "kvreviver-shrink")) {
-        cfg.shrink = 1;
-    } else if (!strcmp(name, "kvreviver-nocentre")) {
-        cfg.centre = 0;
+    } else if (!strcmp(base, "kvreviver-paper") || !strcmp(base, "kvreviver-mean")
+               || !strcmp(base, "kvreviver-shrink") || !strcmp(base, "kvreviver-nocentre")) {
+        paper_config(&cfg);
+        cfg.rows = !strcmp(base, "kvreviver-mean") ? KVR_ROWS_MEAN : KVR_ROWS_MEDIAN;
+        cfg.shrink = !strcmp(base, "kvreviver-shrink");
+        cfg.centre = strcmp(base, "kvreviver-nocentre") != 0;
     } else {
-        return kvr_fail(KVR_EINVAL, "method '%s' is unknown", name);
+        return kvr_fail(KVR_EINVAL, "method '%s' is unknown", base);
+    }
+    if (*mods) {
+        int status = apply_levers(mods, &cfg);
+        if (status != KVR_OK)
+            return status;
     }
     int status = kvr_plan(ratio, context, head_dim, &cfg);
+    if (status == KVR_OK)
+        status = kvr_config_check(&cfg, head_dim);
     if (status != KVR_OK)
         return status;
     *out = cfg;

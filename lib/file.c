@@ -30,7 +30,7 @@
 #include "../ref/ref.h"
 
 #define FILE_MAGIC "KVRCACHE"
-#define FILE_VERSION 1u
+#define FILE_VERSION 2u
 #define FILE_ENDIAN 0x01020304u
 #define HEADER_BYTES 32
 
@@ -111,7 +111,8 @@ static void xfer_i32(io_t *io, int *x)
     *x = (int)v;
 }
 
-/* The dimensions and the configuration: 4 + 13 int32, 1 uint64, 2 float64. */
+/* The dimensions and the configuration: 4 + 13 int32, 1 uint64, 2 float64,
+ * then (version 2) 1 int32 and 2 float64. */
 typedef struct {
     int n_layers, n_kv_heads, n_q_heads, head_dim;
     kvr_config cfg;
@@ -121,6 +122,7 @@ static void xfer_config(io_t *io, file_dims *f)
 {
     kvr_config *c = &f->cfg;
     int rows = (int)c->rows, imp = (int)c->importance, pool = (int)c->pool, elem = (int)c->elem;
+    int vague = (int)c->vague;
     xfer_i32(io, &f->n_layers);
     xfer_i32(io, &f->n_kv_heads);
     xfer_i32(io, &f->n_q_heads);
@@ -141,7 +143,11 @@ static void xfer_config(io_t *io, file_dims *f)
     xfer_i32(io, &elem);
     xfer(io, &c->sketch_share, 1, 8);
     xfer(io, &c->recent_share, 1, 8);
+    xfer_i32(io, &vague);
+    xfer(io, &c->var_cap, 1, 8);
+    xfer(io, &c->revive, 1, 8);
     c->rows = (kvr_rows)rows;
+    c->vague = (kvr_vague)vague;
     c->importance = (kvr_importance)imp;
     c->pool = (kvr_pool)pool;
     c->elem = (kvr_elem)elem;

@@ -72,6 +72,11 @@ typedef enum {
 } kvr_importance;
 
 typedef enum { KVR_ROWS_MEDIAN = 0, KVR_ROWS_MEAN = 1 } kvr_rows;
+/* How attention treats the vague part: reconstruct every vague token and
+ * attend to it (spec §11, the paper's way), or the moment route (spec §17):
+ * the bulk of the vague part as one moment-matched term, plus the vague
+ * tokens the sketch shows to stand out. */
+typedef enum { KVR_VAGUE_RECONSTRUCT = 0, KVR_VAGUE_MOMENT = 1 } kvr_vague;
 typedef enum { KVR_POOL_AVG = 0, KVR_POOL_MAX = 1 } kvr_pool;
 typedef enum { KVR_BACKEND_REF = 0, KVR_BACKEND_CUDA = 1 } kvr_backend;
 
@@ -87,6 +92,9 @@ typedef struct {
     kvr_rows rows;      /* row combination (spec §8.2) */
     int centre;         /* 1: exact centring (spec §8.1) */
     int shrink;         /* 1: shrink each row estimate toward the mean by 1/load (spec §8.3) */
+    kvr_vague vague;    /* attention over the vague part (spec §11, §17) */
+    double var_cap;     /* moment route: cap on the bulk's logit variance; 0: mean field (spec §17.3) */
+    double revive;      /* moment route: z threshold reviving outlying vague tokens; 0: off (spec §17.2) */
     /* importance (spec §6) */
     kvr_importance importance;
     int obs_window;     /* W: prefill observation window (queries) */
@@ -99,10 +107,17 @@ typedef struct {
     double recent_share;   /* share of the exact-token bytes given to the window; <0: window = obs_window */
 } kvr_config;
 
-/* The paper-faithful KVReviver defaults (spec §13): S=4, d=3, median rows,
- * centring on, no shrinkage, SnapKV prefill (W=32, kernel 5, average), float32.
- * R, C and w are left 0: kvr_plan() fills them for a budget. */
+/* The KVReviver defaults (spec §13): S=4, one sketch row (d=1) given a
+ * tenth of the budget, centring on, no shrinkage, the moment route with the
+ * mean-field bulk (var_cap 0, revive 0), H2O importance (prefill from the
+ * last W=32 queries), float32: the measured winner of doc/results.md.  kvr_method_config("kvreviver-paper", ...) gives the
+ * paper-faithful configuration.  R, C and w are left 0: kvr_plan() fills
+ * them for a budget. */
 void kvr_config_default(kvr_config *cfg);
+/* The paper-faithful configuration (doc/methods.md): the defaults with every
+ * vague token reconstructed (spec §8, §11), d=3 rows, SnapKV prefill scores
+ * and half of the budget to the sketch.  R, C and w are left 0 for kvr_plan(). */
+void kvr_config_paper(kvr_config *cfg);
 
 /* Check a configuration for internal consistency for a given head_dim. */
 int kvr_config_check(const kvr_config *cfg, int head_dim);

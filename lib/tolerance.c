@@ -225,6 +225,137 @@ int kvr_tol_reconstruct(const ref_head *h, const float *k, const float *v, long 
     return KVR_OK;
 }
 
+/* spec §14.8: the moment route (spec §17), revival off.  One
+ * implementation's distance from exact arithmetic on the same stored
+ * inputs, B, as derived in doc/tolerance.md §14.8; the tolerance is 2B. */
+static int tol_moment(const ref_head *h, const float *k, const float *v, int group,
+                      const float *q /*[group][D]*/, float *tol_out /*[group][D]*/)
+{
+    size_t D = (size_t)h->head_dim, n = (size_t)h->n, dw = (size_t)h->cfg.depth * (size_t)h->cfg.width;
+    double d = (double)h->cfg.depth, nv = (double)h->n_vague, dn = d * nv;
+    vague_mag m = {0};
+    double *logit = kvr_malloc((n + 1) * sizeof(double));   /* [n + 1]: exact positions, then the bulk */
+    double *delta = kvr_malloc((n + 1) * sizeof(double));
+    double *P = kvr_malloc(dw * sizeof(double)), *eP = kvr_malloc(dw * sizeof(double));
+    double *emu = kvr_malloc(2 * D * sizeof(double));       /* [2][D] e_mu of keys, values */
+    unsigned char *held = kvr_malloc(n + 1);
+    int status = KVR_OK;
+    if (!logit || !delta || !P || !eP || !emu || !held)
+        status = kvr_fail(KVR_ENOMEM, "kvr_tol_attend: moment workspace for %zu positions, %zu buckets", n, dw);
+    if (status == KVR_OK)
+        status = mag_build(h, k, v, &m);
+    if (status != KVR_OK)
+        goto done;
+    for (size_t i = 0; i < D; i++) {
+        emu[i] = bound_mean(h->n_vague, m.mabs_k[i]);
+        emu[D + i] = bound_mean(h->n_vague, m.mabs_v[i]);
+    }
+    for (size_t t = 0; t < n; t++) {
+        kvr_part part = ref_part_of(h, (long)t);
+        held[t] = part != KVR_PART_DROPPED && part != KVR_PART_VAGUE;
+    }
+    held[n] = 1;
+    double scale = 1.0 / sqrt((double)D), g_dot = kvr_gamma((double)D + 3), e_exp = 4.0 * U32;
+    double lnn = log(nv), cap = h->cfg.var_cap;
+    size_t n_terms = 1;
+    for (size_t t = 0; t < n; t++) n_terms += held[t];
+    double g_sum = kvr_gamma(2.0 * (double)n_terms);
+    for (int g = 0; g < group; g++) {
+        const float *qg = q + (size_t)g * D;
+        /* the mean logit m = scale * (q . mu_K) and its error */
+        double qmu = 0.0, Qmu = 0.0, e_dot_mu = 0.0;
+        for (size_t i = 0; i < D; i++) {
+            double mu = (double)ref_vague_mean(h, h->sum_k, (int)i);
+            qmu += (double)qg[i] * mu;
+            Qmu += fabs((double)qg[i]) * (m.mabs_k[i] + emu[i]);
+            e_dot_mu += fabs((double)qg[i]) * emu[i];
+        }
+        double e_qmu = e_dot_mu + kvr_gamma((double)D) * Qmu;
+        double mm = qmu * scale, e_m = scale * (e_qmu + kvr_gamma(3) * (Qmu + e_qmu));
+        /* the bucket logits P[b] and their errors; tau^2 */
+        double E2 = 0.0, eE2 = 0.0;
+        for (size_t b = 0; b < dw; b++) {
+            double dot = 0.0, QA = 0.0, eS = 0.0, c = fabs((double)h->sk_count[b]);
+            for (size_t i = 0; i < D; i++) {
+                double A = m.abs_k[b * D + i], e = bound_sum((double)h->sk_load[b], A);
+                dot += (double)qg[i] * (double)h->sk_k[b * D + i];
+                QA += fabs((double)qg[i]) * A;
+                eS += fabs((double)qg[i]) * e;
+            }
+            double e_dot = eS + kvr_gamma((double)D) * (QA + eS);
+            P[b] = (dot - (double)h->sk_count[b] * qmu) * scale;
+            eP[b] = scale * (e_dot + c * e_qmu + kvr_gamma(4) * (QA + e_dot + c * (Qmu + e_qmu)));
+            E2 += P[b] * P[b];
+            eE2 += eP[b] * (2.0 * fabs(P[b]) + 3.0 * eP[b]);
+        }
+        double tau_sq = E2 / dn, e_var = eE2 / dn;
+        double var = tau_sq < cap ? tau_sq : cap;
+        /* the exact positions' logits (spec §14.4 with Bk = 0) */
+        double max = -INFINITY, Delta = 0.0;
+        for (size_t t = 0; t < n; t++) {
+            if (!held[t]) continue;
+            double dot = 0.0, a = 0.0;
+            for (size_t i = 0; i < D; i++) {
+                double qi = (double)qg[i], ki = (double)k[t * D + i];
+                dot += qi * ki;
+                a += fabs(qi) * fabs(ki);
+            }
+            logit[t] = dot * scale;
+            delta[t] = g_dot * scale * a;
+        }
+        /* the bulk logit m + (float)(var/2) + (float)ln n: m_b rounds once
+         * more, two casts, two additions */
+        double ab = fabs(mm) + e_m + 0.5 * (var + e_var) + lnn;
+        logit[n] = mm + 0.5 * var + lnn;
+        delta[n] = e_m + 0.5 * e_var + U32 * (fabs(mm) + e_m) + U32 * 0.5 * (var + e_var) + U32 * lnn
+                   + kvr_gamma(2) * ab;
+        for (size_t t = 0; t <= n; t++) {
+            if (!held[t]) continue;
+            if (logit[t] > max) max = logit[t];
+            if (delta[t] > Delta) Delta = delta[t];
+        }
+        double Xi = 0.0, sum = 0.0;
+        for (size_t t = 0; t <= n; t++) {
+            if (!held[t]) continue;
+            double xi = delta[t] + U32 * (fabs(logit[t] - max) + 4.0 * Delta);
+            if (xi > Xi) Xi = xi;
+            sum += exp(logit[t] - max);
+        }
+        double K = expm1(2.0 * Xi + log1p(e_exp) - log1p(-e_exp));
+        double w_bulk = exp(logit[n] - max) / sum;
+        for (size_t i = 0; i < D; i++) {
+            /* the bulk value mu_b + (float)cov and its error */
+            double mv = (double)ref_vague_mean(h, h->sum_v, (int)i), Mv = m.mabs_v[i] + emu[D + i];
+            double cov = 0.0, e_cov = 0.0;
+            if (cap > 0.0) {
+                for (size_t b = 0; b < dw; b++) {
+                    double c = fabs((double)h->sk_count[b]);
+                    double Vc = (double)h->sk_v[b * D + i] - (double)h->sk_count[b] * mv;
+                    double VM = m.abs_v[b * D + i] + c * Mv;
+                    double eVc = bound_sum((double)h->sk_load[b], m.abs_v[b * D + i]) + c * emu[D + i];
+                    cov += P[b] * Vc;
+                    e_cov += eP[b] * (VM + eVc) + (fabs(P[b]) + eP[b]) * eVc;
+                }
+                cov /= dn;
+                e_cov /= dn;
+            }
+            double val = mv + cov;
+            double e_val = emu[D + i] + U32 * Mv + e_cov + U32 * (fabs(cov) + e_cov)
+                           + U32 * (Mv + U32 * Mv + fabs(cov) + e_cov + emu[D + i]);
+            double W = w_bulk * (fabs(val) + 2.0 * e_val), V = w_bulk * e_val;
+            for (size_t t = 0; t < n; t++)
+                if (held[t])
+                    W += exp(logit[t] - max) / sum * fabs((double)v[t * D + i]);
+            double E = (1.0 + K) * (K * W + (1.0 + K) * V + g_sum * (1.0 + K) * W);
+            tol_out[(size_t)g * D + i] = round_up(2.0 * E);
+        }
+    }
+done:
+    mag_free(&m);
+    kvr_free(logit); kvr_free(delta); kvr_free(P); kvr_free(eP); kvr_free(emu); kvr_free(held);
+    return status;
+}
+
 int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
                    const float *q /*[group][D]*/, float *tol_out /*[group][D]*/)
 {
@@ -234,6 +365,12 @@ int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
         return kvr_fail(KVR_EINVAL, "kvr_tol_attend: group = %d is not positive", group);
     if (h->n < 1)
         return kvr_fail(KVR_ESTATE, "kvr_tol_attend: the head cache is empty");
+    if (h->cfg.vague == KVR_VAGUE_MOMENT && ref_has_sketch(h) && h->n_vague > 0) {
+        if (h->cfg.revive > 0.0)   /* revival decides by thresholds on float values */
+            return kvr_fail(KVR_EINVAL, "kvr_tol_attend: no tolerance model for the moment route with revival (revive = %g)",
+                            h->cfg.revive);
+        return tol_moment(h, k, v, group, q, tol_out);
+    }
     size_t D = (size_t)h->head_dim, n = (size_t)h->n;
     vague_mag m = {0};
     float *kh = kvr_malloc(n * D * sizeof(float));    /* [n][D] the reference's keys */

@@ -21,6 +21,8 @@ int kvr_tol_sketch(const ref_head *h, const float *k, const float *v,
                    float *tol_k /*[d][w][D]*/, float *tol_v /*[d][w][D]*/);
 int kvr_tol_reconstruct(const ref_head *h, const float *k, const float *v, long pos,
                         float *tol_k /*[D]*/, float *tol_v /*[D]*/);
+/* kvr_tol_attend covers both routes: spec §14.4 (reconstruct) and §14.8
+ * (the moment route; KVR_EINVAL when revival is on). */
 int kvr_tol_attend(const ref_head *h, const float *k, const float *v, int group,
                    const float *q /*[group][D]*/, float *tol_out /*[group][D]*/);
 

@@ -32,6 +32,11 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
     }
     grown.cap = (long)cap;
     grown.head_dim = head_dim;
+    grown.moment = w->moment;                       /* kept: ref_work_reserve_moment's */
+    grown.moment_sum = w->moment_sum;
+    grown.moment_cap = w->moment_cap;
+    w->moment = NULL;
+    w->moment_sum = NULL;
     ref_work_free(w);
     *w = grown;
     return KVR_OK;
@@ -40,9 +45,12 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
 void ref_work_free(ref_work *w)
 {
     kvr_free(w->k); kvr_free(w->v); kvr_free(w->p); kvr_free(w->prob); kvr_free(w->held);
-    w->k = w->v = w->p = w->prob = NULL;
+    kvr_free(w->moment); kvr_free(w->moment_sum);
+    w->k = w->v = w->p = w->prob = w->moment = NULL;
     w->held = NULL;
+    w->moment_sum = NULL;
     w->cap = 0;
+    w->moment_cap = 0;
 }
 
 /* spec §11.1: the keys and values attention sees, position by position. */

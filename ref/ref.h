@@ -88,7 +88,10 @@ typedef struct {
     float *k, *v;           /* [cap][D] keys and values as attention sees them */
     float *p;               /* [cap] exp(logit - max) of one query head */
     float *prob;            /* [cap] attention probability summed over the group */
-    unsigned char *held;    /* [cap] 1 when the position takes part */
+    unsigned char *held;    /* [cap] 1 when the position takes part (2: revived, spec §17.2) */
+    float *moment;          /* [moment_cap] the moment route's buckets and vectors (moment.c) */
+    double *moment_sum;     /* [head_dim] */
+    size_t moment_cap;
 } ref_work;
 int ref_work_reserve(ref_work *w, long n, int head_dim);
 void ref_work_free(ref_work *w);
@@ -107,5 +110,15 @@ int ref_prefill(ref_head *h, int group, int n, const float *k /*[n][D]*/,
 
 /* lib/cache.c: the head cache behind a model cache (for tests and tools) */
 const ref_head *kvr_cache_head(const kvr_cache *c, int layer, int kv_head);
+
+/* moment.c (spec §17): attention with the vague part as its moment-matched
+ * bulk plus revived outliers, for a head cache with vague = moment; any
+ * other head cache goes to ref_attend.  The workspace w must hold h->n
+ * positions (ref_work_reserve) and h's buckets (ref_work_reserve_moment). */
+void ref_attend_moment(ref_head *h, int group, const float *q /*[group][D]*/,
+                       float *out /*[group][D]*/, int update, ref_work *w);
+/* Reserve what ref_attend_moment needs for h beside the positions of
+ * ref_work_reserve; KVR_OK or KVR_ENOMEM (w unchanged). */
+int ref_work_reserve_moment(ref_work *w, const ref_head *h);
 
 #endif

@@ -63,7 +63,7 @@ START_TEST(test_with_sketch)
     enum { N = 300, H = 2, D = 16 };
     int G = 1 << (_i % 3);
     kvr_config cfg;
-    TU_EQ(kvr_method_config(kvr_method_name(5 + _i % 4), 0.3, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(kvr_method_config(kvr_method_name(6 + _i % 4), 0.3, N, D, KVR_F32, &cfg), KVR_OK);
     TU_OK(cfg.depth > 0 && cfg.width > 0);
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);

@@ -104,7 +104,8 @@ START_TEST(test_cache_within_budget)
     if (!name) return;
     kvr_elem elem = (kvr_elem)(_i % 3);
     kvr_config cfg;
-    TU_EQ(kvr_method_config(name, ratio, N, D, elem, &cfg), KVR_OK);
+    int status = kvr_method_config(name, ratio, N, D, elem, &cfg);
+    TU_EQ(status, KVR_OK);
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     static float k[N * H * D], v[N * H * D];
@@ -144,11 +145,19 @@ START_TEST(test_plan_refuses)
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), "sinks"));
     TU_EQ(kvr_plan(0.049, 100, 64, &cfg), KVR_EBUDGET);
     TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
-    /* the sketch share cannot hold one bucket per row */
+    /* a sketch share below one bucket per row gets the sketch's minimum */
     cfg.sketch_share = 1e-9;
+    TU_EQ(kvr_plan(0.5, 1000, 64, &cfg), KVR_OK);
+    TU_EQ(cfg.width, 1);
+    TU_OK(kvr_head_bytes(&cfg, 64) <= (size_t)floor(0.5 * (double)kvr_full_bytes(1000, 64, KVR_F32)));
+    /* ... unless that minimum leaves no room for the sinks and a window:
+     * 4 sinks (2 KiB), running sums (1 KiB), 1 bucket of depth 3 (1560 B),
+     * a window token (512 B) need 5,144 bytes; 5% of 100 tokens is 2,560 */
+    kvr_config_paper(&cfg);
     before = cfg;
-    TU_EQ(kvr_plan(0.5, 1000, 64, &cfg), KVR_EBUDGET);
+    TU_EQ(kvr_plan(0.05, 100, 64, &cfg), KVR_EBUDGET);
     TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "minimum"));
     kvr_config_default(&cfg);
     before = cfg;
     TU_EQ(kvr_plan(0.0, 100, 64, &cfg), KVR_EINVAL);
@@ -164,6 +173,43 @@ START_TEST(test_plan_refuses)
 }
 END_TEST
 
+/* Levers after a kvreviver method's name (doc/methods.md §13.4) change one
+ * field each; a bad lever is KVR_EINVAL and leaves cfg as it was. */
+START_TEST(test_method_levers)
+{
+    enum { N = 4096, D = 64 };
+    kvr_config cfg, before;
+    TU_EQ(kvr_method_config("kvreviver/share=0.5/varcap=inf/revive=2.5/importance=tova/depth=5/rows=mean",
+                            0.25, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.sketch_share, 0.5);
+    TU_OK(isinf(cfg.var_cap) && cfg.var_cap > 0);
+    TU_EQ(cfg.revive, 2.5);
+    TU_EQ(cfg.importance, KVR_IMP_TOVA);
+    TU_EQ(cfg.depth, 5);
+    TU_EQ(cfg.rows, KVR_ROWS_MEAN);
+    TU_EQ(kvr_method_config("kvreviver-paper/vague=moment/recent=0.25/shrink=1", 0.25, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.vague, KVR_VAGUE_MOMENT);
+    TU_EQ(cfg.recent_share, 0.25);
+    TU_EQ(cfg.shrink, 1);
+    TU_EQ(kvr_method_config("kvreviver/varcap=0", 0.25, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.var_cap, 0.0);
+    before = cfg;
+    static const char *bad[] = {
+        "kvreviver/", "kvreviver/share", "kvreviver/share=", "kvreviver/=1", "kvreviver/share=x",
+        "kvreviver/share=0.2x", "kvreviver/depth=1.5", "kvreviver/depth=65", "kvreviver/revive=-1",
+        "kvreviver/revive=inf", "kvreviver/varcap=-1", "kvreviver/varcap=nan", "kvreviver/rows=mode",
+        "kvreviver/vague=drop", "kvreviver/importance=none", "kvreviver/centre=2", "kvreviver/colour=red",
+        "kvreviver/centre=0",            /* the moment route needs centring */
+        "h2o/share=0.5", "kvreviver-paperx", "kvreviver/share=0.25//depth=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kvr_method_config(bad[i], 0.25, N, D, KVR_F32, &cfg) != KVR_EINVAL)
+            ck_abort_msg("'%s' was accepted", bad[i]);
+        TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    }
+}
+END_TEST
+
 /* Planner fields: the defaults keep S = 4 and d = 3; the sketch gets about
  * sketch_share of the budget (at least the share minus one bucket); h2o's
  * window takes about recent_share of the exact bytes; snapkv's window is
@@ -174,11 +220,23 @@ START_TEST(test_plan_fields)
     kvr_config cfg;
     TU_EQ(kvr_method_config("kvreviver", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
     TU_EQ(cfg.sinks, 4);
-    TU_EQ(cfg.depth, 3);
+    TU_EQ(cfg.depth, 1);
+    TU_EQ(cfg.vague, KVR_VAGUE_MOMENT);
+    TU_EQ(cfg.var_cap, 0.0);
+    TU_EQ(cfg.importance, KVR_IMP_H2O);
     size_t budget = (size_t)floor(0.2 * (double)kvr_full_bytes(N, D, KVR_F32));
-    size_t bucket = 3 * (2 * D * 4 + 8), sketch = (size_t)cfg.width * bucket + 2 * D * 8;
-    TU_OK(sketch <= budget / 2 && sketch + bucket > budget / 2);
+    size_t bucket = 1 * (2 * D * 4 + 8), sketch = (size_t)cfg.width * bucket + 2 * D * 8;
+    size_t tenth = (size_t)floor(0.1 * (double)budget);
+    TU_OK(sketch <= tenth && sketch + bucket > tenth);     /* sketch_share 0.1 */
     TU_OK(cfg.window > 0 && cfg.candidates > 0);
+    TU_EQ(kvr_method_config("kvreviver-paper", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.vague, KVR_VAGUE_RECONSTRUCT);
+    TU_EQ(cfg.importance, KVR_IMP_SNAPKV);
+    TU_EQ(cfg.rows, KVR_ROWS_MEDIAN);
+    TU_EQ(cfg.depth, 3);
+    bucket = 3 * (2 * D * 4 + 8);
+    sketch = (size_t)cfg.width * bucket + 2 * D * 8;
+    TU_OK(sketch <= budget / 2 && sketch + bucket > budget / 2);  /* sketch_share 0.5 */
     TU_EQ(kvr_method_config("snapkv", 0.2, N, D, KVR_F32, &cfg), KVR_OK);
     TU_EQ(cfg.window, cfg.obs_window);
     TU_EQ(cfg.depth + cfg.width, 0);
@@ -206,6 +264,7 @@ int main(void)
     tcase_add_test(tc, test_plan_grid);
     tcase_add_test(tc, test_plan_refuses);
     tcase_add_test(tc, test_plan_fields);
+    tcase_add_test(tc, test_method_levers);
     tc = tu_tcase(s, "bytes");
     tcase_add_loop_test(tc, test_bytes_counted, 0, 30);
     tcase_add_loop_test(tc, test_cache_within_budget, 0, 36);

@@ -309,7 +309,7 @@ static void one_case(int seed)
     rng = (uint64_t)seed * UINT64_C(0x9E3779B97F4A7C15) + 17;
     static const int dims[] = {64, 128, 256}, groups[] = {1, 4, 8};
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     int D = dims[seed % 3], G = groups[(seed / 3) % 3], H = irange(1, 3);
     cfg.elem = (kvr_elem)(seed % 3 == 0 ? (seed / 9) % 3 : irange(0, 2));
     cfg.rows = (seed / 2) % 2 ? KVR_ROWS_MEAN : KVR_ROWS_MEDIAN;
@@ -421,7 +421,7 @@ START_TEST(test_prefill_scores)
         static const int dims[] = {64, 128, 256};
         int D = dims[seed % 3], G = 1 + seed % 8, n = irange(1, 900), n_obs = irange(1, n < 64 ? n : 64);
         kvr_config cfg;
-        kvr_config_default(&cfg);
+        kvr_config_paper(&cfg);
         cfg.importance = (kvr_importance)(1 + seed % 3);
         cfg.obs_window = irange(1, 40);
         cfg.pool = (kvr_pool)(seed % 2);
@@ -494,7 +494,7 @@ START_TEST(test_limits)
 {
     /* shapes beyond the kernels' limits are refused cleanly */
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.window = 4;
     cfg.width = 8;
     kvr_cache *c = NULL;

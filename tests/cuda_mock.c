@@ -191,7 +191,7 @@ int kvr_cuda_prefill_scores(int D, int G, int importance, int obs_window, int po
                             int n, const float *k, int n_obs, const float *q, float *score)
 {
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.importance = (kvr_importance)importance;
     cfg.obs_window = obs_window;
     cfg.pool_kernel = pool_kernel;

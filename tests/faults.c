@@ -193,7 +193,7 @@ START_TEST(test_plan_faults)
         ck_assert_int_lt(k, MAX_K);
         for (k = 1; k < MAX_K; k++) {
             kvr_config cfg, ref;
-            kvr_config_default(&cfg);
+            kvr_config_paper(&cfg);
             ref = cfg;
             kvr_alloc_fail_at(k);
             int status = kvr_plan(0.1, 32768, 128, &cfg);

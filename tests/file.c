@@ -14,7 +14,7 @@
 #include "kvreviver.h"
 #include "robust-util.h"
 
-enum { HEADER = 32, CONFIG = 92 };   /* bytes of the header and of the dimensions + configuration */
+enum { HEADER = 32, CONFIG = 112 };   /* bytes of the header and of the dimensions + configuration */
 
 /* Bitwise CRC-32 (reflected 0xEDB88320), independent of lib/file.c's table. */
 static uint32_t crc32_bitwise(const unsigned char *p, size_t n)
@@ -36,6 +36,11 @@ static uint32_t get32(const unsigned char *p)
 static void put32(unsigned char *p, uint32_t x)
 {
     for (int b = 0; b < 4; b++) p[b] = (unsigned char)(x >> (8 * b));
+}
+
+static void put64(unsigned char *p, uint64_t x)
+{
+    for (int b = 0; b < 8; b++) p[b] = (unsigned char)(x >> (8 * b));
 }
 
 /* Rewrite the header's checksum after forging the payload. */
@@ -63,7 +68,7 @@ START_TEST(test_crc_check_value)
     ru_snap s = ru_snapshot(c);
     const unsigned char *f = s.buf;
     ck_assert_int_eq(memcmp(f, "KVRCACHE", 8), 0);
-    ck_assert_uint_eq(get32(f + 8), 1);
+    ck_assert_uint_eq(get32(f + 8), 2);
     ck_assert_uint_eq(get32(f + 12), 0x01020304u);
     ck_assert_uint_eq(get32(f + 16), s.len - HEADER);
     ck_assert_uint_eq(get32(f + 24), crc32_bitwise(f + HEADER, s.len - HEADER));
@@ -213,8 +218,10 @@ START_TEST(test_header_rejections)
 #define RESET() memcpy(f, s.buf, s.len)
     RESET(); memcpy(f, "KVRCACHF", 8);
     expect_reject(f, s.len, KVR_EFORMAT, "magic");
-    RESET(); put32(f + 8, 2);
-    expect_reject(f, s.len, KVR_EFORMAT, "version 2");
+    RESET(); put32(f + 8, 1);                        /* before the moment route's fields */
+    expect_reject(f, s.len, KVR_EFORMAT, "version 1");
+    RESET(); put32(f + 8, 3);
+    expect_reject(f, s.len, KVR_EFORMAT, "version 3");
     RESET(); put32(f + 12, 0x04030201u);
     expect_reject(f, s.len, KVR_EFORMAT, "big-endian");
     RESET(); put32(f + 12, 0xDEADBEEFu);
@@ -252,6 +259,9 @@ START_TEST(test_forged_fields)
     FORGE(put32(f + P + 24, 0x7FFFFFFFu), "configuration");         /* sinks + window + candidates > 2^31-1 */
     FORGE(put32(f + P + 72, 7), "config.elem");                     /* elem */
     FORGE(put32(f + P + 44, 5), "config.rows");                     /* rows */
+    FORGE(put32(f + P + 92, 2), "config.vague");                    /* vague */
+    FORGE(put64(f + P + 96, 0xFFF8000000000000u), "config.var_cap"); /* NaN var_cap */
+    FORGE(put64(f + P + 104, 0x7FF0000000000000u), "config.revive"); /* Inf revive */
     FORGE(put32(f + H0 + 8, 4), "candidates");                      /* n_cand > C = 3 */
     FORGE(put32(f + H0 + 0, 31), "");                               /* n of one head */
     FORGE(put32(f + H0 + 20, 1), "layer or kv_head");               /* layer id */

@@ -2,7 +2,7 @@
 # per concept, with the stem of ref/*.c and doc/*.md (spec §N in comments).
 # tests/hash is registered in tests/local.mk; it shares tests/testutil.c.
 REF_TESTS = tests/elem tests/head tests/sketch tests/reconstruct tests/bound \
-	tests/attend tests/prefill tests/budget tests/api
+	tests/attend tests/moment tests/prefill tests/budget tests/api
 check_PROGRAMS += $(REF_TESTS)
 TESTS += $(REF_TESTS)
 TESTUTIL = tests/testutil.h tests/testutil.c
@@ -25,6 +25,9 @@ tests_bound_LDADD = $(TEST_LDADD)
 tests_attend_SOURCES = tests/attend.c $(TESTUTIL)
 tests_attend_CFLAGS = $(TEST_CFLAGS)
 tests_attend_LDADD = $(TEST_LDADD)
+tests_moment_SOURCES = tests/moment.c $(TESTUTIL)
+tests_moment_CFLAGS = $(TEST_CFLAGS)
+tests_moment_LDADD = $(TEST_LDADD)
 tests_prefill_SOURCES = tests/prefill.c $(TESTUTIL)
 tests_prefill_CFLAGS = $(TEST_CFLAGS)
 tests_prefill_LDADD = $(TEST_LDADD)

@@ -5,6 +5,7 @@
 #define KVR_ROBUST_UTIL_H
 
 #include <check.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +30,12 @@ static inline void ru_fill(float *x /*[n]*/, size_t n, uint64_t *state)
 /* Configurations covering every optional array: variant 0 kvreviver
  * (snapkv scores, sketch, centring), 1 eviction (h2o, no sketch), 2 float16
  * with mean rows, shrinkage and no centring, 3 streaming (no scores, no
- * candidates, no sketch), 4 bfloat16 tova with a sketch. */
-enum { RU_VARIANTS = 5, RU_L = 2, RU_H = 2, RU_Q = 4, RU_D = 8 };
+ * candidates, no sketch), 4 bfloat16 tova with a sketch, 5 the moment
+ * route (spec §17) with revival and no variance cap. */
+enum { RU_VARIANTS = 6, RU_L = 2, RU_H = 2, RU_Q = 4, RU_D = 8 };
 static inline void ru_config(int variant, kvr_config *cfg)
 {
-    kvr_config_default(cfg);
+    kvr_config_paper(cfg);
     cfg->sinks = 2;
     cfg->window = 4;
     cfg->candidates = 3;
@@ -44,6 +46,8 @@ static inline void ru_config(int variant, kvr_config *cfg)
     case 2: cfg->elem = KVR_F16; cfg->rows = KVR_ROWS_MEAN; cfg->shrink = 1; cfg->centre = 0; break;
     case 3: cfg->depth = 0; cfg->candidates = 0; cfg->importance = KVR_IMP_NONE; break;
     case 4: cfg->elem = KVR_BF16; cfg->importance = KVR_IMP_TOVA; cfg->depth = 4; break;
+    case 5: cfg->vague = KVR_VAGUE_MOMENT; cfg->revive = 1.5; cfg->var_cap = INFINITY;
+            cfg->importance = KVR_IMP_H2O; break;
     default: break;
     }
 }

@@ -84,7 +84,7 @@ static void one_case(uint64_t seed, kvr_rows rows_a, outcome *o, int verbose)
 {
     rng_state = seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     static const int dims[] = {16, 64, 128};
     int D = dims[irange(0, 2)], G = irange(1, 4);
     cfg.sinks = irange(0, 3);
@@ -236,7 +236,7 @@ START_TEST(test_other_configs_delegate)
 {
     /* median rows or no sketch: the same result as ref_attend, bit for bit */
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.window = 3; cfg.candidates = 0; cfg.importance = KVR_IMP_NONE; cfg.width = 5;
     int D = 8, G = 2, n = 20;
     ref_head *h = NULL;

@@ -54,7 +54,7 @@ kvr_config tu_config(int sinks, int window, int candidates, int depth, int width
                      kvr_importance importance)
 {
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.sinks = sinks;
     cfg.window = window;
     cfg.candidates = candidates;

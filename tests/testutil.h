@@ -43,7 +43,7 @@ void tu_fill(tu_rng *r, float *x /*[n]*/, size_t n, double mean, double sd);
 double tu_gamma(long n);
 
 /* ---- configurations ------------------------------------------------------ */
-/* kvr_config_default() with the given partition, sketch and importance. */
+/* kvr_config_paper() with the given partition, sketch and importance. */
 kvr_config tu_config(int sinks, int window, int candidates, int depth, int width,
                      kvr_importance importance);
 

@@ -61,7 +61,7 @@ typedef struct {
 static void build(const trial *tr, gsl_rng *rng, built *b)
 {
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.sinks = tr->S; cfg.window = tr->R; cfg.candidates = tr->C;
     cfg.depth = tr->d; cfg.width = tr->w; cfg.rows = tr->rows;
     cfg.centre = tr->centre; cfg.shrink = tr->shrink; cfg.elem = tr->elem;

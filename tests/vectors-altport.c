@@ -9,7 +9,8 @@
  * arrays.  It does not replay the reference: the sketch is a function of the
  * vague set (spec §7), so after each operation it is rebuilt in float64
  * straight from the inputs, the hash and the expected parts; reconstruction
- * (spec §8) and attention (spec §11) are then computed in float64 too.
+ * (spec §8) and attention (spec §11, or the moment route of spec §17 where
+ * the scenario says vague=moment) are then computed in float64 too.
  * Float64 is much closer to exact arithmetic than the reference's float32, so
  * these outputs must fall within the tolerances of spec §14, which bound each
  * implementation's distance from exact arithmetic: this checks that the
@@ -67,6 +68,8 @@ static double field(const char *line, const char *key)
 
 typedef struct {
     int D, H, G, d, w, layer, mean, centre, shrink;
+    int moment;               /* vague=moment (spec §17) */
+    double var_cap;
     uint64_t seed;
     size_t N;
     const float *k, *v;       /* [N][H][D] */
@@ -166,6 +169,37 @@ static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long
     return 1;
 }
 
+/* spec §17.1, §17.3 (revival off) in float64: the bulk term's logit and
+ * value ([D]) for query q, from the float64 sketch of the vague set. */
+static void moment_bulk(const scen *s, const sketch *k, const float *q, double *logit, double *value)
+{
+    size_t dw = (size_t)s->d * s->w, D = (size_t)s->D;
+    double scale = 1.0 / sqrt((double)D), nv = (double)k->n_vague, qmu = 0.0, e2 = 0.0;
+    for (size_t i = 0; i < D; i++)
+        qmu += q[i] * (k->running[i] / nv);
+    for (size_t b = 0; b < dw; b++) {
+        double dot = 0.0;
+        for (size_t i = 0; i < D; i++) dot += q[i] * k->sums[b * D + i];
+        double P = (dot - k->count[b] * qmu) * scale;
+        e2 += P * P;
+    }
+    double tau_sq = e2 / ((double)s->d * nv), var = tau_sq < s->var_cap ? tau_sq : s->var_cap;
+    *logit = qmu * scale + 0.5 * var + log(nv);
+    for (size_t i = 0; i < D; i++) {
+        double mv = k->running[D + i] / nv, cov = 0.0;
+        if (s->var_cap > 0.0) {
+            for (size_t b = 0; b < dw; b++) {
+                double dot = 0.0;
+                for (size_t j = 0; j < D; j++) dot += q[j] * k->sums[b * D + j];
+                double P = (dot - k->count[b] * qmu) * scale;
+                cov += P * (k->sums[dw * D + b * D + i] - k->count[b] * mv);
+            }
+            cov /= (double)s->d * nv;
+        }
+        value[i] = mv + cov;
+    }
+}
+
 static void run_scenario(const char *name, const char *line)
 {
     scen s;
@@ -174,6 +208,13 @@ static void run_scenario(const char *name, const char *line)
     s.d = (int)field(line, "depth"); s.w = (int)field(line, "width"); s.layer = (int)field(line, "layer");
     s.mean = (int)field(line, "rows"); s.centre = (int)field(line, "centre"); s.shrink = (int)field(line, "shrink");
     s.seed = (uint64_t)strtoull(strstr(line, " seed=") + 6, NULL, 0);
+    const char *vg = strstr(line, " vague="), *vc = strstr(line, " var_cap=");
+    if (!vg || !vc)
+        die(name, "scenario line lacks vague= or var_cap=");
+    s.moment = !strncmp(vg + 7, "moment", 6);
+    if (s.D > 1024)
+        die(name, "head_dim above 1024");
+    s.var_cap = strtod(vc + 9, NULL);       /* "inf" reads as +Inf */
     kvr_npy k = load(name, "inputs", "k.npy"), v = load(name, "inputs", "v.npy");
     kvr_npy script = load(name, "inputs", "script.npy"), parts = load(name, "expected", "parts.npy");
     s.N = k.shape[0];
@@ -207,9 +248,16 @@ static void run_scenario(const char *name, const char *line)
                 if (sk) build(&s, h, part, &kk);
                 for (size_t t = 0; t < N; t++)
                     held[t] = (unsigned char)seen(&s, h, &kk, part, (long)t, kv + t * 2 * D);
+                int bulk = s.moment && sk && kk.n_vague > 0;
+                if (bulk)                   /* spec §17: vague tokens only through the bulk */
+                    for (size_t t = 0; t < N; t++)
+                        if (part[t] == 3) held[t] = 0;
                 for (int g = 0; g < s.G; g++) {
                     const float *qg = (const float *)q.data + ((size_t)step * Hq + (size_t)h * s.G + g) * D;
-                    double max = -INFINITY, sum = 0.0;
+                    double max = -INFINITY, sum = 0.0, bulk_logit = -INFINITY, bulk_value[1024];
+                    if (bulk)
+                        moment_bulk(&s, &kk, qg, &bulk_logit, bulk_value);
+                    max = bulk_logit;
                     for (size_t t = 0; t < N; t++) {
                         if (!held[t]) continue;
                         double dot = 0.0;
@@ -219,8 +267,10 @@ static void run_scenario(const char *name, const char *line)
                     }
                     for (size_t t = 0; t < N; t++)
                         if (held[t]) { p[t] = exp(p[t] - max); sum += p[t]; }
+                    double p_bulk = bulk ? exp(bulk_logit - max) : 0.0;
+                    sum += p_bulk;
                     for (int i = 0; i < D; i++) {
-                        double acc = 0.0;
+                        double acc = bulk ? p_bulk * bulk_value[i] : 0.0;
                         for (size_t t = 0; t < N; t++)
                             if (held[t]) acc += p[t] * kv[t * 2 * D + D + i];
                         out[((size_t)step * Hq + (size_t)h * s.G + g) * D + i] = (float)(acc / sum);

@@ -216,7 +216,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
     }
     for (int bi = 0; bi < n_budgets; bi++)
         for (int mi = 0; mi < 2; mi++) {
-            const char *method = mi == 0 ? "kvreviver" : "kvreviver-mean";
+            const char *method = mi == 0 ? "kvreviver-paper" : "kvreviver-mean";
             kvr_config cfg;
             if (kvr_method_config(method, budgets[bi], N, BD, KVR_F16, &cfg) != KVR_OK) {
                 cli_error("bench: %s at %g: %s", method, budgets[bi], kvr_last_error());

@@ -44,8 +44,12 @@ static void usage(FILE *f)
         "  --budget B[,B...]  memory budgets in (0, 1]: bytes held over the full\n"
         "                     cache's bytes (default 0.1,0.25)\n"
         "  --method M[,M...]  methods (default all): full, streaming, h2o, snapkv,\n"
-        "                     tova, kvreviver, kvreviver-mean, kvreviver-shrink,\n"
-        "                     kvreviver-nocentre, or all\n"
+        "                     tova, kvreviver (the measured default), kvreviver-paper\n"
+        "                     (paper-faithful), kvreviver-mean, kvreviver-shrink,\n"
+        "                     kvreviver-nocentre, or all; a kvreviver method may take\n"
+        "                     levers /key=value (share, recent, depth, rows, centre,\n"
+        "                     shrink, vague, varcap, revive, importance), e.g.\n"
+        "                     kvreviver/share=0.5/varcap=0 (doc/methods.md 13.4)\n"
         "  --seed S[,S...]    seeds of the workload and of the sketch hash (default 1)\n"
         "  --seeds K          seeds 1..K\n"
         "Output:\n"
@@ -113,11 +117,13 @@ static int split(char *s, char **items)
     }
 }
 
+/* A method name, with its levers if any (doc/methods.md §13.4), is known
+ * when the library accepts it for a plain budget: only a bad name or lever
+ * gives KVR_EINVAL there. */
 static int known_method(const char *m)
 {
-    for (int i = 0; kvr_method_name(i); i++)
-        if (!strcmp(kvr_method_name(i), m)) return 1;
-    return 0;
+    kvr_config cfg;
+    return kvr_method_config(m, 0.5, 4096, 64, KVR_F32, &cfg) != KVR_EINVAL;
 }
 
 typedef struct {
@@ -211,7 +217,7 @@ static int parse(int argc, char **argv, options *o)
                     for (int m = 0; kvr_method_name(m) && o->n_methods < MAX_LIST; m++)
                         o->methods[o->n_methods++] = kvr_method_name(m);
                 } else if (!known_method(items[j])) {
-                    return bad("--method: '%s' is unknown (see 'kvreviver eval --help')", items[j]);
+                    return bad("--method: '%s': %s (see 'kvreviver eval --help')", items[j], kvr_last_error());
                 } else if (o->n_methods < MAX_LIST) {
                     o->methods[o->n_methods++] = items[j];
                 }

@@ -344,11 +344,9 @@ int cli_eval_model(int argc, char **argv)
             return CLI_USAGE;
         }
         for (int i = 0; i < n_methods; i++) {
-            int known = 0;
-            for (int j = 0; kvr_method_name(j); j++)
-                known |= !strcmp(methods[i], kvr_method_name(j));
-            if (!known) {
-                cli_error("eval: unknown method '%s'", methods[i]);
+            kvr_config probe;   /* a bad name or lever is KVR_EINVAL at any plain budget */
+            if (kvr_method_config(methods[i], 0.5, 4096, 64, KVR_F32, &probe) == KVR_EINVAL) {
+                cli_error("eval: method '%s': %s", methods[i], kvr_last_error());
                 return CLI_USAGE;
             }
         }

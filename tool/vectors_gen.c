@@ -85,7 +85,7 @@ int vec_write_planner(vec_writer *w)
                         g[0] = ratios[a]; g[1] = (double)contexts[b]; g[2] = dims[c];
                         g[3] = elems[e]; g[4] = depths[r];
                         kvr_config cfg;
-                        kvr_config_default(&cfg);
+                        kvr_config_paper(&cfg);
                         cfg.elem = elems[e];
                         cfg.depth = depths[r];
                         int st = kvr_plan(ratios[a], contexts[b], dims[c], &cfg);
@@ -99,8 +99,8 @@ int vec_write_planner(vec_writer *w)
                     }
     size_t s_grid[2] = { n, 5 }, s_plan[2] = { n, 6 }, s_n[1] = { n };
     vw_line(w, "scenario planner sinks=4 importance=snapkv obs_window=32 centre=1 "
-               "sketch_share=0.5 recent_share=0.5 -- kvr_plan from the default configuration "
-               "(spec 13) with the grid row's elem (0 f32, 1 f16, 2 bf16) and depth");
+               "sketch_share=0.5 recent_share=0.5 -- kvr_plan from the paper-faithful configuration "
+               "(kvr_config_paper, spec 13) with the grid row's elem (0 f32, 1 f16, 2 bf16) and depth");
     if (vw_array(w, "inputs/planner/grid.npy", KVR_NPY_F64, 2, s_grid, grid, "input",
                  "level 6 (spec 9.2): rows of (ratio, context, head_dim, elem, depth)") == CLI_OK
         && vw_array(w, "expected/planner/plan.npy", KVR_NPY_I32, 2, s_plan, plan, "exact",

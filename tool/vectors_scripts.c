@@ -44,41 +44,55 @@ typedef struct {
     key_pattern keys;
     int low_from, low_to;
     int probe_stride;     /* 1: every vague position */
+    kvr_vague vague;      /* attention route (spec 11 or 17); 0 = reconstruct */
+    double var_cap;       /* moment route: variance cap (spec 17.3) */
 } scenario;
 
 static const scenario scenarios[] = {
     { "one_token", "context of one token: prefill it, attend (snapkv, d=3 median, centring)",
       64, 1, 1, 0, 4, 8, 4, 3, 8, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1 },
+      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "tova_ties", "append-only TOVA with two distinct keys: candidate scores tie exactly, "
       "the oldest of the tied leaves first (spec 3.4); d=1, mean, no centring, GQA 4",
       64, 1, 4, 1, 2, 4, 3, 1, 16, 4, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
-      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1 },
+      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "prefill_ties", "snapkv prefill whose middle holds one repeated low key: pooled scores "
       "tie and the newer are kept (spec 10); then decode with h2o accumulation where tied "
       "candidates leave oldest first and low newcomers go straight to the sketch; f16, d=5 median, "
       "small w, 2 kv heads",
       128, 2, 1, 0, 2, 4, 12, 5, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
-      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1 },
+      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "bf16_gqa4", "bf16 storage, GQA group 4, d=3 mean rows, centring and shrinkage, snapkv prefill "
       "of 200 tokens then decode",
       64, 2, 4, 1, 4, 16, 24, 3, 32, 16, KVR_ROWS_MEAN, 1, 1, KVR_IMP_SNAPKV, KVR_BF16,
-      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1 },
+      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "f32_d5_wide", "f32, d=5 median rows, large w, no centring, h2o prefill of 300 then decode",
       64, 1, 1, 0, 4, 32, 32, 5, 128, 32, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F32,
-      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1 },
+      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "evict_f16", "eviction baseline (no sketch: vague positions are dropped, spec 3.6), "
       "head_dim 128, f16, GQA 4",
       128, 1, 4, 0, 4, 8, 8, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_F16,
-      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1 },
+      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "stream_sketch", "no candidates (importance none): every token leaving the window goes to "
       "a small sketch (w=4, heavy collisions), appended from empty, d=3 median, centring",
       64, 1, 1, 0, 1, 4, 0, 3, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
-      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1 },
+      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "long_2k", "a 2048-token snapkv prefill then decode, d=3 median, centring, f32, w=64 "
       "(reconstructions of every 8th vague position)",
       64, 1, 1, 0, 4, 32, 64, 3, 64, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8 },
+      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "moment_default", "the default configuration's route (spec 17): moment route with the mean-field "
+      "bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
+      64, 2, 2, 0, 4, 16, 16, 1, 8, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F32,
+      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0 },
+    { "moment_gauss_f16", "moment route with the uncapped Gaussian bulk (variance and covariance terms), "
+      "d=3 median, f16, GQA 4, snapkv prefill of 200 then decode",
+      64, 1, 4, 0, 2, 8, 12, 3, 16, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
+      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY },
+    { "moment_cap_bf16", "moment route with var_cap 1, bf16, d=2 mean rows, no candidates, appended "
+      "from empty (the bulk from its first token on)",
+      32, 1, 1, 0, 1, 4, 0, 2, 4, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
+      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -275,12 +289,13 @@ static void describe(vec_writer *w, const run_state *r)
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=5 pool=avg elem=%s "
-            "tokens=%d -- %s",
+            "vague=%s var_cap=%g revive=0 tokens=%d -- %s",
             sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
             sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
             UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
             sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
-            kvr_elem_name(sc->elem), r->n_tokens, sc->about);
+            kvr_elem_name(sc->elem), sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
+            sc->var_cap, r->n_tokens, sc->about);
     char line[4096];
     size_t at = 0;
     long pos = 0;
@@ -456,11 +471,12 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         if (r.ops[o].op == OP_ATTEND) r.n_attend++;
     }
     kvr_config cfg;
-    kvr_config_default(&cfg);
+    kvr_config_paper(&cfg);
     cfg.sinks = sc->sinks; cfg.window = sc->window; cfg.candidates = sc->candidates;
     cfg.depth = sc->depth; cfg.width = sc->width; cfg.seed = UINT64_C(0x5EED0000) + sc->data_seed;
     cfg.rows = sc->rows; cfg.centre = sc->centre; cfg.shrink = sc->shrink;
     cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
+    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
     kvr_cache *cache = NULL;
     int status = CLI_FAIL;
     if (make_inputs(&r) != CLI_OK)
