@@ -91,8 +91,8 @@ static int mag_build(const ref_head *h, const float *k, const float *v, vague_ma
         n_vague++;
         const float *kt = k + (size_t)t * D, *vt = v + (size_t)t * D;
         for (size_t r = 0; r < d; r++) {
-            uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)t);
-            size_t b = r * w + kvr_hash_bucket(x, (uint32_t)w);
+            float sign;
+            size_t b = ref_bucket(h, (int)r, t, &sign);
             for (size_t i = 0; i < D; i++) {
                 m->abs_k[b * D + i] += fabs((double)kt[i]);
                 m->abs_v[b * D + i] += fabs((double)vt[i]);
@@ -134,14 +134,14 @@ static double bound_mean(long n, double M)
 static double bound_reconstruct_one(const ref_head *h, long pos, int i,
                                     const double *absum, const double *mabs)
 {
-    int D = h->head_dim, d = h->cfg.depth, w = h->cfg.width;
+    int D = h->head_dim, d = h->cfg.depth;
     int centre = h->sum_k != NULL, shrink = h->cfg.shrink;
     double M = centre && h->n_vague > 0 ? mabs[i] : 0.0;
     double em = centre && h->n_vague > 0 ? bound_mean(h->n_vague, M) : 0.0;
     double max_err = 0.0, max_mag = 0.0, sum_err = 0.0, sum_mag = 0.0;
     for (int r = 0; r < d; r++) {
-        uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
-        size_t b = (size_t)r * w + kvr_hash_bucket(x, (uint32_t)w);
+        float sign;
+        size_t b = ref_bucket(h, r, pos, &sign);
         double m = (double)h->sk_load[b], c = fabs((double)h->sk_count[b]);
         double A = absum[b * D + i];
         double eS = bound_sum(m, A);

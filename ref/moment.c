@@ -38,32 +38,6 @@
 #include "internal.h"
 #include "ref.h"
 
-/* Row r's bucket index (r*w + b) and sign of position pos (spec §5, §7). */
-static size_t bucket_of(const ref_head *h, int r, long pos, float *sign)
-{
-    uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
-    *sign = (float)kvr_hash_sign(x);
-    return (size_t)r * h->cfg.width + kvr_hash_bucket(x, (uint32_t)h->cfg.width);
-}
-
-/* The rows' combination of x[0..d-1] (spec §8.2); sorts x for the median. */
-static float combine(float *x, int d, kvr_rows rows)
-{
-    if (rows == KVR_ROWS_MEAN) {
-        float sum = 0.0f;
-        for (int r = 0; r < d; r++)
-            sum += x[r];
-        return sum / (float)d;
-    }
-    for (int i = 1; i < d; i++) {
-        float key = x[i];
-        int j = i - 1;
-        while (j >= 0 && x[j] > key) { x[j + 1] = x[j]; j--; }
-        x[j + 1] = key;
-    }
-    return d % 2 == 1 ? x[d / 2] : 0.5f * (x[d / 2 - 1] + x[d / 2]);
-}
-
 /* spec §17.2: mark the revived vague tokens of one query head (held[t] = 2,
  * logit offset x_t in p[t], value in v[t]) and peel them off P.  Returns
  * their number; *sum_x receives the sum of their x_t, sum_v ([D]) of their
@@ -82,14 +56,14 @@ static long revive(const ref_head *h, float *P /*[d*w]*/, double tau0_sq,
         int stands_out = 1;
         for (int r = 0; r < d && stands_out; r++) {
             float s;
-            size_t b = bucket_of(h, r, t, &s);
+            size_t b = ref_bucket(h, r, t, &s);
             x[r] = s * P[b];
             float noise = (float)sqrt((double)(h->sk_load[b] - 1) * tau0_sq);
             stands_out = x[r] > z * noise;
         }
         if (!stands_out)
             continue;
-        float xt = combine(x, d, h->cfg.rows);
+        float xt = ref_combine(x, d, h->cfg.rows);
         ref_reconstruct(h, t, scratch, w->v + (size_t)t * D);
         w->held[t] = 2;
         w->p[t] = xt;
@@ -103,7 +77,7 @@ static long revive(const ref_head *h, float *P /*[d*w]*/, double tau0_sq,
             continue;
         for (int r = 0; r < d; r++) {
             float s;
-            size_t b = bucket_of(h, r, t, &s);
+            size_t b = ref_bucket(h, r, t, &s);
             P[b] -= s * w->p[t];
         }
     }

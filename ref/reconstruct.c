@@ -37,18 +37,22 @@ static float mean(const float *x, int d)
     return sum / (float)d;
 }
 
+/* spec §8.2: the rows' combination of x[0..d-1] (sorts x for the median). */
+float ref_combine(float *x, int d, kvr_rows rows)
+{
+    return rows == KVR_ROWS_MEDIAN ? median(x, d) : mean(x, d);
+}
+
 /* One of key or value: sums is sk_k or sk_v, running sum_k or sum_v. */
 static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*/,
                      const double *running /*[D] or NULL*/, float *out /*[D]*/)
 {
-    int D = h->head_dim, d = h->cfg.depth, w = h->cfg.width;
+    int D = h->head_dim, d = h->cfg.depth;
     float rows[64];                                 /* depth <= 64 (config check) */
     size_t bucket[64];
     float sign[64], alpha[64], count[64];
     for (int r = 0; r < d; r++) {
-        uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
-        bucket[r] = (size_t)r * w + kvr_hash_bucket(x, (uint32_t)w);
-        sign[r] = (float)kvr_hash_sign(x);
+        bucket[r] = ref_bucket(h, r, pos, &sign[r]);
         count[r] = (float)h->sk_count[bucket[r]];
         alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[bucket[r]] : 1.0f;
     }
@@ -58,7 +62,7 @@ static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*
             float centred = sums[bucket[r] * D + i] - count[r] * mu;
             rows[r] = sign[r] * (alpha[r] * centred) + mu;
         }
-        out[i] = h->cfg.rows == KVR_ROWS_MEDIAN ? median(rows, d) : mean(rows, d);
+        out[i] = ref_combine(rows, d, h->cfg.rows);
     }
 }
 

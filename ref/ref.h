@@ -73,10 +73,12 @@ int ref_prefill_scores(const kvr_config *cfg, int head_dim, int group, int n,
                        const float *q_obs /*[n_obs][group][D]*/, float *score /*[n]*/);
 
 /* sketch.c (spec §7) */
+size_t ref_bucket(const ref_head *h, int r, long pos, float *sign);
 void ref_sketch_insert(ref_head *h, long pos, const float *k, const float *v);
 float ref_vague_mean(const ref_head *h, const double *running /*[D] or NULL*/, int i);
 
 /* reconstruct.c (spec §8) */
+float ref_combine(float *x /*[d], sorted for the median*/, int d, kvr_rows rows);
 void ref_reconstruct(const ref_head *h, long pos, float *k /*[D]*/, float *v /*[D]*/);
 
 /* attend.c (spec §11).  The workspace holds what one step needs for n

@@ -12,15 +12,23 @@
 #include "internal.h"
 #include "ref.h"
 
+/* spec §5, §7.2: the bucket of position pos in row r, as an index r*w + b
+ * into the row-major [d][w] arrays, and its sign (+1.0f or -1.0f). */
+size_t ref_bucket(const ref_head *h, int r, long pos, float *sign)
+{
+    uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
+    *sign = (float)kvr_hash_sign(x);
+    return (size_t)r * h->cfg.width + kvr_hash_bucket(x, (uint32_t)h->cfg.width);
+}
+
 /* spec §7.3: add the token at pos, with key k and value v ([D], already
  * rounded to the storage type), into every row. */
 void ref_sketch_insert(ref_head *h, long pos, const float *k, const float *v)
 {
-    int D = h->head_dim, w = h->cfg.width;
+    int D = h->head_dim;
     for (int r = 0; r < h->cfg.depth; r++) {
-        uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
-        size_t bucket = (size_t)r * w + kvr_hash_bucket(x, (uint32_t)w);
-        float s = (float)kvr_hash_sign(x);
+        float s;
+        size_t bucket = ref_bucket(h, r, pos, &s);
         float *sk = h->sk_k + bucket * D;           /* [D] */
         float *sv = h->sk_v + bucket * D;           /* [D] */
         for (int i = 0; i < D; i++) {

@@ -28,9 +28,7 @@
 /* Row r's bucket index (r*w + b), sign and alpha of position pos. */
 static size_t bucket_of(const ref_head *h, int r, long pos, float *sign, float *alpha)
 {
-    uint64_t x = kvr_hash(h->cfg.seed, h->layer, h->kv_head, (uint32_t)r, (uint64_t)pos);
-    size_t bucket = (size_t)r * h->cfg.width + kvr_hash_bucket(x, (uint32_t)h->cfg.width);
-    *sign = (float)kvr_hash_sign(x);
+    size_t bucket = ref_bucket(h, r, pos, sign);
     *alpha = h->cfg.shrink ? 1.0f / (float)h->sk_load[bucket] : 1.0f;
     return bucket;
 }
