@@ -35,6 +35,7 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
     grown.moment = w->moment;                       /* kept: ref_work_reserve_moment's */
     grown.moment_sum = w->moment_sum;
     grown.moment_cap = w->moment_cap;
+    grown.moment_dim = w->moment_dim;
     w->moment = NULL;
     w->moment_sum = NULL;
     ref_work_free(w);
@@ -51,6 +52,7 @@ void ref_work_free(ref_work *w)
     w->moment_sum = NULL;
     w->cap = 0;
     w->moment_cap = 0;
+    w->moment_dim = 0;
 }
 
 /* spec §11.1: the keys and values attention sees, position by position. */

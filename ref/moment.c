@@ -190,7 +190,7 @@ int ref_work_reserve_moment(ref_work *w, const ref_head *h)
     if (!ref_has_sketch(h) || h->cfg.vague != KVR_VAGUE_MOMENT)
         return KVR_OK;
     size_t D = (size_t)h->head_dim, need = (size_t)h->cfg.depth * h->cfg.width + 4 * D;
-    if (need <= w->moment_cap && w->moment_sum && (size_t)w->head_dim == D)
+    if (need <= w->moment_cap && w->moment_sum && (size_t)w->moment_dim == D)
         return KVR_OK;
     float *buf = kvr_malloc(need * sizeof(float));
     double *sum = kvr_malloc(D * sizeof(double));
@@ -204,6 +204,7 @@ int ref_work_reserve_moment(ref_work *w, const ref_head *h)
     w->moment = buf;
     w->moment_sum = sum;
     w->moment_cap = need;
+    w->moment_dim = (int)D;
     return KVR_OK;
 }
 

@@ -92,8 +92,9 @@ typedef struct {
     float *prob;            /* [cap] attention probability summed over the group */
     unsigned char *held;    /* [cap] 1 when the position takes part (2: revived, spec §17.2) */
     float *moment;          /* [moment_cap] the moment route's buckets and vectors (moment.c) */
-    double *moment_sum;     /* [head_dim] */
+    double *moment_sum;     /* [moment_dim] */
     size_t moment_cap;
+    int moment_dim;
 } ref_work;
 int ref_work_reserve(ref_work *w, long n, int head_dim);
 void ref_work_free(ref_work *w);
