@@ -95,6 +95,10 @@ if [ "$final" = 1 ]; then
   run 2 eval --context 12x
   run 2 eval --seed x;                  expect_err "--seed"
   run 2 eval --method no-such-method;   expect_err "no-such-method"
+  run 2 eval --method kvreviver/colour=red;   expect_err "colour"
+  run 2 eval --method kvreviver/share=x;      expect_err "share=x"
+  run 2 eval --method h2o/share=0.5;          expect_err "kvreviver methods only"
+  run 2 eval --workload "model:$missing" --method kvreviver/depth=1.5;  expect_err "depth=1.5"
   run 2 eval --workload no-such-workload
   run 1 eval --workload "model:$missing" --context 16 --budget 0.5;  expect_err "$missing"
   run 1 eval --context 64 --budget 0.5 --csv "$missing";            expect_err "$missing"
