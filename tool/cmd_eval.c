@@ -49,7 +49,7 @@ static void usage(FILE *f)
         "                     kvreviver-nocentre, or all; a kvreviver method may take\n"
         "                     levers /key=value (share, recent, depth, rows, centre,\n"
         "                     shrink, vague, varcap, revive, importance), e.g.\n"
-        "                     kvreviver/share=0.5/varcap=0 (doc/methods.md 13.4)\n"
+        "                     kvreviver/share=0.5/varcap=1 (doc/methods.md 13.4)\n"
         "  --seed S[,S...]    seeds of the workload and of the sketch hash (default 1)\n"
         "  --seeds K          seeds 1..K\n"
         "Output:\n"
