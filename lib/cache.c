@@ -351,7 +351,10 @@ int kvr_attend(kvr_cache *c, int layer, const float *q, float *out, unsigned fla
         status = ref_work_reserve_moment(&c->work, head_at(c, layer, 0));
     if (status != KVR_OK) return status;
 #ifdef KVR_HAVE_CUDA
-    if (c->backend == KVR_BACKEND_CUDA)   /* CUDA dispatch */
+    /* CUDA dispatch; the moment route (spec §17) has no kernel yet and runs
+     * below on the head caches, which a CUDA cache keeps whole on the host */
+    if (c->backend == KVR_BACKEND_CUDA
+        && !(c->cfg.vague == KVR_VAGUE_MOMENT && c->cfg.depth > 0 && c->cfg.width > 0))
         return kvr_cuda_backend_attend(c, layer, q, out, !(flags & KVR_ATTEND_PEEK));
 #endif
     size_t group_stride = (size_t)c->group * c->head_dim;

@@ -362,16 +362,6 @@ int kvr_cuda_backend_prefill(kvr_cache *c, int layer, int n, const float *rk, co
 
 int kvr_cuda_backend_attend(kvr_cache *c, int layer, const float *q, float *out, int update)
 {
-    if (c->cfg.vague == KVR_VAGUE_MOMENT && c->cfg.depth > 0 && c->cfg.width > 0) {
-        /* The moment route (spec §17) has no kernel yet: it runs on the
-         * host heads, which hold every part and the sketch (see the top of
-         * this file).  Its cost is O(d w D) per query head, not O(N D). */
-        size_t stride = (size_t)c->group * c->head_dim;
-        for (int h = 0; h < c->n_kv_heads; h++)
-            ref_attend_moment(head_at(c, layer, h), c->group, q + h * stride, out + h * stride,
-                              update, &c->work);
-        return KVR_OK;
-    }
     cuda_state *s = c->backend_state;
     int H = c->n_kv_heads, D = c->head_dim, G = c->group;
     long max_items = 0;

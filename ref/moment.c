@@ -94,8 +94,8 @@ static double energy(const float *P, size_t dw)
 }
 
 /* One query head (spec §17): the output and the probabilities of the exact
- * positions (added into w->prob).  buf holds P [d*w], then mk, mv, u,
- * scratch [D] each, then sum_v [D] doubles. */
+ * positions (added into w->prob).  P ([d*w]), u and scratch ([D]) are
+ * workspace; mk, mv ([D]) the vague means; sum_v ([D]) float64 workspace. */
 static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
                        float *P, const float *mk, const float *mv, float *u,
                        float *scratch, double *sum_v, float *out /*[D]*/)
