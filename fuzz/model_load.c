@@ -1,13 +1,13 @@
 /* model_load.c: fuzz target for the model checkpoint parsers (doc/model.md):
- * kvr_model_load on llama2.c checkpoints and GGUF files.  The loaders take a
+ * lm_model_load on llama2.c checkpoints and GGUF files.  The loaders take a
  * path, so each input is written to a temporary file first.  Any input must
- * load (and then pass kvr_model_check) or be rejected with KVR_EFORMAT or
+ * load (and then pass lm_model_check) or be rejected with KVR_EFORMAT or
  * KVR_EIO, leaving nothing allocated; a crash or a sanitizer report is a
  * bug. */
 #include <config.h>
 #include <stdlib.h>
 #include "internal.h"
-#include "model.h"
+#include "runtime/model.h"
 #include "fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -15,13 +15,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *path = fuzz_input_file(data, size, "model");
     if (!path)
         return 0;
-    kvr_model m;
-    int status = kvr_model_load(&m, path);
+    lm_model m;
+    int status = lm_model_load(&m, path);
     remove(path);
     if (status == KVR_OK) {
-        if (kvr_model_check(&m, path) != KVR_OK)
+        if (lm_model_check(&m, path) != KVR_OK)
             abort();                  /* a loaded model must be consistent */
-        kvr_model_free(&m);
+        lm_model_free(&m);
         return 0;
     }
     if (status == KVR_EFORMAT || status == KVR_EIO)

@@ -1,6 +1,6 @@
 /* eval-trace.c: the trace:DIR workload (doc/eval.md §2.3).  Writes a small
  * trace with its own minimal NumPy writer (format 1.0, '<f4' or '<f8'), reads
- * it back through kvr_workload_trace (lib/npy.c) and checks that evaluating
+ * it back through ev_workload_trace (lib/npy.c) and checks that evaluating
  * it gives exactly what evaluating the same arrays from memory gives.
  * Exits 77 (SKIP) while kvr_npy_read is still the stub. */
 #include <config.h>
@@ -12,8 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "kvreviver.h"
-#include "eval.h"
-#include "workload.h"
+#include "harness/eval.h"
+#include "harness/workload.h"
 
 static char dir[256];
 
@@ -58,13 +58,13 @@ static void remove_tree(void)
     rmdir(dir);
 }
 
-static kvr_workload_shape shape = {2, 4, 16, 4};
+static ev_workload_shape shape = {2, 4, 16, 4};
 
 START_TEST(test_trace_equals_memory)
 {
-    kvr_workload a, b;
-    ck_assert_int_eq(kvr_workload_synthetic(&a, &shape, 256, 11, NULL), KVR_OK);
-    ck_assert_int_eq(kvr_workload_trace(&b, dir, 0, 0, 4), KVR_OK);
+    ev_workload a, b;
+    ck_assert_int_eq(ev_workload_synthetic(&a, &shape, 256, 11, NULL), KVR_OK);
+    ck_assert_int_eq(ev_workload_trace(&b, dir, 0, 0, 4), KVR_OK);
     ck_assert_int_eq(b.n, 256);
     ck_assert_int_eq(b.n_prefill, 252);
     ck_assert_int_eq(b.n_kv_heads, 2);
@@ -74,32 +74,32 @@ START_TEST(test_trace_equals_memory)
     ck_assert_int_eq(memcmp(a.q, b.q, sizeof(float) * 256 * 4 * 16), 0);
     ck_assert_int_eq(memcmp(a.k, b.k, sizeof(float) * 256 * 2 * 16), 0);
     ck_assert_int_eq(memcmp(a.v, b.v, sizeof(float) * 256 * 2 * 16), 0);
-    kvr_eval_result ra, rb;
-    ck_assert_int_eq(kvr_eval_run(&a, "kvreviver", 0.25, KVR_F32, 1, &ra), KVR_OK);
-    ck_assert_int_eq(kvr_eval_run(&b, "kvreviver", 0.25, KVR_F32, 1, &rb), KVR_OK);
+    ev_result ra, rb;
+    ck_assert_int_eq(ev_run(&a, "kvreviver", 0.25, KVR_F32, 1, &ra), KVR_OK);
+    ck_assert_int_eq(ev_run(&b, "kvreviver", 0.25, KVR_F32, 1, &rb), KVR_OK);
     ck_assert_double_eq(ra.attn_rel_err, rb.attn_rel_err);
     ck_assert_double_eq(ra.mass_exact, rb.mass_exact);
     ck_assert(isnan(rb.needle_acc));
-    kvr_workload_free(&b);
+    ev_workload_free(&b);
     /* a shorter context takes the first positions; layer 1 was written as
      * float64 and reads back to the same float32 values */
-    ck_assert_int_eq(kvr_workload_trace(&b, dir, 1, 100, 4), KVR_OK);
+    ck_assert_int_eq(ev_workload_trace(&b, dir, 1, 100, 4), KVR_OK);
     ck_assert_int_eq(b.n, 100);
     ck_assert_int_eq(memcmp(a.k, b.k, sizeof(float) * 100 * 2 * 16), 0);
-    kvr_workload_free(&b);
-    kvr_workload_free(&a);
+    ev_workload_free(&b);
+    ev_workload_free(&a);
 }
 END_TEST
 
 START_TEST(test_trace_errors)
 {
-    kvr_workload b;
-    ck_assert_int_eq(kvr_trace_layers(dir), 2);
-    ck_assert_int_eq(kvr_trace_layers("/nonexistent/kvreviver-trace"), 0);
-    ck_assert_int_ne(kvr_workload_trace(&b, dir, 2, 0, 4), KVR_OK);   /* no layer 2 */
-    ck_assert_ptr_ne(strstr(kvr_trace_error(), "layer2"), NULL);
-    ck_assert_int_eq(kvr_workload_trace(&b, dir, 0, 1000, 4), KVR_EINVAL); /* longer than the trace */
-    ck_assert_ptr_ne(strstr(kvr_trace_error(), "256 positions"), NULL);
+    ev_workload b;
+    ck_assert_int_eq(ev_trace_layers(dir), 2);
+    ck_assert_int_eq(ev_trace_layers("/nonexistent/kvreviver-trace"), 0);
+    ck_assert_int_ne(ev_workload_trace(&b, dir, 2, 0, 4), KVR_OK);   /* no layer 2 */
+    ck_assert_ptr_ne(strstr(ev_trace_error(), "layer2"), NULL);
+    ck_assert_int_eq(ev_workload_trace(&b, dir, 0, 1000, 4), KVR_EINVAL); /* longer than the trace */
+    ck_assert_ptr_ne(strstr(ev_trace_error(), "256 positions"), NULL);
 }
 END_TEST
 
@@ -107,8 +107,8 @@ int main(void)
 {
     snprintf(dir, sizeof dir, "eval-trace.tmp.XXXXXX");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return EXIT_FAILURE; }
-    kvr_workload w;
-    if (kvr_workload_synthetic(&w, &shape, 256, 11, NULL) != KVR_OK) return EXIT_FAILURE;
+    ev_workload w;
+    if (ev_workload_synthetic(&w, &shape, 256, 11, NULL) != KVR_OK) return EXIT_FAILURE;
     {   /* layer 0 in float32, layer 1 in float64, the same values */
         char p[512];
         static const char *const names[] = {"q", "k", "v"};
@@ -123,16 +123,16 @@ int main(void)
             }
         }
     }
-    kvr_workload probe;
-    int status = kvr_workload_trace(&probe, dir, 0, 0, 4);
-    if (status != KVR_OK && strstr(kvr_trace_error(), "not implemented")) {
-        printf("SKIP: kvr_npy_read is not implemented yet (lib/npy.c, issue 5): %s\n", kvr_trace_error());
-        kvr_workload_free(&w);
+    ev_workload probe;
+    int status = ev_workload_trace(&probe, dir, 0, 0, 4);
+    if (status != KVR_OK && strstr(ev_trace_error(), "not implemented")) {
+        printf("SKIP: kvr_npy_read is not implemented yet (lib/npy.c, issue 5): %s\n", ev_trace_error());
+        ev_workload_free(&w);
         remove_tree();
         return 77;
     }
-    kvr_workload_free(&probe);
-    kvr_workload_free(&w);
+    ev_workload_free(&probe);
+    ev_workload_free(&w);
     Suite *s = suite_create("eval-trace");
     TCase *tc = tcase_create("trace:DIR");
     tcase_add_test(tc, test_trace_equals_memory);

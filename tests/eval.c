@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "kvreviver.h"
-#include "eval.h"
-#include "workload.h"
+#include "harness/eval.h"
+#include "harness/workload.h"
 
 /* ---- a workload written by hand ---------------------------------------- */
 
@@ -22,9 +22,9 @@
 static float hq[4] = {1, 1, 1, 1}, hk[4], hv[4] = {0, 6, 0, 3};
 static int hpos[1] = {1}, hstep[1] = {3};
 
-static kvr_workload hand_workload(void)
+static ev_workload hand_workload(void)
 {
-    kvr_workload w;
+    ev_workload w;
     memset(&w, 0, sizeof w);
     hk[0] = 0; hk[1] = logf(9.0f); hk[2] = 0; hk[3] = 0;
     strcpy(w.name, "hand");
@@ -63,10 +63,10 @@ START_TEST(test_hand_streaming)
      *           needle (position 1) is the farthest: a miss, needle_acc 0,
      *   exact_ratio  = 2/4, bytes_ratio = 2 tokens of (K, V) float32 over 4
      *           = 0.5 (no scores: importance none). */
-    kvr_workload w = hand_workload();
+    ev_workload w = hand_workload();
     kvr_config c = streaming_1_1();
-    kvr_eval_result r;
-    ck_assert_int_eq(kvr_eval_run_config(&w, &c, &r), KVR_OK);
+    ev_result r;
+    ck_assert_int_eq(ev_run_config(&w, &c, &r), KVR_OK);
     ck_assert_double_eq_tol(r.attn_rel_err, 13.0 / 19.0, HAND_TOL);
     ck_assert_double_eq_tol(r.mass_exact, 1.0 / 6.0, HAND_TOL);
     ck_assert_double_eq(r.needle_acc, 0.0);
@@ -83,11 +83,11 @@ START_TEST(test_hand_full)
     /* 1 sink and a window of 3: everything exact.  The output is 4.75 up to
      * rounding; the needle's value 6 is at 1.25, the next nearest (3) at
      * 1.75: a hit. */
-    kvr_workload w = hand_workload();
+    ev_workload w = hand_workload();
     kvr_config c = streaming_1_1();
     c.window = 3;
-    kvr_eval_result r;
-    ck_assert_int_eq(kvr_eval_run_config(&w, &c, &r), KVR_OK);
+    ev_result r;
+    ck_assert_int_eq(ev_run_config(&w, &c, &r), KVR_OK);
     ck_assert_double_le(r.attn_rel_err, HAND_TOL);
     ck_assert_double_eq_tol(r.mass_exact, 1.0, 1e-12);
     ck_assert_double_eq(r.needle_acc, 1.0);
@@ -108,12 +108,12 @@ START_TEST(test_hand_candidate)
      *   output (54 + 3)/11 = 57/11, attn_rel_err = |57/11 - 4.75| / 4.75
      *   = (57/11 - 57/12)/(57/12) = 1/11; mass_exact = 11/12; the needle's
      *   value 6 is at 6 - 57/11 = 9/11 from the output, 3 at 24/11: a hit. */
-    kvr_workload w = hand_workload();
+    ev_workload w = hand_workload();
     kvr_config c = streaming_1_1();
     c.candidates = 1;
     c.importance = KVR_IMP_H2O;
-    kvr_eval_result r;
-    ck_assert_int_eq(kvr_eval_run_config(&w, &c, &r), KVR_OK);
+    ev_result r;
+    ck_assert_int_eq(ev_run_config(&w, &c, &r), KVR_OK);
     ck_assert_double_eq_tol(r.attn_rel_err, 1.0 / 11.0, HAND_TOL);
     ck_assert_double_eq_tol(r.mass_exact, 11.0 / 12.0, HAND_TOL);
     ck_assert_double_eq(r.needle_acc, 1.0);
@@ -125,22 +125,22 @@ START_TEST(test_retrieves_ties_miss)
 {
     /* Values 0, 6, 0, 3; an output of 4.5 is 1.5 from both 6 and 3: a tie
      * is a miss (doc/eval.md §4.5); 4.4 is nearer to 3 (a miss), 4.6 to 6. */
-    kvr_workload w = hand_workload();
+    ev_workload w = hand_workload();
     float o;
-    o = 4.5f; ck_assert_int_eq(kvr_eval_retrieves(&w, 0, 4, &o, 1, KVR_F32), 0);
-    o = 4.4f; ck_assert_int_eq(kvr_eval_retrieves(&w, 0, 4, &o, 1, KVR_F32), 0);
-    o = 4.6f; ck_assert_int_eq(kvr_eval_retrieves(&w, 0, 4, &o, 1, KVR_F32), 1);
+    o = 4.5f; ck_assert_int_eq(ev_retrieves(&w, 0, 4, &o, 1, KVR_F32), 0);
+    o = 4.4f; ck_assert_int_eq(ev_retrieves(&w, 0, 4, &o, 1, KVR_F32), 0);
+    o = 4.6f; ck_assert_int_eq(ev_retrieves(&w, 0, 4, &o, 1, KVR_F32), 1);
     /* only positions 0 .. n-1 compete: with n = 2, 3 is not there */
-    o = 4.4f; ck_assert_int_eq(kvr_eval_retrieves(&w, 0, 2, &o, 1, KVR_F32), 1);
+    o = 4.4f; ck_assert_int_eq(ev_retrieves(&w, 0, 2, &o, 1, KVR_F32), 1);
 }
 END_TEST
 
 START_TEST(test_full_attention_by_hand)
 {
-    kvr_workload w = hand_workload();
+    ev_workload w = hand_workload();
     double out, prob[4];
     float q = 1.0f;
-    kvr_eval_full_attention(&w, 0, 4, &q, KVR_F32, &out, prob);
+    ev_full_attention(&w, 0, 4, &q, KVR_F32, &out, prob);
     ck_assert_double_eq_tol(out, 4.75, 1e-6);      /* only logf(9)'s rounding: 2u relative */
     ck_assert_double_eq_tol(prob[1], 0.75, 1e-6);
     ck_assert_double_eq_tol(prob[0] + prob[2] + prob[3], 0.25, 1e-6);
@@ -162,13 +162,13 @@ END_TEST
  * A relative change e of the normalised weights moves o_i by at most
  * e sum_t w_t (|v_ti| + |o_i|).  The bound is the norm over i of the sum
  * of these, over ||o||. */
-static double attn_bound(const kvr_workload *w, int h, int n, const float *q)
+static double attn_bound(const ev_workload *w, int h, int n, const float *q)
 {
     int D = w->head_dim, H = w->n_kv_heads;
     const double u = ldexp(1.0, -24);
     double gD = D * u / (1 - D * u), gn = n * u / (1 - n * u);
     double *prob = malloc(sizeof(double) * (size_t)n), *o = malloc(sizeof(double) * (size_t)D);
-    kvr_eval_full_attention(w, h, n, q, KVR_F32, o, prob);
+    ev_full_attention(w, h, n, q, KVR_F32, o, prob);
     double eta = 0.0, m = -INFINITY;
     double *logit = malloc(sizeof(double) * (size_t)n);
     for (int t = 0; t < n; t++) {
@@ -202,9 +202,9 @@ static double attn_bound(const kvr_workload *w, int h, int n, const float *q)
 
 START_TEST(test_budget_one_is_rounding)
 {
-    kvr_workload_shape shape = {2, 4, 32, 4};
-    kvr_workload w;
-    ck_assert_int_eq(kvr_workload_synthetic(&w, &shape, 512, 7, NULL), KVR_OK);
+    ev_workload_shape shape = {2, 4, 32, 4};
+    ev_workload w;
+    ck_assert_int_eq(ev_workload_synthetic(&w, &shape, 512, 7, NULL), KVR_OK);
     /* the mean of the per-sample bounds, as attn_rel_err is a mean */
     double bound = 0.0;
     int G = w.n_q_heads / w.n_kv_heads;
@@ -214,15 +214,15 @@ START_TEST(test_budget_one_is_rounding)
     bound /= (double)(w.n - w.n_prefill) * w.n_q_heads;
     ck_assert_double_lt(bound, 1e-3);             /* the bound itself is at rounding level */
     for (int m = 0; kvr_method_name(m); m++) {
-        kvr_eval_result r;
-        ck_assert_int_eq(kvr_eval_run(&w, kvr_method_name(m), 1.0, KVR_F32, 1, &r), KVR_OK);
+        ev_result r;
+        ck_assert_int_eq(ev_run(&w, kvr_method_name(m), 1.0, KVR_F32, 1, &r), KVR_OK);
         ck_assert_msg(r.attn_rel_err <= bound, "%s at budget 1: attn_rel_err %g above the float32 bound %g",
                       kvr_method_name(m), r.attn_rel_err, bound);
         ck_assert_double_eq(r.bytes_ratio, 1.0);
         ck_assert_double_eq(r.exact_ratio, 1.0);
         ck_assert_double_eq_tol(r.mass_exact, 1.0, 1e-12);
     }
-    kvr_workload_free(&w);
+    ev_workload_free(&w);
 }
 END_TEST
 
@@ -231,15 +231,15 @@ END_TEST
 START_TEST(test_bytes_within_budget)
 {
     static const double budgets[] = {0.1, 0.25, 0.5};
-    kvr_workload_shape shape = {2, 4, 32, 4};
-    kvr_workload w;
-    ck_assert_int_eq(kvr_workload_needle(&w, &shape, 1024, 3, NULL), KVR_OK);
+    ev_workload_shape shape = {2, 4, 32, 4};
+    ev_workload w;
+    ck_assert_int_eq(ev_workload_needle(&w, &shape, 1024, 3, NULL), KVR_OK);
     for (int b = 0; b < 3; b++)
         for (int m = 0; kvr_method_name(m); m++) {
             const char *name = kvr_method_name(m);
             if (!strcmp(name, "full")) continue;
-            kvr_eval_result r;
-            ck_assert_int_eq(kvr_eval_run(&w, name, budgets[b], KVR_F32, 1, &r), KVR_OK);
+            ev_result r;
+            ck_assert_int_eq(ev_run(&w, name, budgets[b], KVR_F32, 1, &r), KVR_OK);
             ck_assert_msg(r.bytes_ratio <= budgets[b], "%s: bytes_ratio %g over budget %g",
                           name, r.bytes_ratio, budgets[b]);
             /* every exact token costs at least its K and V: exact_ratio <= bytes_ratio */
@@ -248,7 +248,7 @@ START_TEST(test_bytes_within_budget)
             ck_assert_double_le(r.mass_exact, 1.0 + 1e-12);
             ck_assert(r.needle_acc >= 0.0 && r.needle_acc <= 1.0);
         }
-    kvr_workload_free(&w);
+    ev_workload_free(&w);
 }
 END_TEST
 
@@ -256,10 +256,10 @@ END_TEST
 
 START_TEST(test_needle_properties)
 {
-    kvr_workload_shape shape = {2, 4, 64, 8};
-    kvr_workload w;
+    ev_workload_shape shape = {2, 4, 64, 8};
+    ev_workload w;
     int n = 2048;
-    ck_assert_int_eq(kvr_workload_needle(&w, &shape, n, 5, NULL), KVR_OK);
+    ck_assert_int_eq(ev_workload_needle(&w, &shape, n, 5, NULL), KVR_OK);
     ck_assert_int_eq(w.n_needles, 8);
     int G = w.n_q_heads / w.n_kv_heads, D = w.head_dim;
     double *prob = malloc(sizeof(double) * (size_t)n), out[64];
@@ -270,7 +270,7 @@ START_TEST(test_needle_properties)
     int count = 0;
     for (int t = w.n_prefill - 32; t < w.n_prefill; t += 8)
         for (int qh = 0; qh < w.n_q_heads; qh++) {
-            kvr_eval_full_attention(&w, qh / G, t + 1, w.q + ((size_t)t * w.n_q_heads + qh) * D, KVR_F32, out, prob);
+            ev_full_attention(&w, qh / G, t + 1, w.q + ((size_t)t * w.n_q_heads + qh) * D, KVR_F32, out, prob);
             for (int j = 0; j < w.n_needles; j++) {
                 needle_share += prob[w.needle_pos[j]] * (t + 1);
                 count++;
@@ -286,18 +286,18 @@ START_TEST(test_needle_properties)
         ck_assert_int_lt(w.needle_pos[j], w.n_prefill * 3 / 4);
         for (int i = 0; i < j; i++) ck_assert_int_ne(w.needle_pos[i], w.needle_pos[j]);
         for (int qh = 0; qh < w.n_q_heads; qh++) {
-            kvr_eval_full_attention(&w, qh / G, t + 1, w.q + ((size_t)t * w.n_q_heads + qh) * D, KVR_F32, out, prob);
+            ev_full_attention(&w, qh / G, t + 1, w.q + ((size_t)t * w.n_q_heads + qh) * D, KVR_F32, out, prob);
             ck_assert_double_gt(prob[w.needle_pos[j]], 0.5);
         }
     }
     free(prob);
-    kvr_eval_result r;
-    ck_assert_int_eq(kvr_eval_run(&w, "full", 1.0, KVR_F32, 1, &r), KVR_OK);
+    ev_result r;
+    ck_assert_int_eq(ev_run(&w, "full", 1.0, KVR_F32, 1, &r), KVR_OK);
     ck_assert_double_eq(r.needle_acc, 1.0);
     /* an eviction method that keeps only sinks and window finds none */
-    ck_assert_int_eq(kvr_eval_run(&w, "streaming", 0.1, KVR_F32, 1, &r), KVR_OK);
+    ck_assert_int_eq(ev_run(&w, "streaming", 0.1, KVR_F32, 1, &r), KVR_OK);
     ck_assert_double_eq(r.needle_acc, 0.0);
-    kvr_workload_free(&w);
+    ev_workload_free(&w);
 }
 END_TEST
 
@@ -306,37 +306,37 @@ START_TEST(test_synthetic_properties)
     /* recent window and heavy hitters: under full attention the last 10% of
      * the positions hold more than 10% of the mass (recency), and the top
      * 2% of positions by mass hold more than 2% (concentration) */
-    kvr_workload_shape shape = {1, 1, 64, 4};
-    kvr_workload w;
+    ev_workload_shape shape = {1, 1, 64, 4};
+    ev_workload w;
     int n = 2048;
-    ck_assert_int_eq(kvr_workload_synthetic(&w, &shape, n, 9, NULL), KVR_OK);
+    ck_assert_int_eq(ev_workload_synthetic(&w, &shape, n, 9, NULL), KVR_OK);
     double *prob = malloc(sizeof(double) * (size_t)n), out[64];
     int t = n - 1;
-    kvr_eval_full_attention(&w, 0, n, w.q + (size_t)t * 64, KVR_F32, out, prob);
+    ev_full_attention(&w, 0, n, w.q + (size_t)t * 64, KVR_F32, out, prob);
     double recent = 0.0;
     for (int p = n - n / 10; p < n; p++) recent += prob[p];
     ck_assert_double_gt(recent, 0.1);
     /* seeded: the same seed makes the same workload, another seed another */
-    kvr_workload w2;
-    ck_assert_int_eq(kvr_workload_synthetic(&w2, &shape, n, 9, NULL), KVR_OK);
+    ev_workload w2;
+    ck_assert_int_eq(ev_workload_synthetic(&w2, &shape, n, 9, NULL), KVR_OK);
     ck_assert_int_eq(memcmp(w.k, w2.k, sizeof(float) * (size_t)n * 64), 0);
-    kvr_workload_free(&w2);
-    ck_assert_int_eq(kvr_workload_synthetic(&w2, &shape, n, 10, NULL), KVR_OK);
+    ev_workload_free(&w2);
+    ck_assert_int_eq(ev_workload_synthetic(&w2, &shape, n, 10, NULL), KVR_OK);
     ck_assert_int_ne(memcmp(w.k, w2.k, sizeof(float) * (size_t)n * 64), 0);
-    kvr_workload_free(&w2);
+    ev_workload_free(&w2);
     free(prob);
-    kvr_workload_free(&w);
+    ev_workload_free(&w);
 }
 END_TEST
 
 START_TEST(test_bad_shapes)
 {
-    kvr_workload w;
-    kvr_workload_shape shape = {2, 4, 16, 16};
-    ck_assert_int_eq(kvr_workload_synthetic(&w, &shape, 16, 1, NULL), KVR_EINVAL);  /* no prefill */
-    ck_assert_int_eq(kvr_workload_needle(&w, &shape, 40, 1, NULL), KVR_EINVAL);     /* no room for needles */
-    kvr_workload_shape gqa = {3, 4, 16, 1};
-    ck_assert_int_eq(kvr_workload_synthetic(&w, &gqa, 64, 1, NULL), KVR_EINVAL);    /* 4 % 3 != 0 */
+    ev_workload w;
+    ev_workload_shape shape = {2, 4, 16, 16};
+    ck_assert_int_eq(ev_workload_synthetic(&w, &shape, 16, 1, NULL), KVR_EINVAL);  /* no prefill */
+    ck_assert_int_eq(ev_workload_needle(&w, &shape, 40, 1, NULL), KVR_EINVAL);     /* no room for needles */
+    ev_workload_shape gqa = {3, 4, 16, 1};
+    ck_assert_int_eq(ev_workload_synthetic(&w, &gqa, 64, 1, NULL), KVR_EINVAL);    /* 4 % 3 != 0 */
 }
 END_TEST
 

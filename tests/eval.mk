@@ -3,15 +3,17 @@
 # (tests/eval-trace.c), and the CLI's contract (tests/cli-eval.sh).
 check_PROGRAMS += tests/eval
 TESTS += tests/eval
-tests_eval_SOURCES = tests/eval.c tool/eval.c tool/eval.h tool/workload.c tool/workload.h
+tests_eval_SOURCES = tests/eval.c
 tests_eval_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tool
 tests_eval_CFLAGS = $(TEST_CFLAGS)
-tests_eval_LDADD = $(TEST_LDADD)
+tests_eval_LDADD = $(TOOL_HARNESS_LIB) $(TEST_LDADD)
 check_PROGRAMS += tests/eval-trace
 TESTS += tests/eval-trace
-tests_eval_trace_SOURCES = tests/eval-trace.c tool/eval.c tool/eval.h tool/workload.c tool/workload.h
+tests_eval_trace_SOURCES = tests/eval-trace.c
 tests_eval_trace_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tool
 tests_eval_trace_CFLAGS = $(TEST_CFLAGS)
-tests_eval_trace_LDADD = $(TEST_LDADD)
+tests_eval_trace_LDADD = $(TOOL_HARNESS_LIB) $(TEST_LDADD)
 TESTS += tests/cli-eval.sh
 dist_check_SCRIPTS += tests/cli-eval.sh
+TESTS += tests/layers.sh
+dist_check_SCRIPTS += tests/layers.sh

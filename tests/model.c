@@ -1,7 +1,7 @@
 /* tests/model.c: the llama-architecture forward pass and its evaluation
  * (doc/model.md).
  *
- * - The forward pass (tool/model.c) matches a straightforward float64
+ * - The forward pass (tool/runtime/model.c) matches a straightforward float64
  *   computation of the same checkpoint written here, reading the file with
  *   its own code, at several positions: on a small random checkpoint built
  *   here, and on stories260K.bin when it is present.
@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "model.h"
+#include "harness/model_eval.h"
 
 static char model_path[4096];
 static char tmp_dir[] = "/tmp/kvr-model-test-XXXXXX";
@@ -197,7 +197,7 @@ static const char *write_ckpt(const char *name, const int32_t *h, size_t n_float
 
 /* ---- forward pass against float64 -------------------------------------- */
 
-/* Compare kvr_model_step (full cache) with dforward at every position of a
+/* Compare lm_model_step (full cache) with dforward at every position of a
  * token sequence, and the prefill path at the last position.  Tolerance:
  * every float32 dot product of length n has relative error at most n*u
  * (u = 2^-24) of the sum of |terms|; a layer chains four of them (QKV,
@@ -207,8 +207,8 @@ static const char *write_ckpt(const char *name, const int32_t *h, size_t n_float
  * and assert it position by position. */
 static void check_forward(const char *path, int n_pos)
 {
-    kvr_model m;
-    ck_assert_int_eq(kvr_model_load(&m, path), KVR_OK);
+    lm_model m;
+    ck_assert_int_eq(lm_model_load(&m, path), KVR_OK);
     dmodel d;
     dmodel_read(&d, path);
     ck_assert_int_eq(d.vocab, m.vocab_size);
@@ -222,15 +222,15 @@ static void check_forward(const char *path, int n_pos)
     kvr_config cfg;
     ck_assert_int_eq(kvr_method_config("full", 1.0, n_pos, m.head_dim, KVR_F32, &cfg), KVR_OK);
     kvr_cache *c;
-    ck_assert_int_eq(kvr_model_cache(&m, &cfg, &c), KVR_OK);
-    kvr_model_state s;
-    ck_assert_int_eq(kvr_model_state_init(&s, &m), KVR_OK);
+    ck_assert_int_eq(lm_model_cache(&m, &cfg, &c), KVR_OK);
+    lm_model_state s;
+    ck_assert_int_eq(lm_model_state_init(&s, &m), KVR_OK);
     float *logits = malloc(sizeof(float) * m.vocab_size);
     int nmax = m.dim > m.hidden_dim ? m.dim : m.hidden_dim;
     if (n_pos > nmax) nmax = n_pos;
     double u = ldexp(1.0, -24), worst = 0.0;
     for (int t = 0; t < n_pos; t++) {
-        ck_assert_int_eq(kvr_model_step(&m, &s, c, tokens[t], logits), KVR_OK);
+        ck_assert_int_eq(lm_model_step(&m, &s, c, tokens[t], logits), KVR_OK);
         const double *r = ref + (size_t)t * m.vocab_size;
         double scale = 0.0, err = 0.0;
         for (int j = 0; j < m.vocab_size; j++) {
@@ -243,8 +243,8 @@ static void check_forward(const char *path, int n_pos)
     }
     /* the prefill path: logits after the whole sequence */
     kvr_cache *c2;
-    ck_assert_int_eq(kvr_model_cache(&m, &cfg, &c2), KVR_OK);
-    ck_assert_int_eq(kvr_model_prefill(&m, c2, n_pos, tokens, logits), KVR_OK);
+    ck_assert_int_eq(lm_model_cache(&m, &cfg, &c2), KVR_OK);
+    ck_assert_int_eq(lm_model_prefill(&m, c2, n_pos, tokens, logits), KVR_OK);
     ck_assert_int_eq(kvr_length(c2, m.n_layers - 1), n_pos);
     const double *r = ref + (size_t)(n_pos - 1) * m.vocab_size;
     double scale = 0.0, err = 0.0;
@@ -256,9 +256,9 @@ static void check_forward(const char *path, int n_pos)
     printf("%s: %d positions, worst logit error %.3g of the bound\n", path, n_pos, worst);
     kvr_cache_free(c);
     kvr_cache_free(c2);
-    kvr_model_state_free(&s);
+    lm_model_state_free(&s);
     free(logits); free(ref); free(tokens); free(d.all);
-    kvr_model_free(&m);
+    lm_model_free(&m);
 }
 
 START_TEST(forward_small)
@@ -289,13 +289,13 @@ END_TEST
 
 START_TEST(eval_full_and_budget_one)
 {
-    kvr_model m;
-    ck_assert_int_eq(kvr_model_load(&m, model_path), KVR_OK);
-    kvr_model_task t;
-    ck_assert_int_eq(kvr_model_task_init(&t, &m, 96, 0, 3, NULL), KVR_OK);
+    lm_model m;
+    ck_assert_int_eq(lm_model_load(&m, model_path), KVR_OK);
+    ev_model_task t;
+    ck_assert_int_eq(ev_model_task_init(&t, &m, 96, 0, 3, NULL), KVR_OK);
     ck_assert_int_eq(t.tokens[0], 1);
-    kvr_model_result r;
-    ck_assert_int_eq(kvr_model_eval_method(&t, "full", 0.1, &r, NULL), KVR_OK);
+    ev_model_result r;
+    ck_assert_int_eq(ev_model_eval_method(&t, "full", 0.1, &r, NULL), KVR_OK);
     ck_assert(r.top1_agree == 1.0);
     ck_assert(r.kl == 0.0);
     ck_assert(r.bytes_ratio == 1.0 && r.exact_ratio == 1.0);
@@ -303,19 +303,19 @@ START_TEST(eval_full_and_budget_one)
     ck_assert(full_ppl > 1.0 && full_ppl < m.vocab_size);
     /* budget 1.0 keeps every position exact: the same float32 values reach
      * the same attention code; allow only rounding: KL below 1e-9 nats. */
-    ck_assert_int_eq(kvr_model_eval_method(&t, "kvreviver", 1.0, &r, NULL), KVR_OK);
+    ck_assert_int_eq(ev_model_eval_method(&t, "kvreviver", 1.0, &r, NULL), KVR_OK);
     ck_assert(r.top1_agree == 1.0);
     ck_assert_msg(fabs(r.kl) < 1e-9, "kl %g", r.kl);
     ck_assert_msg(fabs(r.ppl - full_ppl) < 1e-9 * full_ppl, "ppl %g vs %g", r.ppl, full_ppl);
     ck_assert(r.exact_ratio == 1.0);
     /* compressing methods hold at most their budget and lose something */
     for (int i = 1; kvr_method_name(i); i++) {
-        ck_assert_int_eq(kvr_model_eval_method(&t, kvr_method_name(i), 0.25, &r, NULL), KVR_OK);
+        ck_assert_int_eq(ev_model_eval_method(&t, kvr_method_name(i), 0.25, &r, NULL), KVR_OK);
         ck_assert_msg(r.bytes_ratio <= 0.25, "%s holds %g", kvr_method_name(i), r.bytes_ratio);
         ck_assert_msg(r.kl > 0.0 && r.top1_agree <= 1.0 && r.exact_ratio < 1.0, "%s", kvr_method_name(i));
     }
-    kvr_model_task_free(&t);
-    kvr_model_free(&m);
+    ev_model_task_free(&t);
+    lm_model_free(&m);
 }
 END_TEST
 
@@ -323,12 +323,12 @@ END_TEST
 
 static void expect_fail(const char *path, int want, const char *what)
 {
-    kvr_model m;
+    lm_model m;
     memset(&m, 0x5a, sizeof m);
-    int status = kvr_model_load(&m, path);
-    ck_assert_msg(status == want, "%s: status %d, want %d (%s)", what, status, want, kvr_model_error());
-    ck_assert_msg(strstr(kvr_model_error(), path) != NULL, "%s: message '%s' does not name the path",
-                  what, kvr_model_error());
+    int status = lm_model_load(&m, path);
+    ck_assert_msg(status == want, "%s: status %d, want %d (%s)", what, status, want, lm_model_error());
+    ck_assert_msg(strstr(lm_model_error(), path) != NULL, "%s: message '%s' does not name the path",
+                  what, lm_model_error());
     ck_assert(m.n_owned == 0 && m.token_embedding == NULL);
 }
 
@@ -336,11 +336,11 @@ START_TEST(malformed)
 {
     size_t n = small_floats(small_hdr);
     write_ckpt("ok.bin", small_hdr, n);
-    kvr_model m;
+    lm_model m;
     char ok[4200];
     snprintf(ok, sizeof ok, "%s/ok.bin", tmp_dir);
-    ck_assert_int_eq(kvr_model_load(&m, ok), KVR_OK);
-    kvr_model_free(&m);
+    ck_assert_int_eq(lm_model_load(&m, ok), KVR_OK);
+    lm_model_free(&m);
     expect_fail(write_ckpt("short.bin", small_hdr, n - 1), KVR_EFORMAT, "truncated by one float");
     expect_fail(write_ckpt("long.bin", small_hdr, n + 1), KVR_EFORMAT, "one float too many");
     expect_fail(write_ckpt("hdr.bin", small_hdr, 0), KVR_EFORMAT, "header only");
@@ -533,9 +533,9 @@ START_TEST(gguf_equals_llama2c)
     size_t info_at;
     gguf_build(&o, w, 0, NULL, 0, &info_at);
     const char *gp = write_bytes("gg.gguf", &o, o.n);
-    kvr_model a, b;
-    ck_assert_int_eq(kvr_model_load(&a, ck), KVR_OK);
-    ck_assert_msg(kvr_model_load(&b, gp) == KVR_OK, "%s", kvr_model_error());
+    lm_model a, b;
+    ck_assert_int_eq(lm_model_load(&a, ck), KVR_OK);
+    ck_assert_msg(lm_model_load(&b, gp) == KVR_OK, "%s", lm_model_error());
     ck_assert_int_eq(b.dim, 32);
     ck_assert_int_eq(b.head_dim, 8);
     ck_assert_int_eq(b.n_kv_heads, 2);
@@ -555,40 +555,40 @@ START_TEST(gguf_equals_llama2c)
     ck_assert(!memcmp(a.rms_final, b.rms_final, sizeof(float) * D));
     ck_assert(b.wcls == b.token_embedding);
     /* BPE on the toy vocabulary: merges apply in rank order, only where listed */
-    kvr_bpe bp;
-    ck_assert_int_eq(kvr_bpe_init(&bp, &b), KVR_OK);
+    lm_bpe bp;
+    ck_assert_int_eq(lm_bpe_init(&bp, &b), KVR_OK);
     const struct { const char *text; int n; int ids[4]; } cases[] = {
         {"abc", 1, {27}}, {"abd", 2, {26, 3}}, {"ba", 2, {1, 0}}, {"cab", 2, {2, 26}},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int ids[16], nid;
         char out[32];
-        ck_assert_int_eq(kvr_bpe_encode(&bp, cases[i].text, ids, 16, &nid), KVR_OK);
+        ck_assert_int_eq(lm_bpe_encode(&bp, cases[i].text, ids, 16, &nid), KVR_OK);
         ck_assert_int_eq(nid, cases[i].n);
         for (int j = 0; j < nid; j++)
             ck_assert_int_eq(ids[j], cases[i].ids[j]);
-        kvr_bpe_decode(&bp, ids, nid, out, sizeof out);
+        lm_bpe_decode(&bp, ids, nid, out, sizeof out);
         ck_assert_str_eq(out, cases[i].text);
     }
-    kvr_bpe_free(&bp);
+    lm_bpe_free(&bp);
     /* the same logits */
     kvr_config cfg;
     ck_assert_int_eq(kvr_method_config("full", 1.0, 8, 8, KVR_F32, &cfg), KVR_OK);
     kvr_cache *ca, *cb;
-    kvr_model_state sa, sb;
-    ck_assert_int_eq(kvr_model_cache(&a, &cfg, &ca), KVR_OK);
-    ck_assert_int_eq(kvr_model_cache(&b, &cfg, &cb), KVR_OK);
-    ck_assert_int_eq(kvr_model_state_init(&sa, &a), KVR_OK);
-    ck_assert_int_eq(kvr_model_state_init(&sb, &b), KVR_OK);
+    lm_model_state sa, sb;
+    ck_assert_int_eq(lm_model_cache(&a, &cfg, &ca), KVR_OK);
+    ck_assert_int_eq(lm_model_cache(&b, &cfg, &cb), KVR_OK);
+    ck_assert_int_eq(lm_model_state_init(&sa, &a), KVR_OK);
+    ck_assert_int_eq(lm_model_state_init(&sb, &b), KVR_OK);
     float la[40], lb[40];
     for (int t = 0; t < 8; t++) {
-        ck_assert_int_eq(kvr_model_step(&a, &sa, ca, (t * 7) % 40, la), KVR_OK);
-        ck_assert_int_eq(kvr_model_step(&b, &sb, cb, (t * 7) % 40, lb), KVR_OK);
+        ck_assert_int_eq(lm_model_step(&a, &sa, ca, (t * 7) % 40, la), KVR_OK);
+        ck_assert_int_eq(lm_model_step(&b, &sb, cb, (t * 7) % 40, lb), KVR_OK);
         ck_assert(!memcmp(la, lb, sizeof la));
     }
     kvr_cache_free(ca); kvr_cache_free(cb);
-    kvr_model_state_free(&sa); kvr_model_state_free(&sb);
-    kvr_model_free(&a); kvr_model_free(&b);
+    lm_model_state_free(&sa); lm_model_state_free(&sb);
+    lm_model_free(&a); lm_model_free(&b);
     free(w); free(o.b);
 }
 END_TEST
@@ -669,12 +669,12 @@ START_TEST(gguf_dequantise)
         size_t info_at;
         gguf_build(&o, w, types[ti], bytes, nb, &info_at);
         const char *gp = write_bytes("gq.gguf", &o, o.n);
-        kvr_model b;
-        ck_assert_msg(kvr_model_load(&b, gp) == KVR_OK, "type %u: %s", types[ti], kvr_model_error());
+        lm_model b;
+        ck_assert_msg(lm_model_load(&b, gp) == KVR_OK, "type %u: %s", types[ti], lm_model_error());
         for (int i = 0; i < 40 * 32; i++)
             ck_assert_msg(b.token_embedding[i] == want[i], "type %u element %d: %g, want %g",
                           types[ti], i, (double)b.token_embedding[i], (double)want[i]);
-        kvr_model_free(&b);
+        lm_model_free(&b);
         free(o.b);
     }
     free(w);
@@ -713,7 +713,7 @@ START_TEST(gguf_malformed)
         put(&c, o.b, o.n);
         memcpy(c.b + bad[i].at, &bad[i].value, 4);
         const char *p = write_bytes("gc.gguf", &c, c.n);
-        /* the magic check happens in kvr_model_load's dispatch: a file that
+        /* the magic check happens in lm_model_load's dispatch: a file that
          * is not GGUF is read as llama2.c and fails there */
         expect_fail(p, KVR_EFORMAT, bad[i].what);
         free(c.b);

@@ -1,9 +1,10 @@
 # tests/robust.mk: cache files, fault injection, soak, bad CLI input (issue 8).
 check_PROGRAMS += tests/file tests/faults tests/soak
 TESTS += tests/file tests/faults tests/soak
-tests_soak_SOURCES = tests/soak.c tool/soak.c tool/soak.h
+tests_soak_SOURCES = tests/soak.c
+tests_soak_CPPFLAGS = $(TOOL_CPPFLAGS)
 tests_soak_CFLAGS = $(TEST_CFLAGS)
-tests_soak_LDADD = $(TEST_LDADD)
+tests_soak_LDADD = $(TOOL_HARNESS_LIB) $(TEST_LDADD)
 tests_file_SOURCES = tests/file.c tests/robust-util.h
 tests_file_CFLAGS = $(TEST_CFLAGS)
 tests_file_LDADD = $(TEST_LDADD)
@@ -24,9 +25,10 @@ fuzz_replay_cache_load_LDADD = libkvreviver.la -lm
 fuzz_replay_npy_read_SOURCES = fuzz/npy_read.c fuzz/replay.c fuzz/fuzz.h
 fuzz_replay_npy_read_CFLAGS = $(AM_CFLAGS)
 fuzz_replay_npy_read_LDADD = libkvreviver.la -lm
-fuzz_replay_model_load_SOURCES = fuzz/replay.c fuzz/model_load.c fuzz/fuzz.h tool/model.h tool/model.c tool/llama2c.c tool/gguf.c tool/model_run.c tool/bpe.c
-fuzz_replay_model_load_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tool
-fuzz_replay_model_load_LDADD = libkvreviver.la -lm
+fuzz_replay_model_load_SOURCES = fuzz/replay.c fuzz/model_load.c fuzz/fuzz.h
+fuzz_replay_model_load_CPPFLAGS = $(TOOL_CPPFLAGS)
+fuzz_replay_model_load_CFLAGS = $(AM_CFLAGS)
+fuzz_replay_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la -lm
 TESTS += tests/fuzz-replay.sh
 dist_check_SCRIPTS += tests/fuzz-replay.sh
 EXTRA_DIST += fuzz/corpus fuzz/regress fuzz/make-corpus.c
@@ -41,9 +43,10 @@ fuzz_npy_read_SOURCES = fuzz/npy_read.c fuzz/fuzz.h
 fuzz_npy_read_CFLAGS = $(AM_CFLAGS)
 fuzz_npy_read_LDADD = libkvreviver.la -lm
 fuzz_npy_read_LDFLAGS = -fsanitize=fuzzer
-fuzz_model_load_SOURCES = fuzz/model_load.c fuzz/fuzz.h tool/model.h tool/model.c tool/llama2c.c tool/gguf.c tool/model_run.c tool/bpe.c
-fuzz_model_load_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tool
-fuzz_model_load_LDADD = libkvreviver.la -lm
+fuzz_model_load_SOURCES = fuzz/model_load.c fuzz/fuzz.h
+fuzz_model_load_CPPFLAGS = $(TOOL_CPPFLAGS)
+fuzz_model_load_CFLAGS = $(AM_CFLAGS)
+fuzz_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la -lm
 fuzz_model_load_LDFLAGS = -fsanitize=fuzzer
 
 # make fuzz [FUZZ_SECONDS=60]: run each target for FUZZ_SECONDS on a scratch

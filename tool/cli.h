@@ -2,6 +2,8 @@
 #ifndef KVR_CLI_H
 #define KVR_CLI_H
 
+#include "common/message.h"   /* msg_error, msg_progress: shared by every room */
+
 /* Exit codes: 0 success, 1 runtime failure (files, library errors),
  * 2 usage error. */
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -17,18 +19,7 @@ int cli_bench(int argc, char **argv);     /* cmd_bench.c */
  * success, 0 for anything else (sign, empty, trailing text, overflow). */
 int cli_parse_u64(const char *s, unsigned long long *out);
 
-/* Print "kvreviver: " and the message to stderr. */
-void cli_error(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-/* A progress line on stderr, only when stderr is a terminal. */
-void cli_progress(const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 1, 2)))
-#endif
-    ;
-void cli_progress_done(void);
+/* The `eval --workload model:PATH` command (cmd_model.c). */
+int cli_eval_model(int argc, char **argv);
 
 #endif

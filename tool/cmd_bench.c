@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "cli.h"
-#include "soak.h"
+#include "harness/soak.h"
 #include "kvreviver.h"
 #ifdef KVR_HAVE_CUDA
 #include "../cuda/kvr_cuda.h"
@@ -96,7 +96,7 @@ static int bench_ref(int repeats, long max_n)
         kvr_cache *c = NULL;
         if (kvr_method_config("kvreviver", 0.10, N, D, KVR_F32, &cfg) != KVR_OK
             || kvr_cache_create(&c, 1, H, QH, D, &cfg, KVR_BACKEND_REF) != KVR_OK) {
-            cli_error("bench: ref cache at N = %ld: %s", N, kvr_last_error());
+            msg_error("bench: ref cache at N = %ld: %s", N, kvr_last_error());
             return CLI_FAIL;
         }
         size_t kvn = (size_t)N * H * D;
@@ -105,7 +105,7 @@ static int bench_ref(int repeats, long max_n)
         double *t = malloc((size_t)repeats * sizeof(double));
         if (!k || !v || !q || !out || !t) {
             free(k); free(v); free(q); free(out); free(t); kvr_cache_free(c);
-            cli_error("bench: out of memory at N = %ld", N);
+            msg_error("bench: out of memory at N = %ld", N);
             return CLI_FAIL;
         }
         for (size_t i = 0; i < kvn; i++) { k[i] = rnd(); v[i] = rnd(); }
@@ -122,7 +122,7 @@ static int bench_ref(int repeats, long max_n)
         kvr_cache_free(c);
         if (status != KVR_OK) {
             free(t);
-            cli_error("bench: ref at N = %ld: %s", N, kvr_last_error());
+            msg_error("bench: ref at N = %ld: %s", N, kvr_last_error());
             return CLI_FAIL;
         }
         qsort(t, (size_t)repeats, sizeof(double), by_double);
@@ -143,7 +143,7 @@ static int bench_ref(int repeats, long max_n)
 
 #ifdef KVR_HAVE_CUDA
 /* ---- --backend cuda ----------------------------------------------------- */
-#define CU(call) do { int e_ = (call); if (e_) { cli_error("bench: %s: %s", #call, kvr_cuda_error_string(e_)); goto fail; } } while (0)
+#define CU(call) do { int e_ = (call); if (e_) { msg_error("bench: %s: %s", #call, kvr_cuda_error_string(e_)); goto fail; } } while (0)
 
 enum { BH = 8, BQ = 32, BD = 128 };
 
@@ -188,7 +188,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
     kvr_cuda_attend_ws *ws = NULL;
     int32_t *pos_host = NULL;
     double full_us = 0;
-    if (!desc) { cli_error("bench: out of memory"); return CLI_FAIL; }
+    if (!desc) { msg_error("bench: out of memory"); return CLI_FAIL; }
     CU(kvr_cuda_malloc((void **)&q, (size_t)n_heads * 4 * BD * sizeof(float)));
     CU(kvr_cuda_malloc((void **)&out, (size_t)n_heads * 4 * BD * sizeof(float)));
     CU(kvr_cuda_fill_random(q, (size_t)n_heads * 4 * BD, 0, 7, 1.0f));
@@ -219,7 +219,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
             const char *method = mi == 0 ? "kvreviver-paper" : "kvreviver-mean";
             kvr_config cfg;
             if (kvr_method_config(method, budgets[bi], N, BD, KVR_F16, &cfg) != KVR_OK) {
-                cli_error("bench: %s at %g: %s", method, budgets[bi], kvr_last_error());
+                msg_error("bench: %s at %g: %s", method, budgets[bi], kvr_last_error());
                 goto fail;
             }
             int S = cfg.sinks, R = cfg.window, C = cfg.candidates;
@@ -237,7 +237,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
             CU(kvr_cuda_malloc(&extra, per * n_heads));
             CU(kvr_cuda_fill_random(extra, per * n_heads / 4, 0, 13, 0.5f));
             pos_host = malloc((size_t)(C > 0 ? C : 1) * sizeof(int32_t));
-            if (!pos_host) { cli_error("bench: out of memory"); goto fail; }
+            if (!pos_host) { msg_error("bench: out of memory"); goto fail; }
             for (int j = 0; j < C; j++)                  /* candidates spread over the middle */
                 pos_host[j] = (int32_t)(S + (long)j * middle / C);
             memset(desc, 0, (size_t)n_heads * sizeof *desc);
@@ -260,7 +260,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
                 CU(kvr_cuda_upload((void *)x->cand_pos, pos_host, (size_t)C * 4));
                 if (dw) {   /* counts in [-2, 2], loads 4: plausible, and no division by zero */
                     int32_t *cl = malloc(2 * dw * sizeof(int32_t));
-                    if (!cl) { cli_error("bench: out of memory"); goto fail; }
+                    if (!cl) { msg_error("bench: out of memory"); goto fail; }
                     for (size_t i = 0; i < dw; i++) { cl[i] = (int32_t)(i % 5) - 2; cl[dw + i] = 4; }
                     int e = kvr_cuda_upload(x->sk_count, cl, 2 * dw * sizeof(int32_t));
                     free(cl);
@@ -302,7 +302,7 @@ static int bench_throughput(int repeats)
     int32_t *pos = malloc((size_t)m * sizeof(int32_t)), *pos_dev = NULL;
     float *kv = NULL, *sk = NULL, *kd = NULL, *qd = NULL, *sd = NULL;
     double *t = malloc((size_t)repeats * sizeof(double));
-    if (!desc || !off || !pos || !t) { cli_error("bench: out of memory"); goto fail; }
+    if (!desc || !off || !pos || !t) { msg_error("bench: out of memory"); goto fail; }
     CU(kvr_cuda_malloc((void **)&kv, 2 * (size_t)m * BD * sizeof(float)));
     CU(kvr_cuda_fill_random(kv, 2 * (size_t)m * BD, 0, 5, 1.0f));
     CU(kvr_cuda_malloc((void **)&sk, (size_t)n_heads * (2 * (size_t)d * w * BD + 2 * (size_t)d * w) * 4));
@@ -370,12 +370,12 @@ fail:
 static int bench_cuda(int repeats, long max_n, int quick)
 {
     if (!kvr_backend_available(KVR_BACKEND_CUDA)) {
-        cli_error("bench: --backend cuda: no usable GPU here");
+        msg_error("bench: --backend cuda: no usable GPU here");
         return CLI_FAIL;
     }
     double copy_gbps = 0;
     int e = kvr_cuda_copy_bandwidth((size_t)1 << 30, 10, &copy_gbps);
-    if (e) { cli_error("bench: copy bandwidth: %s", kvr_cuda_error_string(e)); return CLI_FAIL; }
+    if (e) { msg_error("bench: copy bandwidth: %s", kvr_cuda_error_string(e)); return CLI_FAIL; }
     printf("backend cuda: %s; device-to-device copy bandwidth %.0f GB/s (read + write, 1 GiB cudaMemcpy)\n",
            kvr_cuda_device_name(), copy_gbps);
     printf("decode attention: head_dim %d, %d query heads on %d KV heads per sequence, float16 exact parts\n",
@@ -410,7 +410,7 @@ int cli_bench(int argc, char **argv)
         if (!strcmp(a, "--soak")) { soak = 1; continue; }
         if (!strcmp(a, "--seed") && i + 1 < argc) {
             if (!cli_parse_u64(argv[++i], &seed)) {
-                cli_error("bench: --seed '%s' is not a non-negative integer", argv[i]);
+                msg_error("bench: --seed '%s' is not a non-negative integer", argv[i]);
                 return CLI_USAGE;
             }
             continue;
@@ -421,13 +421,13 @@ int cli_bench(int argc, char **argv)
             if (!strcmp(a, "--backend")) {
                 if (!strcmp(val, "cuda")) backend = KVR_BACKEND_CUDA;
                 else if (!strcmp(val, "ref")) backend = KVR_BACKEND_REF;
-                else { cli_error("bench: --backend '%s' is not cuda or ref", val); return CLI_USAGE; }
+                else { msg_error("bench: --backend '%s' is not cuda or ref", val); return CLI_USAGE; }
                 continue;
             }
             char *end;
             long x = strtol(val, &end, 10);
             if (*end || !*val || x < 1 || x > (1L << 30)) {
-                cli_error("bench: %s '%s' is not a positive integer", a, val);
+                msg_error("bench: %s '%s' is not a positive integer", a, val);
                 return CLI_USAGE;
             }
             if (!strcmp(a, "--repeats")) repeats = (int)x;
@@ -435,14 +435,14 @@ int cli_bench(int argc, char **argv)
             else max_n = x;
             continue;
         }
-        cli_error("bench: unknown or incomplete argument '%s'", a);
+        msg_error("bench: unknown or incomplete argument '%s'", a);
         usage(stderr);
         return CLI_USAGE;
     }
     if (soak) {
-        int status = kvr_soak_run(appends, 16, 0.10, 32768, (uint64_t)seed, stdout);
+        int status = ev_soak_run(appends, 16, 0.10, 32768, (uint64_t)seed, stdout);
         if (status < 0)
-            cli_error("bench --soak: %s", kvr_last_error());
+            msg_error("bench --soak: %s", kvr_last_error());
         return status == 0 ? CLI_OK : CLI_FAIL;
     }
     if (backend < 0)
@@ -453,7 +453,7 @@ int cli_bench(int argc, char **argv)
     return bench_cuda(repeats > 0 ? repeats : 20, max_n, quick);
 #else
     (void)quick;
-    cli_error("bench: --backend cuda: this build has no CUDA backend (configure --with-cuda)");
+    msg_error("bench: --backend cuda: this build has no CUDA backend (configure --with-cuda)");
     return CLI_FAIL;
 #endif
 }

@@ -13,8 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "model.h"
-#include "report.h"
+#include "harness/report.h"
 
 enum { MAX_LIST = 64 };
 
@@ -242,7 +241,7 @@ static int parse(int argc, char **argv, options *o)
             o->csv = val;
         } else if (!strcmp(name, "--plot")) {
             int png;
-            if (!kvr_report_plot_kind(val, &png)) return bad("--plot '%s': the file name must end in .svg or .png", val);
+            if (!ev_report_plot_kind(val, &png)) return bad("--plot '%s': the file name must end in .svg or .png", val);
             o->plot = val;
         }
     }
@@ -263,35 +262,35 @@ static int parse(int argc, char **argv, options *o)
 
 /* Make the workload of one run (seed, or trace layer).  CLI_OK, CLI_USAGE
  * when the options cannot make it, CLI_FAIL otherwise (message printed). */
-static int make_workload(const options *o, unsigned long long seed, int layer, kvr_workload *w)
+static int make_workload(const options *o, unsigned long long seed, int layer, ev_workload *w)
 {
-    kvr_workload_shape shape = {o->kv_heads, o->q_heads, o->head_dim, o->steps};
+    ev_workload_shape shape = {o->kv_heads, o->q_heads, o->head_dim, o->steps};
     int status;
     if (o->trace_dir) {
-        status = kvr_workload_trace(w, o->trace_dir, layer, o->context, o->steps);
+        status = ev_workload_trace(w, o->trace_dir, layer, o->context, o->steps);
         if (status != KVR_OK) {
-            cli_error("eval: trace %s: %s", o->trace_dir, kvr_trace_error());
+            msg_error("eval: trace %s: %s", o->trace_dir, ev_trace_error());
             return CLI_FAIL;
         }
         return CLI_OK;
     }
-    status = !strcmp(o->workload, "needle") ? kvr_workload_needle(w, &shape, o->context, seed, NULL)
-                                             : kvr_workload_synthetic(w, &shape, o->context, seed, NULL);
+    status = !strcmp(o->workload, "needle") ? ev_workload_needle(w, &shape, o->context, seed, NULL)
+                                             : ev_workload_synthetic(w, &shape, o->context, seed, NULL);
     if (status == KVR_EINVAL) {
-        cli_error("eval: --context %d is too short for the %s workload with --steps %d%s", o->context,
+        msg_error("eval: --context %d is too short for the %s workload with --steps %d%s", o->context,
                   o->workload, o->steps, !strcmp(o->workload, "needle")
                   ? " (needle needs 8 + 2 x steps positions in the first 3/4 of the prefill)" : "");
         return CLI_USAGE;
     }
     if (status != KVR_OK) {
-        cli_error("eval: making the %s workload of %d positions: %s", o->workload, o->context, kvr_strerror(status));
+        msg_error("eval: making the %s workload of %d positions: %s", o->workload, o->context, kvr_strerror(status));
         return CLI_FAIL;
     }
     return CLI_OK;
 }
 
 /* Add run x into the running sum acc (the division comes at the end). */
-static void accumulate(kvr_eval_result *acc, const kvr_eval_result *x, int first)
+static void accumulate(ev_result *acc, const ev_result *x, int first)
 {
     if (first) { *acc = *x; return; }
     acc->bytes_ratio += x->bytes_ratio;
@@ -304,7 +303,7 @@ static void accumulate(kvr_eval_result *acc, const kvr_eval_result *x, int first
 }
 
 /* 1 when the arguments name a model workload (--workload model:PATH or
- * --workload=model:PATH): the model evaluation (tool/model_eval.c) runs it. */
+ * --workload=model:PATH): tool/cmd_model.c parses it and the harness runs it. */
 static int wants_model(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -326,20 +325,20 @@ int cli_eval(int argc, char **argv)
     if (rc != CLI_OK) return rc;
 #ifndef KVR_GNUPLOT
     if (o.plot)
-        return kvr_report_plot(o.plot, NULL, 0, "");   /* says there is no gnuplot; CLI_FAIL */
+        return ev_report_plot(o.plot, NULL, 0, "");   /* says there is no gnuplot; CLI_FAIL */
 #endif
     /* open the outputs first: a bad path fails before minutes of work */
     FILE *csv = NULL;
     if (o.csv && strcmp(o.csv, "-")) {
         csv = fopen(o.csv, "w");
-        if (!csv) { cli_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno)); return CLI_FAIL; }
+        if (!csv) { msg_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno)); return CLI_FAIL; }
     } else if (o.csv) {
         csv = stdout;
     }
     if (o.plot) {
         FILE *p = fopen(o.plot, "w");
         if (!p) {
-            cli_error("eval: cannot write --plot %s: %s", o.plot, strerror(errno));
+            msg_error("eval: cannot write --plot %s: %s", o.plot, strerror(errno));
             if (csv && csv != stdout) { fclose(csv); remove(o.csv); }
             return CLI_FAIL;
         }
@@ -347,9 +346,9 @@ int cli_eval(int argc, char **argv)
     }
     int runs_per_seed = 1, n_runs;
     if (o.trace_dir) {
-        runs_per_seed = kvr_trace_layers(o.trace_dir);
+        runs_per_seed = ev_trace_layers(o.trace_dir);
         if (runs_per_seed == 0) {
-            cli_error("eval: trace %s: no %s/layer0/q.npy (layout: doc/eval.md, section 2.3)", o.trace_dir, o.trace_dir);
+            msg_error("eval: trace %s: no %s/layer0/q.npy (layout: doc/eval.md, section 2.3)", o.trace_dir, o.trace_dir);
             rc = CLI_FAIL;
             goto out;
         }
@@ -358,21 +357,21 @@ int cli_eval(int argc, char **argv)
 
     /* cells: [budget][method]; full only once, in its first budget's slot */
     int n_cells = o.n_budgets * o.n_methods;
-    kvr_eval_result *acc = calloc((size_t)n_cells, sizeof *acc);
+    ev_result *acc = calloc((size_t)n_cells, sizeof *acc);
     int *state = calloc((size_t)n_cells, sizeof *state);   /* 0 pending, 1 ok, -1 skipped, 2 not run */
-    if (!acc || !state) { cli_error("eval: out of memory"); free(acc); free(state); rc = CLI_FAIL; goto out; }
+    if (!acc || !state) { msg_error("eval: out of memory"); free(acc); free(state); rc = CLI_FAIL; goto out; }
     for (int b = 0; b < o.n_budgets; b++)
         for (int m = 0; m < o.n_methods; m++) {
             int dup = 0;        /* full once; a method listed twice once */
             for (int m2 = 0; m2 < m; m2++) dup |= !strcmp(o.methods[m2], o.methods[m]);
             if ((b > 0 && !strcmp(o.methods[m], "full")) || dup) state[b * o.n_methods + m] = 2;
         }
-    kvr_workload w0 = {0};
+    ev_workload w0 = {0};
     int dims_known = 0;
     for (int run = 0; run < n_runs && rc == CLI_OK; run++) {
         unsigned long long seed = o.seeds[run / runs_per_seed];
         int layer = run % runs_per_seed;
-        kvr_workload w;
+        ev_workload w;
         rc = make_workload(&o, seed, layer, &w);
         if (rc != CLI_OK) break;
         if (!dims_known) { w0 = w; w0.q = w0.k = w0.v = NULL; w0.needle_pos = w0.needle_step = NULL; dims_known = 1; }
@@ -383,37 +382,37 @@ int cli_eval(int argc, char **argv)
                 const char *method = o.methods[m];
                 double budget = strcmp(method, "full") ? o.budgets[b] : 1.0;
                 if (o.trace_dir)
-                    cli_progress("eval: seed %llu layer %d  budget %.3g  %s", seed, layer, budget, method);
+                    msg_progress("eval: seed %llu layer %d  budget %.3g  %s", seed, layer, budget, method);
                 else
-                    cli_progress("eval: seed %llu (%d/%d)  budget %.3g  %s", seed, run + 1, n_runs, budget, method);
-                kvr_eval_result r;
-                int status = kvr_eval_run(&w, method, budget, o.elem, seed, &r);
-                cli_progress_done();
+                    msg_progress("eval: seed %llu (%d/%d)  budget %.3g  %s", seed, run + 1, n_runs, budget, method);
+                ev_result r;
+                int status = ev_run(&w, method, budget, o.elem, seed, &r);
+                msg_progress_done();
                 if (status == KVR_EBUDGET) {
                     fprintf(stderr, "kvreviver: eval: warning: %s at budget %g skipped: %s\n", method, budget, kvr_last_error());
                     state[cell] = -1;
                     continue;
                 }
                 if (status != KVR_OK) {
-                    cli_error("eval: %s on %s at budget %g: %s", method, w.name, budget, kvr_last_error());
+                    msg_error("eval: %s on %s at budget %g: %s", method, w.name, budget, kvr_last_error());
                     rc = CLI_FAIL;
                     break;
                 }
                 accumulate(&acc[cell], &r, state[cell] == 0);
                 state[cell] = 1;
             }
-        kvr_workload_free(&w);
+        ev_workload_free(&w);
     }
     if (rc != CLI_OK) { free(acc); free(state); goto out; }
 
-    kvr_row *rows = calloc((size_t)n_cells, sizeof *rows);
+    ev_row *rows = calloc((size_t)n_cells, sizeof *rows);
     int n_rows = 0;
-    if (!rows) { cli_error("eval: out of memory"); free(acc); free(state); rc = CLI_FAIL; goto out; }
+    if (!rows) { msg_error("eval: out of memory"); free(acc); free(state); rc = CLI_FAIL; goto out; }
     for (int b = 0; b < o.n_budgets; b++)
         for (int m = 0; m < o.n_methods; m++) {
             int cell = b * o.n_methods + m;
             if (state[cell] != 1) continue;
-            kvr_row *row = &rows[n_rows++];
+            ev_row *row = &rows[n_rows++];
             row->workload = o.workload;
             row->context = w0.n;
             row->method = o.methods[m];
@@ -432,14 +431,14 @@ int cli_eval(int argc, char **argv)
             row->r.needle_acc /= n_runs;
         }
     if (csv != stdout) {
-        kvr_report_header(stdout);
-        for (int i = 0; i < n_rows; i++) kvr_report_row(stdout, &rows[i]);
+        ev_report_header(stdout);
+        for (int i = 0; i < n_rows; i++) ev_report_row(stdout, &rows[i]);
     }
     if (csv) {
-        kvr_report_csv_header(csv);
-        for (int i = 0; i < n_rows; i++) kvr_report_csv_row(csv, &rows[i]);
+        ev_report_csv_header(csv);
+        for (int i = 0; i < n_rows; i++) ev_report_csv_row(csv, &rows[i]);
         if (fflush(csv) != 0 || ferror(csv)) {
-            cli_error("eval: writing --csv %s: %s", o.csv, strerror(errno));
+            msg_error("eval: writing --csv %s: %s", o.csv, strerror(errno));
             rc = CLI_FAIL;
         }
     }
@@ -447,12 +446,12 @@ int cli_eval(int argc, char **argv)
         char title[256];
         snprintf(title, sizeof title, "%s, context %d, %d KV heads, head_dim %d, %d run%s", o.workload, w0.n,
                  w0.n_kv_heads, w0.head_dim, n_runs, n_runs > 1 ? "s averaged" : "");
-        rc = kvr_report_plot(o.plot, rows, n_rows, title);
+        rc = ev_report_plot(o.plot, rows, n_rows, title);
     }
     int skipped = 0;
     for (int c = 0; c < n_cells; c++) skipped += state[c] == -1;
     if (rc == CLI_OK && n_rows == 0 && skipped) {
-        cli_error("eval: every method was skipped: the budgets are too small");
+        msg_error("eval: every method was skipped: the budgets are too small");
         rc = CLI_FAIL;
     }
     free(rows);
@@ -460,7 +459,7 @@ int cli_eval(int argc, char **argv)
     free(state);
 out:
     if (csv && csv != stdout && fclose(csv) != 0 && rc == CLI_OK) {
-        cli_error("eval: closing --csv %s: %s", o.csv, strerror(errno));
+        msg_error("eval: closing --csv %s: %s", o.csv, strerror(errno));
         rc = CLI_FAIL;
     }
     return rc;

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
-#include "vectors.h"
+#include "conformance/vectors.h"
 
 static void vectors_usage(FILE *f)
 {
@@ -35,7 +35,7 @@ static int parse_options(int argc, char **argv, const char *const *names, const 
             size_t len = strlen(names[j]);
             if (!strcmp(argv[i], names[j])) {
                 if (i + 1 >= argc) {
-                    cli_error("%s: %s needs a value", argv[0], names[j]);
+                    msg_error("%s: %s needs a value", argv[0], names[j]);
                     return CLI_USAGE;
                 }
                 values[j] = argv[++i];
@@ -46,7 +46,7 @@ static int parse_options(int argc, char **argv, const char *const *names, const 
             }
         }
         if (!known) {
-            cli_error("%s: unknown argument '%s'", argv[0], argv[i]);
+            msg_error("%s: unknown argument '%s'", argv[0], argv[i]);
             return CLI_USAGE;
         }
     }
@@ -61,7 +61,7 @@ int cli_vectors(int argc, char **argv)
     if (r == 1) { vectors_usage(stdout); return CLI_OK; }
     if (r) { vectors_usage(stderr); return CLI_USAGE; }
     if (!out || !*out) {
-        cli_error("vectors: --out DIR is required");
+        msg_error("vectors: --out DIR is required");
         vectors_usage(stderr);
         return CLI_USAGE;
     }
@@ -86,7 +86,7 @@ int cli_validate(int argc, char **argv)
     if (r == 1) { validate_usage(stdout); return CLI_OK; }
     if (r) { validate_usage(stderr); return CLI_USAGE; }
     if (!values[0] || !values[1] || !*values[0] || !*values[1]) {
-        cli_error("validate: --vectors DIR and --port PORTDIR are required");
+        msg_error("validate: --vectors DIR and --port PORTDIR are required");
         validate_usage(stderr);
         return CLI_USAGE;
     }

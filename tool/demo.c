@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "report.h"
+#include "harness/report.h"
 
 static void usage(FILE *f)
 {
@@ -35,30 +35,30 @@ int cli_demo(int argc, char **argv)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return CLI_OK; }
         if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
             if (!cli_parse_u64(argv[++i], &seed)) {
-                cli_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
+                msg_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
                 return CLI_USAGE;
             }
             continue;
         }
-        cli_error("demo: unknown argument '%s'", argv[i]);
+        msg_error("demo: unknown argument '%s'", argv[i]);
         usage(stderr);
         return CLI_USAGE;
     }
     const char *workloads[] = {"synthetic", "needle"};
     const double budgets[N_BUDGETS] = {0.10, 0.25};
-    kvr_workload_shape shape = {2, 4, 64, 16};
+    ev_workload_shape shape = {2, 4, 64, 16};
     int context = 2048, n_methods = 0;
     while (kvr_method_name(n_methods)) n_methods++;
-    kvr_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
-    if (!rows) { cli_error("demo: out of memory"); return CLI_FAIL; }
+    ev_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
+    if (!rows) { msg_error("demo: out of memory"); return CLI_FAIL; }
     int n_rows = 0;
-    kvr_report_header(stdout);
+    ev_report_header(stdout);
     for (int wi = 0; wi < 2; wi++) {
-        kvr_workload w;
-        int status = wi == 0 ? kvr_workload_synthetic(&w, &shape, context, seed, NULL)
-                             : kvr_workload_needle(&w, &shape, context, seed, NULL);
+        ev_workload w;
+        int status = wi == 0 ? ev_workload_synthetic(&w, &shape, context, seed, NULL)
+                             : ev_workload_needle(&w, &shape, context, seed, NULL);
         if (status != KVR_OK) {
-            cli_error("demo: workload %s: %s", workloads[wi], kvr_strerror(status));
+            msg_error("demo: workload %s: %s", workloads[wi], kvr_strerror(status));
             free(rows);
             return CLI_FAIL;
         }
@@ -67,13 +67,13 @@ int cli_demo(int argc, char **argv)
                 const char *m = kvr_method_name(mi);
                 if (!strcmp(m, "full") && bi > 0) continue;
                 double budget = strcmp(m, "full") ? budgets[bi] : 1.0;
-                kvr_row *row = &rows[n_rows];
-                cli_progress("demo: %s  budget %.2f  %s", workloads[wi], budget, m);
-                status = kvr_eval_run(&w, m, budget, KVR_F32, seed, &row->r);
-                cli_progress_done();
+                ev_row *row = &rows[n_rows];
+                msg_progress("demo: %s  budget %.2f  %s", workloads[wi], budget, m);
+                status = ev_run(&w, m, budget, KVR_F32, seed, &row->r);
+                msg_progress_done();
                 if (status != KVR_OK) {
-                    cli_error("demo: %s on %s at budget %g: %s", m, workloads[wi], budget, kvr_last_error());
-                    kvr_workload_free(&w);
+                    msg_error("demo: %s on %s at budget %g: %s", m, workloads[wi], budget, kvr_last_error());
+                    ev_workload_free(&w);
                     free(rows);
                     return CLI_FAIL;
                 }
@@ -87,14 +87,14 @@ int cli_demo(int argc, char **argv)
                 row->head_dim = shape.head_dim;
                 row->steps = shape.decode_steps;
                 row->elem = KVR_F32;
-                kvr_report_row(stdout, row);
+                ev_report_row(stdout, row);
                 fflush(stdout);
                 n_rows++;
             }
-        kvr_workload_free(&w);
+        ev_workload_free(&w);
     }
     printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of bytes):\n");
-    kvr_report_reading(stdout, rows, n_rows);
+    ev_report_reading(stdout, rows, n_rows);
     printf("Metrics: doc/eval.md.  Methods and their papers: doc/methods.md.  Results: doc/results.md.\n");
     free(rows);
     return CLI_OK;

@@ -45,40 +45,6 @@ int cli_parse_u64(const char *s, unsigned long long *out)
     return 1;
 }
 
-void cli_error(const char *fmt, ...)
-{
-    va_list ap;
-    fputs("kvreviver: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
-static int progress_shown;
-
-void cli_progress(const char *fmt, ...)
-{
-    if (!isatty(STDERR_FILENO))
-        return;
-    va_list ap;
-    fputs("\r\033[K", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fflush(stderr);
-    progress_shown = 1;
-}
-
-void cli_progress_done(void)
-{
-    if (progress_shown) {
-        fputs("\r\033[K", stderr);
-        fflush(stderr);
-        progress_shown = 0;
-    }
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -101,7 +67,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
             return commands[i].run(argc - 1, argv + 1);
-    cli_error("unknown command '%s'", cmd);
+    msg_error("unknown command '%s'", cmd);
     usage(stderr);
     return CLI_USAGE;
 }

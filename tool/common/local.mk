@@ -1,0 +1,5 @@
+# tool/common/local.mk: the tool's message lines, shared by every room.
+TOOL_COMMON_LIB = tool/common/libmessage.a
+noinst_LIBRARIES += tool/common/libmessage.a
+tool_common_libmessage_a_SOURCES = tool/common/message.c tool/common/message.h
+tool_common_libmessage_a_CPPFLAGS = $(TOOL_CPPFLAGS)

@@ -1,0 +1,287 @@
+/* validate.c: `kvreviver validate`: compare a port's outputs with the
+ * conformance vectors (doc/porting.md).
+ *
+ * For every expected array of the manifest, the port's array of the same
+ * name (PORTDIR/X for DIR/expected/X) must have the same dtype and shape,
+ * then either match bit for bit (kind exact) or stay within the tolerance
+ * array element by element (kind tol:PATH).  One line per array: PASS or
+ * FAIL, the worst deviation, its multi-dimensional index, the two values and
+ * the share of the tolerance it used. */
+#include <config.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "internal.h"
+#include "common/message.h"
+#include "vectors.h"
+
+/* Element i of a as a double (exactly, for every type but 64-bit integers
+ * beyond 2^53, which are compared as integers anyway). */
+static double value_at(const kvr_npy *a, size_t i)
+{
+    switch (a->type) {
+    case KVR_NPY_F32: return ((const float *)a->data)[i];
+    case KVR_NPY_F16: return kvr_f16_to_f32(((const uint16_t *)a->data)[i]);
+    case KVR_NPY_U16: return ((const uint16_t *)a->data)[i];
+    case KVR_NPY_I32: return ((const int32_t *)a->data)[i];
+    case KVR_NPY_U64: return (double)((const uint64_t *)a->data)[i];
+    case KVR_NPY_F64: return ((const double *)a->data)[i];
+    case KVR_NPY_U8:  return ((const uint8_t *)a->data)[i];
+    case KVR_NPY_I64: return (double)((const int64_t *)a->data)[i];
+    }
+    return NAN;
+}
+
+/* Element i as text: integers in full, floats with enough digits to round trip. */
+static void format_value(const kvr_npy *a, size_t i, char *buf, size_t len)
+{
+    switch (a->type) {
+    case KVR_NPY_U64:
+        snprintf(buf, len, "%llu", (unsigned long long)((const uint64_t *)a->data)[i]);
+        break;
+    case KVR_NPY_I64:
+        snprintf(buf, len, "%lld", (long long)((const int64_t *)a->data)[i]);
+        break;
+    case KVR_NPY_I32: case KVR_NPY_U16: case KVR_NPY_U8:
+        snprintf(buf, len, "%.0f", value_at(a, i));
+        break;
+    case KVR_NPY_F64:
+        snprintf(buf, len, "%.17g", value_at(a, i));
+        break;
+    default:
+        snprintf(buf, len, "%.9g", value_at(a, i));
+        break;
+    }
+}
+
+/* "[i,j,k]" of flat index i in shape. */
+static void format_index(const kvr_npy *a, size_t flat, char *buf, size_t len)
+{
+    size_t idx[KVR_NPY_MAX_DIMS];
+    for (int d = a->ndim - 1; d >= 0; d--) {
+        idx[d] = a->shape[d] ? flat % a->shape[d] : 0;
+        flat = a->shape[d] ? flat / a->shape[d] : 0;
+    }
+    size_t at = (size_t)snprintf(buf, len, "[");
+    for (int d = 0; d < a->ndim && at < len; d++)
+        at += (size_t)snprintf(buf + at, len - at, d ? ",%zu" : "%zu", idx[d]);
+    if (at < len)
+        snprintf(buf + at, len - at, "]");
+}
+
+static void format_shape(const kvr_npy *a, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (a->ndim == 0)
+        snprintf(buf, len, "scalar");
+    for (int d = 0; d < a->ndim && at < len; d++)
+        at += (size_t)snprintf(buf + at, len - at, d ? "x%zu" : "%zu", a->shape[d]);
+}
+
+static int same_shape(const kvr_npy *a, const kvr_npy *b)
+{
+    if (a->ndim != b->ndim)
+        return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d])
+            return 0;
+    return 1;
+}
+
+/* Element i of an integer array as a signed 128-bit-safe pair: compare
+ * integer elements exactly (bytes), and measure the deviation in double. */
+static int elements_equal(const kvr_npy *a, const kvr_npy *b, size_t i)
+{
+    size_t s = kvr_npy_type_size(a->type);
+    return memcmp((const char *)a->data + i * s, (const char *)b->data + i * s, s) == 0;
+}
+
+/* Compare one entry; prints its line.  Returns 1 pass, 0 fail, -1 when the
+ * vectors themselves cannot be read (a runtime failure). */
+static int check_entry(const char *dir, const char *port, const vec_entry *e)
+{
+    char path[3 * VEC_PATH_MAX], ppath[3 * VEC_PATH_MAX];
+    const char *name = e->rel + strlen("expected/");
+    kvr_npy exp, got, tol;
+    memset(&tol, 0, sizeof tol);
+    snprintf(path, sizeof path, "%s/%s", dir, e->rel);
+    snprintf(ppath, sizeof ppath, "%s/%s", port, name);
+    if (kvr_npy_read(path, &exp) != KVR_OK) {
+        msg_error("validate: the vectors are unreadable: %s", kvr_last_error());
+        return -1;
+    }
+    int is_tol = strncmp(e->kind, "tol:", 4) == 0;
+    if (is_tol) {
+        snprintf(path, sizeof path, "%s/%s", dir, e->kind + 4);
+        if (kvr_npy_read(path, &tol) != KVR_OK || !same_shape(&tol, &exp)) {
+            msg_error("validate: the tolerance %s of %s is unreadable or misshapen: %s",
+                      e->kind + 4, e->rel, kvr_last_error());
+            kvr_npy_free(&exp);
+            kvr_npy_free(&tol);
+            return -1;
+        }
+    }
+    if (kvr_npy_read(ppath, &got) != KVR_OK) {
+        printf("FAIL %s: %s\n", name, kvr_last_error());
+        kvr_npy_free(&exp); kvr_npy_free(&tol);
+        return 0;
+    }
+    char s1[128], s2[128];
+    if (got.type != exp.type) {
+        printf("FAIL %s: %s has dtype %s, expected %s\n", name, ppath,
+               kvr_npy_type_descr(got.type), kvr_npy_type_descr(exp.type));
+        kvr_npy_free(&exp); kvr_npy_free(&tol); kvr_npy_free(&got);
+        return 0;
+    }
+    if (!same_shape(&got, &exp)) {
+        format_shape(&got, s1, sizeof s1);
+        format_shape(&exp, s2, sizeof s2);
+        printf("FAIL %s: %s has shape %s, expected %s\n", name, ppath, s1, s2);
+        kvr_npy_free(&exp); kvr_npy_free(&tol); kvr_npy_free(&got);
+        return 0;
+    }
+
+    /* the worst element: by share of tolerance (tol) or by deviation (exact) */
+    size_t worst = 0, bad = 0;
+    double worst_dev = -1.0, worst_share = -1.0;
+    for (size_t i = 0; i < exp.count; i++) {
+        double x = value_at(&got, i), y = value_at(&exp, i);
+        double dev = x == y ? 0.0 : fabs(x - y);
+        if (isnan(dev)) dev = INFINITY;
+        double share;
+        if (is_tol) {
+            double t = value_at(&tol, i);
+            share = dev == 0.0 ? 0.0 : t > 0.0 ? dev / t : INFINITY;
+            if (!(dev <= t)) bad++;
+        } else {
+            int eq = elements_equal(&got, &exp, i);
+            if (!eq && dev == 0.0) dev = INFINITY;   /* e.g. u64 beyond 2^53, or -0 vs 0 */
+            share = eq ? 0.0 : INFINITY;
+            if (!eq) bad++;
+        }
+        if (share > worst_share || (share == worst_share && dev > worst_dev)) {
+            worst_share = share;
+            worst_dev = dev;
+            worst = i;
+        }
+    }
+    int pass = bad == 0;
+    printf("%s %s", pass ? "PASS" : "FAIL", name);
+    if (exp.count == 0) {
+        printf(": empty\n");
+    } else {
+        char idx[128];
+        format_index(&exp, worst, idx, sizeof idx);
+        format_value(&got, worst, s1, sizeof s1);
+        format_value(&exp, worst, s2, sizeof s2);
+        if (!pass)
+            printf(": %zu of %zu elements differ;", bad, exp.count);
+        printf(" worst deviation %.3g at %s (port %s, expected %s)", worst_dev, idx, s1, s2);
+        if (is_tol) {
+            if (isinf(worst_share))
+                printf(", tolerance %.3g exceeded (share inf)", value_at(&tol, worst));
+            else
+                printf(", %.1f%% of tolerance %.3g", 100.0 * worst_share, value_at(&tol, worst));
+        } else {
+            printf(pass ? ", exact" : ", must be exact");
+        }
+        printf("\n");
+    }
+    kvr_npy_free(&exp); kvr_npy_free(&tol); kvr_npy_free(&got);
+    return pass;
+}
+
+/* Parse one "array" line of the manifest into e; 0 or -1. */
+static int parse_array_line(const char *line, vec_entry *e)
+{
+    char shape[128];
+    int used = 0;
+    memset(e, 0, sizeof *e);
+    if (sscanf(line, "array %255s %7s %127s %263s %n", e->rel, e->dtype, shape, e->kind, &used) < 4)
+        return -1;
+    if (strcmp(shape, "scalar") != 0) {
+        char *s = shape;
+        while (*s) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(s, &end, 10);
+            if (end == s || errno || e->ndim >= KVR_NPY_MAX_DIMS)
+                return -1;
+            e->shape[e->ndim++] = (size_t)v;
+            s = end;
+            if (*s == 'x') s++;
+            else if (*s) return -1;
+        }
+    }
+    if (strstr(e->rel, "..") || e->rel[0] == '/')
+        return -1;
+    return 0;
+}
+
+int vec_validate(const char *dir, const char *port)
+{
+    char path[2 * VEC_PATH_MAX], line[8192];
+    struct stat st;
+    if (stat(port, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        msg_error("validate: %s is not a readable directory", port);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/MANIFEST", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        msg_error("validate: cannot read %s: %s", path, strerror(errno));
+        return 1;
+    }
+    int format = -1, lineno = 0, passed = 0, failed = 0, status = 0;
+    while (fgets(line, sizeof line, f)) {
+        lineno++;
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        if (sscanf(line, "format %d", &format) == 1) {
+            if (format != VEC_FORMAT) {
+                msg_error("validate: %s: format %d, this validator reads format %d", path, format, VEC_FORMAT);
+                status = 1;
+                break;
+            }
+            continue;
+        }
+        if (strncmp(line, "array ", 6) != 0)
+            continue;
+        vec_entry e;
+        if (parse_array_line(line, &e) != 0) {
+            msg_error("validate: %s:%d: malformed array line", path, lineno);
+            status = 1;
+            break;
+        }
+        e.line = lineno;
+        if (strncmp(e.rel, "expected/", 9) != 0)
+            continue;
+        if (strcmp(e.kind, "exact") != 0 && strncmp(e.kind, "tol:", 4) != 0) {
+            msg_error("validate: %s:%d: unknown comparison kind '%s'", path, lineno, e.kind);
+            status = 1;
+            break;
+        }
+        int r = check_entry(dir, port, &e);
+        if (r < 0) {
+            status = 1;
+            break;
+        }
+        if (r) passed++; else failed++;
+    }
+    fclose(f);
+    if (status == 0 && format < 0) {
+        msg_error("validate: %s has no format line: not a vectors manifest", path);
+        status = 1;
+    }
+    if (status == 0 && passed + failed == 0) {
+        msg_error("validate: %s lists no expected arrays", path);
+        status = 1;
+    }
+    printf("validate: %d passed, %d failed\n", passed, failed);
+    if (status != 0)
+        return status;
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,64 @@
+/* vectors.h: the conformance vectors (doc/porting.md): the manifest, the
+ * writer used by `kvreviver vectors` and the reader used by
+ * `kvreviver validate`. */
+#ifndef KVR_VECTORS_H
+#define KVR_VECTORS_H
+
+#include <stddef.h>
+#include <stdio.h>
+#include "npy.h"
+
+/* The manifest's format version: bump it when a line's meaning changes. */
+#define VEC_FORMAT 1
+#define VEC_PATH_MAX 256
+
+/* ---- writing (vectors_write.c) --------------------------------------- */
+typedef struct {
+    char root[VEC_PATH_MAX];   /* DIR */
+    FILE *manifest;            /* DIR/MANIFEST, open while writing */
+    size_t bytes;              /* bytes of array data written so far */
+    int n_arrays;
+} vec_writer;
+
+/* Create DIR (and its parents) and start DIR/MANIFEST.  1 after a
+ * message on failure. */
+int vw_open(vec_writer *w, const char *root);
+/* Finish the manifest.  0 or 1. */
+int vw_close(vec_writer *w);
+/* A free-form manifest line (scenario descriptions, scripts). */
+void vw_line(vec_writer *w, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Write DIR/<rel> (creating its directories) and its manifest line
+ *   array <rel> <dtype> <shape> <kind> <description>
+ * kind: "input", "tolerance", "exact" or "tol:<rel path of the tolerance>".
+ * 0 or 1 after a message. */
+int vw_array(vec_writer *w, const char *rel, kvr_npy_type type, int ndim, const size_t *shape,
+             const void *data, const char *kind, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 8, 9)))
+#endif
+    ;
+
+/* ---- the generators (vectors_gen.c, vectors_scripts.c) ----------------- */
+int vec_write_hashes(vec_writer *w);
+int vec_write_planner(vec_writer *w);
+int vec_write_scripts(vec_writer *w);
+
+/* ---- reading (validate.c) ---------------------------------------------- */
+typedef struct {
+    char rel[VEC_PATH_MAX];    /* path relative to DIR */
+    char dtype[8];
+    int ndim;
+    size_t shape[KVR_NPY_MAX_DIMS];
+    char kind[VEC_PATH_MAX + 8];
+    int line;                  /* line number in the manifest */
+} vec_entry;
+
+/* Validate PORTDIR against the vectors in DIR, printing one line per array
+ * and the summary.  0 when all pass, 1 otherwise. */
+int vec_validate(const char *dir, const char *port);
+
+#endif

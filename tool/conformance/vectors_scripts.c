@@ -1,0 +1,568 @@
+/* vectors_scripts.c: levels 2-5 of the conformance vectors (doc/porting.md):
+ * scripted sequences of prefill, append and attend on one layer of a model
+ * cache, from explicit seeds, with
+ *   level 2  the part of every position after every operation (exact),
+ *   level 3  the sketch after the sequence: sums, signed counts, loads and
+ *            running sums (tolerance of spec §14 for the float sums),
+ *   level 4  the reconstruction of every vague position (every 8th in the
+ *            long scenario) after the sequence,
+ *   level 5  the output of every attention step.
+ * The inputs are generated with integer arithmetic only (SplitMix64), so they
+ * regenerate bit for bit, and are written out anyway: a port reads them. */
+#include <config.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+#include "tolerance.h"
+#include "common/message.h"
+#include "vectors.h"
+
+/* How the keys are drawn (values are always independent uniforms). */
+typedef enum {
+    KEYS_RANDOM,   /* independent uniforms in [-1, 1) */
+    KEYS_TWO,      /* two fixed vectors: A at positions p % 3 != 0, B at p % 3 == 0,
+                      so attention weights (and TOVA scores) tie exactly within each */
+    KEYS_LOW       /* random, except one fixed low-scoring key at the positions
+                      low_from <= p < low_to and at p % 7 == 3 beyond the prefill:
+                      equal prefill and decode scores, so the tie rules decide */
+} key_pattern;
+
+typedef struct {
+    const char *name;
+    const char *about;
+    int head_dim, kv_heads, group, layer;
+    int sinks, window, candidates, depth, width, obs_window;
+    kvr_rows rows;
+    int centre, shrink;
+    kvr_importance importance;
+    kvr_elem elem;
+    uint64_t data_seed;
+    const char *script;   /* tokens: P<n>/<n_obs> prefill, A<n> append, T attend, k*A<n>T */
+    key_pattern keys;
+    int low_from, low_to;
+    int probe_stride;     /* 1: every vague position */
+    kvr_vague vague;      /* attention route (spec 11 or 17); 0 = reconstruct */
+    double var_cap;       /* moment route: variance cap (spec 17.3) */
+} scenario;
+
+static const scenario scenarios[] = {
+    { "one_token", "context of one token: prefill it, attend (snapkv, d=3 median, centring)",
+      64, 1, 1, 0, 4, 8, 4, 3, 8, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "tova_ties", "append-only TOVA with two distinct keys: candidate scores tie exactly, "
+      "the oldest of the tied leaves first (spec 3.4); d=1, mean, no centring, GQA 4",
+      64, 1, 4, 1, 2, 4, 3, 1, 16, 4, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
+      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "prefill_ties", "snapkv prefill whose middle holds one repeated low key: pooled scores "
+      "tie and the newer are kept (spec 10); then decode with h2o accumulation where tied "
+      "candidates leave oldest first and low newcomers go straight to the sketch; f16, d=5 median, "
+      "small w, 2 kv heads",
+      128, 2, 1, 0, 2, 4, 12, 5, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
+      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "bf16_gqa4", "bf16 storage, GQA group 4, d=3 mean rows, centring and shrinkage, snapkv prefill "
+      "of 200 tokens then decode",
+      64, 2, 4, 1, 4, 16, 24, 3, 32, 16, KVR_ROWS_MEAN, 1, 1, KVR_IMP_SNAPKV, KVR_BF16,
+      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "f32_d5_wide", "f32, d=5 median rows, large w, no centring, h2o prefill of 300 then decode",
+      64, 1, 1, 0, 4, 32, 32, 5, 128, 32, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F32,
+      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "evict_f16", "eviction baseline (no sketch: vague positions are dropped, spec 3.6), "
+      "head_dim 128, f16, GQA 4",
+      128, 1, 4, 0, 4, 8, 8, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_F16,
+      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "stream_sketch", "no candidates (importance none): every token leaving the window goes to "
+      "a small sketch (w=4, heavy collisions), appended from empty, d=3 median, centring",
+      64, 1, 1, 0, 1, 4, 0, 3, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
+      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "long_2k", "a 2048-token snapkv prefill then decode, d=3 median, centring, f32, w=64 "
+      "(reconstructions of every 8th vague position)",
+      64, 1, 1, 0, 4, 32, 64, 3, 64, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "moment_default", "the default configuration's route (spec 17): moment route with the mean-field "
+      "bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
+      64, 2, 2, 0, 4, 16, 16, 1, 8, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F32,
+      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0 },
+    { "moment_gauss_f16", "moment route with the uncapped Gaussian bulk (variance and covariance terms), "
+      "d=3 median, f16, GQA 4, snapkv prefill of 200 then decode",
+      64, 1, 4, 0, 2, 8, 12, 3, 16, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
+      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY },
+    { "moment_cap_bf16", "moment route with var_cap 1, bf16, d=2 mean rows, no candidates, appended "
+      "from empty (the bulk from its first token on)",
+      32, 1, 1, 0, 1, 4, 0, 2, 4, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
+      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0 },
+};
+
+enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
+typedef struct { int32_t op, n, n_obs; } script_op;
+
+/* Parse a script into ops (at most cap).  Returns the count, -1 when bad. */
+static int parse_script(const char *s, script_op *ops, int cap)
+{
+    int n_ops = 0;
+    while (*s) {
+        while (*s == ' ') s++;
+        if (!*s) break;
+        int rep = 1, a = 0, b = 0, len = 0;
+        if (sscanf(s, "%d*A%dT%n", &rep, &a, &len) == 2 && len > 0) {
+            for (int i = 0; i < rep; i++) {
+                if (n_ops + 2 > cap) return -1;
+                ops[n_ops++] = (script_op){ OP_APPEND, a, 0 };
+                ops[n_ops++] = (script_op){ OP_ATTEND, 0, 0 };
+            }
+        } else if (sscanf(s, "P%d/%d%n", &a, &b, &len) == 2 && len > 0) {
+            if (n_ops + 1 > cap) return -1;
+            ops[n_ops++] = (script_op){ OP_PREFILL, a, b };
+        } else if (sscanf(s, "A%d%n", &a, &len) == 1 && len > 0) {
+            if (n_ops + 1 > cap) return -1;
+            ops[n_ops++] = (script_op){ OP_APPEND, a, 0 };
+        } else if (*s == 'T') {
+            if (n_ops + 1 > cap) return -1;
+            ops[n_ops++] = (script_op){ OP_ATTEND, 0, 0 };
+            len = 1;
+        } else {
+            return -1;
+        }
+        s += len;
+    }
+    return n_ops;
+}
+
+/* ---- deterministic inputs ------------------------------------------------ */
+static uint64_t next_u64(uint64_t *state)
+{
+    uint64_t x = (*state += UINT64_C(0x9E3779B97F4A7C15));
+    x = (x ^ (x >> 30)) * UINT64_C(0xBF58476D1CE4E5B9);
+    x = (x ^ (x >> 27)) * UINT64_C(0x94D049BB133111EB);
+    return x ^ (x >> 31);
+}
+
+/* Uniform in [-1, 1) with 24 bits: exact in float32 on every platform. */
+static float uniform(uint64_t *state)
+{
+    return (float)((double)(next_u64(state) >> 40) / 8388608.0 - 1.0);
+}
+
+static const char *imp_name(kvr_importance i)
+{
+    static const char *const names[] = { "none", "h2o", "snapkv", "tova" };
+    return names[i];
+}
+
+/* Everything one scenario holds while it runs. */
+typedef struct {
+    const scenario *sc;
+    script_op ops[128];
+    int n_ops, n_tokens, n_obs, n_attend, n_q;
+    float *k, *v;          /* [n_tokens][H][D], rounded to the element type */
+    float *q_obs;          /* [n_obs][Hq][D] */
+    float *q;              /* [n_attend][Hq][D] */
+    float *hk, *hv;        /* [H][n_tokens][D]: per-head copies for the tolerance model */
+    int32_t *parts;        /* [n_ops][H][n_tokens] */
+    float *out, *tol_out;  /* [n_attend][Hq][D] */
+} run_state;
+
+static void run_free(run_state *r)
+{
+    free(r->k); free(r->v); free(r->q_obs); free(r->q); free(r->hk); free(r->hv);
+    free(r->parts); free(r->out); free(r->tol_out);
+}
+
+/* Draw the inputs of a scenario (see key_pattern). */
+static int make_inputs(run_state *r)
+{
+    const scenario *sc = r->sc;
+    size_t D = (size_t)sc->head_dim, H = (size_t)sc->kv_heads, Hq = H * (size_t)sc->group;
+    size_t N = (size_t)r->n_tokens;
+    uint64_t st = sc->data_seed;
+    r->k = malloc(N * H * D * sizeof(float));
+    r->v = malloc(N * H * D * sizeof(float));
+    r->q_obs = malloc(((size_t)r->n_obs * Hq * D + 1) * sizeof(float));
+    r->q = malloc(((size_t)r->n_attend * Hq * D + 1) * sizeof(float));
+    r->hk = malloc(N * H * D * sizeof(float));
+    r->hv = malloc(N * H * D * sizeof(float));
+    r->parts = malloc((size_t)r->n_ops * H * N * sizeof(int32_t));
+    r->out = malloc(((size_t)r->n_attend * Hq * D + 1) * sizeof(float));
+    r->tol_out = malloc(((size_t)r->n_attend * Hq * D + 1) * sizeof(float));
+    if (!r->k || !r->v || !r->q_obs || !r->q || !r->hk || !r->hv || !r->parts || !r->out || !r->tol_out) {
+        msg_error("vectors: out of memory");
+        return 1;
+    }
+    float fixed_a[256], fixed_b[256];          /* D <= 256 here */
+    for (size_t i = 0; i < D; i++) {
+        fixed_a[i] = uniform(&st);
+        fixed_b[i] = uniform(&st);
+    }
+    /* queries: positive coordinates when keys are LOW (the low key points
+     * against them), otherwise uniforms scaled by 3 for a peaked softmax */
+    int positive = sc->keys == KEYS_LOW;
+    for (size_t t = 0; t < N; t++) {
+        int prefilled = r->ops[0].op == OP_PREFILL && (int)t < r->ops[0].n;
+        int low = sc->keys == KEYS_LOW && (((int)t >= sc->low_from && (int)t < sc->low_to)
+                                            || (!prefilled && t % 7 == 3));
+        for (size_t h = 0; h < H; h++)
+            for (size_t i = 0; i < D; i++) {
+                float x = uniform(&st);
+                if (sc->keys == KEYS_TWO)
+                    x = (t % 3 == 0 ? fixed_b : fixed_a)[i];
+                else if (low)
+                    x = -0.5f;
+                r->k[(t * H + h) * D + i] = kvr_elem_round(sc->elem, x);
+                r->v[(t * H + h) * D + i] = kvr_elem_round(sc->elem, uniform(&st));
+            }
+    }
+    for (size_t j = 0; j < (size_t)r->n_obs * Hq * D; j++) {
+        float x = uniform(&st);
+        r->q_obs[j] = positive ? 0.625f + 0.375f * x : 3.0f * x;
+    }
+    for (size_t j = 0; j < (size_t)r->n_attend * Hq * D; j++) {
+        float x = uniform(&st);
+        r->q[j] = positive ? 0.625f + 0.375f * x : 3.0f * x;
+    }
+    for (size_t h = 0; h < H; h++)
+        for (size_t t = 0; t < N; t++) {
+            memcpy(r->hk + (h * N + t) * D, r->k + (t * H + h) * D, D * sizeof(float));
+            memcpy(r->hv + (h * N + t) * D, r->v + (t * H + h) * D, D * sizeof(float));
+        }
+    return 0;
+}
+
+/* Record the part of every position of every head after operation op. */
+static void record_parts(run_state *r, const kvr_cache *cache, int op)
+{
+    const scenario *sc = r->sc;
+    size_t H = (size_t)sc->kv_heads, N = (size_t)r->n_tokens;
+    long len = kvr_length(cache, sc->layer);
+    for (size_t h = 0; h < H; h++)
+        for (size_t t = 0; t < N; t++) {
+            kvr_part p = KVR_PART_DROPPED;
+            int32_t *slot = &r->parts[((size_t)op * H + h) * N + t];
+            *slot = -1;
+            if ((long)t < len && kvr_part_of(cache, sc->layer, (int)h, (long)t, &p) == KVR_OK)
+                *slot = (int32_t)p;
+        }
+}
+
+/* Run the script on a fresh cache, filling parts, out and tol_out. */
+static int run_script(run_state *r, kvr_cache *cache)
+{
+    const scenario *sc = r->sc;
+    size_t D = (size_t)sc->head_dim, H = (size_t)sc->kv_heads, G = (size_t)sc->group;
+    size_t Hq = H * G, N = (size_t)r->n_tokens;
+    long next = 0;
+    int step = 0;
+    for (int o = 0; o < r->n_ops; o++) {
+        const script_op *op = &r->ops[o];
+        int status = KVR_OK;
+        if (op->op == OP_PREFILL) {
+            status = kvr_prefill(cache, sc->layer, op->n, r->k, r->v, op->n_obs, r->q_obs);
+            next += op->n;
+        } else if (op->op == OP_APPEND) {
+            status = kvr_append(cache, sc->layer, op->n, r->k + (size_t)next * H * D,
+                                r->v + (size_t)next * H * D);
+            next += op->n;
+        } else {
+            const float *q = r->q + (size_t)step * Hq * D;
+            for (size_t h = 0; h < H && status == KVR_OK; h++)
+                status = kvr_tol_attend(kvr_cache_head(cache, sc->layer, (int)h), r->hk + h * N * D,
+                                        r->hv + h * N * D, (int)G, q + h * G * D,
+                                        r->tol_out + ((size_t)step * Hq + h * G) * D);
+            if (status == KVR_OK)
+                status = kvr_attend(cache, sc->layer, q, r->out + (size_t)step * Hq * D, 0);
+            step++;
+        }
+        if (status != KVR_OK) {
+            msg_error("vectors: scenario %s, operation %d: %s", sc->name, o, kvr_last_error());
+            return 1;
+        }
+        record_parts(r, cache, o);
+    }
+    return 0;
+}
+
+/* Write the manifest lines describing the scenario and its script. */
+static void describe(vec_writer *w, const run_state *r)
+{
+    const scenario *sc = r->sc;
+    vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
+            "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
+            "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=5 pool=avg elem=%s "
+            "vague=%s var_cap=%g revive=0 tokens=%d -- %s",
+            sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
+            sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
+            UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
+            sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
+            kvr_elem_name(sc->elem), sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
+            sc->var_cap, r->n_tokens, sc->about);
+    char line[4096];
+    size_t at = 0;
+    long pos = 0;
+    for (int o = 0; o < r->n_ops && at < sizeof line - 64; o++) {
+        const script_op *op = &r->ops[o];
+        if (op->op == OP_PREFILL)
+            at += (size_t)snprintf(line + at, sizeof line - at, "%sprefill %ld..%ld n_obs=%d",
+                                   o ? "; " : "", pos, pos + op->n - 1, op->n_obs);
+        else if (op->op == OP_APPEND)
+            at += (size_t)snprintf(line + at, sizeof line - at, "%sappend %ld..%ld",
+                                   o ? "; " : "", pos, pos + op->n - 1);
+        else
+            at += (size_t)snprintf(line + at, sizeof line - at, "%sattend", o ? "; " : "");
+        if (op->op != OP_ATTEND)
+            pos += op->n;
+    }
+    vw_line(w, "script %s %s", sc->name, line);
+}
+
+/* Levels 3 and 4: the sketch and the reconstructions, after the script. */
+static int write_sketch(vec_writer *w, const run_state *r, const kvr_cache *cache)
+{
+    const scenario *sc = r->sc;
+    size_t D = (size_t)sc->head_dim, H = (size_t)sc->kv_heads, N = (size_t)r->n_tokens;
+    size_t d = (size_t)sc->depth, wd = (size_t)sc->width, dwD = d * wd * D;
+    char rel[VEC_PATH_MAX], tol[VEC_PATH_MAX], kind[VEC_PATH_MAX + 8];
+    const char *nm = sc->name;
+    int status = 1;
+    float *sk = malloc(2 * H * dwD * sizeof(float)), *tk = malloc(2 * H * dwD * sizeof(float));
+    int32_t *cnt = malloc(2 * H * d * wd * sizeof(int32_t));
+    double *run = calloc(2 * H * D, sizeof(double)), *trun = calloc(2 * H * D, sizeof(double));
+    if (!sk || !tk || !cnt || !run || !trun) {
+        msg_error("vectors: out of memory");
+        goto done;
+    }
+    for (size_t h = 0; h < H; h++) {
+        const ref_head *hd = kvr_cache_head(cache, sc->layer, (int)h);
+        memcpy(sk + h * dwD, hd->sk_k, dwD * sizeof(float));
+        memcpy(sk + (H + h) * dwD, hd->sk_v, dwD * sizeof(float));
+        memcpy(cnt + h * d * wd, hd->sk_count, d * wd * sizeof(int32_t));
+        memcpy(cnt + (H + h) * d * wd, hd->sk_load, d * wd * sizeof(int32_t));
+        if (kvr_tol_sketch(hd, r->hk + h * N * D, r->hv + h * N * D, tk + h * dwD,
+                           tk + (H + h) * dwD) != KVR_OK) {
+            msg_error("vectors: %s: %s", nm, kvr_last_error());
+            goto done;
+        }
+        if (sc->centre) {
+            /* spec 7.4: float64 sums of the vague keys and values; another
+             * summation order moves them by at most gamma64_{n-1} sum|x| each,
+             * so two implementations by twice that */
+            double nv = (double)hd->n_vague, g = nv > 1 ? (nv - 1) * 0x1p-53 / (1 - (nv - 1) * 0x1p-53) : 0;
+            for (size_t i = 0; i < D; i++) {
+                run[h * D + i] = hd->sum_k[i];
+                run[(H + h) * D + i] = hd->sum_v[i];
+                double ak = 0, av = 0;
+                for (size_t t = 0; t < N; t++)
+                    if ((long)t < hd->n && ref_part_of(hd, (long)t) == KVR_PART_VAGUE) {
+                        ak += fabs((double)r->hk[(h * N + t) * D + i]);
+                        av += fabs((double)r->hv[(h * N + t) * D + i]);
+                    }
+                trun[h * D + i] = 2 * g * ak;
+                trun[(H + h) * D + i] = 2 * g * av;
+            }
+        }
+    }
+    size_t s_sums[5] = { 2, H, d, wd, D }, s_cnt[4] = { 2, H, d, wd }, s_run[3] = { 2, H, D };
+    snprintf(rel, sizeof rel, "expected/%s/sketch_sums.npy", nm);
+    snprintf(tol, sizeof tol, "tolerance/%s/sketch_sums.npy", nm);
+    snprintf(kind, sizeof kind, "tol:%s", tol);
+    if (vw_array(w, tol, KVR_NPY_F32, 5, s_sums, tk, "tolerance", "tolerance of %s", rel) != 0
+        || vw_array(w, rel, KVR_NPY_F32, 5, s_sums, sk, kind,
+                    "level 3 (spec 7): after the script, [0] key sums and [1] value sums [kv_head][row][bucket][dim]") != 0)
+        goto done;
+    snprintf(rel, sizeof rel, "expected/%s/sketch_counts.npy", nm);
+    if (vw_array(w, rel, KVR_NPY_I32, 4, s_cnt, cnt, "exact",
+                 "level 3 (spec 7): after the script, [0] signed counts and [1] loads [kv_head][row][bucket]") != 0)
+        goto done;
+    if (sc->centre) {
+        snprintf(rel, sizeof rel, "expected/%s/running_sums.npy", nm);
+        snprintf(tol, sizeof tol, "tolerance/%s/running_sums.npy", nm);
+        snprintf(kind, sizeof kind, "tol:%s", tol);
+        if (vw_array(w, tol, KVR_NPY_F64, 3, s_run, trun, "tolerance", "tolerance of %s", rel) != 0
+            || vw_array(w, rel, KVR_NPY_F64, 3, s_run, run, kind,
+                        "level 3 (spec 7.4): after the script, float64 running sums of the vague [0] keys and [1] values [kv_head][dim]") != 0)
+            goto done;
+    }
+    status = 0;
+done:
+    free(sk); free(tk); free(cnt); free(run); free(trun);
+    return status;
+}
+
+/* Level 4: key and value of the probe positions (every vague position of
+ * any head, or every probe_stride-th), as kvr_reconstruct gives them. */
+static int write_reconstructions(vec_writer *w, const run_state *r, const kvr_cache *cache)
+{
+    const scenario *sc = r->sc;
+    size_t D = (size_t)sc->head_dim, H = (size_t)sc->kv_heads, N = (size_t)r->n_tokens;
+    char rel[VEC_PATH_MAX], tol[VEC_PATH_MAX], kind[VEC_PATH_MAX + 8];
+    int32_t *probe = malloc(N * sizeof(int32_t));
+    size_t P = 0, seen = 0;
+    int status = 1;
+    float *rec = NULL, *trec = NULL;
+    if (!probe) {
+        msg_error("vectors: out of memory");
+        return 1;
+    }
+    for (size_t t = 0; t < N; t++) {
+        int vague = 0;
+        for (size_t h = 0; h < H; h++) {
+            kvr_part p;
+            if (kvr_part_of(cache, sc->layer, (int)h, (long)t, &p) == KVR_OK && p == KVR_PART_VAGUE)
+                vague = 1;
+        }
+        if (vague && seen++ % (size_t)sc->probe_stride == 0)
+            probe[P++] = (int32_t)t;
+    }
+    if (P == 0) {
+        free(probe);
+        return 0;
+    }
+    rec = malloc(2 * H * P * D * sizeof(float));
+    trec = malloc(2 * H * P * D * sizeof(float));
+    if (!rec || !trec) {
+        msg_error("vectors: out of memory");
+        goto done;
+    }
+    for (size_t h = 0; h < H; h++) {
+        const ref_head *hd = kvr_cache_head(cache, sc->layer, (int)h);
+        for (size_t j = 0; j < P; j++) {
+            float *ko = rec + (h * P + j) * D, *vo = rec + ((H + h) * P + j) * D;
+            float *tko = trec + (h * P + j) * D, *tvo = trec + ((H + h) * P + j) * D;
+            if (kvr_reconstruct(cache, sc->layer, (int)h, probe[j], ko, vo) != KVR_OK
+                || kvr_tol_reconstruct(hd, r->hk + h * N * D, r->hv + h * N * D, probe[j], tko, tvo) != KVR_OK) {
+                msg_error("vectors: %s: %s", sc->name, kvr_last_error());
+                goto done;
+            }
+        }
+    }
+    size_t s_p[1] = { P }, s_rec[4] = { 2, H, P, D };
+    snprintf(rel, sizeof rel, "inputs/%s/probe_pos.npy", sc->name);
+    if (vw_array(w, rel, KVR_NPY_I32, 1, s_p, probe, "input",
+                 "level 4: positions to reconstruct after the script (vague in some kv head%s)",
+                 sc->probe_stride > 1 ? "; every 8th such position" : "") != 0)
+        goto done;
+    snprintf(rel, sizeof rel, "expected/%s/reconstruct.npy", sc->name);
+    snprintf(tol, sizeof tol, "tolerance/%s/reconstruct.npy", sc->name);
+    snprintf(kind, sizeof kind, "tol:%s", tol);
+    if (vw_array(w, tol, KVR_NPY_F32, 4, s_rec, trec, "tolerance", "tolerance of %s (0: exact part)", rel) != 0
+        || vw_array(w, rel, KVR_NPY_F32, 4, s_rec, rec, kind,
+                    "level 4 (spec 8): [0] key and [1] value [kv_head][probe][dim] of each probe position as "
+                    "reconstruct gives it (the stored value where that head keeps it exact)") != 0)
+        goto done;
+    status = 0;
+done:
+    free(probe); free(rec); free(trec);
+    return status;
+}
+
+static int write_scenario(vec_writer *w, const scenario *sc)
+{
+    run_state r;
+    memset(&r, 0, sizeof r);
+    r.sc = sc;
+    r.n_ops = parse_script(sc->script, r.ops, (int)(sizeof r.ops / sizeof r.ops[0]));
+    if (r.n_ops <= 0) {
+        msg_error("vectors: scenario %s: bad script '%s'", sc->name, sc->script);
+        return 1;
+    }
+    for (int o = 0; o < r.n_ops; o++) {
+        if (r.ops[o].op != OP_ATTEND) r.n_tokens += r.ops[o].n;
+        if (r.ops[o].op == OP_PREFILL) r.n_obs = r.ops[o].n_obs;
+        if (r.ops[o].op == OP_ATTEND) r.n_attend++;
+    }
+    kvr_config cfg;
+    kvr_config_paper(&cfg);
+    cfg.sinks = sc->sinks; cfg.window = sc->window; cfg.candidates = sc->candidates;
+    cfg.depth = sc->depth; cfg.width = sc->width; cfg.seed = UINT64_C(0x5EED0000) + sc->data_seed;
+    cfg.rows = sc->rows; cfg.centre = sc->centre; cfg.shrink = sc->shrink;
+    cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
+    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
+    kvr_cache *cache = NULL;
+    int status = 1;
+    if (make_inputs(&r) != 0)
+        goto done;
+    if (kvr_cache_create(&cache, sc->layer + 1, sc->kv_heads, sc->kv_heads * sc->group,
+                         sc->head_dim, &cfg, KVR_BACKEND_REF) != KVR_OK) {
+        msg_error("vectors: scenario %s: %s", sc->name, kvr_last_error());
+        goto done;
+    }
+    if (run_script(&r, cache) != 0)
+        goto done;
+
+    size_t D = (size_t)sc->head_dim, H = (size_t)sc->kv_heads, Hq = H * (size_t)sc->group;
+    size_t N = (size_t)r.n_tokens;
+    char rel[VEC_PATH_MAX], tol[VEC_PATH_MAX], kind[VEC_PATH_MAX + 8];
+    describe(w, &r);
+    int32_t script[128 * 3];
+    for (int o = 0; o < r.n_ops; o++) {
+        script[o * 3] = r.ops[o].op; script[o * 3 + 1] = r.ops[o].n; script[o * 3 + 2] = r.ops[o].n_obs;
+    }
+    size_t s_script[2] = { (size_t)r.n_ops, 3 }, s_kv[3] = { N, H, D };
+    size_t s_qo[3] = { (size_t)r.n_obs, Hq, D }, s_q[3] = { (size_t)r.n_attend, Hq, D };
+    size_t s_parts[3] = { (size_t)r.n_ops, H, N };
+    const char *nm = sc->name;
+#define PATH(buf, fmt) snprintf(buf, sizeof buf, fmt, nm)
+    PATH(rel, "inputs/%s/script.npy");
+    if (vw_array(w, rel, KVR_NPY_I32, 2, s_script, script, "input",
+                 "operations in order: (op, n, n_obs) with op 0 prefill of the next n tokens using "
+                 "the n_obs queries of q_obs, 1 append of the next n tokens, 2 attend with the next "
+                 "query of q (scores updated)") != 0)
+        goto done;
+    PATH(rel, "inputs/%s/k.npy");
+    if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.k, "input",
+                 "keys [position][kv_head][dim], already rounded to %s (float32 holding those values)",
+                 kvr_elem_name(sc->elem)) != 0)
+        goto done;
+    PATH(rel, "inputs/%s/v.npy");
+    if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.v, "input",
+                 "values [position][kv_head][dim], already rounded to %s (float32 holding those values)",
+                 kvr_elem_name(sc->elem)) != 0)
+        goto done;
+    if (r.n_obs > 0) {
+        PATH(rel, "inputs/%s/q_obs.npy");
+        if (vw_array(w, rel, KVR_NPY_F32, 3, s_qo, r.q_obs, "input",
+                     "prefill observation queries [obs][q_head][dim] of the last n_obs prompt positions") != 0)
+            goto done;
+    }
+    if (r.n_attend > 0) {
+        PATH(rel, "inputs/%s/q.npy");
+        if (vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.q, "input",
+                     "decode queries [attend step][q_head][dim]; q_head h*group+g uses kv_head h") != 0)
+            goto done;
+    }
+    PATH(rel, "expected/%s/parts.npy");
+    if (vw_array(w, rel, KVR_NPY_I32, 3, s_parts, r.parts, "exact",
+                 "level 2 (spec 3): part of each position after each operation [op][kv_head][position]: "
+                 "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped, -1 not appended yet") != 0)
+        goto done;
+    if (r.n_attend > 0) {
+        PATH(rel, "expected/%s/attend.npy");
+        PATH(tol, "tolerance/%s/attend.npy");
+        snprintf(kind, sizeof kind, "tol:%s", tol);
+        if (vw_array(w, tol, KVR_NPY_F32, 3, s_q, r.tol_out, "tolerance", "tolerance of %s", rel) != 0
+            || vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.out, kind,
+                        "level 5 (spec 11): attention output [attend step][q_head][dim]") != 0)
+            goto done;
+    }
+#undef PATH
+    if (sc->depth > 0 && sc->width > 0 && write_sketch(w, &r, cache) != 0)
+        goto done;
+    if (write_reconstructions(w, &r, cache) != 0)
+        goto done;
+    status = 0;
+done:
+    kvr_cache_free(cache);
+    run_free(&r);
+    return status;
+}
+
+int vec_write_scripts(vec_writer *w)
+{
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+        msg_progress("vectors: scenario %s", scenarios[i].name);
+        if (write_scenario(w, &scenarios[i]) != 0)
+            return 1;
+    }
+    msg_progress_done();
+    return 0;
+}

@@ -1,0 +1,128 @@
+/* vectors_write.c: writing a conformance-vector directory: the .npy arrays
+ * and the plain-text manifest that describes each of them (doc/porting.md). */
+#include <config.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "kvreviver.h"
+#include "common/message.h"
+#include "vectors.h"
+
+/* mkdir -p of the directory part of path (everything before the last '/'
+ * when file is 1, the whole path when file is 0).  0 or -1 (errno set). */
+static int make_dirs(const char *path, int file)
+{
+    char buf[2 * VEC_PATH_MAX];
+    size_t len = strlen(path);
+    if (len >= sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(buf, path, len + 1);
+    if (file) {
+        char *slash = strrchr(buf, '/');
+        if (!slash)
+            return 0;
+        *slash = '\0';
+    }
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return -1;
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+int vw_open(vec_writer *w, const char *root)
+{
+    char path[2 * VEC_PATH_MAX];
+    memset(w, 0, sizeof *w);
+    if (strlen(root) >= sizeof w->root - 32) {
+        msg_error("vectors: output directory name too long");
+        return 1;
+    }
+    strcpy(w->root, root);
+    if (make_dirs(root, 0) != 0) {
+        msg_error("vectors: cannot create %s: %s", root, strerror(errno));
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/MANIFEST", root);
+    w->manifest = fopen(path, "w");
+    if (!w->manifest) {
+        msg_error("vectors: cannot create %s: %s", path, strerror(errno));
+        return 1;
+    }
+    fprintf(w->manifest,
+            "# KVReviver conformance vectors (doc/porting.md).  Lines:\n"
+            "#   format N                the manifest format version\n"
+            "#   version V               the kvreviver version that wrote them\n"
+            "#   scenario NAME KEY=VALUE...  a scripted sequence's configuration\n"
+            "#   script NAME OP; OP; ...     its operations, in order\n"
+            "#   array PATH DTYPE SHAPE KIND DESCRIPTION\n"
+            "# PATH is relative to this directory; SHAPE is dims joined by 'x' ('scalar' for none);\n"
+            "# KIND is input, tolerance, exact (must match bit for bit) or tol:PATH (|port -\n"
+            "# expected| <= that tolerance array, element by element).  A port writes every\n"
+            "# expected/X under the same name X in its own directory.\n"
+            "format %d\nversion %s\n", VEC_FORMAT, kvr_version());
+    return 0;
+}
+
+int vw_close(vec_writer *w)
+{
+    int bad = ferror(w->manifest);
+    if (fclose(w->manifest) != 0 || bad) {
+        msg_error("vectors: writing %s/MANIFEST failed", w->root);
+        return 1;
+    }
+    w->manifest = NULL;
+    return 0;
+}
+
+void vw_line(vec_writer *w, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(w->manifest, fmt, ap);
+    va_end(ap);
+    fputc('\n', w->manifest);
+}
+
+int vw_array(vec_writer *w, const char *rel, kvr_npy_type type, int ndim, const size_t *shape,
+             const void *data, const char *kind, const char *fmt, ...)
+{
+    char path[2 * VEC_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", w->root, rel);
+    if (make_dirs(path, 1) != 0) {
+        msg_error("vectors: cannot create the directory of %s: %s", path, strerror(errno));
+        return 1;
+    }
+    if (kvr_npy_write(path, type, ndim, shape, data) != KVR_OK) {
+        msg_error("vectors: %s", kvr_last_error());
+        return 1;
+    }
+    size_t count = 1;
+    fprintf(w->manifest, "array %s %s ", rel, kvr_npy_type_descr(type));
+    if (ndim == 0)
+        fputs("scalar", w->manifest);
+    for (int i = 0; i < ndim; i++) {
+        fprintf(w->manifest, i ? "x%zu" : "%zu", shape[i]);
+        count *= shape[i];
+    }
+    fprintf(w->manifest, " %s ", kind);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(w->manifest, fmt, ap);
+    va_end(ap);
+    fputc('\n', w->manifest);
+    w->bytes += count * kvr_npy_type_size(type);
+    w->n_arrays++;
+    return 0;
+}

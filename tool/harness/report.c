@@ -1,0 +1,238 @@
+/* report.c: table, CSV, plot and plain reading of evaluation rows
+ * (doc/eval.md §5). */
+#include <config.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include "common/message.h"
+#include "report.h"
+
+void ev_report_header(FILE *f)
+{
+    fprintf(f, "%-10s %7s %6s %-18s %5s %11s %11s %12s %10s %10s\n", "workload", "context", "budget",
+            "method", "seeds", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact", "needle_acc");
+}
+
+void ev_report_row(FILE *f, const ev_row *row)
+{
+    char needle[16] = "-";
+    if (!isnan(row->r.needle_acc))
+        snprintf(needle, sizeof needle, "%.3f", row->r.needle_acc);
+    fprintf(f, "%-10s %7d %6.2f %-18s %5d %11.4f %11.4f %12.4g %10.4f %10s\n", row->workload,
+            row->context, row->budget, row->method, row->seeds, row->r.bytes_ratio, row->r.exact_ratio,
+            row->r.attn_rel_err, row->r.mass_exact, needle);
+}
+
+void ev_report_csv_header(FILE *f)
+{
+    fputs("workload,context,budget,method,seeds,kv_heads,q_heads,head_dim,steps,elem,"
+          "bytes_ratio,exact_ratio,attn_rel_err,mass_exact,needle_acc,bytes_held\n", f);
+}
+
+/* A CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n\r")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+void ev_report_csv_row(FILE *f, const ev_row *row)
+{
+    csv_field(f, row->workload);
+    fprintf(f, ",%d,%.6g,", row->context, row->budget);
+    csv_field(f, row->method);
+    fprintf(f, ",%d,%d,%d,%d,%d,%s,%.9g,%.9g,%.9g,%.9g,", row->seeds, row->kv_heads, row->q_heads,
+            row->head_dim, row->steps, kvr_elem_name(row->elem), row->r.bytes_ratio, row->r.exact_ratio,
+            row->r.attn_rel_err, row->r.mass_exact);
+    if (!isnan(row->r.needle_acc))
+        fprintf(f, "%.9g", row->r.needle_acc);
+    fprintf(f, ",%zu\n", row->r.bytes_held);
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    if (n < m) return 0;
+    for (size_t i = 0; i < m; i++)
+        if (tolower((unsigned char)s[n - m + i]) != suffix[i]) return 0;
+    return 1;
+}
+
+int ev_report_plot_kind(const char *path, int *png)
+{
+    *png = ends_with(path, ".png");
+    return *png || ends_with(path, ".svg");
+}
+
+#ifdef KVR_GNUPLOT
+/* A gnuplot single-quoted string: '' stands for one quote. */
+static void gp_string(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++) {
+        if (*s == '\'') fputc('\'', f);
+        fputc(*s, f);
+    }
+    fputc('\'', f);
+}
+#endif
+
+int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char *title)
+{
+#ifndef KVR_GNUPLOT
+    (void)rows; (void)n_rows; (void)title;
+    msg_error("--plot %s: this kvreviver was built without gnuplot (configure did not find it); "
+              "install gnuplot and rebuild, or use --csv", path);
+    return 1;
+#else
+    int png;
+    ev_report_plot_kind(path, &png);
+    /* the methods in order of first appearance, full left out */
+    const char *methods[64];
+    int n_methods = 0;
+    for (int i = 0; i < n_rows; i++) {
+        if (!strcmp(rows[i].method, "full")) continue;
+        int seen = 0;
+        for (int m = 0; m < n_methods; m++) seen |= !strcmp(methods[m], rows[i].method);
+        if (!seen && n_methods < 64) methods[n_methods++] = rows[i].method;
+    }
+    if (n_methods == 0) {
+        msg_error("--plot %s: nothing to plot (full attention is not plotted: its error is float rounding)", path);
+        return 1;
+    }
+    fflush(stdout);
+    FILE *gp = popen(KVR_GNUPLOT, "w");
+    if (!gp) {
+        msg_error("--plot %s: cannot run %s: %s", path, KVR_GNUPLOT, strerror(errno));
+        return 1;
+    }
+    fprintf(gp, "set terminal %s size 800,500 font 'sans,11'\nset output ", png ? "pngcairo" : "svg");
+    gp_string(gp, path);
+    fputs("\nset logscale y\nset grid\nset key outside right\n"
+          "set xlabel 'budget: bytes held / bytes of the full cache'\n"
+          "set ylabel 'attn\\_rel\\_err  ||o - o_{full}|| / ||o_{full}||'\nset title ", gp);
+    gp_string(gp, title);
+    fputc('\n', gp);
+    for (int m = 0; m < n_methods; m++) {
+        fprintf(gp, "$m%d << EOD\n", m);
+        for (int i = 0; i < n_rows; i++)
+            if (!strcmp(rows[i].method, methods[m]))
+                fprintf(gp, "%.9g %.9g\n", rows[i].budget, rows[i].r.attn_rel_err);
+        fputs("EOD\n", gp);
+    }
+    fputs("plot ", gp);
+    for (int m = 0; m < n_methods; m++) {
+        fprintf(gp, "%s$m%d with linespoints lw 2 pt %d title ", m ? ", " : "", m, 5 + m);
+        gp_string(gp, methods[m]);
+    }
+    fputs("\nset output\n", gp);
+    int st = pclose(gp);
+    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        msg_error("--plot %s: gnuplot (%s) failed (status %d)", path, KVR_GNUPLOT,
+                  st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        return 1;
+    }
+    FILE *check = fopen(path, "rb");
+    long size = 0;
+    if (check) { fseek(check, 0, SEEK_END); size = ftell(check); fclose(check); }
+    if (size <= 0) {
+        msg_error("--plot %s: gnuplot wrote nothing there", path);
+        return 1;
+    }
+    return 0;
+#endif
+}
+
+static int is_eviction(const char *m)
+{
+    return !strcmp(m, "streaming") || !strcmp(m, "h2o") || !strcmp(m, "snapkv") || !strcmp(m, "tova");
+}
+
+static int is_reviver(const char *m)
+{
+    return !strncmp(m, "kvreviver", 9);
+}
+
+/* Best (lowest error, or highest needle_acc when needle is set) among rows
+ * at budget b for which pick() holds; NULL when none. */
+static const ev_row *best(const ev_row *rows, int n, const char *workload, double b,
+                           int (*pick)(const char *), int needle)
+{
+    const ev_row *r = NULL;
+    for (int i = 0; i < n; i++) {
+        const ev_row *x = &rows[i];
+        if (x->budget != b || strcmp(x->workload, workload) || !pick(x->method)) continue;
+        if (!r || (needle ? x->r.needle_acc > r->r.needle_acc : x->r.attn_rel_err < r->r.attn_rel_err))
+            r = x;
+    }
+    return r;
+}
+
+static int any_compressed(const char *m)
+{
+    return strcmp(m, "full") != 0;
+}
+
+static int default_reviver(const char *m)
+{
+    return !strcmp(m, "kvreviver");
+}
+
+static int paper_faithful(const char *m)
+{
+    return !strcmp(m, "kvreviver-paper");
+}
+
+void ev_report_reading(FILE *f, const ev_row *rows, int n)
+{
+    for (int i = 0; i < n; i++) {
+        double b = rows[i].budget;
+        int first = 1;
+        for (int j = 0; j < i; j++) first &= rows[j].budget != b || strcmp(rows[j].workload, rows[i].workload);
+        if (!first || !strcmp(rows[i].method, "full")) continue;
+        const ev_row *all = best(rows, n, rows[i].workload, b, any_compressed, 0);
+        const ev_row *ev = best(rows, n, rows[i].workload, b, is_eviction, 0);
+        const ev_row *kv = best(rows, n, rows[i].workload, b, default_reviver, 0);
+        const ev_row *kp = best(rows, n, rows[i].workload, b, paper_faithful, 0);
+        const ev_row *kvbest = best(rows, n, rows[i].workload, b, is_reviver, 0);
+        fprintf(f, "- %s at budget %.2f: lowest attn_rel_err %s (%.3g).", rows[i].workload, b,
+                all->method, all->r.attn_rel_err);
+        if (ev && kv)
+            fprintf(f, " kvreviver %.3g against the best eviction baseline %s %.3g: %s (x%.2g).",
+                    kv->r.attn_rel_err, ev->method, ev->r.attn_rel_err,
+                    kv->r.attn_rel_err < ev->r.attn_rel_err ? "KVReviver wins" : "KVReviver loses",
+                    kv->r.attn_rel_err / ev->r.attn_rel_err);
+        if (ev && kp)
+            fprintf(f, " Paper-faithful kvreviver-paper %.3g (x%.2g).", kp->r.attn_rel_err,
+                    kp->r.attn_rel_err / ev->r.attn_rel_err);
+        if (ev && kvbest && kvbest != kv && kvbest != kp)
+            fprintf(f, " Best KVReviver variant %s %.3g: %s.", kvbest->method, kvbest->r.attn_rel_err,
+                    kvbest->r.attn_rel_err < ev->r.attn_rel_err ? "beats it" : "does not beat it");
+        if (!isnan(rows[i].r.needle_acc)) {
+            const ev_row *evn = best(rows, n, rows[i].workload, b, is_eviction, 1);
+            const ev_row *kvn = best(rows, n, rows[i].workload, b, is_reviver, 1);
+            if (evn && kvn) {
+                fprintf(f, " Needles found: best eviction baseline %s %.0f%%, ", evn->method, 100.0 * evn->r.needle_acc);
+                if (kvn->r.needle_acc > 0.0)
+                    fprintf(f, "best KVReviver %s %.0f%%", kvn->method, 100.0 * kvn->r.needle_acc);
+                else
+                    fprintf(f, "no KVReviver configuration found any");
+                fprintf(f, "%s.", kvn->r.needle_acc > evn->r.needle_acc ? ": KVReviver wins"
+                                  : kvn->r.needle_acc < evn->r.needle_acc ? ": KVReviver loses" : ": a tie");
+            }
+        }
+        fputc('\n', f);
+    }
+}

@@ -1,0 +1,39 @@
+/* report.h: the rows of an evaluation and their outputs: aligned table,
+ * CSV, gnuplot plot and a plain reading (doc/eval.md §5). */
+#ifndef KVR_REPORT_H
+#define KVR_REPORT_H
+
+#include <stdio.h>
+#include "eval.h"
+
+/* One (workload, budget, method) cell, averaged over `seeds` runs. */
+typedef struct {
+    const char *workload;   /* as the user named it (trace:DIR included) */
+    int context;
+    double budget;          /* 1 for full */
+    const char *method;
+    int seeds;              /* runs averaged (seeds x trace layers) */
+    int kv_heads, q_heads, head_dim, steps;
+    kvr_elem elem;
+    ev_result r;      /* means over the runs; needle_acc NAN when none */
+} ev_row;
+
+/* The aligned table's header and one row (stdout). */
+void ev_report_header(FILE *f);
+void ev_report_row(FILE *f, const ev_row *row);
+/* CSV: the header line and one row; fields with a comma or quote are quoted. */
+void ev_report_csv_header(FILE *f);
+void ev_report_csv_row(FILE *f, const ev_row *row);
+/* 1 when path ends in .svg or .png (case-insensitive), the terminals --plot
+ * knows; *png says which. */
+int ev_report_plot_kind(const char *path, int *png);
+/* Plot attn_rel_err against budget, one line per method (full left out),
+ * with gnuplot into path.  0 on success; otherwise a message on stderr and
+ * 1. */
+int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char *title);
+/* A short plain reading of rows of one workload: per budget, the method with
+ * the lowest error, the best eviction baseline against the paper-faithful
+ * KVReviver and its best variant, and needle_acc where it applies. */
+void ev_report_reading(FILE *f, const ev_row *rows, int n_rows);
+
+#endif

@@ -1,0 +1,69 @@
+/* loader.c: what every model loader shares (doc/model.md §2): freeing a
+ * loaded model, checking its shape, and the runtime's error message.
+ *
+ * The loaders (llama2c.c, gguf.c) call only this file and the C library;
+ * model.c calls the loaders.  Nothing here calls either, so the runtime's
+ * calls go one way: model.c -> loaders -> loader.c. */
+#include <config.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "loader.h"
+
+void lm_model_free(lm_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->n_owned; i++)
+        free(m->owned[i]);
+    memset(m, 0, sizeof *m);
+}
+
+/* Shape fields must be positive, consistent with GQA and small enough that
+ * every array size fits comfortably in size_t. */
+int lm_model_check(const lm_model *m, const char *path)
+{
+    const struct { const char *name; int v; int max; } f[] = {
+        {"dim", m->dim, 1 << 16}, {"hidden_dim", m->hidden_dim, 1 << 18},
+        {"n_layers", m->n_layers, 1024}, {"n_heads", m->n_heads, 1024},
+        {"n_kv_heads", m->n_kv_heads, 1024}, {"head_dim", m->head_dim, 1 << 12},
+        {"vocab_size", m->vocab_size, 1 << 22}, {"seq_len", m->seq_len, 1 << 24},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (f[i].v < 1 || f[i].v > f[i].max)
+            return lm_model_fail(KVR_EFORMAT, "%s: %s = %d is not in [1, %d]", path, f[i].name, f[i].v, f[i].max);
+    if (m->n_heads % m->n_kv_heads != 0)
+        return lm_model_fail(KVR_EFORMAT, "%s: n_heads = %d is not a multiple of n_kv_heads = %d",
+                              path, m->n_heads, m->n_kv_heads);
+    if (m->rope_dims < 2 || m->rope_dims > m->head_dim || m->rope_dims % 2)
+        return lm_model_fail(KVR_EFORMAT, "%s: rope dimension %d is not even and in [2, head_dim = %d]",
+                              path, m->rope_dims, m->head_dim);
+    if (!(m->rms_eps > 0.0f && m->rms_eps < 1.0f))
+        return lm_model_fail(KVR_EFORMAT, "%s: RMSNorm epsilon %g is not in (0, 1)", path, (double)m->rms_eps);
+    if (!(m->rope_base > 1.0f) || !isfinite(m->rope_base))
+        return lm_model_fail(KVR_EFORMAT, "%s: RoPE base %g is not above 1", path, (double)m->rope_base);
+    if (m->bos < 0 || m->bos >= m->vocab_size)
+        return lm_model_fail(KVR_EFORMAT, "%s: BOS token %d is not in the vocabulary of %d", path, m->bos, m->vocab_size);
+    return KVR_OK;
+}
+
+/* ---- model errors ------------------------------------------------------ */
+
+static char model_message[512];
+
+int lm_model_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(model_message, sizeof model_message, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+const char *lm_model_error(void)
+{
+    return model_message;
+}
+

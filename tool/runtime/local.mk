@@ -1,0 +1,8 @@
+# tool/runtime/local.mk: the llama-architecture runtime (doc/model.md):
+# loaders, forward pass through a kvr_cache, tokenizer.
+TOOL_RUNTIME_LIB = tool/runtime/libruntime.a
+noinst_LIBRARIES += tool/runtime/libruntime.a
+tool_runtime_libruntime_a_SOURCES = tool/runtime/loader.h tool/runtime/loader.c \
+	tool/runtime/llama2c.c tool/runtime/gguf.c tool/runtime/model.h tool/runtime/model.c \
+	tool/runtime/bpe.h tool/runtime/bpe.c
+tool_runtime_libruntime_a_CPPFLAGS = $(TOOL_CPPFLAGS)

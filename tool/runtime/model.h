@@ -1,0 +1,79 @@
+/* model.h: a llama-architecture decoder whose attention goes through a
+ * kvreviver cache (doc/model.md).
+ *
+ * The model is RMSNorm -> Q/K/V projections -> RoPE -> grouped-query
+ * attention -> output projection -> residual, then RMSNorm -> SwiGLU
+ * feed-forward -> residual, n_layers times, then a final RMSNorm and the
+ * classifier.  Weights are float32 in memory whatever the file held.  The
+ * keys and values of every layer live only in the kvr_cache: a decode step
+ * appends the token's K and V (kvr_append) and attends with its queries
+ * (kvr_attend), so the same forward pass runs with `full`, every eviction
+ * baseline and every KVReviver configuration. */
+#ifndef KVR_MODEL_H
+#define KVR_MODEL_H
+
+#include "loader.h"
+
+/* Load a model: a GGUF file when it starts with "GGUF", a llama2.c
+ * checkpoint otherwise.  On failure (KVR_EIO: the file cannot be read;
+ * KVR_EFORMAT: it is malformed, with a message naming the path and the
+ * field; KVR_ENOMEM) *m is zeroed and nothing is held. */
+int lm_model_load(lm_model *m, const char *path);
+/* Scratch buffers of one forward pass. */
+typedef struct {
+    float *x;       /* [dim] residual stream */
+    float *xb;      /* [dim] normalised input */
+    float *q;       /* [n_heads*head_dim] */
+    float *k, *v;   /* [n_kv_heads*head_dim] */
+    float *att;     /* [n_heads*head_dim] attention output */
+    float *hb, *hb2;/* [hidden_dim] */
+    float *xo;      /* [dim] */
+} lm_model_state;
+
+int lm_model_state_init(lm_model_state *s, const lm_model *m);
+void lm_model_state_free(lm_model_state *s);
+
+/* A cache for this model with configuration cfg (one head cache per layer
+ * and KV head). */
+int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out);
+
+/* One decode step: token `token` at position kvr_length(cache, 0); appends
+ * its K and V to every layer and writes the next-token logits.  On failure
+ * (KVR_EINVAL: token out of range, nothing changed; a library status from
+ * layer l: layers before l already hold the token, so the cache should be
+ * discarded) the message names the layer and position.
+ *   logits: [vocab_size] */
+int lm_model_step(const lm_model *m, lm_model_state *s, kvr_cache *cache,
+                   int token, float *logits);
+
+/* Prefill n prompt tokens into an empty cache: the prompt attends to itself
+ * with exact causal attention (float32, computed here), then every layer's
+ * K and V go to kvr_prefill with the queries of the last n_obs positions
+ * (n_obs = min(obs_window, n)).  Writes the logits after the last token.
+ *   tokens: [n], logits: [vocab_size] */
+int lm_model_prefill(const lm_model *m, kvr_cache *cache, int n,
+                      const int *tokens, float *logits);
+
+/* A prompt run once with exact causal attention, kept so that any number of
+ * caches can be prefilled from it (the prompt's computation does not depend
+ * on the method: compression starts with kvr_prefill). */
+typedef struct {
+    int n, n_obs;
+    float *k, *v;    /* [n_layers][n][n_kv_heads*head_dim] */
+    float *q;        /* [n_layers][n_obs][n_heads*head_dim]: the last n_obs queries */
+    float *logits;   /* [vocab_size] after the last token */
+} lm_prompt;
+
+/* Run tokens[0..n-1] (positions 0..n-1), keeping the queries of the last
+ * min(n_obs, n) positions.  On failure *pr is zeroed. */
+int lm_model_prompt(const lm_model *m, int n, const int *tokens, int n_obs, lm_prompt *pr);
+/* kvr_prefill every layer of an empty cache from the prompt (KVR_ESTATE if
+ * the cache's obs_window needs more queries than were kept). */
+int lm_prompt_prefill(const lm_model *m, const lm_prompt *pr, kvr_cache *cache);
+void lm_prompt_free(lm_prompt *pr);
+
+/* Softmax of logits into log-probabilities (float64).
+ *   logits: [n], logp: [n] */
+void lm_log_softmax(const float *logits, int n, double *logp);
+
+#endif
