@@ -124,4 +124,27 @@ void ref_attend_moment(ref_head *h, int group, const float *q /*[group][D]*/,
  * ref_work_reserve; KVR_OK or KVR_ENOMEM (w unchanged). */
 int ref_work_reserve_moment(ref_work *w, const ref_head *h);
 
+/* quant.c (spec §18): b-bit asymmetric quantization with a float16 zero
+ * point and scale.  bits is 2, 3, 4 or 8. */
+/* Bytes of n packed b-bit codes: ceil(n b / 8) (spec §18.5). */
+size_t ref_quant_row_bytes(size_t n, int bits);
+/* Zero point and scale (float16 bits) of the n values x[0], x[stride], ...
+ * (finite); KVR_ERANGE when they do not fit float16 (nothing written). */
+int ref_quant_params(const float *x /*[n][stride]*/, size_t n, size_t stride, int bits,
+                     uint16_t *zero, uint16_t *scale);
+/* The code of x under (zero, scale): min(rint(fl(fl(x - z) / s)), 2^b - 1). */
+unsigned ref_quant_code(float x, uint16_t zero, uint16_t scale, int bits);
+/* fl(z + code * s) */
+float ref_dequant(unsigned code, uint16_t zero, uint16_t scale);
+/* Code i of a packed row: bits i*b .. i*b+b-1, least significant first. */
+void ref_pack_put(unsigned char *row, size_t i, int bits, unsigned code);
+unsigned ref_pack_get(const unsigned char *row, size_t i, int bits);
+/* Quantize one vector x[n] into codes[ref_quant_row_bytes(n, bits)] and
+ * zs[2] = {zero, scale}; KVR_ERANGE (nothing written) as ref_quant_params. */
+int ref_quant_row(const float *x /*[n]*/, size_t n, int bits, unsigned char *codes, uint16_t *zs /*[2]*/);
+void ref_dequant_row(const unsigned char *codes, const uint16_t *zs /*[2]*/, size_t n,
+                     int bits, float *x /*[n]*/);
+/* The error bound of spec §18.4: |x - deq| <= this for every element. */
+double ref_quant_bound(uint16_t zero, uint16_t scale, int bits);
+
 #endif

@@ -1,0 +1,307 @@
+/* quant.c: quantized storage (spec §18).
+ *
+ * The codes, zero points and scales of ref/quant.c are checked bit for bit
+ * against an independent computation written here (float16 grid rounding in
+ * float64 with frexp/ldexp/floor/ceil, round-half-even by hand, packing by
+ * shifting a 64-bit word), on random vectors of many seeds and on
+ * adversarial ones: exact ties, constant vectors, huge and tiny ranges,
+ * large offsets.  The dequantization error is checked against the bound of
+ * spec §18.4 over many seeds (misses counted, zero asserted), with a
+ * negative control: half the bound is exceeded often, so the bound is not
+ * vacuous. */
+#include <config.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+static const int all_bits[] = {2, 3, 4, 8};
+
+/* The float16 grid at |v| (v != 0): the spacing of float16 values in the
+ * binade of |v| (subnormal spacing 2^-24 below 2^-14). */
+static double f16_ulp(double v)
+{
+    int e;
+    frexp(fabs(v), &e);                 /* |v| in [2^(e-1), 2^e) */
+    int expo = e - 1 < -14 ? -14 : e - 1;
+    return ldexp(1.0, expo - 10);
+}
+
+/* Largest float16 value <= v (float64, exact); -Inf when none is finite. */
+static double f16_floor(double v)
+{
+    if (v == 0.0)
+        return 0.0;
+    double r = v > 0 ? floor(v / f16_ulp(v)) * f16_ulp(v)
+                     : -ceil(-v / f16_ulp(v)) * f16_ulp(v);
+    if (r > 65504.0) r = 65504.0;
+    if (r < -65504.0) r = -INFINITY;
+    return r;
+}
+
+/* Smallest float16 value >= v > 0; +Inf above 65504. */
+static double f16_ceil(double v)
+{
+    double r = ceil(v / f16_ulp(v)) * f16_ulp(v);
+    return r > 65504.0 ? INFINITY : r;
+}
+
+/* Round half to even, by hand. */
+static double rint_even(double t)
+{
+    double f = floor(t), d = t - f;
+    if (d > 0.5 || (d == 0.5 && fmod(f, 2.0) != 0.0))
+        return f + 1.0;
+    return f;
+}
+
+/* The spec §18.2 computation, written independently: zero point, scale,
+ * codes; returns 0 on success, 1 when the parameters overflow float16. */
+static int indep_quant(const float *x, int n, int stride, int bits, double *z, double *s, unsigned *q)
+{
+    double lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
+        lo = fmin(lo, x[(size_t)i * stride]);
+        hi = fmax(hi, x[(size_t)i * stride]);
+    }
+    int L = (1 << bits) - 1;
+    *z = f16_floor(lo);
+    if (isinf(*z))
+        return 1;
+    volatile float r = (float)hi - (float)*z;     /* the float32 operation fl(hi - z) */
+    if (r == 0.0f) {
+        *s = 0.0;
+    } else {
+        volatile float rl = r / (float)L;
+        *s = f16_ceil(rl);
+        if (isinf(*s))
+            return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (*s == 0.0) { q[i] = 0; continue; }
+        volatile float a = x[(size_t)i * stride] - (float)*z;  /* fl(x - z) */
+        volatile float t = a / (float)*s;
+        double c = rint_even(t);
+        q[i] = c > L ? (unsigned)L : (unsigned)c;
+    }
+    return 0;
+}
+
+/* Pack codes into bytes by a 64-bit shift register, least significant first. */
+static void indep_pack(const unsigned *q, int n, int bits, unsigned char *out, size_t nbytes)
+{
+    uint64_t acc = 0;
+    int have = 0;
+    size_t o = 0;
+    memset(out, 0, nbytes);
+    for (int i = 0; i < n; i++) {
+        acc |= (uint64_t)q[i] << have;
+        have += bits;
+        while (have >= 8) { out[o++] = (unsigned char)(acc & 0xFF); acc >>= 8; have -= 8; }
+    }
+    if (have > 0)
+        out[o++] = (unsigned char)acc;
+    TU_EQ(o, nbytes);
+}
+
+/* Compare ref_quant_row with the independent computation on one vector. */
+static void check_row(const float *x, int n, int bits)
+{
+    unsigned q[1024];
+    unsigned char want[1024], got[1024];
+    uint16_t zs[2] = {0xABCD, 0xABCD};
+    double z, s;
+    size_t nb = ref_quant_row_bytes((size_t)n, bits);
+    TU_EQ(nb, ((size_t)n * bits + 7) / 8);
+    int overflow = indep_quant(x, n, 1, bits, &z, &s, q);
+    int status = ref_quant_row(x, (size_t)n, bits, got, zs);
+    if (overflow) {
+        TU_EQ(status, KVR_ERANGE);
+        TU_OK(zs[0] == 0xABCD && zs[1] == 0xABCD);  /* nothing written */
+        return;
+    }
+    TU_EQ(status, KVR_OK);
+    TU_CHECK((double)kvr_f16_to_f32(zs[0]) == z && zs[0] != 0x8000u,
+             "bits %d: zero point %04x (%a), expected %a", bits, zs[0], (double)kvr_f16_to_f32(zs[0]), z);
+    TU_CHECK((double)kvr_f16_to_f32(zs[1]) == s && zs[1] != 0x8000u,
+             "bits %d: scale %04x (%a), expected %a", bits, zs[1], (double)kvr_f16_to_f32(zs[1]), s);
+    indep_pack(q, n, bits, want, nb);
+    for (size_t i = 0; i < nb; i++)
+        TU_CHECK(got[i] == want[i], "bits %d: code byte %zu is %02x, expected %02x", bits, i, got[i], want[i]);
+    for (int i = 0; i < n; i++) {
+        TU_EQ(ref_pack_get(got, (size_t)i, bits), q[i]);
+        /* dequantization: one rounding of z + q s, exact in float64 (both
+         * terms are multiples of 2^-24 below 2^24) */
+        volatile float d = (float)(z + (double)q[i] * s);
+        TU_CHECK(ref_dequant(q[i], zs[0], zs[1]) == d, "bits %d: deq of code %u", bits, q[i]);
+    }
+}
+
+START_TEST(test_codes_random)
+{
+    tu_rng r;
+    float x[256];
+    for (uint64_t seed = 1; seed <= 400; seed++) {
+        tu_seed(&r, seed);
+        int n = tu_int(&r, 1, 256);
+        double mean = (tu_unif(&r) - 0.5) * 20.0, sd = ldexp(1.0, tu_int(&r, -20, 8));
+        tu_fill(&r, x, (size_t)n, mean, sd);
+        for (size_t b = 0; b < sizeof all_bits / sizeof all_bits[0]; b++)
+            check_row(x, n, all_bits[b]);
+    }
+}
+END_TEST
+
+/* Exact ties: z and s chosen as float16 values so that x = z + (k + 1/2) s
+ * is exact and t is exactly k + 1/2; rint goes to the even neighbour. */
+START_TEST(test_codes_ties)
+{
+    for (size_t b = 0; b < sizeof all_bits / sizeof all_bits[0]; b++) {
+        int bits = all_bits[b], L = (1 << bits) - 1;
+        float s = 0.0625f, x[520];
+        int n = 0;
+        x[n++] = 0.0f;                            /* lo = z = 0 */
+        x[n++] = (float)L * s;                    /* hi: r / L = s exactly */
+        for (int k = 0; k < L; k++)
+            x[n++] = ((float)k + 0.5f) * s;
+        check_row(x, n, bits);
+        unsigned char codes[520];
+        uint16_t zs[2];
+        TU_EQ(ref_quant_row(x, (size_t)n, bits, codes, zs), KVR_OK);
+        for (int k = 0; k < L; k++) {
+            unsigned c = ref_pack_get(codes, (size_t)(k + 2), bits);
+            TU_CHECK(c == (unsigned)(k % 2 == 0 ? k : k + 1), "bits %d: tie %d.5 coded %u", bits, k, c);
+        }
+    }
+}
+END_TEST
+
+START_TEST(test_codes_adversarial)
+{
+    float x[64];
+    for (size_t b = 0; b < sizeof all_bits / sizeof all_bits[0]; b++) {
+        int bits = all_bits[b];
+        /* constant vectors: float16-representable (s = 0, exact) and not */
+        const float consts[] = {0.0f, -0.0f, 1.0f, -3.5f, 0.1f, 1000.3f, -65504.0f, 6e-8f, 65504.0f, 70000.0f};
+        for (size_t c = 0; c < sizeof consts / sizeof consts[0]; c++) {
+            for (int i = 0; i < 64; i++) x[i] = consts[c];
+            check_row(x, 64, bits);
+        }
+        /* huge ranges (and the overflows: lo < -65504, scale > 65504) */
+        const float edges[][2] = {{-60000.0f, 60000.0f}, {-65504.0f, 65504.0f}, {-65505.0f, 0.0f},
+                                  {-70000.0f, 1.0f}, {0.0f, 3e5f}, {0.0f, 1.6e7f}, {0.0f, 1.7e7f},
+                                  {1e-30f, 2e-30f}, {-1e-7f, 1e-7f}, {1000.25f, 1000.3f}, {-0.0f, 1e-45f}};
+        for (size_t e = 0; e < sizeof edges / sizeof edges[0]; e++) {
+            for (int i = 0; i < 64; i++)
+                x[i] = edges[e][0] + (edges[e][1] - edges[e][0]) * (float)i / 63.0f;
+            x[63] = edges[e][1];
+            check_row(x, 64, bits);
+        }
+        /* one element */
+        x[0] = 0.3f;
+        check_row(x, 1, bits);
+    }
+    /* the overflow rules themselves */
+    uint16_t z, s;
+    x[0] = -70000.0f; x[1] = 0.0f;
+    TU_EQ(ref_quant_params(x, 2, 1, 4, &z, &s), KVR_ERANGE);
+    x[0] = 0.0f; x[1] = 3e5f;
+    TU_EQ(ref_quant_params(x, 2, 1, 2, &z, &s), KVR_ERANGE);   /* 1e5 > 65504 */
+    TU_EQ(ref_quant_params(x, 2, 1, 8, &z, &s), KVR_OK);       /* 1176 */
+}
+END_TEST
+
+/* Strided vectors (a KIVI key channel over a group) give the same
+ * parameters as the gathered vector. */
+START_TEST(test_params_strided)
+{
+    tu_rng r;
+    float m[32][8], col[32];
+    for (uint64_t seed = 1; seed <= 50; seed++) {
+        tu_seed(&r, seed);
+        tu_fill(&r, &m[0][0], 32 * 8, 0.0, 2.0);
+        for (int c = 0; c < 8; c++) {
+            for (int i = 0; i < 32; i++) col[i] = m[i][c];
+            uint16_t z1, s1, z2, s2;
+            TU_EQ(ref_quant_params(&m[0][c], 32, 8, 2, &z1, &s1), KVR_OK);
+            TU_EQ(ref_quant_params(col, 32, 1, 2, &z2, &s2), KVR_OK);
+            TU_OK(z1 == z2 && s1 == s2);
+            double z, s;
+            unsigned q[32];
+            TU_EQ(indep_quant(&m[0][c], 32, 8, 2, &z, &s, q), 0);
+            TU_OK((double)kvr_f16_to_f32(z1) == z && (double)kvr_f16_to_f32(s1) == s);
+            for (int i = 0; i < 32; i++)
+                TU_EQ(ref_quant_code(m[i][c], z1, s1, 2), q[i]);
+        }
+    }
+}
+END_TEST
+
+/* spec §18.4: |x - deq| <= B for every element over many seeds and scales;
+ * half of B is exceeded on a good share of elements (the bound is tight to
+ * within a factor 2, not vacuous). */
+START_TEST(test_error_bound)
+{
+    tu_rng r;
+    float x[128], y[128];
+    unsigned char codes[128];
+    uint16_t zs[2];
+    for (size_t b = 0; b < sizeof all_bits / sizeof all_bits[0]; b++) {
+        int bits = all_bits[b];
+        long misses = 0, over_half = 0, total = 0;
+        double worst = 0.0;
+        for (uint64_t seed = 1; seed <= 2000; seed++) {
+            tu_seed(&r, seed * 7919 + (uint64_t)bits);
+            int n = tu_int(&r, 1, 128);
+            double mean = (tu_unif(&r) - 0.5) * ldexp(1.0, tu_int(&r, -10, 12));
+            double sd = ldexp(1.0, tu_int(&r, -24, 10));
+            tu_fill(&r, x, (size_t)n, mean, sd);
+            TU_EQ(ref_quant_row(x, (size_t)n, bits, codes, zs), KVR_OK);
+            ref_dequant_row(codes, zs, (size_t)n, bits, y);
+            double B = ref_quant_bound(zs[0], zs[1], bits);
+            for (int i = 0; i < n; i++) {
+                double err = fabs((double)x[i] - (double)y[i]);
+                misses += err > B;
+                over_half += err > B / 2;
+                total++;
+                if (B > 0 && err / B > worst) worst = err / B;
+            }
+        }
+        printf("quant: %d bits: %ld elements, %ld above the bound, %ld above half of it, worst %.3f of the bound\n",
+               bits, total, misses, over_half, worst);
+        TU_CHECK(misses == 0, "%d bits: %ld of %ld elements above the bound of spec §18.4", bits, misses, total);
+        TU_CHECK(over_half > total / 5, "%d bits: only %ld of %ld elements above half the bound: vacuous?",
+                 bits, over_half, total);
+    }
+}
+END_TEST
+
+/* A constant float16-representable vector is reproduced exactly (s = 0). */
+START_TEST(test_degenerate_exact)
+{
+    float x[16], y[16];
+    unsigned char codes[16];
+    uint16_t zs[2];
+    for (int i = 0; i < 16; i++) x[i] = -2.75f;
+    TU_EQ(ref_quant_row(x, 16, 4, codes, zs), KVR_OK);
+    TU_EQ(zs[1], 0);
+    ref_dequant_row(codes, zs, 16, 4, y);
+    for (int i = 0; i < 16; i++)
+        TU_OK(y[i] == x[i]);
+    TU_OK(ref_quant_bound(zs[0], zs[1], 4) == 0.0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("quant");
+    TCase *tc = tu_tcase(s, "codes");
+    tcase_add_test(tc, test_codes_random);
+    tcase_add_test(tc, test_codes_ties);
+    tcase_add_test(tc, test_codes_adversarial);
+    tcase_add_test(tc, test_params_strided);
+    tc = tu_tcase(s, "bound");
+    tcase_add_test(tc, test_error_bound);
+    tcase_add_test(tc, test_degenerate_exact);
+    return tu_run(s);
+}
