@@ -124,6 +124,7 @@ const char *kvr_part_name(kvr_part part)
     case KVR_PART_CANDIDATE: return "candidate";
     case KVR_PART_VAGUE:     return "vague";
     case KVR_PART_DROPPED:   return "dropped";
+    case KVR_PART_QUANTIZED: return "quantized";
     }
     return "?";
 }

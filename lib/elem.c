@@ -142,3 +142,31 @@ int kvr_all_finite(const float *x, size_t n)
             return 0;
     return 1;
 }
+
+/* ---- quantized storage of the exact parts (spec §18.1) ------------------ */
+
+const char *kvr_store_name(kvr_store store)
+{
+    switch (store) {
+    case KVR_STORE_ELEM: return "elem";
+    case KVR_STORE_Q8:   return "q8";
+    case KVR_STORE_Q4:   return "q4";
+    }
+    return "?";
+}
+
+int kvr_store_bits(kvr_store store)
+{
+    return store == KVR_STORE_Q8 ? 8 : store == KVR_STORE_Q4 ? 4 : 0;
+}
+
+int kvr_store_parse(const char *name, kvr_store *store)
+{
+    if (!name || !store)
+        return kvr_fail(KVR_EINVAL, "kvr_store_parse: name or store is NULL");
+    if (!strcmp(name, "elem")) *store = KVR_STORE_ELEM;
+    else if (!strcmp(name, "q8")) *store = KVR_STORE_Q8;
+    else if (!strcmp(name, "q4")) *store = KVR_STORE_Q4;
+    else return kvr_fail(KVR_EINVAL, "storage type '%s' is not elem, q8 or q4", name);
+    return KVR_OK;
+}

@@ -11,6 +11,7 @@
  * vacuous. */
 #include <config.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
@@ -292,6 +293,180 @@ START_TEST(test_degenerate_exact)
 }
 END_TEST
 
+/* ---- the planner (spec §9.2 with §18.5, §18.6) ----------------------------- */
+
+/* The methods of the sweeps: every listed method, kivi with its levers, and
+ * every eviction and kvreviver method with store=q8 and store=q4. */
+static const char *sweep_methods[] = {
+    "kivi", "kivi/bits=3", "kivi/bits=4", "kivi/group=16", "kivi/residual=64", "kivi/bits=4/group=128",
+    "streaming/store=q8", "streaming/store=q4", "h2o/store=q8", "h2o/store=q4",
+    "snapkv/store=q8", "snapkv/store=q4", "tova/store=q8", "tova/store=q4",
+    "kvreviver/store=q8", "kvreviver/store=q4", "kvreviver-paper/store=q4", "h2o/store=elem",
+};
+
+/* Bytes of a head cache of this configuration counted here from spec §9.1,
+ * §18.5 and §18.6, independently of lib/budget.c. */
+static size_t indep_head_bytes(const kvr_config *c, size_t D)
+{
+    size_t e = c->elem == KVR_F32 ? 4 : 2;
+    int b = c->store == KVR_STORE_Q8 ? 8 : c->store == KVR_STORE_Q4 ? 4 : 0;
+    size_t kv = b ? 2 * ((D * (size_t)b + 7) / 8) + 2 * 2 * 2 : 2 * D * e;
+    int scores = c->importance != KVR_IMP_NONE && c->candidates > 0;
+    int sketch = c->depth > 0 && c->width > 0;
+    size_t bytes = ((size_t)c->sinks + (size_t)c->window) * kv + (scores ? (size_t)c->window * 4 : 0)
+                 + (size_t)c->candidates * (kv + 8);
+    if (sketch)
+        bytes += (size_t)c->depth * c->width * (8 * D + 8) + (c->centre ? 16 * D : 0);
+    if (c->kivi_bits) {
+        size_t Q = (size_t)c->kivi_tokens, G = (size_t)c->kivi_group, row = (D * c->kivi_bits + 7) / 8;
+        size_t groups = Q / G;                    /* complete groups at capacity */
+        bytes += (Q < G ? Q : G) * D * e;         /* fill buffer */
+        bytes += groups * G * row + groups * D * 2 * 2;   /* key codes, f16 zero and scale per channel */
+        bytes += Q * row + Q * 2 * 2;             /* value codes, f16 zero and scale per token */
+    }
+    return bytes;
+}
+
+/* Every method, ratio 0.05 .. 0.5, context, head_dim and full-cache type:
+ * the plan holds at most floor(ratio * full) bytes counted at capacity (and
+ * the independent count agrees), passes kvr_config_check, and for kivi
+ * keeps every token; a refusal is KVR_EBUDGET with cfg unchanged. */
+START_TEST(test_plan_sweep)
+{
+    static const double ratios[] = {0.05, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5};
+    static const long contexts[] = {1, 2, 7, 100, 1000, 4096, 32768};
+    static const int dims[] = {1, 8, 64, 128};
+    long ok = 0, refused = 0;
+    int n_listed = 0;
+    while (kvr_method_name(n_listed)) n_listed++;
+    int n_methods = n_listed + (int)(sizeof sweep_methods / sizeof sweep_methods[0]);
+    for (int m = 0; m < n_methods; m++)
+        for (size_t ri = 0; ri < sizeof ratios / sizeof ratios[0]; ri++)
+            for (size_t ci = 0; ci < sizeof contexts / sizeof contexts[0]; ci++)
+                for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+                    for (int e = 0; e < 3; e++) {
+                        const char *name = m < n_listed ? kvr_method_name(m) : sweep_methods[m - n_listed];
+                        double ratio = strcmp(name, "full") ? ratios[ri] : 1.0;
+                        long n = contexts[ci];
+                        int D = dims[di];
+                        kvr_config cfg, before;
+                        memset(&cfg, 0x5A, sizeof cfg);
+                        before = cfg;
+                        int status = kvr_method_config(name, ratios[ri], n, D, (kvr_elem)e, &cfg);
+                        if (status != KVR_OK) {
+                            TU_CHECK(status == KVR_EBUDGET, "%s %g %ld %d: %s", name, ratio, n, D, kvr_last_error());
+                            TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+                            refused++;
+                            continue;
+                        }
+                        ok++;
+                        size_t budget = (size_t)floor(ratio * (double)kvr_full_bytes(n, D, (kvr_elem)e));
+                        size_t bytes = kvr_head_bytes(&cfg, D);
+                        TU_CHECK(bytes <= budget, "%s ratio %g context %ld D %d %s: %zu bytes > %zu",
+                                 name, ratio, n, D, kvr_elem_name((kvr_elem)e), bytes, budget);
+                        TU_CHECK(bytes == indep_head_bytes(&cfg, (size_t)D), "%s: %zu bytes, counted %zu",
+                                 name, bytes, indep_head_bytes(&cfg, (size_t)D));
+                        TU_EQ(kvr_config_check(&cfg, D), KVR_OK);
+                        TU_EQ(cfg.elem, e);
+                        if (cfg.kivi_bits) {
+                            TU_EQ((long)cfg.sinks + cfg.window + cfg.kivi_tokens, n);   /* every token kept */
+                            TU_EQ(cfg.candidates + cfg.depth + cfg.width, 0);
+                            TU_EQ(cfg.store, KVR_STORE_ELEM);
+                        } else {
+                            TU_OK((long)cfg.sinks + cfg.window + cfg.candidates <= n);
+                        }
+                        if (strstr(name, "store=q8")) TU_EQ(cfg.store, KVR_STORE_Q8);
+                        if (strstr(name, "store=q4")) TU_EQ(cfg.store, KVR_STORE_Q4);
+                    }
+    printf("quant: plan sweep: %ld plans, %ld refused\n", ok, refused);
+    TU_OK(ok > 5000 && refused > 100);
+}
+END_TEST
+
+/* KIVI's residual is the largest that fits, by brute force over every R,
+ * and the group is the first of 32, 64, 128 that fits any R. */
+START_TEST(test_kivi_largest_residual)
+{
+    static const char *names[] = {"kivi", "kivi/bits=3", "kivi/bits=4", "kivi/group=5"};
+    long checked = 0;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        for (long n = 1; n <= 400; n += 3)
+            for (int D = 1; D <= 16; D += 5)
+                for (int e = 0; e < 2; e++)
+                    for (double ratio = 0.05; ratio < 1.2; ratio += 0.09) {
+                        kvr_config cfg;
+                        int status = kvr_method_config(names[k], ratio, n, D, (kvr_elem)e, &cfg);
+                        size_t budget = (size_t)floor(ratio * (double)kvr_full_bytes(n, D, (kvr_elem)e));
+                        kvr_config t;
+                        kvr_method_config("kivi", 1.0, n, D, (kvr_elem)e, &t);     /* a valid template */
+                        t.kivi_bits = k == 1 ? 3 : k == 2 ? 4 : 2;
+                        long S = 4 < n - 1 ? 4 : n - 1, M = n - S, best = 0, bestG = 0;
+                        const long tries[3] = {32, 64, 128};
+                        for (int g = 0; g < (k == 3 ? 1 : 3) && !best; g++) {
+                            t.kivi_group = (int)(k == 3 ? 5 : tries[g]);
+                            for (long R = M; R >= 1 && !best; R--) {
+                                t.sinks = (int)S;
+                                t.window = (int)R;
+                                t.kivi_tokens = (int)(M - R);
+                                if (indep_head_bytes(&t, (size_t)D) <= budget) { best = R; bestG = t.kivi_group; }
+                            }
+                        }
+                        if (!best) {
+                            TU_CHECK(status == KVR_EBUDGET, "%s n %ld D %d: planned though nothing fits", names[k], n, D);
+                            continue;
+                        }
+                        TU_CHECK(status == KVR_OK, "%s n %ld D %d ratio %g: refused, R = %ld fits", names[k], n, D, ratio, best);
+                        TU_CHECK(cfg.window == best && cfg.kivi_group == bestG,
+                                 "%s n %ld D %d ratio %g: R %d G %d, the largest is R %ld G %ld",
+                                 names[k], n, D, ratio, cfg.window, cfg.kivi_group, best, bestG);
+                        checked++;
+                    }
+    TU_OK(checked > 1000);
+}
+END_TEST
+
+/* The levers: store= on eviction and kvreviver methods, bits=, group=,
+ * residual= on kivi; anything else is KVR_EINVAL with cfg unchanged. */
+START_TEST(test_quant_levers)
+{
+    enum { N = 4096, D = 64 };
+    kvr_config cfg, before;
+    TU_EQ(kvr_method_config("h2o/store=q4", 0.1, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.store, KVR_STORE_Q4);
+    TU_EQ(kvr_method_config("kvreviver/share=0.2/store=q8", 0.1, N, D, KVR_F16, &cfg), KVR_OK);
+    TU_EQ(cfg.store, KVR_STORE_Q8);
+    TU_EQ(kvr_method_config("kivi/bits=4/group=64/residual=100", 0.5, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_OK(cfg.kivi_bits == 4 && cfg.kivi_group == 64 && cfg.window == 100 && cfg.kivi_tokens == N - 4 - 100);
+    TU_EQ(kvr_method_config("kivi", 0.1, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_OK(cfg.kivi_bits == 2 && cfg.kivi_group == 32);
+    before = cfg;
+    static const char *bad[] = {
+        "h2o/store=q3", "h2o/store=", "h2o/store=f16", "kivi/bits=5", "kivi/bits=8", "kivi/bits=1", "kivi/bits=2.5",
+        "kivi/store=q4", "h2o/bits=2", "kvreviver/group=32", "full/store=q4", "kivi/share=0.1",
+        "kivi/group=0", "kivi/residual=0", "snapkv/depth=2", "kivi/group=-3",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (kvr_method_config(bad[i], 0.5, N, D, KVR_F32, &cfg) != KVR_EINVAL)
+            ck_abort_msg("'%s' was accepted", bad[i]);
+        TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    }
+    /* refusals name KIVI and the budget */
+    TU_EQ(kvr_method_config("kivi", 0.1, N, D, KVR_F16, &cfg), KVR_EBUDGET);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "kivi"));
+    TU_EQ(kvr_method_config("kivi/residual=1000", 0.2, N, D, KVR_F32, &cfg), KVR_EBUDGET);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "residual of 1000"));
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    /* names */
+    kvr_store st = KVR_STORE_Q8;
+    TU_EQ(kvr_store_parse("q4", &st), KVR_OK);
+    TU_EQ(st, KVR_STORE_Q4);
+    TU_EQ(kvr_store_parse("q2", &st), KVR_EINVAL);
+    TU_EQ(st, KVR_STORE_Q4);
+    TU_OK(!strcmp(kvr_store_name(KVR_STORE_Q8), "q8") && kvr_store_bits(KVR_STORE_Q4) == 4
+          && kvr_store_bits(KVR_STORE_ELEM) == 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant");
@@ -303,5 +478,9 @@ int main(void)
     tc = tu_tcase(s, "bound");
     tcase_add_test(tc, test_error_bound);
     tcase_add_test(tc, test_degenerate_exact);
+    tc = tu_tcase(s, "plan");
+    tcase_add_test(tc, test_plan_sweep);
+    tcase_add_test(tc, test_kivi_largest_residual);
+    tcase_add_test(tc, test_quant_levers);
     return tu_run(s);
 }
