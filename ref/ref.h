@@ -77,7 +77,8 @@ int ref_cfg_keeps_scores(const kvr_config *cfg);
 int ref_cfg_has_sketch(const kvr_config *cfg);
 
 /* head.c: allocation, the parts and the lifecycle (spec §3) */
-/* On failure (KVR_ENOMEM) nothing stays allocated and *out is NULL. */
+/* KVR_OK or KVR_ENOMEM; on failure, nothing stays allocated and *out is
+ * NULL. */
 int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
                    uint32_t layer, uint32_t kv_head);
 void ref_head_free(ref_head *h);
@@ -103,6 +104,8 @@ int ref_head_check(const ref_head *h, char *why, size_t why_len);
 
 /* importance.c (spec §6) */
 void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group);
+/* Prefill scores (spec §6.2) of n prompt positions into score.  KVR_OK or
+ * KVR_ENOMEM; on failure, nothing changes (score is not written). */
 int ref_prefill_scores(const kvr_config *cfg, int head_dim, int group, int n,
                        const float *k /*[n][D] rounded*/, int n_obs,
                        const float *q_obs /*[n_obs][group][D]*/, float *score /*[n]*/);
@@ -131,6 +134,7 @@ typedef struct {
     size_t moment_cap;
     int moment_dim;
 } ref_work;
+/* KVR_OK or KVR_ENOMEM; on failure, nothing changes (w keeps its arrays). */
 int ref_work_reserve(ref_work *w, long n, int head_dim);
 void ref_work_free(ref_work *w);
 void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
@@ -142,7 +146,9 @@ void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
 int ref_attend_sketch(ref_head *h, int group, const float *q /*[group][D]*/,
                       float *out /*[group][D]*/, int update, ref_work *w);
 
-/* prefill.c (spec §10) */
+/* prefill.c (spec §10): place n prompt tokens into the empty head cache h.
+ * KVR_OK or KVR_ENOMEM (the workspace, taken before anything is placed); on
+ * failure, nothing changes. */
 int ref_prefill(ref_head *h, int group, int n, const float *k /*[n][D]*/,
                 const float *v /*[n][D]*/, int n_obs, const float *q_obs /*[n_obs][group][D]*/);
 
