@@ -13,8 +13,9 @@
  *     there: the two caches then legitimately hold different tokens);
  *   - reconstructions and attention outputs are within the tolerance below;
  *   - the device's prefill scores are within their tolerance.
- * On failure each check prints where, both values, the deviation and the
- * share of the tolerance used.
+ * The comparisons go through tu_tally (tests/testutil.c): each step's
+ * misses, the worst share of the tolerance and where it was are printed on
+ * failure, and the summary prints the suite's totals.
  *
  * Tolerances (the derivation of tests/sketchattend.c, with gamma_n = n u /
  * (1 - n u), u = 2^-24):

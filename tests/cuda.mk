@@ -3,7 +3,7 @@
 # a GPU).
 check_PROGRAMS += tests/sketchattend tests/cuda
 TESTS += tests/sketchattend tests/cuda
-tests_sketchattend_SOURCES = tests/sketchattend.c
+tests_sketchattend_SOURCES = tests/sketchattend.c tests/testutil.h tests/testutil.c
 tests_sketchattend_CFLAGS = $(TEST_CFLAGS)
 tests_sketchattend_LDADD = $(TEST_LDADD)
 tests_cuda_SOURCES = tests/cuda.c tests/testutil.h tests/testutil.c
