@@ -288,7 +288,7 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
         return kvr_fail(KVR_EINVAL, "%s: n = %d is not positive", fn, n);
     if (!k || !v)
         return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !k ? "k" : "v");
-    int need_q = c->cfg.importance != KVR_IMP_NONE && c->cfg.candidates > 0;
+    int need_q = ref_cfg_keeps_scores(&c->cfg);
     if (n_obs < 0 || n_obs > n || (need_q && n_obs < 1))
         return kvr_fail(KVR_EINVAL, "%s: n_obs = %d is not in [%d, n = %d]", fn, n_obs, need_q, n);
     if (n_obs > 0 && !q_obs)
