@@ -44,7 +44,8 @@ static int live_add(const kvr_cache *c)
     return status;
 }
 
-/* Remove c; 1 when it was live. */
+/* Remove c; 1 when it was live.  Freeing the last live cache frees the
+ * registry's storage, so nothing of the library stays allocated. */
 static int live_remove(const kvr_cache *c)
 {
     int found = 0;
@@ -55,6 +56,11 @@ static int live_remove(const kvr_cache *c)
             found = 1;
             break;
         }
+    if (live_n == 0) {               /* the last cache: the registry goes too */
+        kvr_free(live);
+        live = NULL;
+        live_cap = 0;
+    }
     pthread_mutex_unlock(&live_lock);
     return found;
 }
