@@ -8,8 +8,9 @@ EXTRA_DIST += lib/cuda_backend.c lib/cuda_backend.h $(CUDA_SOURCES) $(KVR_CUDA_H
 if KVR_CUDA
 # the host glue of the CUDA backend (doc/cuda.md)
 libkvreviver_la_SOURCES += lib/cuda_backend.c lib/cuda_backend.h
-libkvreviver_la_LIBADD += $(CUDA_SOURCES:.cu=.lo) $(CUDA_LIBS) -lstdc++
-EXTRA_libkvreviver_la_DEPENDENCIES = $(CUDA_SOURCES:.cu=.lo)
+# CUDA_LIBS: the static CUDA runtime (configure.ac)
+libkvreviver_la_LIBADD += $(CUDA_SOURCES:.cu=.lo) $(CUDA_LIBS)
+EXTRA_libkvreviver_la_DEPENDENCIES += $(CUDA_SOURCES:.cu=.lo)
 $(CUDA_SOURCES:.cu=.lo): $(KVR_CUDA_HDRS) lib/kvreviver.h
 NVCC_COMPILE = $(LIBTOOL) $(AM_V_lt) --tag=CC --mode=compile $(SHELL) $(top_srcdir)/cuda/nvcc-wrap \
 	$(NVCC) $(CUDA_ARCH) $(NVCCFLAGS) -O3 -fmad=false --compiler-options=-Wall -I$(top_srcdir)/cuda -std=c++17 $(DEFS) -I$(top_builddir) $(AM_CPPFLAGS) $(CPPFLAGS)

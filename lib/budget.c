@@ -2,23 +2,12 @@
  *
  * Every array of per-head state is counted: exact keys and values in their
  * element type, candidate positions, importance scores, the sketch with its
- * signed counts and occupancies, and the running sums for centring.  Scalars
- * (lengths, counters, the configuration) are not counted: a full cache has
- * them too. */
+ * signed counts and occupancies, and the running sums for centring: the
+ * arrays of the table in ref/head.c.  Scalars (lengths, counters, the
+ * configuration) are not counted: a full cache has them too. */
 #include <config.h>
 #include <math.h>
 #include "internal.h"
-
-/* 1 when the head cache keeps importance scores (spec §6). */
-static int keeps_scores(const kvr_config *cfg)
-{
-    return cfg->importance != KVR_IMP_NONE && cfg->candidates > 0;
-}
-
-static int has_sketch(const kvr_config *cfg)
-{
-    return cfg->depth > 0 && cfg->width > 0;
-}
 
 /* spec §18.5: bytes of one token's key and value in an exact part: 2 D e in
  * the element type, or per vector ceil(D b / 8) code bytes and a float16
@@ -43,24 +32,15 @@ size_t kvr_kivi_body_bytes(size_t Q, size_t G, size_t D, size_t e, int bits)
     return fill + m * G * row + m * D * 4 + Q * (row + 4);
 }
 
+/* spec §9.1: the sum of the bytes of every array of the head cache's table
+ * (ref_head_arrays), each at full capacity in its own type. */
 size_t kvr_head_bytes(const kvr_config *cfg, int head_dim)
 {
-    size_t D = (size_t)head_dim;
-    size_t kv = kvr_exact_token_bytes(cfg, head_dim);   /* one token's K and V */
-    size_t bytes = (size_t)cfg->sinks * kv;       /* sinks: positions implicit */
-    bytes += (size_t)cfg->window * kv;            /* window ring: positions implicit */
-    if (keeps_scores(cfg))
-        bytes += (size_t)cfg->window * 4;         /* window scores, float32 */
-    bytes += (size_t)cfg->candidates * (kv + 4 + 4); /* K, V, int32 position, float32 score */
-    if (has_sketch(cfg)) {
-        /* per bucket: K and V sums (float32), signed count and occupancy (int32) */
-        bytes += (size_t)cfg->depth * (size_t)cfg->width * (2 * D * 4 + 4 + 4);
-        if (cfg->centre)
-            bytes += 2 * D * 8;                   /* running sums of K and V, float64 */
-    }
-    if (cfg->kivi_bits > 0)                       /* KIVI's quantized body (spec §18.6) */
-        bytes += kvr_kivi_body_bytes((size_t)cfg->kivi_tokens, (size_t)cfg->kivi_group, D,
-                                     kvr_elem_size(cfg->elem), cfg->kivi_bits);
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(cfg, head_dim, a);
+    size_t bytes = 0;
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+        bytes += a[i].count * a[i].elem_size;
     return bytes;
 }
 

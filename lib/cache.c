@@ -44,7 +44,8 @@ static int live_add(const kvr_cache *c)
     return status;
 }
 
-/* Remove c; 1 when it was live. */
+/* Remove c; 1 when it was live.  Freeing the last live cache frees the
+ * registry's storage, so nothing of the library stays allocated. */
 static int live_remove(const kvr_cache *c)
 {
     int found = 0;
@@ -55,6 +56,11 @@ static int live_remove(const kvr_cache *c)
             found = 1;
             break;
         }
+    if (live_n == 0) {               /* the last cache: the registry goes too */
+        kvr_free(live);
+        live = NULL;
+        live_cap = 0;
+    }
     pthread_mutex_unlock(&live_lock);
     return found;
 }
@@ -289,7 +295,7 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
         return kvr_fail(KVR_EINVAL, "%s: n = %d is not positive", fn, n);
     if (!k || !v)
         return kvr_fail(KVR_EINVAL, "%s: %s is NULL", fn, !k ? "k" : "v");
-    int need_q = c->cfg.importance != KVR_IMP_NONE && c->cfg.candidates > 0;
+    int need_q = ref_cfg_keeps_scores(&c->cfg);
     if (n_obs < 0 || n_obs > n || (need_q && n_obs < 1))
         return kvr_fail(KVR_EINVAL, "%s: n_obs = %d is not in [%d, n = %d]", fn, n_obs, need_q, n);
     if (n_obs > 0 && !q_obs)

@@ -369,7 +369,7 @@ int kvr_cuda_backend_attend(kvr_cache *c, int layer, const float *q, float *out,
         const ref_head *hd = head_at(c, layer, h);
         if (hd->n + hd->n_cand > max_items) max_items = hd->n + hd->n_cand;
     }
-    int keeps = update && c->cfg.importance != KVR_IMP_NONE && c->cfg.candidates > 0;
+    int keeps = update && ref_cfg_keeps_scores(&c->cfg);
     int status = upload_descs(c, layer, 1);
     if (status != KVR_OK) return status;
     size_t qbytes = (size_t)H * G * D * sizeof(float);

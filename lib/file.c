@@ -154,14 +154,11 @@ static void xfer_config(io_t *io, file_dims *f)
 }
 
 /* One head cache: n (i64), n_cand (i32), n_vague (i64), layer and kv_head
- * (u32), then the arrays at full capacity, each present exactly when the
- * configuration has it (spec §16).  In IO_COUNT mode h's arrays may be NULL. */
+ * (u32), then the arrays of the table (ref_head_arrays) in its order at full
+ * capacity, each present exactly when the configuration has it (spec §16).
+ * In IO_COUNT mode h's arrays may be NULL. */
 static void xfer_head(io_t *io, ref_head *h)
 {
-    const kvr_config *c = &h->cfg;
-    size_t D = (size_t)h->head_dim, es = kvr_elem_size(c->elem);
-    size_t S = (size_t)c->sinks, R = (size_t)c->window, C = (size_t)c->candidates;
-    size_t dw = (size_t)c->depth * (size_t)c->width;
     int64_t n = h->n, n_vague = h->n_vague;
     xfer(io, &n, 1, 8);
     xfer_i32(io, &h->n_cand);
@@ -172,24 +169,11 @@ static void xfer_head(io_t *io, ref_head *h)
     h->n_vague = (long)n_vague;
     if (io->bad)
         return;
-    if (S > 0) { xfer(io, h->sink_k, S * D, es); xfer(io, h->sink_v, S * D, es); }
-    xfer(io, h->win_k, R * D, es);
-    xfer(io, h->win_v, R * D, es);
-    if (ref_keeps_scores(h))
-        xfer(io, h->win_score, R, 4);
-    if (C > 0) {
-        xfer(io, h->cand_pos, C, 4);
-        xfer(io, h->cand_score, C, 4);
-        xfer(io, h->cand_k, C * D, es);
-        xfer(io, h->cand_v, C * D, es);
-    }
-    if (ref_has_sketch(h)) {
-        xfer(io, h->sk_k, dw * D, 4);
-        xfer(io, h->sk_v, dw * D, 4);
-        xfer(io, h->sk_count, dw, 4);
-        xfer(io, h->sk_load, dw, 4);
-        if (c->centre) { xfer(io, h->sum_k, D, 8); xfer(io, h->sum_v, D, 8); }
-    }
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(&h->cfg, h->head_dim, a);
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+        if (a[i].count > 0)
+            xfer(io, *ref_array_slot(h, &a[i]), a[i].count, a[i].elem_size);
 }
 
 static void put_u32(unsigned char *p, uint32_t x)
@@ -294,35 +278,42 @@ int kvr_cache_save(const kvr_cache *c, const char *path)
 
 /* ---- loading ----------------------------------------------------------- */
 
-/* 1 when all count elements of type elem at p are finite. */
-static int elems_finite(kvr_elem elem, const void *p, size_t count)
+/* 1 when the count elements of table entry a at p are finite (always for
+ * the int32 arrays). */
+static int array_finite(kvr_elem elem, const ref_array *a, const void *p)
 {
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(kvr_elem_load(elem, p, i)))
-            return 0;
-    return 1;
-}
-
-static int f32_finite(const float *p, size_t count)
-{
-    return kvr_all_finite(p, count);
-}
-
-static int f64_finite(const double *p, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (!isfinite(p[i]))
-            return 0;
-    return 1;
+    switch (a->kind) {
+    case REF_KV:
+        for (size_t i = 0; i < a->count; i++)
+            if (!isfinite(kvr_elem_load(elem, p, i)))
+                return 0;
+        return 1;
+    case REF_SCORE:
+    case REF_SKETCH:
+        return kvr_all_finite(p, a->count);
+    case REF_SUM:
+        for (size_t i = 0; i < a->count; i++)
+            if (!isfinite(((const double *)p)[i]))
+                return 0;
+        return 1;
+    default:
+        return 1;
+    }
 }
 
 /* Check one loaded head beyond ref_head_check: its identity, its scalars and
- * that every stored value is finite.  Returns a failure message or NULL. */
+ * that every stored value is finite.  Returns a failure message or NULL.
+ * The kinds are checked in the order of ref_kind (keys and values, scores,
+ * sketch sums, running sums), so a file with several faults gets the same
+ * message whatever the order of the table. */
 static const char *head_problem(const ref_head *h, uint32_t layer, uint32_t kv_head, long layer_n)
 {
-    const kvr_config *c = &h->cfg;
-    size_t D = (size_t)h->head_dim, S = (size_t)c->sinks, R = (size_t)c->window;
-    size_t C = (size_t)c->candidates, dw = (size_t)c->depth * (size_t)c->width;
+    static const char *const not_finite[REF_INDEX] = {
+        [REF_KV] = "a stored key or value is not finite",
+        [REF_SCORE] = "an importance score is not finite",
+        [REF_SKETCH] = "a sketch sum is not finite",
+        [REF_SUM] = "a running sum is not finite",
+    };
     if (h->layer != layer || h->kv_head != kv_head)
         return "its layer or kv_head does not match its place in the file";
     if (h->n < 0 || h->n > INT32_MAX)
@@ -331,16 +322,12 @@ static const char *head_problem(const ref_head *h, uint32_t layer, uint32_t kv_h
         return "its length differs from the first head of its layer";
     if (h->n_vague < 0 || h->n_vague > h->n)
         return "its vague count is not in [0, n]";
-    if (!elems_finite(c->elem, h->sink_k, S * D) || !elems_finite(c->elem, h->sink_v, S * D) ||
-        !elems_finite(c->elem, h->win_k, R * D) || !elems_finite(c->elem, h->win_v, R * D) ||
-        !elems_finite(c->elem, h->cand_k, C * D) || !elems_finite(c->elem, h->cand_v, C * D))
-        return "a stored key or value is not finite";
-    if ((h->win_score && !f32_finite(h->win_score, R)) || (C > 0 && !f32_finite(h->cand_score, C)))
-        return "an importance score is not finite";
-    if (h->sk_k && (!f32_finite(h->sk_k, dw * D) || !f32_finite(h->sk_v, dw * D)))
-        return "a sketch sum is not finite";
-    if (h->sum_k && (!f64_finite(h->sum_k, D) || !f64_finite(h->sum_v, D)))
-        return "a running sum is not finite";
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(&h->cfg, h->head_dim, a);
+    for (int kind = REF_KV; kind < REF_INDEX; kind++)
+        for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+            if ((int)a[i].kind == kind && a[i].count > 0 && !array_finite(h->cfg.elem, &a[i], ref_array_data(h, &a[i])))
+                return not_finite[kind];
     return NULL;
 }
 

@@ -11,7 +11,12 @@
  *   - Every call that can fail returns an int status: KVR_OK (0) or a
  *     negative kvr_status code.  kvr_strerror() names the code;
  *     kvr_last_error() gives a message naming the argument and its value.
- *   - A call that fails leaves the cache exactly as it was.
+ *   - A call that fails leaves the cache exactly as it was, and its output
+ *     arguments too, with one exception: a KVR_EBACKEND from a device call
+ *     of the cuda backend (a CUDA error after the call began) leaves the
+ *     layer it worked on unspecified; free the cache.  Each declaration
+ *     below lists the codes it can return ("Failure:") and what else it
+ *     leaves unchanged.
  *   - The library never prints and never aborts.  An error handler may be
  *     installed with kvr_set_error_handler() to observe every failure.
  *   - Array arguments are row-major float32; their shapes are written as
@@ -42,23 +47,33 @@ typedef enum {
     KVR_EDROPPED = -10   /* the position was dropped by an eviction method */
 } kvr_status;
 
+/* The name of a status code; "unknown status" for any other number.
+ * Cannot fail. */
 const char *kvr_strerror(int status);
-/* The message of the most recent failure in this thread ("" if none). */
+/* The message of the most recent failure in this thread ("" if none).
+ * Cannot fail. */
 const char *kvr_last_error(void);
 /* Called on every failure with the code and the message; NULL restores the
- * default, which does nothing.  Returns the previous handler. */
+ * default, which does nothing.  Returns the previous handler.  Cannot fail. */
 typedef void kvr_error_handler(int status, const char *message);
 kvr_error_handler *kvr_set_error_handler(kvr_error_handler *handler);
 
+/* The library's version string.  Cannot fail. */
 const char *kvr_version(void);
 
 /* ---- storage element type of the exact parts (spec §4) ---------------- */
 typedef enum { KVR_F32 = 0, KVR_F16 = 1, KVR_BF16 = 2 } kvr_elem;
+/* Bytes of one element: 4 for KVR_F32, 2 for any other value.  Cannot fail. */
 size_t kvr_elem_size(kvr_elem elem);
+/* "f32", "f16", "bf16"; "?" for an unknown value.  Cannot fail. */
 const char *kvr_elem_name(kvr_elem elem);
+/* Parse "f32"/"float32", "f16"/"float16" or "bf16"/"bfloat16" into *elem.
+ * Failure: KVR_EINVAL (name or elem NULL, or another name); *elem is
+ * unchanged. */
 int kvr_elem_parse(const char *name, kvr_elem *elem);
 /* x rounded to the element type and back: what a stored value reads as
- * (round to nearest, ties to even; may overflow to Inf). */
+ * (round to nearest, ties to even; may overflow to Inf).  Cannot fail; an
+ * unknown elem gives NaN. */
 float kvr_elem_round(kvr_elem elem, float x);
 
 /* How the exact parts hold their tokens (spec §18.1): in the element type
@@ -130,21 +145,27 @@ typedef struct {
  * mean-field bulk (var_cap 0, revive 0), H2O importance (prefill from the
  * last W=32 queries), float32: the measured winner of doc/results.md.  kvr_method_config("kvreviver-paper", ...) gives the
  * paper-faithful configuration.  R, C and w are left 0: kvr_plan() fills
- * them for a budget. */
+ * them for a budget.  Cannot fail; cfg must not be NULL. */
 void kvr_config_default(kvr_config *cfg);
 /* The paper-faithful configuration (doc/methods.md): the defaults with every
  * vague token reconstructed (spec §8, §11), d=3 rows, SnapKV prefill scores
- * and half of the budget to the sketch.  R, C and w are left 0 for kvr_plan(). */
+ * and half of the budget to the sketch.  R, C and w are left 0 for kvr_plan().
+ * Cannot fail; cfg must not be NULL. */
 void kvr_config_paper(kvr_config *cfg);
 
-/* Check a configuration for internal consistency for a given head_dim. */
+/* Check a configuration for internal consistency for a given head_dim.
+ * Failure: KVR_EBUDGET (window < 1), KVR_EINVAL (cfg NULL, head_dim not in
+ * [1, 65536], any other field out of range or inconsistent); the message
+ * names the first field at fault.  Reads only. */
 int kvr_config_check(const kvr_config *cfg, int head_dim);
 
 /* ---- budget (spec §9) -------------------------------------------------- */
 
-/* Bytes a head cache with this configuration holds (spec §9.1). */
+/* Bytes a head cache with this configuration holds (spec §9.1).  Cannot
+ * fail; cfg must not be NULL and is not checked (kvr_config_check). */
 size_t kvr_head_bytes(const kvr_config *cfg, int head_dim);
-/* Bytes of the full (uncompressed) head cache at context n (spec §9.1). */
+/* Bytes of the full (uncompressed) head cache at context n (spec §9.1);
+ * 0 when context or head_dim is negative.  Cannot fail. */
 size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
 
 /* The planner (spec §9.2): fill cfg->window, cfg->candidates, cfg->width
@@ -152,11 +173,15 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
  * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
  * sketch_share, recent_share, obs_window, elem, store.  With kivi_bits > 0
  * it plans KIVI instead (spec §18.6): fills window (the residual R; when
- * window > 0 on entry it is kept), kivi_group (when 0 on entry: 32, 64 or
- * 128, the first that fits) and kivi_tokens = context - sinks - window, every
- * token kept.  On failure (KVR_EBUDGET when
- * the budget cannot hold the sinks and a window of one token, or no KIVI
- * configuration fits; KVR_EINVAL for bad arguments) cfg is unchanged. */
+ * window > 0 on entry it is kept, capped at the context), kivi_group (when 0
+ * on entry: 32, 64 or 128, the first that fits) and kivi_tokens = context -
+ * sinks - window, every token kept.  Failure: KVR_EBUDGET (the
+ * budget cannot hold the sinks and a window of one token, or the sinks, the
+ * sketch's minimum and that window, or no KIVI configuration fits), KVR_EINVAL
+ * (cfg NULL, ratio not positive and finite, context not in [1, 2^31-1],
+ * head_dim not in [1, 65536], sinks or depth negative, sketch_share not in
+ * [0, 1), recent_share above 1 or not finite, store unknown, kivi_bits not
+ * 2, 3 or 4, kivi_group or window negative); cfg is unchanged. */
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
 
 /* ---- methods by name (doc/methods.md) ----------------------------------- */
@@ -166,11 +191,15 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
  * kvreviver and the kvreviver variants listed by kvr_method_name(), each
  * optionally followed by levers "/key=value" (doc/methods.md §13.4): store=
  * for the eviction and kvreviver methods, bits=, group=, residual= for kivi.
- * elem is the full cache's type (spec §18.1).  KVR_EINVAL for an unknown name
- * or lever, KVR_EBUDGET when no configuration fits; cfg unchanged then. */
+ * elem is the full cache's type (spec §18.1).  Failure: KVR_EINVAL (name or
+ * cfg NULL, unknown method, a bad lever or one the method does not take,
+ * arguments kvr_plan refuses, or a planned configuration kvr_config_check
+ * refuses), KVR_EBUDGET (the budget is too small, from kvr_plan or
+ * kvr_config_check); *cfg is unchanged. */
 int kvr_method_config(const char *name, double ratio, long context,
                       int head_dim, kvr_elem elem, kvr_config *cfg);
-/* The i-th method name, or NULL past the end. */
+/* The i-th method name, or NULL when i is negative or past the end.
+ * Cannot fail. */
 const char *kvr_method_name(int i);
 
 /* ---- the model cache (spec §3) ----------------------------------------- */
@@ -185,27 +214,49 @@ typedef enum {
     KVR_PART_DROPPED = 4,   /* left the exact set with no sketch to hold it */
     KVR_PART_QUANTIZED = 5  /* KIVI's body: kept, quantized (spec §18.6) */
 } kvr_part;
+/* "sink", "recent", "candidate", "vague", "dropped"; "?" for an unknown
+ * value.  Cannot fail. */
 const char *kvr_part_name(kvr_part part);
 
 /* Create a cache of n_layers x n_kv_heads head caches for n_q_heads query
  * heads (a multiple of n_kv_heads: the GQA group is n_q_heads / n_kv_heads).
- * On failure *out is NULL and nothing is allocated. */
+ * Failure: KVR_EINVAL (out NULL, n_layers or n_kv_heads not in [1, 4096],
+ * n_q_heads not a multiple of n_kv_heads or above 65536, an unknown
+ * backend, or any failure of kvr_config_check), KVR_EBUDGET (window < 1,
+ * from kvr_config_check), KVR_EBACKEND (the cuda backend is not built, finds
+ * no usable GPU, does not handle these dimensions, or a device call fails),
+ * KVR_ENOMEM.  On failure *out is NULL (unless out is NULL) and nothing is
+ * allocated. */
 int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads,
                      int n_q_heads, int head_dim, const kvr_config *cfg,
                      kvr_backend backend);
+/* Free a cache.  NULL, or a pointer that is not a live cache (freed
+ * already, or not made by kvr_cache_create), is ignored.  Cannot fail. */
 void kvr_cache_free(kvr_cache *cache);
 
 /* Append n tokens of one layer (spec §3.3).  Each token enters the window;
  * the token pushed out of the window becomes a candidate; candidates beyond
  * capacity go to the vague part (spec §3.3, tie rule §3.4).
- *   k, v: [n][n_kv_heads][head_dim] */
+ *   k, v: [n][n_kv_heads][head_dim]
+ * Failure: KVR_EINVAL (cache NULL or not live, layer out of range, n < 1,
+ * k or v NULL, the layer's length would pass 2^31-1), KVR_ENONFINITE (a NaN
+ * or Inf in k or v), KVR_ERANGE (a value overflows the element type),
+ * KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call failed, see the
+ * conventions); the cache is unchanged. */
 int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *v);
 
 /* Prefill compression of a prompt into an empty layer (spec §10): the n
  * prompt tokens' keys and values, and the queries of the last n_obs prompt
  * positions (n_obs <= n) for the importance scores.
  *   k, v:  [n][n_kv_heads][head_dim]
- *   q_obs: [n_obs][n_q_heads][head_dim] (queries of positions n-n_obs .. n-1) */
+ *   q_obs: [n_obs][n_q_heads][head_dim] (queries of positions n-n_obs .. n-1)
+ * Failure: KVR_EINVAL (cache NULL or not live, layer out of range, n < 1,
+ * k or v NULL, n_obs not in [0, n] or 0 when scores are kept, q_obs NULL
+ * with n_obs > 0), KVR_ESTATE (the layer is not empty), KVR_ENONFINITE (a
+ * NaN or Inf in k, v or q_obs), KVR_ERANGE (a value of k or v overflows the
+ * element type), KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call
+ * failed; the layer is left empty on the host); the layer stays empty and
+ * the cache is unchanged. */
 int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,
                 const float *v, int n_obs, const float *q_obs);
 
@@ -214,36 +265,60 @@ int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,
  * absent).  Unless flags has KVR_ATTEND_PEEK, the importance scores are
  * updated (spec §6.1).
  *   q:   [n_q_heads][head_dim]
- *   out: [n_q_heads][head_dim] */
+ *   out: [n_q_heads][head_dim]
+ * Failure: KVR_EINVAL (cache NULL or not live, layer out of range, q or out
+ * NULL, unknown bits in flags), KVR_ESTATE (the layer is empty),
+ * KVR_ENONFINITE (a NaN or Inf in q), KVR_ENOMEM (the attention workspace),
+ * KVR_EBACKEND (cuda backend: a device call failed; out is then
+ * unspecified); the cache, its scores and out are unchanged. */
 enum { KVR_ATTEND_PEEK = 1 };
 int kvr_attend(kvr_cache *cache, int layer, const float *q, float *out, unsigned flags);
 
 /* Key and value of any position as attention sees them: stored values for
  * exact parts, the reconstruction (spec §8) for vague ones; KVR_EDROPPED for
  * a dropped position.
- *   k, v: [head_dim] */
+ *   k, v: [head_dim]
+ * Failure: KVR_EINVAL (cache NULL or not live, layer or kv_head out of
+ * range, pos not in [0, length), k or v NULL), KVR_EDROPPED (the position
+ * was dropped), KVR_EBACKEND (cuda backend, a vague position: a device call
+ * failed; k and v are then unspecified); k and v are unchanged. */
 int kvr_reconstruct(const kvr_cache *cache, int layer, int kv_head, long pos,
                     float *k, float *v);
 
+/* The part that holds a position (spec §3.2).  Failure: KVR_EINVAL (cache
+ * NULL or not live, layer or kv_head out of range, pos not in [0, length),
+ * part NULL); *part is unchanged. */
 int kvr_part_of(const kvr_cache *cache, int layer, int kv_head, long pos, kvr_part *part);
-/* Importance score of an exact position in the window or candidates. */
+/* Importance score of an exact position in the window or candidates.
+ * Failure: KVR_EINVAL (as kvr_part_of, or score NULL), KVR_ESTATE (the
+ * position is a sink, vague or dropped, or the configuration keeps no
+ * scores); *score is unchanged. */
 int kvr_score_of(const kvr_cache *cache, int layer, int kv_head, long pos, float *score);
-/* Tokens appended to a layer so far. */
+/* Tokens appended to a layer so far; -1 when cache is NULL or not live or
+ * layer is out of range (recorded as a KVR_EINVAL failure). */
 long kvr_length(const kvr_cache *cache, int layer);
 /* Bytes held by the whole cache (spec §9.1), and bytes of the full cache at
- * the same per-layer lengths. */
+ * the same per-layer lengths; held or full may be NULL.  Failure:
+ * KVR_EINVAL (cache NULL or not live); *held and *full are unchanged. */
 int kvr_bytes(const kvr_cache *cache, size_t *held, size_t *full);
-/* The configuration the cache was created with. */
+/* The configuration the cache was created with; NULL when cache is NULL or
+ * not live (recorded as a KVR_EINVAL failure). */
 const kvr_config *kvr_cache_config(const kvr_cache *cache);
+/* The dimensions the cache was created with; any output may be NULL.
+ * Failure: KVR_EINVAL (cache NULL or not live); the outputs are unchanged. */
 int kvr_cache_dims(const kvr_cache *cache, int *n_layers, int *n_kv_heads,
                    int *n_q_heads, int *head_dim);
 
 /* ---- backends ---------------------------------------------------------- */
-/* 1 when the backend is compiled in and usable on this machine. */
+/* 1 when the backend is compiled in and usable on this machine, else 0
+ * (also for an unknown value).  Cannot fail. */
 int kvr_backend_available(kvr_backend backend);
+/* "ref", "cuda"; "?" for an unknown value.  Cannot fail. */
 const char *kvr_backend_name(kvr_backend backend);
 
 /* ---- hashing (spec §5) --------------------------------------------------- */
+/* The hash of a position (spec §5.2), its bucket in [0, width) (spec §5.3;
+ * 0 when width is 0) and its sign, +1 or -1.  Cannot fail. */
 uint64_t kvr_hash(uint64_t seed, uint32_t layer, uint32_t kv_head, uint32_t row, uint64_t pos);
 uint32_t kvr_hash_bucket(uint64_t h, uint32_t width);
 int kvr_hash_sign(uint64_t h);
@@ -253,18 +328,27 @@ int kvr_hash_sign(uint64_t h);
 /* Save a model cache: its dimensions, its configuration and every part of
  * every head cache, with a CRC-32 of the payload (doc/files.md).  The file
  * is written beside path and renamed over it, so a failed save leaves any
- * previous file whole.  KVR_EIO (the message names the path), KVR_ENOMEM. */
+ * previous file whole.  Failure: KVR_EINVAL (cache NULL or not live, path
+ * NULL), KVR_ENOMEM, KVR_EIO (path.tmp cannot be created or written, or not
+ * renamed over path; the message names the path); any previous file at path
+ * is whole and path.tmp is removed. */
 int kvr_cache_save(const kvr_cache *cache, const char *path);
 /* Load a cache saved by kvr_cache_save (reference backend).  The file is
  * untrusted input: every field is checked before the cache is handed out.
- * KVR_EIO when path cannot be opened or read (the message names it),
- * KVR_EFORMAT when the file is truncated, corrupted, of another version or
- * byte order, or inconsistent; on failure *out is NULL. */
+ * Failure: KVR_EINVAL (out or path NULL), KVR_EIO (path cannot be opened or
+ * read; the message names it), KVR_EFORMAT (the file is truncated,
+ * corrupted, of another version or byte order, or inconsistent),
+ * KVR_ENOMEM; *out is NULL (unless out is NULL) and nothing is allocated. */
 int kvr_cache_load(kvr_cache **out, const char *path);
 /* The same in memory: *buf receives the bytes of a cache file, freed with
- * kvr_buffer_free(); on failure *buf is NULL and *len 0. */
+ * kvr_buffer_free().  Failure: KVR_EINVAL (buf or len NULL, cache NULL or
+ * not live), KVR_ENOMEM; *buf is NULL and *len 0 (when they are not NULL). */
 int kvr_cache_save_mem(const kvr_cache *cache, void **buf, size_t *len);
+/* Load the len bytes of a cache file at buf.  Failure: KVR_EINVAL (out NULL,
+ * or buf NULL with len > 0), KVR_EFORMAT (as kvr_cache_load), KVR_ENOMEM;
+ * *out is NULL (unless out is NULL) and nothing is allocated. */
 int kvr_cache_load_mem(kvr_cache **out, const void *buf, size_t len);
+/* Free a buffer from kvr_cache_save_mem; NULL is ignored.  Cannot fail. */
 void kvr_buffer_free(void *buf);
 
 #ifdef __cplusplus

@@ -15,24 +15,82 @@
  * least important candidate leaves for the vague part (ties: the oldest
  * position leaves first, spec §3.4). */
 #include <config.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "internal.h"
 #include "ref.h"
 
+int ref_cfg_keeps_scores(const kvr_config *cfg)
+{
+    return cfg->importance != KVR_IMP_NONE && cfg->candidates > 0;
+}
+
+int ref_cfg_has_sketch(const kvr_config *cfg)
+{
+    return cfg->depth > 0 && cfg->width > 0;
+}
+
 int ref_keeps_scores(const ref_head *h)
 {
-    return h->cfg.importance != KVR_IMP_NONE && h->cfg.candidates > 0;
+    return ref_cfg_keeps_scores(&h->cfg);
 }
 
 int ref_has_sketch(const ref_head *h)
 {
-    return h->cfg.depth > 0 && h->cfg.width > 0;
+    return ref_cfg_has_sketch(&h->cfg);
 }
 
-/* Allocate a head cache with every array at its full capacity, so that no
- * later operation allocates.  On failure everything allocated is freed and
+/* The table of the arrays (spec §3.1) with their sizes at full capacity
+ * (spec §9.1), in the order of the cache file (spec §16).  An array the
+ * configuration does not have has count 0: window scores without scores
+ * kept (spec §6), the sketch without depth and width (spec §7), the running
+ * sums without the sketch or without centring (spec §7.3). */
+void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS])
+{
+    size_t D = (size_t)head_dim, es = kvr_elem_size(cfg->elem);
+    size_t S = (size_t)cfg->sinks, R = (size_t)cfg->window, C = (size_t)cfg->candidates;
+    size_t Rs = ref_cfg_keeps_scores(cfg) ? R : 0;
+    size_t dw = ref_cfg_has_sketch(cfg) ? (size_t)cfg->depth * (size_t)cfg->width : 0;
+    size_t Ds = dw > 0 && cfg->centre ? D : 0;
+#define A(field, kind, size, count) {#field, offsetof(ref_head, field), kind, size, count}
+    const ref_array t[REF_HEAD_N_ARRAYS] = {
+        A(sink_k, REF_KV, es, S * D),               /* [S][D] */
+        A(sink_v, REF_KV, es, S * D),
+        A(win_k, REF_KV, es, R * D),                /* [R][D] */
+        A(win_v, REF_KV, es, R * D),
+        A(win_score, REF_SCORE, 4, Rs),             /* [R] when scores are kept */
+        A(cand_pos, REF_INDEX, 4, C),               /* [C] */
+        A(cand_score, REF_SCORE, 4, C),             /* [C] */
+        A(cand_k, REF_KV, es, C * D),               /* [C][D] */
+        A(cand_v, REF_KV, es, C * D),
+        A(sk_k, REF_SKETCH, 4, dw * D),             /* [d][w][D] */
+        A(sk_v, REF_SKETCH, 4, dw * D),
+        A(sk_count, REF_INDEX, 4, dw),              /* [d][w] */
+        A(sk_load, REF_INDEX, 4, dw),
+        A(sum_k, REF_SUM, 8, Ds),                   /* [D] with centring */
+        A(sum_v, REF_SUM, 8, Ds),
+    };
+#undef A
+    memcpy(a, t, sizeof t);
+}
+
+/* Every field the table names is an object pointer; they share one
+ * representation, so each is reached as a void *. */
+void **ref_array_slot(ref_head *h, const ref_array *a)
+{
+    return (void **)((char *)h + a->offset);
+}
+
+const void *ref_array_data(const ref_head *h, const ref_array *a)
+{
+    return *(void *const *)((const char *)h + a->offset);
+}
+
+/* Allocate a head cache with every array of the table at its full capacity
+ * (zeroed), and the scratch workspace, so that no later operation
+ * allocates.  On failure (KVR_ENOMEM) everything allocated is freed and
  * *out is NULL. */
 int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
                    uint32_t layer, uint32_t kv_head)
@@ -46,34 +104,17 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
     h->layer = layer;
     h->kv_head = kv_head;
 
-    size_t D = (size_t)head_dim, es = kvr_elem_size(cfg->elem);
-    size_t S = (size_t)cfg->sinks, R = (size_t)cfg->window, C = (size_t)cfg->candidates;
-    size_t d = (size_t)cfg->depth, w = (size_t)cfg->width;
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(cfg, head_dim, a);
     int ok = 1;
-#define ALLOC(ptr, count, size) \
-    do { if ((count) > 0) { (ptr) = kvr_calloc((count), (size)); ok = ok && (ptr) != NULL; } } while (0)
-    ALLOC(h->sink_k, S * D, es);
-    ALLOC(h->sink_v, S * D, es);
-    ALLOC(h->win_k, R * D, es);
-    ALLOC(h->win_v, R * D, es);
-    if (ref_keeps_scores(h))
-        ALLOC(h->win_score, R, sizeof(float));
-    ALLOC(h->cand_pos, C, sizeof(int32_t));
-    ALLOC(h->cand_score, C, sizeof(float));
-    ALLOC(h->cand_k, C * D, es);
-    ALLOC(h->cand_v, C * D, es);
-    if (ref_has_sketch(h)) {
-        ALLOC(h->sk_k, d * w * D, sizeof(float));
-        ALLOC(h->sk_v, d * w * D, sizeof(float));
-        ALLOC(h->sk_count, d * w, sizeof(int32_t));
-        ALLOC(h->sk_load, d * w, sizeof(int32_t));
-        if (cfg->centre) {
-            ALLOC(h->sum_k, D, sizeof(double));
-            ALLOC(h->sum_v, D, sizeof(double));
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+        if (a[i].count > 0) {
+            void **p = ref_array_slot(h, &a[i]);
+            *p = kvr_calloc(a[i].count, a[i].elem_size);
+            ok = ok && *p != NULL;
         }
-    }
-    ALLOC(h->scratch, 4 * D, sizeof(float));
-#undef ALLOC
+    h->scratch = kvr_calloc(4 * (size_t)head_dim, sizeof(float));
+    ok = ok && h->scratch != NULL;
     if (!ok) {
         ref_head_free(h);
         return kvr_fail(KVR_ENOMEM, "head cache arrays: %zu bytes", kvr_head_bytes(cfg, head_dim));
@@ -86,11 +127,10 @@ void ref_head_free(ref_head *h)
 {
     if (!h)
         return;
-    kvr_free(h->sink_k); kvr_free(h->sink_v);
-    kvr_free(h->win_k); kvr_free(h->win_v); kvr_free(h->win_score);
-    kvr_free(h->cand_pos); kvr_free(h->cand_score); kvr_free(h->cand_k); kvr_free(h->cand_v);
-    kvr_free(h->sk_k); kvr_free(h->sk_v); kvr_free(h->sk_count); kvr_free(h->sk_load);
-    kvr_free(h->sum_k); kvr_free(h->sum_v);
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(&h->cfg, h->head_dim, a);
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+        kvr_free(*ref_array_slot(h, &a[i]));
     kvr_free(h->scratch);
     kvr_free(h);
 }
@@ -98,28 +138,16 @@ void ref_head_free(ref_head *h)
 /* Return a head cache to its empty state (n = 0), keeping its arrays. */
 void ref_head_reset(ref_head *h)
 {
-    size_t D = (size_t)h->head_dim, es = kvr_elem_size(h->cfg.elem);
-    size_t S = (size_t)h->cfg.sinks, R = (size_t)h->cfg.window, C = (size_t)h->cfg.candidates;
-    size_t dw = (size_t)h->cfg.depth * (size_t)h->cfg.width;
     h->n = 0;
     h->n_cand = 0;
     h->n_vague = 0;
-    if (h->sink_k) { memset(h->sink_k, 0, S * D * es); memset(h->sink_v, 0, S * D * es); }
-    if (h->win_k) { memset(h->win_k, 0, R * D * es); memset(h->win_v, 0, R * D * es); }
-    if (h->win_score) memset(h->win_score, 0, R * sizeof(float));
-    if (h->cand_pos) {
-        memset(h->cand_pos, 0, C * sizeof(int32_t));
-        memset(h->cand_score, 0, C * sizeof(float));
-        memset(h->cand_k, 0, C * D * es);
-        memset(h->cand_v, 0, C * D * es);
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(&h->cfg, h->head_dim, a);
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++) {
+        void *p = *ref_array_slot(h, &a[i]);
+        if (p)
+            memset(p, 0, a[i].count * a[i].elem_size);
     }
-    if (h->sk_k) {
-        memset(h->sk_k, 0, dw * D * sizeof(float));
-        memset(h->sk_v, 0, dw * D * sizeof(float));
-        memset(h->sk_count, 0, dw * sizeof(int32_t));
-        memset(h->sk_load, 0, dw * sizeof(int32_t));
-    }
-    if (h->sum_k) { memset(h->sum_k, 0, D * sizeof(double)); memset(h->sum_v, 0, D * sizeof(double)); }
 }
 
 /* Index of pos among the candidates (sorted by position), or -1. */

@@ -43,12 +43,48 @@ typedef struct {
                                 not state, so not counted in the bytes held */
 } ref_head;
 
+/* head.c: the arrays of a head cache (spec §3.1, §9.1).  One table lists
+ * them, computed from the configuration and D alone; allocation, free,
+ * reset, the bytes held (lib/budget.c), saving and loading (lib/file.c) and
+ * the tests' snapshots all walk it.  The order is the order of the cache
+ * file (spec §16): keep it.  The scratch workspace is not state and not in
+ * the table. */
+typedef enum {
+    REF_KV,      /* exact keys and values, in the element type cfg->elem */
+    REF_SCORE,   /* importance scores, float32 */
+    REF_SKETCH,  /* sketch sums of keys and values, float32 */
+    REF_SUM,     /* running sums for centring, float64 */
+    REF_INDEX    /* positions, signed counts and occupancies, int32 */
+} ref_kind;
+typedef struct {
+    const char *name;   /* the ref_head field */
+    size_t offset;      /* offsetof(ref_head, field): where the array's pointer lives */
+    ref_kind kind;
+    size_t elem_size;   /* bytes of one element (and the unit of byte order in files) */
+    size_t count;       /* elements at full capacity; 0 when the configuration has no such array */
+} ref_array;
+#define REF_HEAD_N_ARRAYS 15
+/* Fill a[] with the arrays of a head cache of configuration cfg and head
+ * dimension head_dim, in file order.  Cannot fail. */
+void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS]);
+/* The pointer field of h that entry a describes (NULL when not allocated). */
+void **ref_array_slot(ref_head *h, const ref_array *a);
+const void *ref_array_data(const ref_head *h, const ref_array *a);
+/* 1 when a head cache of this configuration keeps importance scores (spec
+ * §6): the one place that decides it. */
+int ref_cfg_keeps_scores(const kvr_config *cfg);
+/* 1 when a head cache of this configuration has a sketch (spec §7). */
+int ref_cfg_has_sketch(const kvr_config *cfg);
+
 /* head.c: allocation, the parts and the lifecycle (spec §3) */
+/* KVR_OK or KVR_ENOMEM; on failure, nothing stays allocated and *out is
+ * NULL. */
 int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
                    uint32_t layer, uint32_t kv_head);
 void ref_head_free(ref_head *h);
 void ref_head_reset(ref_head *h);
 kvr_part ref_part_of(const ref_head *h, long pos);
+/* ref_cfg_keeps_scores and ref_cfg_has_sketch of h's configuration */
 int ref_keeps_scores(const ref_head *h);
 int ref_has_sketch(const ref_head *h);
 /* index of pos among the candidates, or -1 */
@@ -68,6 +104,8 @@ int ref_head_check(const ref_head *h, char *why, size_t why_len);
 
 /* importance.c (spec §6) */
 void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group);
+/* Prefill scores (spec §6.2) of n prompt positions into score.  KVR_OK or
+ * KVR_ENOMEM; on failure, nothing changes (score is not written). */
 int ref_prefill_scores(const kvr_config *cfg, int head_dim, int group, int n,
                        const float *k /*[n][D] rounded*/, int n_obs,
                        const float *q_obs /*[n_obs][group][D]*/, float *score /*[n]*/);
@@ -96,6 +134,7 @@ typedef struct {
     size_t moment_cap;
     int moment_dim;
 } ref_work;
+/* KVR_OK or KVR_ENOMEM; on failure, nothing changes (w keeps its arrays). */
 int ref_work_reserve(ref_work *w, long n, int head_dim);
 void ref_work_free(ref_work *w);
 void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
@@ -107,7 +146,9 @@ void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
 int ref_attend_sketch(ref_head *h, int group, const float *q /*[group][D]*/,
                       float *out /*[group][D]*/, int update, ref_work *w);
 
-/* prefill.c (spec §10) */
+/* prefill.c (spec §10): place n prompt tokens into the empty head cache h.
+ * KVR_OK or KVR_ENOMEM (the workspace, taken before anything is placed); on
+ * failure, nothing changes. */
 int ref_prefill(ref_head *h, int group, int n, const float *k /*[n][D]*/,
                 const float *v /*[n][D]*/, int n_obs, const float *q_obs /*[n_obs][group][D]*/);
 

@@ -13,8 +13,9 @@
  *     there: the two caches then legitimately hold different tokens);
  *   - reconstructions and attention outputs are within the tolerance below;
  *   - the device's prefill scores are within their tolerance.
- * On failure each check prints where, both values, the deviation and the
- * share of the tolerance used.
+ * The comparisons go through tu_tally (tests/testutil.c): each step's
+ * misses, the worst share of the tolerance and where it was are printed on
+ * failure, and the summary prints the suite's totals.
  *
  * Tolerances (the derivation of tests/sketchattend.c, with gamma_n = n u /
  * (1 - n u), u = 2^-24):
@@ -52,6 +53,7 @@
 #include "kvreviver.h"
 #include "internal.h"
 #include "../ref/ref.h"
+#include "testutil.h"
 /* KVR_CUDA_TEST_SELF=1 (CUDA builds): the harness's self-check, on any
  * machine: the "cuda" cache is a second reference cache, the device-only
  * checks are skipped, and every comparison must then hold exactly. */
@@ -94,7 +96,7 @@ static void abs_terms(const ref_head *h, const float *sums, const double *runnin
 
 typedef struct {
     int cases, steps, near_ties, recon_checked, recon_bitwise, moment_steps;
-    double worst_attn, worst_recon, worst_prefill;
+    tu_tally attn, recon, prefill; /* every comparison of the suite (mark: the case) */
     double widest;        /* largest attention tolerance factor (tolerance / sum pi AV) */
 } tally;
 static tally T;
@@ -122,6 +124,7 @@ static double compare_attend(kvr_cache *ref, kvr_cache *cu, const float *q, int 
         return 0.0;
     }
     double worst_factor = 0.0;
+    tu_tally step = TU_TALLY_INIT;        /* mark: the query head */
     for (int h = 0; h < H; h++) {
         const ref_head *hd = kvr_cache_head(ref, 0, h);
         long n = hd->n;
@@ -174,23 +177,22 @@ static double compare_attend(kvr_cache *ref, kvr_cache *cu, const float *q, int 
             if (factor > worst_factor) worst_factor = factor;
             if (factor > T.widest) T.widest = factor;
             for (long t = 0; t < n; t++) if (held[t]) { pi[t] = exp(pi[t] - lmax); sum += pi[t]; }
+            step.mark = (long)h * G + g;
             for (int i = 0; i < D; i++) {
                 double mass = 0.0;
                 for (long t = 0; t < n; t++) if (held[t]) mass += pi[t] / sum * av[t * D + i];
-                double tol = factor * mass;
                 size_t at = ((size_t)h * G + g) * D + i;
-                double diff = fabs((double)o_ref[at] - (double)o_cu[at]);
-                double share = tol > 0 ? diff / tol : (diff > 0 ? INFINITY : 0);
-                if (share > T.worst_attn) T.worst_attn = share;
-                ck_assert_msg(diff <= tol,
-                              "%s: attention of kv head %d query %d coordinate %d (n=%ld): ref %.9g cuda %.9g, "
-                              "|diff| %.3g > tolerance %.3g (%.0f%% used)", what, h, g, i, n,
-                              (double)o_ref[at], (double)o_cu[at], diff, tol, 100.0 * share);
+                tu_tally_add(&step, (double)o_cu[at], (double)o_ref[at], factor * mass);
             }
         }
         free(ak); free(av); free(kk); free(vv); free(pi); free(held);
     }
     free(o_ref); free(o_cu);
+    char line[320];
+    snprintf(line, sizeof line, "%s: attention, cuda vs ref (mark: query head; i: head-major coordinate)", what);
+    tu_tally_check(line, &step, 0);
+    step.worst_mark = T.cases;
+    tu_tally_merge(&T.attn, &step);
     return worst_factor;
 }
 
@@ -203,6 +205,7 @@ static void compare_reconstruct(kvr_cache *ref, kvr_cache *cu, const char *what)
     double *ak = malloc(sizeof(double) * 2 * D), *av = ak + D;
     ck_assert_ptr_nonnull(kr);
     ck_assert_ptr_nonnull(ak);
+    tu_tally all = TU_TALLY_INIT;         /* mark: kv head * 10^6 + position (n < 10^6 here) */
     for (int h = 0; h < H; h++) {
         const ref_head *hd = kvr_cache_head(ref, 0, h);
         int done = 0;
@@ -217,20 +220,21 @@ static void compare_reconstruct(kvr_cache *ref, kvr_cache *cu, const char *what)
             T.recon_bitwise += same;
             abs_terms(hd, hd->sk_k, hd->sum_k, t, ak);
             abs_terms(hd, hd->sk_v, hd->sum_v, t, av);
+            all.mark = (long)h * 1000000 + t;
             for (int i = 0; i < 2 * D; i++) {
                 int isv = i >= D, c = i % D;
                 double a = isv ? vr[c] : kr[c], b = isv ? vc[c] : kc[c];
-                double tol = 2.0 * gam(hd->cfg.depth + 4) * (isv ? av[c] : ak[c]);
-                double diff = fabs(a - b), share = tol > 0 ? diff / tol : (diff > 0 ? INFINITY : 0);
-                if (share > T.worst_recon) T.worst_recon = share;
-                ck_assert_msg(diff <= tol, "%s: reconstruction of head %d position %ld %s[%d]: ref %.9g cuda %.9g, "
-                              "|diff| %.3g > tolerance %.3g (%.0f%% used)", what, h, t, isv ? "v" : "k", c,
-                              a, b, diff, tol, 100.0 * share);
+                tu_tally_add(&all, b, a, 2.0 * gam(hd->cfg.depth + 4) * (isv ? av[c] : ak[c]));
             }
         }
     }
     free(kr);
     free(ak);
+    char line[320];
+    snprintf(line, sizeof line, "%s: reconstruction, cuda vs ref (mark: kv head * 10^6 + position)", what);
+    tu_tally_check(line, &all, 0);
+    all.worst_mark = T.cases;
+    tu_tally_merge(&T.recon, &all);
 }
 
 /* The device sketch of the CUDA cache equals its host sketch bit for bit. */
@@ -414,10 +418,11 @@ END_TEST
 
 START_TEST(test_summary)
 {
-    printf("conformance: %d cases, %d decode steps, %d near-tie divergences; worst share of tolerance: "
-           "attention %.1f%%, reconstruction %.1f%% (%d of %d bit-identical)\n", T.cases, T.steps, T.near_ties,
-           100.0 * T.worst_attn, 100.0 * T.worst_recon, T.recon_bitwise, T.recon_checked);
-    printf("prefill scores: worst %.1f%% of tolerance\n", 100.0 * T.worst_prefill);
+    printf("conformance: %d cases, %d decode steps, %d near-tie divergences; reconstructions: %d of %d "
+           "bit-identical\n", T.cases, T.steps, T.near_ties, T.recon_bitwise, T.recon_checked);
+    tu_tally_check("conformance: attention (mark: the case)", &T.attn, 1);
+    tu_tally_check("conformance: reconstruction (mark: the case)", &T.recon, 1);
+    tu_tally_check("prefill scores (mark: the case)", &T.prefill, 1);
     printf("moment route (host heads): %d attention calls bit-identical to the reference\n", T.moment_steps);
     printf("widest attention tolerance: %.3g of the attention-weighted magnitude of the values\n", T.widest);
     /* the tolerance must stay well below the values' own scale, or it could
@@ -484,6 +489,8 @@ START_TEST(test_prefill_scores)
                 for (int t = 0; t <= qpos; t++) bound[t] += (f + 2 * gam(used * G + 2)) * exp(l[t] - mx) / sum;
             }
         free(l);
+        tu_tally scores = TU_TALLY_INIT;
+        scores.mark = seed;
         for (int t = 0; t < n; t++) {
             double tol;
             if (cfg.importance == KVR_IMP_SNAPKV) {       /* pooled: the pool of the bounds, plus its own rounding */
@@ -495,12 +502,13 @@ START_TEST(test_prefill_scores)
             } else {
                 tol = bound[t] / (cfg.importance == KVR_IMP_TOVA ? G : 1) + gam(2) * fabs(s_ref[t]);
             }
-            double diff = fabs((double)s_ref[t] - s_cu[t]), share = tol > 0 ? diff / tol : (diff > 0 ? INFINITY : 0);
-            if (share > T.worst_prefill) T.worst_prefill = share;
-            ck_assert_msg(diff <= tol, "prefill case %d (D=%d G=%d n=%d imp=%d): score of position %d: ref %.9g cuda %.9g, "
-                          "|diff| %.3g > tolerance %.3g (%.0f%% used)", seed, D, G, n, (int)cfg.importance, t,
-                          (double)s_ref[t], (double)s_cu[t], diff, tol, 100.0 * share);
+            tu_tally_add(&scores, (double)s_cu[t], (double)s_ref[t], tol);
         }
+        char line[320];
+        snprintf(line, sizeof line, "prefill case %d (D=%d G=%d n=%d imp=%d): scores, cuda vs ref (i: position)",
+                 seed, D, G, n, (int)cfg.importance);
+        tu_tally_check(line, &scores, 0);
+        tu_tally_merge(&T.prefill, &scores);
         free(k); free(q); free(s_ref); free(s_cu); free(bound);
     }
 }

@@ -3,10 +3,10 @@
 # a GPU).
 check_PROGRAMS += tests/sketchattend tests/cuda
 TESTS += tests/sketchattend tests/cuda
-tests_sketchattend_SOURCES = tests/sketchattend.c
+tests_sketchattend_SOURCES = tests/sketchattend.c tests/testutil.h tests/testutil.c
 tests_sketchattend_CFLAGS = $(TEST_CFLAGS)
 tests_sketchattend_LDADD = $(TEST_LDADD)
-tests_cuda_SOURCES = tests/cuda.c
+tests_cuda_SOURCES = tests/cuda.c tests/testutil.h tests/testutil.c
 tests_cuda_CFLAGS = $(TEST_CFLAGS) $(CUDA_CFLAGS)
 tests_cuda_LDADD = $(TEST_LDADD)
 TESTS += tests/bench.sh
@@ -16,7 +16,7 @@ if KVR_CUDA
 # needed): checks the backend glue (tests/cuda_mock.c)
 check_PROGRAMS += tests/cuda_mock
 TESTS += tests/cuda_mock
-tests_cuda_mock_SOURCES = tests/cuda.c tests/cuda_mock.c
+tests_cuda_mock_SOURCES = tests/cuda.c tests/cuda_mock.c tests/testutil.h tests/testutil.c
 tests_cuda_mock_CFLAGS = $(TEST_CFLAGS) -DKVR_CUDA_MOCK
 tests_cuda_mock_LDADD = $(TEST_LDADD)
 endif

@@ -18,3 +18,11 @@ include tests/vectors.mk
 include tests/robust.mk
 include tests/model.mk
 include tests/cuda.mk
+
+# installing and linking: make install into a temporary prefix, the
+# installed .pc, shared and static links through pkg-config, the installed
+# tool without LD_LIBRARY_PATH (issue 15)
+TESTS += tests/install.sh
+dist_check_SCRIPTS += tests/install.sh
+EXTRA_DIST += tests/install-app.c
+AM_TESTS_ENVIRONMENT += KVR_MAKE='$(MAKE)' KVR_CC='$(CC)' KVR_PKG_CONFIG='$(PKG_CONFIG)'; export KVR_MAKE KVR_CC KVR_PKG_CONFIG;

@@ -127,15 +127,12 @@ static void route64(const ref_head *h, const float *q, double *out64)
     route64_biased(h, q, 0.0, out64, NULL);
 }
 
-typedef struct {
-    double worst;      /* largest |out - out64| / tol over coordinates */
-    double tol_sum;    /* for the report */
-} agreement;
-
 /* Compare out ([D], the library's float32 result for query q) with the
- * float64 route (revival off); var_bias is added to the float64 side's
- * variance term (0 for the real test; the negative control sets it). */
-static agreement compare(const ref_head *h, const float *q, const float *out, double var_bias)
+ * float64 route (revival off), coordinate by coordinate, into t (tu_tally:
+ * misses and the worst |out - out64| / tol); var_bias is added to the
+ * float64 side's variance term (0 for the real test; the negative control
+ * sets it). */
+static void compare(const ref_head *h, const float *q, const float *out, double var_bias, tu_tally *t)
 {
     int D = h->head_dim, d = h->cfg.depth;
     size_t dw = (size_t)d * h->cfg.width;
@@ -214,7 +211,6 @@ static agreement compare(const ref_head *h, const float *q, const float *out, do
     for (long j = 0; j <= n; j++)
         if (held[j]) sum += exp(L[j] - max);
     double e2 = exp(2.0 * Delta);
-    agreement ag = {0.0, 0.0};
     for (int i = 0; i < D; i++) {
         double o = 0.0, abs_sum = 0.0;
         for (long j = 0; j <= n; j++) {
@@ -225,13 +221,9 @@ static agreement compare(const ref_head *h, const float *q, const float *out, do
         }
         double pi_bulk = exp(L[n] - max) / sum;
         double tol = e2 * (2.0 * (e2 - 1.0) + 2.0 * tu_gamma(n + 4)) * abs_sum + e2 * pi_bulk * du[i];
-        double dev = fabs((double)out[i] - o);
-        double share = tol > 0.0 ? dev / tol : (dev > 0.0 ? INFINITY : 0.0);
-        if (share > ag.worst) ag.worst = share;
-        ag.tol_sum += tol;
+        tu_tally_add(t, (double)out[i], o, tol);
     }
     free(P); free(cov); free(L); free(delta); free(kv); free(vals); free(du); free(held);
-    return ag;
 }
 
 /* ---- a random head cache ------------------------------------------------- */
@@ -311,7 +303,7 @@ static void unbuild(fixture *f)
 START_TEST(test_agrees_with_float64)
 {
     static const double caps[] = {0.0, 1.0, INFINITY};
-    double worst = 0.0;
+    tu_tally all = TU_TALLY_INIT;          /* mark: seed * 100 + query head */
     int with_vague = 0;
     for (int s = 0; s < 60; s++) {
         fixture f;
@@ -319,18 +311,17 @@ START_TEST(test_agrees_with_float64)
         if (f.h->n_vague > 0 && ref_has_sketch(f.h)) {
             with_vague++;
             for (int g = 0; g < f.G; g++) {
-                agreement a = compare(f.h, f.q + (size_t)g * f.h->head_dim,
-                                      f.out + (size_t)g * f.h->head_dim, 0.0);
-                TU_CHECK(a.worst <= 1.0, "seed %d head %d: deviation %.3g of the tolerance (cap %g, D %d, d %d, w %d, n %ld, vague %ld)",
-                         s, g, a.worst, caps[_i], f.h->head_dim, f.h->cfg.depth, f.h->cfg.width, f.h->n, f.h->n_vague);
-                if (a.worst > worst) worst = a.worst;
+                all.mark = 100L * s + g;
+                compare(f.h, f.q + (size_t)g * f.h->head_dim, f.out + (size_t)g * f.h->head_dim, 0.0, &all);
             }
         }
         unbuild(&f);
     }
+    char what[160];
+    snprintf(what, sizeof what, "moment route vs float64, var_cap %g, %d heads with a vague part "
+             "(mark: seed * 100 + query head)", caps[_i], with_vague);
+    tu_tally_check(what, &all, 1);
     TU_OK(with_vague >= 40);               /* the cases do exercise the route */
-    printf("moment route vs float64, var_cap %g: worst deviation %.3g of the tolerance over %d heads with a vague part\n",
-           caps[_i], worst, with_vague);
 }
 END_TEST
 
@@ -341,7 +332,8 @@ END_TEST
  * not vacuous). */
 START_TEST(test_tolerance_model)
 {
-    double worst = 0.0, widest = 0.0;
+    double widest = 0.0;
+    tu_tally all = TU_TALLY_INIT;          /* mark: seed * 100 + query head */
     int cases = 0;
     for (int s = 0; s < 60; s++) {
         fixture f;
@@ -359,12 +351,9 @@ START_TEST(test_tolerance_model)
                 /* the float64 route's output, recomputed here as compare() does */
                 double out64[1024];
                 route64(f.h, q, out64);
+                all.mark = 100L * s + g;
                 for (int i = 0; i < D; i++) {
-                    double dev = fabs((double)f.out[(size_t)g * D + i] - out64[i]);
-                    double half = 0.5 * tol[(size_t)g * D + i];
-                    TU_CHECK(dev <= half, "seed %d head %d coordinate %d: |ref - float64| = %.3g above B = %.3g",
-                             s, g, i, dev, half);
-                    if (half > 0.0 && dev / half > worst) worst = dev / half;
+                    tu_tally_add(&all, (double)f.out[(size_t)g * D + i], out64[i], 0.5 * tol[(size_t)g * D + i]);
                     if (tol[(size_t)g * D + i] / vmax > widest) widest = tol[(size_t)g * D + i] / vmax;
                 }
             }
@@ -373,9 +362,10 @@ START_TEST(test_tolerance_model)
         }
         unbuild(&f);
     }
+    tu_tally_check("tolerance model, moment route: the reference vs float64 within B, half the tolerance "
+                   "(mark: seed * 100 + query head)", &all, 1);
     TU_OK(cases >= 40);
-    printf("tolerance model, moment route: float64 within %.3g of B; widest tolerance %.3g of the largest value\n",
-           worst, widest);
+    printf("tolerance model, moment route: widest tolerance %.3g of the largest value\n", widest);
 }
 END_TEST
 
@@ -475,8 +465,9 @@ START_TEST(test_bound_detects_wrong_variance)
         build(&f, (uint64_t)(7000 + s), 1.0, 0);
         if (f.h->n_vague > 0 && ref_has_sketch(f.h)) {
             cases++;
-            agreement a = compare(f.h, f.q, f.out, 0.01);
-            caught += a.worst > 1.0;
+            tu_tally a = TU_TALLY_INIT;
+            compare(f.h, f.q, f.out, 0.01, &a);
+            caught += a.misses > 0;
         }
         unbuild(&f);
     }
@@ -568,7 +559,9 @@ START_TEST(test_no_collisions_exact)
             ck_assert_ptr_nonnull(P);
             moments64(p.h, p.q, 1, P, &tau_sq, cov);
             free(P);
+            tu_tally all = TU_TALLY_INIT;  /* mark: the coordinate; per coordinate tau^2, then cov[i] */
             for (int i = 0; i < p.D; i++) {
+                all.mark = i;
                 truth(&p, i, &t_sq, &t_cov);
                 /* both are float64 evaluations of the same sums of products
                  * of the same float32 inputs, associated differently: each
@@ -576,11 +569,10 @@ START_TEST(test_no_collisions_exact)
                  * to its sum of absolute terms, bounded here by 4x the value
                  * plus the scale of the terms */
                 double eps = (p.D + p.n + 8) * ldexp(1.0, -53);
-                TU_CHECK(fabs(tau_sq - t_sq) <= 2 * eps * (4 * t_sq + 1e3),
-                         "tau^2 %.17g vs the tokens' %.17g", tau_sq, t_sq);
-                TU_CHECK(fabs(cov[i] - t_cov) <= 2 * eps * (4 * fabs(t_cov) + 1e3),
-                         "cov[%d] %.17g vs the tokens' %.17g", i, cov[i], t_cov);
+                tu_tally_add(&all, tau_sq, t_sq, 2 * eps * (4 * t_sq + 1e3));
+                tu_tally_add(&all, cov[i], t_cov, 2 * eps * (4 * fabs(t_cov) + 1e3));
             }
+            tu_tally_check("moments from the sketch vs from the tokens (tau^2, cov)", &all, 1);
         }
         plain_free(&p);
     }

@@ -41,6 +41,7 @@
 #include <string.h>
 #include "internal.h"
 #include "ref.h"
+#include "testutil.h"
 
 static double gamma_n(double n)
 {
@@ -71,8 +72,7 @@ static double abs_terms(const ref_head *h, const float *sums, const float *mu, l
 }
 
 typedef struct {
-    double worst_share;   /* largest |A - B| / tol seen */
-    int violations;
+    tu_tally t;           /* |A - B| against tol, every coordinate (mark: the seed) */
     int depth;            /* of the case */
     long n_vague;
 } outcome;
@@ -80,7 +80,7 @@ typedef struct {
 /* Build a random head cache, run both routes on random queries and compare.
  * rows selects the configuration's row combination for route A (the
  * negative control uses median rows against route B's mean rows). */
-static void one_case(uint64_t seed, kvr_rows rows_a, outcome *o, int verbose)
+static void one_case(uint64_t seed, kvr_rows rows_a, outcome *o)
 {
     rng_state = seed * UINT64_C(0x9E3779B97F4A7C15) + 1;
     kvr_config cfg;
@@ -175,19 +175,8 @@ static void one_case(uint64_t seed, kvr_rows rows_a, outcome *o, int verbose)
             double mass = 0.0;
             for (long t = 0; t < n; t++)
                 mass += pi[t] * av[t * D + i];
-            double tol = factor * mass;
-            double diff = fabs((double)out_a[(size_t)g * D + i] - (double)out_b[(size_t)g * D + i]);
-            double share = tol > 0.0 ? diff / tol : (diff > 0.0 ? INFINITY : 0.0);
-            if (share > o->worst_share) o->worst_share = share;
-            if (diff > tol) {
-                if (verbose && o->violations < 5)
-                    printf("seed %llu (D=%d G=%d n=%d d=%d w=%d shrink=%d centre=%d %s): head %d coord %d: "
-                           "explicit %.9g sketch-domain %.9g, |diff| %.3g > tol %.3g (%.1f%% of tolerance)\n",
-                           (unsigned long long)seed, D, G, n, cfg.depth, cfg.width, cfg.shrink, cfg.centre,
-                           kvr_elem_name(cfg.elem), g, i, (double)out_a[(size_t)g * D + i],
-                           (double)out_b[(size_t)g * D + i], diff, tol, 100.0 * share);
-                o->violations++;
-            }
+            o->t.mark = (long)seed;
+            tu_tally_add(&o->t, (double)out_b[(size_t)g * D + i], (double)out_a[(size_t)g * D + i], factor * mass);
         }
     }
     o->depth = cfg.depth;
@@ -200,12 +189,10 @@ static void one_case(uint64_t seed, kvr_rows rows_a, outcome *o, int verbose)
 
 START_TEST(test_routes_agree)
 {
-    outcome o = {0, 0, 0, 0};
+    outcome o = {TU_TALLY_INIT, 0, 0};
     for (uint64_t seed = 1; seed <= 60; seed++)
-        one_case(seed, KVR_ROWS_MEAN, &o, 1);
-    printf("sketch-domain vs explicit mean rows: worst %.2f%% of the derived tolerance over 60 cases\n",
-           100.0 * o.worst_share);
-    ck_assert_int_eq(o.violations, 0);
+        one_case(seed, KVR_ROWS_MEAN, &o);
+    tu_tally_check("sketch-domain (got) vs explicit mean rows (ref), 60 cases (mark: the seed)", &o.t, 1);
 }
 END_TEST
 
@@ -217,12 +204,12 @@ START_TEST(test_bound_detects_other_math)
 {
     int caught = 0, cases = 0;
     for (uint64_t seed = 1; seed <= 60; seed++) {
-        outcome o = {0, 0, 0, 0};
-        one_case(seed, KVR_ROWS_MEDIAN, &o, 0);
+        outcome o = {TU_TALLY_INIT, 0, 0};
+        one_case(seed, KVR_ROWS_MEDIAN, &o);
         if (o.depth < 3 || o.n_vague < 20)
             continue;
         cases++;
-        caught += o.violations > 0;
+        caught += o.t.misses > 0;
     }
     printf("negative control: median rows flagged in %d of %d cases\n", caught, cases);
     ck_assert_int_ge(cases, 10);

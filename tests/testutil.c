@@ -111,34 +111,26 @@ void tu_assert_parts(const kvr_cache *c, int layer)
 
 /* ---- the arrays of a head ---------------------------------------------------- */
 
-#define N_ARRAYS 15
-static const char *const array_names[N_ARRAYS] = {
-    "sink_k", "sink_v", "win_k", "win_v", "win_score", "cand_pos", "cand_score", "cand_k", "cand_v",
-    "sk_k", "sk_v", "sk_count", "sk_load", "sum_k", "sum_v"
-};
+#define N_ARRAYS REF_HEAD_N_ARRAYS
 
-/* The state arrays of h and their sizes in bytes (0 and NULL when absent). */
-static void head_arrays(const ref_head *h, const void *ptr[N_ARRAYS], size_t size[N_ARRAYS])
+/* The state arrays of h (the table of ref_head_arrays) and their sizes in
+ * bytes (0 when absent). */
+static void head_arrays(const ref_head *h, ref_array a[N_ARRAYS], const void *ptr[N_ARRAYS],
+                        size_t size[N_ARRAYS])
 {
-    size_t D = (size_t)h->head_dim, es = kvr_elem_size(h->cfg.elem);
-    size_t S = (size_t)h->cfg.sinks, R = (size_t)h->cfg.window, C = (size_t)h->cfg.candidates;
-    size_t dw = (size_t)h->cfg.depth * (size_t)h->cfg.width;
-    const void *p[N_ARRAYS] = {h->sink_k, h->sink_v, h->win_k, h->win_v, h->win_score, h->cand_pos,
-                               h->cand_score, h->cand_k, h->cand_v, h->sk_k, h->sk_v, h->sk_count,
-                               h->sk_load, h->sum_k, h->sum_v};
-    size_t z[N_ARRAYS] = {S * D * es, S * D * es, R * D * es, R * D * es, R * 4, C * 4, C * 4,
-                          C * D * es, C * D * es, dw * D * 4, dw * D * 4, dw * 4, dw * 4, D * 8, D * 8};
+    ref_head_arrays(&h->cfg, h->head_dim, a);
     for (int i = 0; i < N_ARRAYS; i++) {
-        ptr[i] = p[i];
-        size[i] = p[i] ? z[i] : 0;
+        ptr[i] = ref_array_data(h, &a[i]);
+        size[i] = ptr[i] ? a[i].count * a[i].elem_size : 0;
     }
 }
 
 size_t tu_head_state_bytes(const ref_head *h)
 {
+    ref_array a[N_ARRAYS];
     const void *p[N_ARRAYS];
     size_t z[N_ARRAYS], sum = 0;
-    head_arrays(h, p, z);
+    head_arrays(h, a, p, z);
     for (int i = 0; i < N_ARRAYS; i++)
         sum += z[i];
     return sum;
@@ -183,8 +175,9 @@ tu_snap *tu_snap_take(const kvr_cache *c)
     }
     for (int i = 0; i < s->n_heads; i++) {
         const ref_head *h = c->heads[i];
+        ref_array t[N_ARRAYS];
         const void *p[N_ARRAYS];
-        head_arrays(h, p, s->heads[i].size);
+        head_arrays(h, t, p, s->heads[i].size);
         memcpy(&s->heads[i].copy, h, sizeof *h);
         for (int a = 0; a < N_ARRAYS; a++) {
             s->heads[i].data[a] = malloc(s->heads[i].size[a] + 1);
@@ -216,28 +209,25 @@ static int same_head(const head_snap *hs, const ref_head *h, int with_pointers, 
                      char *why, size_t len)
 {
     ref_head a = hs->copy, b = *h;
+    ref_array t[N_ARRAYS];
+    const void *p[N_ARRAYS];
+    size_t z[N_ARRAYS];
+    head_arrays(h, t, p, z);
     if (!with_pointers) {
-        /* compare the scalar fields only: blank the pointers of both copies */
-        a.sink_k = a.sink_v = a.win_k = a.win_v = a.cand_k = a.cand_v = NULL;
-        b.sink_k = b.sink_v = b.win_k = b.win_v = b.cand_k = b.cand_v = NULL;
-        a.win_score = a.cand_score = a.sk_k = a.sk_v = a.scratch = NULL;
-        b.win_score = b.cand_score = b.sk_k = b.sk_v = b.scratch = NULL;
-        a.cand_pos = a.sk_count = a.sk_load = NULL;
-        b.cand_pos = b.sk_count = b.sk_load = NULL;
-        a.sum_k = a.sum_v = NULL;
-        b.sum_k = b.sum_v = NULL;
+        /* compare the scalar fields only: blank the pointers of both copies
+         * (a and b have the same configuration, or the memcmp fails anyway) */
+        for (int i = 0; i < N_ARRAYS; i++)
+            *ref_array_slot(&a, &t[i]) = *ref_array_slot(&b, &t[i]) = NULL;
+        a.scratch = b.scratch = NULL;
     }
     if (memcmp(&a, &b, sizeof a) != 0) {
         snprintf(why, len, "head %d: fields differ (n %ld vs %ld, n_cand %d vs %d, n_vague %ld vs %ld)",
                  index, a.n, b.n, a.n_cand, b.n_cand, a.n_vague, b.n_vague);
         return 0;
     }
-    const void *p[N_ARRAYS];
-    size_t z[N_ARRAYS];
-    head_arrays(h, p, z);
     for (int i = 0; i < N_ARRAYS; i++) {
         if (z[i] != hs->size[i] || (z[i] && memcmp(p[i], hs->data[i], z[i]) != 0)) {
-            snprintf(why, len, "head %d: array %s differs", index, array_names[i]);
+            snprintf(why, len, "head %d: array %s differs", index, t[i].name);
             return 0;
         }
     }
@@ -267,6 +257,84 @@ int tu_cache_same(const kvr_cache *a, const kvr_cache *b, char *why, size_t len)
         same = same_head(&s->heads[i], b->heads[i], 0, i, why, len);
     tu_snap_free(s);
     return same;
+}
+
+/* ---- comparing within a tolerance -------------------------------------------- */
+
+int tu_tally_add(tu_tally *t, double got, double ref, double tol)
+{
+    double diff = fabs(got - ref);
+    int ok = diff <= tol;                    /* fails on NaN, in diff or tol */
+    double share = tol > 0.0 ? diff / tol : (diff > 0.0 ? INFINITY : 0.0);
+    if (isnan(share) || (!ok && !(share > 1.0)))
+        share = INFINITY;                    /* a miss always outranks a pass */
+    if (t->n == 0 || share > t->worst) {
+        t->worst = share;
+        t->worst_at = t->n;
+        t->worst_mark = t->mark;
+        t->got = got;
+        t->ref = ref;
+        t->tol = tol;
+    }
+    t->misses += !ok;
+    t->n++;
+    return ok;
+}
+
+void tu_tally_floats(tu_tally *t, size_t n, const float *got, const double *ref, const double *tol)
+{
+    for (size_t i = 0; i < n; i++)
+        tu_tally_add(t, (double)got[i], ref[i], tol[i]);
+}
+
+void tu_tally_merge(tu_tally *a, const tu_tally *b)
+{
+    if (b->n > 0 && (a->n == 0 || b->worst > a->worst)) {
+        a->worst = b->worst;
+        a->worst_at = a->n + b->worst_at;
+        a->worst_mark = b->worst_mark;
+        a->got = b->got;
+        a->ref = b->ref;
+        a->tol = b->tol;
+    }
+    a->n += b->n;
+    a->misses += b->misses;
+}
+
+static void tally_line(char *buf, size_t len, const char *what, const tu_tally *t)
+{
+    if (t->n == 0)
+        snprintf(buf, len, "%s: n=0", what);
+    else
+        snprintf(buf, len, "%s: n=%ld, misses=%ld, worst share of tolerance=%.3g%% at i=%ld (mark %ld): "
+                 "got %.9g, ref %.9g, tol %.3g", what, t->n, t->misses, 100.0 * t->worst, t->worst_at,
+                 t->worst_mark, t->got, t->ref, t->tol);
+}
+
+void tu_tally_print(const char *what, const tu_tally *t)
+{
+    char line[512];
+    tally_line(line, sizeof line, what, t);
+    printf("%s\n", line);
+}
+
+void tu_tally_check(const char *what, const tu_tally *t, int verbose)
+{
+    if (verbose || t->misses > 0)
+        tu_tally_print(what, t);
+    if (t->misses > 0) {
+        char line[512];
+        tally_line(line, sizeof line, what, t);
+        ck_abort_msg("%s", line);
+    }
+}
+
+long tu_compare(const char *what, const float *got, const double *ref, const double *tol, size_t n)
+{
+    tu_tally t = TU_TALLY_INIT;
+    tu_tally_floats(&t, n, got, ref, tol);
+    tu_tally_check(what, &t, 1);
+    return t.misses;
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -363,6 +431,7 @@ long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const fl
     unsigned char *held = malloc((size_t)n + 1);
     double *o = malloc((size_t)D * sizeof *o), *tol = malloc((size_t)D * sizeof *tol);
     TU_OK(k && v && held && o && tol);
+    tu_tally all = TU_TALLY_INIT;
     for (int h = 0; h < H; h++) {
         for (long t = 0; t < n; t++) {
             int status = kvr_reconstruct(c, layer, h, t, k + (size_t)t * D, v + (size_t)t * D);
@@ -373,12 +442,11 @@ long tu_assert_attention(const kvr_cache *c, int layer, const float *q, const fl
         for (int g = 0; g < G; g++) {
             size_t at = ((size_t)h * G + g) * D;
             tu_attention64(n, D, q + at, k, v, held, o, tol);
-            for (int i = 0; i < D; i++)
-                TU_CHECK(fabs((double)out[at + i] - o[i]) <= tol[i],
-                              "head %d query %d coordinate %d: %.9g, float64 %.9g, tolerance %.3g",
-                              h, g, i, (double)out[at + i], o[i], tol[i]);
+            all.mark = (long)h * G + g;      /* the query head */
+            tu_tally_floats(&all, (size_t)D, out + at, o, tol);
         }
     }
+    tu_tally_check("attention vs float64 (mark: query head)", &all, 0);
     free(k); free(v); free(held); free(o); free(tol);
     return held0;
 }

@@ -25,6 +25,37 @@
         TU_CHECK(tu_a_ == tu_b_, "Assertion '%s == %s' failed: %lld != %lld", #a, #b, tu_a_, tu_b_); \
     } while (0)
 
+/* ---- comparing against a reference within a tolerance ----------------------
+ * After llm.c's validate_result and GSL's gsl_test_rel: scan every value,
+ * count the misses (|got - ref| > tol, or NaN), keep the worst share of the
+ * tolerance |got - ref| / tol and where it was, print one line, then assert
+ * once.  A tally may span several arrays or cases; `mark` is the caller's
+ * label for the values being added (a case or head number), recorded with
+ * the worst. */
+typedef struct {
+    long n, misses;     /* values compared, values outside their tolerance */
+    double worst;       /* largest |got - ref| / tol (Inf for a miss at tol 0 or NaN); 0 when none */
+    long worst_at;      /* index (0 .. n-1) of the worst value (when n > 0) */
+    long mark, worst_mark;
+    double got, ref, tol; /* the worst value, its reference and tolerance */
+} tu_tally;
+#define TU_TALLY_INIT {0, 0, 0.0, 0, 0, 0, 0.0, 0.0, 0.0}   /* or any zeroed tally */
+/* Add one value; returns 1 when it is within tol. */
+int tu_tally_add(tu_tally *t, double got, double ref, double tol);
+/* Add n values: got ([n]) against ref ([n]) within tol ([n]). */
+void tu_tally_floats(tu_tally *t, size_t n, const float *got, const double *ref, const double *tol);
+/* Fold b into a (a's indices come first). */
+void tu_tally_merge(tu_tally *a, const tu_tally *b);
+/* Print "what: n=..., misses=..., worst share of tolerance=...% at i=...
+ * (mark ...): got ..., ref ..., tol ...". */
+void tu_tally_print(const char *what, const tu_tally *t);
+/* Assert that the tally has no miss (one ck_abort naming the worst);
+ * verbose: print the line first, else only when it fails. */
+void tu_tally_check(const char *what, const tu_tally *t, int verbose);
+/* Compare n values in one call: tally, print, assert; returns the misses
+ * (0, or the assertion has failed). */
+long tu_compare(const char *what, const float *got, const double *ref, const double *tol, size_t n);
+
 /* ---- deterministic random numbers (SplitMix64 stream) ---------------- */
 typedef struct { uint64_t state; } tu_rng;
 void tu_seed(tu_rng *r, uint64_t seed);

@@ -23,6 +23,7 @@
 #include <string.h>
 #include "internal.h"
 #include "tolerance.h"
+#include "testutil.h"
 
 /* a <= b that fails on NaN: a tolerance that is NaN must not pass. */
 static int within(double diff, double tol)
@@ -39,8 +40,10 @@ typedef struct {
     unsigned long seed;
 } trial;
 
-/* Largest |reference - float64| / (tolerance / 2) seen, per quantity. */
-static double share_sketch, share_rec, share_attend;
+/* |reference - float64| against B = tolerance / 2, per quantity, over every
+ * trial (mark: the trial). */
+static tu_tally all_sketch, all_rec, all_attend;
+static long n_trials;
 /* Largest tolerance / magnitude seen in the typical configuration. */
 static double rel_sketch, rel_rec, rel_attend;
 
@@ -193,13 +196,14 @@ static void check_trial(const trial *tr, int typical)
     /* sketch sums (spec §14.2) */
     float *tk = malloc(dw * D * sizeof(float)), *tv = malloc(dw * D * sizeof(float));
     ck_assert_int_eq(kvr_tol_sketch(h, b.k, b.v, tk, tv), KVR_OK);
-    for (size_t j = 0; j < dw * D; j++) {
-        double dk = h->sk_k[j] - b.S_k[j], dv = h->sk_v[j] - b.S_v[j];
-        ck_assert_msg(within(dk, tk[j] / 2.0), "sketch K[%zu]: |%g| > %g / 2", j, dk, (double)tk[j]);
-        ck_assert_msg(within(dv, tv[j] / 2.0), "sketch V[%zu]: |%g| > %g / 2", j, dv, (double)tv[j]);
-        if (tk[j] > 0) share_sketch = fmax(share_sketch, fabs(dk) / (tk[j] / 2.0));
-        if (tv[j] > 0) share_sketch = fmax(share_sketch, fabs(dv) / (tv[j] / 2.0));
+    tu_tally sk = TU_TALLY_INIT, rec = TU_TALLY_INIT, att = TU_TALLY_INIT;
+    sk.mark = rec.mark = att.mark = n_trials++;
+    for (size_t j = 0; j < dw * D; j++) {   /* i: 2 j for K, 2 j + 1 for V */
+        tu_tally_add(&sk, h->sk_k[j], b.S_k[j], tk[j] / 2.0);
+        tu_tally_add(&sk, h->sk_v[j], b.S_v[j], tv[j] / 2.0);
     }
+    tu_tally_check("tolerance: sketch sums vs float64 within B", &sk, 0);
+    tu_tally_merge(&all_sketch, &sk);
 
     /* reconstruction (spec §14.3), on up to 24 vague positions */
     float *rk = malloc((size_t)D * sizeof(float)), *rv = malloc((size_t)D * sizeof(float));
@@ -215,12 +219,8 @@ static void check_trial(const trial *tr, int typical)
         ck_assert_int_eq(kvr_tol_reconstruct(h, b.k, b.v, t, trk, trv), KVR_OK);
         for (int i = 0; i < D; i++) {
             double ek = recon64(tr, &b, b.S_k, b.mu_k, t, i), ev = recon64(tr, &b, b.S_v, b.mu_v, t, i);
-            ck_assert_msg(within(rk[i] - ek, trk[i] / 2.0), "recon K t=%ld i=%d: %.9g vs %.9g, tol %g",
-                          t, i, (double)rk[i], ek, (double)trk[i]);
-            ck_assert_msg(within(rv[i] - ev, trv[i] / 2.0), "recon V t=%ld i=%d: %.9g vs %.9g, tol %g",
-                          t, i, (double)rv[i], ev, (double)trv[i]);
-            share_rec = fmax(share_rec, fabs(rk[i] - ek) / (trk[i] / 2.0));
-            share_rec = fmax(share_rec, fabs(rv[i] - ev) / (trv[i] / 2.0));
+            tu_tally_add(&rec, rk[i], ek, trk[i] / 2.0);
+            tu_tally_add(&rec, rv[i], ev, trv[i] / 2.0);
             if (typical) {
                 /* the magnitude bounded: the size of a row estimate */
                 double mag = 0.0;
@@ -233,6 +233,9 @@ static void check_trial(const trial *tr, int typical)
             }
         }
     }
+
+    tu_tally_check("tolerance: reconstructions vs float64 within B", &rec, 0);
+    tu_tally_merge(&all_rec, &rec);
 
     /* attention (spec §14.4): float64 over the float64 reconstructions */
     float *out = malloc((size_t)G * D * sizeof(float)), *tout = malloc((size_t)G * D * sizeof(float));
@@ -270,16 +273,16 @@ static void check_trial(const trial *tr, int typical)
                 o += p * vv[t * D + i];
                 mag += p * fabs(vv[t * D + i]);
             }
-            double diff = out[(size_t)g * D + i] - o, tol = tout[(size_t)g * D + i];
-            ck_assert_msg(within(diff, tol / 2.0), "attend g=%d i=%d: %.9g vs %.9g, tol %g",
-                          g, i, (double)out[(size_t)g * D + i], o, tol);
-            share_attend = fmax(share_attend, fabs(diff) / (tol / 2.0));
+            double tol = tout[(size_t)g * D + i];
+            tu_tally_add(&att, out[(size_t)g * D + i], o, tol / 2.0);
             if (typical)
                 rel_attend = fmax(rel_attend, tol / mag);
             /* a difference of 3 tolerances is flagged */
             ck_assert(!within(out[(size_t)g * D + i] + 3.0 * tol - o, tol / 2.0));
         }
     }
+    tu_tally_check("tolerance: attention vs float64 within B", &att, 0);
+    tu_tally_merge(&all_attend, &att);
     if (typical)   /* the sum's magnitude: sum |x| over the bucket's tokens */
         for (size_t j = 0; j < dw * D; j++)
             if (b.A_k[j] > 0)
@@ -320,8 +323,9 @@ START_TEST(test_sound_random)
         check_trial(&tr, 0);
     }
     gsl_rng_free(rng);
-    printf("tolerance: largest share of B = tolerance/2 used: sketch %.3g, reconstruct %.3g, attend %.3g\n",
-           share_sketch, share_rec, share_attend);
+    tu_tally_check("tolerance: sketch sums vs float64 within B = tolerance/2 (mark: the trial)", &all_sketch, 1);
+    tu_tally_check("tolerance: reconstructions vs float64 within B (mark: the trial)", &all_rec, 1);
+    tu_tally_check("tolerance: attention vs float64 within B (mark: the trial)", &all_attend, 1);
 }
 END_TEST
 
