@@ -42,15 +42,11 @@ size_t ref_quant_row_bytes(size_t n, int bits)
     return (n * (size_t)bits + 7) / 8;
 }
 
-int ref_quant_params(const float *x, size_t n, size_t stride, int bits,
-                     uint16_t *zero, uint16_t *scale)
+/* spec §18.2 steps 2-4: z = f16 down of lo, r = fl(hi - z), s = f16 up of
+ * fl(r / L) (0 when r = 0).  KVR_ERANGE when z or s is not a finite
+ * float16; nothing is written then. */
+int ref_quant_range(float lo, float hi, int bits, uint16_t *zero, uint16_t *scale)
 {
-    float lo = x[0], hi = x[0];
-    for (size_t i = 1; i < n; i++) {
-        float xi = x[i * stride];
-        if (xi < lo) lo = xi;
-        if (xi > hi) hi = xi;
-    }
     uint16_t z = f16_down(lo);
     if ((z & 0x7C00u) == 0x7C00u)
         return KVR_ERANGE;                        /* lo < -65504 */
@@ -65,6 +61,20 @@ int ref_quant_params(const float *x, size_t n, size_t stride, int bits,
     *zero = z;
     *scale = s;
     return KVR_OK;
+}
+
+/* spec §18.2 step 1 (lo and hi of the n values x[0], x[stride], ...), then
+ * ref_quant_range. */
+int ref_quant_params(const float *x, size_t n, size_t stride, int bits,
+                     uint16_t *zero, uint16_t *scale)
+{
+    float lo = x[0], hi = x[0];
+    for (size_t i = 1; i < n; i++) {
+        float xi = x[i * stride];
+        if (xi < lo) lo = xi;
+        if (xi > hi) hi = xi;
+    }
+    return ref_quant_range(lo, hi, bits, zero, scale);
 }
 
 unsigned ref_quant_code(float x, uint16_t zero, uint16_t scale, int bits)
@@ -134,4 +144,67 @@ double ref_quant_bound(uint16_t zero, uint16_t scale, int bits)
         return 0.0;
     double b = s / 2 + ldexp(L * s + z, -22) + ldexp(1.0 + s, -140);
     return b * (1.0 + ldexp(1.0, -40));
+}
+
+/* ---- KIVI's body (spec §18.6) ------------------------------------------- */
+
+long ref_kivi_rows(const ref_head *h)
+{
+    long rows = h->n - h->cfg.sinks - h->cfg.window;
+    return h->cfg.kivi_bits > 0 && rows > 0 ? rows : 0;
+}
+
+/* The body row j = pos - S receives the token: its value as one vector over
+ * D, its key into the fill buffer; when j closes group g = j / G, each
+ * channel of the group's G keys is quantized as one vector (n = G) and the
+ * codes go to rows g G .. g G + G - 1.  The inputs lie in float16's range,
+ * which the caller checked, so no quantization fails (spec §18.2). */
+void ref_kivi_push(ref_head *h, long pos, const float *k, const float *v)
+{
+    size_t D = (size_t)h->head_dim, G = (size_t)h->cfg.kivi_group;
+    size_t j = (size_t)(pos - h->cfg.sinks);
+    int b = h->cfg.kivi_bits;
+    size_t B = ref_quant_row_bytes(D, b);
+    kvr_elem e = h->cfg.elem;
+    (void)ref_quant_row(v, D, b, h->kivi_vc + j * B, h->kivi_vq + 2 * j);
+    for (size_t i = 0; i < D; i++)
+        kvr_elem_store(e, k[i], h->kivi_fill, (j % G) * D + i);   /* k is already in elem */
+    if (j % G != G - 1)
+        return;
+    size_t g = j / G;                             /* the group is complete */
+    for (size_t i = 0; i < D; i++) {
+        float lo = kvr_elem_load(e, h->kivi_fill, i), hi = lo;
+        for (size_t r = 1; r < G; r++) {
+            float x = kvr_elem_load(e, h->kivi_fill, r * D + i);
+            if (x < lo) lo = x;
+            if (x > hi) hi = x;
+        }
+        uint16_t *zs = h->kivi_kq + 2 * (g * D + i);
+        (void)ref_quant_range(lo, hi, b, &zs[0], &zs[1]);
+        for (size_t r = 0; r < G; r++) {
+            float x = kvr_elem_load(e, h->kivi_fill, r * D + i);
+            ref_pack_put(h->kivi_kc + (g * G + r) * B, i, b, ref_quant_code(x, zs[0], zs[1], b));
+        }
+    }
+}
+
+/* A body key reads as its group's dequantized code once the group is
+ * complete, else as the exact key in the fill buffer; a body value always
+ * as its dequantized code. */
+void ref_kivi_get(const ref_head *h, long pos, float *k, float *v)
+{
+    size_t D = (size_t)h->head_dim, G = (size_t)h->cfg.kivi_group;
+    size_t j = (size_t)(pos - h->cfg.sinks), g = j / G;
+    int b = h->cfg.kivi_bits;
+    size_t B = ref_quant_row_bytes(D, b);
+    ref_dequant_row(h->kivi_vc + j * B, h->kivi_vq + 2 * j, D, b, v);
+    if ((g + 1) * G <= (size_t)ref_kivi_rows(h)) {
+        for (size_t i = 0; i < D; i++) {
+            const uint16_t *zs = h->kivi_kq + 2 * (g * D + i);
+            k[i] = ref_dequant(ref_pack_get(h->kivi_kc + j * B, i, b), zs[0], zs[1]);
+        }
+    } else {
+        for (size_t i = 0; i < D; i++)
+            k[i] = kvr_elem_load(h->cfg.elem, h->kivi_fill, (j % G) * D + i);
+    }
 }

@@ -467,6 +467,225 @@ START_TEST(test_quant_levers)
 }
 END_TEST
 
+/* ---- caches with quantized storage (spec §18.1, §18.6) -------------------- */
+
+/* The value the spec gives a stored vector x[n] (rounded to elem): the
+ * dequantized codes of the independent computation. */
+static void indep_deq(const float *x, int n, int stride, int bits, float *out, int out_stride)
+{
+    double z, s;
+    unsigned q[1024];
+    TU_EQ(indep_quant(x, n, stride, bits, &z, &s, q), 0);
+    for (int i = 0; i < n; i++)
+        out[(size_t)i * out_stride] = (float)(z + (double)q[i] * s);
+}
+
+/* An eviction or kvreviver method with store=q8 or q4: every exact
+ * position reads back as its own per-token quantization of the rounded
+ * input, bit for bit, however often it moved between parts; the parts and
+ * invariants hold; attention agrees with float64 attention over what
+ * kvr_reconstruct gives. */
+START_TEST(test_cache_store)
+{
+    static const char *names[] = {"h2o/store=q4", "snapkv/store=q8", "streaming/store=q4", "tova/store=q8",
+                                  "kvreviver/store=q4", "kvreviver-paper/store=q8"};
+    enum { N = 240, H = 2, D = 24 };
+    const char *name = names[_i % 6];
+    kvr_elem elem = (kvr_elem)(_i % 3);
+    int bits = strstr(name, "q8") ? 8 : 4;
+    kvr_config cfg;
+    TU_EQ(kvr_method_config(name, 0.1, N, D, elem, &cfg), KVR_OK);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, H, 2 * H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    static float k[N * H * D], v[N * H * D], q[2 * H * D], out[2 * H * D];
+    tu_rng r;
+    tu_seed(&r, 100 + (uint64_t)_i);
+    tu_fill(&r, k, sizeof k / sizeof(float), 0.3, 1.5);
+    tu_fill(&r, v, sizeof v / sizeof(float), -0.2, 1.0);
+    for (size_t i = 0; i < sizeof k / sizeof(float); i++) {
+        k[i] = kvr_elem_round(elem, k[i]);
+        v[i] = kvr_elem_round(elem, v[i]);
+    }
+    long n = 0, exact_checked = 0;
+    while (n < N) {
+        int step = n < 50 ? 1 : tu_int(&r, 1, 20);
+        if (n + step > N) step = (int)(N - n);
+        TU_EQ(kvr_append(c, 0, step, k + (size_t)n * H * D, v + (size_t)n * H * D), KVR_OK);
+        n += step;
+        tu_fill(&r, q, 2 * H * D, 0, 1);
+        TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
+        tu_assert_heads_ok(c);
+        tu_assert_parts(c, 0);
+        if (cfg.vague == KVR_VAGUE_RECONSTRUCT || cfg.depth * cfg.width == 0)
+            tu_assert_attention(c, 0, q, out);   /* the moment route attends to moments, not reconstructions */
+        for (int h = 0; h < H; h++)
+            for (long p = 0; p < n; p++) {
+                kvr_part part;
+                TU_EQ(kvr_part_of(c, 0, h, p, &part), KVR_OK);
+                if (part != KVR_PART_SINK && part != KVR_PART_RECENT && part != KVR_PART_CANDIDATE)
+                    continue;
+                float rk[D], rv[D], wk[D], wv[D];
+                TU_EQ(kvr_reconstruct(c, 0, h, p, rk, rv), KVR_OK);
+                indep_deq(k + ((size_t)p * H + h) * D, D, 1, bits, wk, 1);
+                indep_deq(v + ((size_t)p * H + h) * D, D, 1, bits, wv, 1);
+                for (int i = 0; i < D; i++)
+                    TU_CHECK(rk[i] == wk[i] && rv[i] == wv[i], "%s head %d position %ld (%s) coordinate %d: "
+                             "%a %a, expected %a %a", name, h, p, kvr_part_name(part), i, rk[i], rv[i], wk[i], wv[i]);
+                exact_checked++;
+            }
+    }
+    TU_OK(exact_checked > 1000);
+    size_t held, full;
+    TU_EQ(kvr_bytes(c, &held, &full), KVR_OK);
+    TU_OK(held <= (size_t)H * (size_t)floor(0.1 * (double)kvr_full_bytes(N, D, elem)));
+    kvr_cache_free(c);
+}
+END_TEST
+
+/* kivi: sinks and the residual are the rounded inputs; a body value is its
+ * per-token quantization; a body key is its channel's quantization over its
+ * group once the group is complete, and exact while it fills.  Past the
+ * capacity an append is KVR_ESTATE and changes nothing; prefill gives the
+ * same cache as appending. */
+START_TEST(test_cache_kivi)
+{
+    enum { N = 90, H = 2, D = 12 };
+    static const char *names[] = {"kivi/group=4/residual=3", "kivi/bits=3/group=7/residual=10", "kivi/bits=4/group=32"};
+    const char *name = names[_i % 3];
+    kvr_elem elem = (kvr_elem)(_i % 3 == 2 ? 1 : _i % 2);
+    kvr_config cfg;
+    TU_EQ(kvr_method_config(name, 0.6, N, D, elem, &cfg), KVR_OK);
+    int bits = cfg.kivi_bits, G = cfg.kivi_group, S = cfg.sinks, R = cfg.window;
+    kvr_cache *c, *p;
+    TU_EQ(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    static float k[(N + 1) * H * D], v[(N + 1) * H * D], q[H * D], out[H * D];
+    tu_rng r;
+    tu_seed(&r, 300 + (uint64_t)_i);
+    tu_fill(&r, k, sizeof k / sizeof(float), 0.5, 2.0);
+    tu_fill(&r, v, sizeof v / sizeof(float), 0.0, 1.0);
+    for (size_t i = 0; i < sizeof k / sizeof(float); i++) {
+        k[i] = kvr_elem_round(elem, k[i]);
+        v[i] = kvr_elem_round(elem, v[i]);
+    }
+    for (long n = 1; n <= N; n++) {
+        TU_EQ(kvr_append(c, 0, 1, k + (size_t)(n - 1) * H * D, v + (size_t)(n - 1) * H * D), KVR_OK);
+        tu_assert_heads_ok(c);
+        tu_assert_parts(c, 0);
+        long body = n - S - R > 0 ? n - S - R : 0;
+        for (int h = 0; h < H; h++)
+            for (long pos = 0; pos < n; pos++) {
+                float rk[D], rv[D], wk[D], wv[D];
+                const float *xk = k + ((size_t)pos * H + h) * D, *xv = v + ((size_t)pos * H + h) * D;
+                TU_EQ(kvr_reconstruct(c, 0, h, pos, rk, rv), KVR_OK);
+                memcpy(wk, xk, sizeof wk);
+                memcpy(wv, xv, sizeof wv);
+                if (pos >= S && pos < n - R) {                    /* the body */
+                    long j = pos - S, g = j / G;
+                    indep_deq(xv, D, 1, bits, wv, 1);
+                    if ((g + 1) * G <= body)                      /* complete group: per channel */
+                        for (int i = 0; i < D; i++) {
+                            float col[256];
+                            for (int u = 0; u < G; u++)
+                                col[u] = k[((size_t)(S + g * G + u) * H + h) * D + i];
+                            float dq[256];
+                            indep_deq(col, G, 1, bits, dq, 1);
+                            wk[i] = dq[j - g * G];
+                        }
+                }
+                for (int i = 0; i < D; i++)
+                    TU_CHECK(rk[i] == wk[i] && rv[i] == wv[i], "%s n %ld head %d position %ld coordinate %d: %a %a, expected %a %a",
+                             name, n, h, pos, i, rk[i], rv[i], wk[i], wv[i]);
+            }
+        tu_fill(&r, q, H * D, 0, 1);
+        TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
+        tu_assert_attention(c, 0, q, out);
+    }
+    /* full: one more token is refused and nothing changes */
+    tu_snap *snap = tu_snap_take(c);
+    TU_EQ(kvr_append(c, 0, 1, k + (size_t)N * H * D, v + (size_t)N * H * D), KVR_ESTATE);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "capacity"));
+    TU_ASSERT_UNCHANGED(snap, c);
+    tu_snap_free(snap);
+    /* prefill of the same tokens gives the same cache */
+    TU_EQ(kvr_cache_create(&p, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_prefill(p, 0, N + 1, k, v, 0, NULL), KVR_ESTATE);
+    TU_EQ(kvr_prefill(p, 0, N, k, v, 0, NULL), KVR_OK);
+    char why[256] = "";
+    TU_CHECK(tu_cache_same(c, p, why, sizeof why), "prefill differs from appending: %s", why);
+    kvr_cache_free(p);
+    kvr_cache_free(c);
+}
+END_TEST
+
+/* Values outside float16's range cannot be quantized: KVR_ERANGE, the
+ * cache unchanged (spec §18.2), for store=q4 and kivi alike. */
+START_TEST(test_quant_range)
+{
+    static const char *names[] = {"h2o/store=q4", "kivi/group=2"};
+    enum { D = 4 };
+    kvr_config cfg;
+    TU_EQ(kvr_method_config(names[_i], 0.5, 64, D, KVR_F32, &cfg), KVR_OK);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    float k[D] = {1, 2, 3, 4}, v[D] = {0, 0, 0, 65504.0f};
+    TU_EQ(kvr_append(c, 0, 1, k, v), KVR_OK);
+    tu_snap *snap = tu_snap_take(c);
+    v[3] = 65505.0f;
+    TU_EQ(kvr_append(c, 0, 1, k, v), KVR_ERANGE);
+    TU_ASSERT_UNCHANGED(snap, c);
+    k[0] = -1e6f; v[3] = 0;
+    TU_EQ(kvr_append(c, 0, 1, k, v), KVR_ERANGE);
+    TU_ASSERT_UNCHANGED(snap, c);
+    tu_snap_free(snap);
+    kvr_cache_free(c);
+}
+END_TEST
+
+/* Bytes at capacity: every method of the sweep (listed ones, kivi and the
+ * store= variants), filled to the planned context with real tokens, holds
+ * at most floor(ratio * full bytes) in float16 and float32 accounting
+ * (kvr_bytes, which counts the arrays allocated), for ratios 0.05 .. 0.5. */
+START_TEST(test_cache_bytes_at_capacity)
+{
+    static const double ratios[] = {0.05, 0.1, 0.25, 0.5};
+    static const long contexts[] = {300, 1000};
+    enum { H = 2, D = 32 };
+    int n_listed = 0;
+    while (kvr_method_name(n_listed)) n_listed++;
+    int n_methods = n_listed + (int)(sizeof sweep_methods / sizeof sweep_methods[0]);
+    long built = 0;
+    static float k[1000 * H * D], v[1000 * H * D];
+    tu_rng r;
+    tu_seed(&r, 77);
+    tu_fill(&r, k, sizeof k / sizeof(float), 0, 1);
+    tu_fill(&r, v, sizeof v / sizeof(float), 0, 1);
+    for (int m = 0; m < n_methods; m++)
+        for (size_t ri = 0; ri < 4; ri++)
+            for (size_t ci = 0; ci < 2; ci++)
+                for (int e = 0; e < 2; e++) {
+                    const char *name = m < n_listed ? kvr_method_name(m) : sweep_methods[m - n_listed];
+                    long n = contexts[ci];
+                    kvr_config cfg;
+                    if (kvr_method_config(name, ratios[ri], n, D, (kvr_elem)e, &cfg) != KVR_OK)
+                        continue;
+                    double ratio = strcmp(name, "full") ? ratios[ri] : 1.0;
+                    kvr_cache *c;
+                    TU_EQ(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+                    TU_EQ(kvr_append(c, 0, (int)n, k, v), KVR_OK);
+                    size_t held, full;
+                    TU_EQ(kvr_bytes(c, &held, &full), KVR_OK);
+                    TU_EQ(full, (size_t)H * kvr_full_bytes(n, D, (kvr_elem)e));
+                    TU_EQ(tu_head_state_bytes(kvr_cache_head(c, 0, 1)), kvr_head_bytes(&cfg, D));
+                    TU_CHECK(held <= (size_t)H * (size_t)floor(ratio * (double)(full / H)),
+                             "%s ratio %g context %ld %s: %zu bytes held, full %zu", name, ratio, n,
+                             kvr_elem_name((kvr_elem)e), held, full);
+                    built++;
+                    kvr_cache_free(c);
+                }
+    TU_OK(built > 100);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant");
@@ -482,5 +701,10 @@ int main(void)
     tcase_add_test(tc, test_plan_sweep);
     tcase_add_test(tc, test_kivi_largest_residual);
     tcase_add_test(tc, test_quant_levers);
+    tc = tu_tcase(s, "cache");
+    tcase_add_loop_test(tc, test_cache_store, 0, 18);
+    tcase_add_loop_test(tc, test_cache_kivi, 0, 6);
+    tcase_add_loop_test(tc, test_quant_range, 0, 2);
+    tcase_add_test(tc, test_cache_bytes_at_capacity);
     return tu_run(s);
 }
