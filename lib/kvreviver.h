@@ -198,8 +198,9 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
  * kvr_config_check); *cfg is unchanged. */
 int kvr_method_config(const char *name, double ratio, long context,
                       int head_dim, kvr_elem elem, kvr_config *cfg);
-/* The i-th method name, or NULL when i is negative or past the end.
- * Cannot fail. */
+/* The i-th method name, or NULL when i is negative or past the end: the
+ * default set (what `kvreviver eval` runs without --method).  kivi and the
+ * store= variants are taken by name and not listed.  Cannot fail. */
 const char *kvr_method_name(int i);
 
 /* ---- the model cache (spec §3) ----------------------------------------- */

@@ -686,6 +686,59 @@ START_TEST(test_cache_bytes_at_capacity)
 }
 END_TEST
 
+/* Cache files (spec §16): a quantized cache (store=q4, store=q8, kivi)
+ * round-trips bit for bit in format version 3; a cache without quantization
+ * is still written as version 2; a forged scale that is not finite is
+ * refused. */
+START_TEST(test_quant_file)
+{
+    static const char *names[] = {"h2o/store=q4", "kvreviver-paper/store=q8", "kivi/group=5/residual=4", "h2o"};
+    enum { N = 120, H = 2, D = 8 };
+    kvr_config cfg;
+    TU_EQ(kvr_method_config(names[_i], 0.3, N, D, (kvr_elem)(_i % 2), &cfg), KVR_OK);
+    kvr_cache *c, *l;
+    TU_EQ(kvr_cache_create(&c, 2, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    static float k[N * H * D], v[N * H * D];
+    tu_rng r;
+    tu_seed(&r, 900 + (uint64_t)_i);
+    tu_fill(&r, k, sizeof k / sizeof(float), 0, 1);
+    tu_fill(&r, v, sizeof v / sizeof(float), 0, 1);
+    TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
+    TU_EQ(kvr_append(c, 1, N / 2, k, v), KVR_OK);
+    void *buf, *again;
+    size_t len, len2;
+    TU_EQ(kvr_cache_save_mem(c, &buf, &len), KVR_OK);
+    unsigned char *b = buf;
+    TU_EQ(b[8], _i == 3 ? 2 : 3);                 /* the format version */
+    TU_EQ(kvr_cache_load_mem(&l, buf, len), KVR_OK);
+    char why[256] = "";
+    TU_CHECK(tu_cache_same(c, l, why, sizeof why), "%s: loaded cache differs: %s", names[_i], why);
+    TU_EQ(kvr_cache_save_mem(l, &again, &len2), KVR_OK);
+    TU_OK(len == len2 && memcmp(buf, again, len) == 0);
+    kvr_buffer_free(again);
+    kvr_cache_free(l);
+    if (_i < 3) {
+        /* the last head's last {zero point, scale} array ends the payload
+         * for store=q4 and kivi alike: make its last scale +Inf, fix the CRC */
+        unsigned char *f = malloc(len);
+        memcpy(f, buf, len);
+        f[len - 2] = 0x00; f[len - 1] = 0x7C;     /* little-endian 0x7C00 */
+        uint32_t crc = 0xFFFFFFFFu;
+        for (size_t i = 32; i < len; i++) {
+            crc ^= f[i];
+            for (int j = 0; j < 8; j++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
+        crc ^= 0xFFFFFFFFu;
+        for (int j = 0; j < 4; j++) f[24 + j] = (unsigned char)(crc >> (8 * j));
+        TU_EQ(kvr_cache_load_mem(&l, f, len), KVR_EFORMAT);
+        ck_assert_ptr_nonnull(strstr(kvr_last_error(), "scale"));
+        free(f);
+    }
+    kvr_buffer_free(buf);
+    kvr_cache_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant");
@@ -706,5 +759,6 @@ int main(void)
     tcase_add_loop_test(tc, test_cache_kivi, 0, 6);
     tcase_add_loop_test(tc, test_quant_range, 0, 2);
     tcase_add_test(tc, test_cache_bytes_at_capacity);
+    tcase_add_loop_test(tc, test_quant_file, 0, 4);
     return tu_run(s);
 }
