@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
+#include "tolerance.h"
 
 static const int all_bits[] = {2, 3, 4, 8};
 
@@ -739,6 +740,50 @@ START_TEST(test_quant_file)
 }
 END_TEST
 
+/* spec §18.7: the tolerance model takes the dequantized values as the stored
+ * inputs.  With them, the reference's attention is within half the
+ * tolerance (the bound B of one implementation) of float64 attention over
+ * the same values, for quantized exact parts and KIVI's body. */
+START_TEST(test_quant_tolerance)
+{
+    static const char *names[] = {"h2o/store=q4", "snapkv/store=q8", "kivi/group=8/residual=6", "streaming/store=q4"};
+    enum { N = 200, G = 2, D = 16 };
+    const char *name = names[_i % 4];
+    kvr_elem elem = (kvr_elem)(_i / 4);
+    kvr_config cfg;
+    TU_EQ(kvr_method_config(name, strncmp(name, "kivi", 4) ? 0.15 : 0.5, N, D, elem, &cfg), KVR_OK);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    static float k[N * D], v[N * D], q[G * D], out[G * D], tol[G * D];
+    static unsigned char held[N];
+    double o[D], t64[D];
+    tu_rng r;
+    tu_seed(&r, 500 + (uint64_t)_i);
+    tu_fill(&r, k, N * D, 0.2, 1.0);
+    tu_fill(&r, v, N * D, 0.0, 2.0);
+    TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
+    for (long t = 0; t < N; t++) {                /* the values each position carries */
+        int st = kvr_reconstruct(c, 0, 0, t, k + (size_t)t * D, v + (size_t)t * D);
+        TU_OK(st == KVR_OK || st == KVR_EDROPPED);
+        held[t] = st == KVR_OK;
+    }
+    tu_tally all = TU_TALLY_INIT;
+    for (int rep = 0; rep < 20; rep++) {
+        tu_fill(&r, q, G * D, 0, 1.5);
+        TU_EQ(kvr_attend(c, 0, q, out, KVR_ATTEND_PEEK), KVR_OK);
+        TU_EQ(kvr_tol_attend(kvr_cache_head(c, 0, 0), k, v, G, q, tol), KVR_OK);
+        for (int g = 0; g < G; g++) {
+            tu_attention64(N, D, q + g * D, k, v, held, o, t64);
+            double half[D];
+            for (int i = 0; i < D; i++) half[i] = tol[g * D + i] / 2;
+            tu_tally_floats(&all, D, out + g * D, o, half);
+        }
+    }
+    tu_tally_check("attention over dequantized values vs float64, within B = tolerance / 2", &all, 0);
+    kvr_cache_free(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("quant");
@@ -760,5 +805,6 @@ int main(void)
     tcase_add_loop_test(tc, test_quant_range, 0, 2);
     tcase_add_test(tc, test_cache_bytes_at_capacity);
     tcase_add_loop_test(tc, test_quant_file, 0, 4);
+    tcase_add_loop_test(tc, test_quant_tolerance, 0, 8);
     return tu_run(s);
 }
