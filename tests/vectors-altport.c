@@ -66,6 +66,43 @@ static double field(const char *line, const char *key)
     return (double)strtoull(p, NULL, 0);
 }
 
+/* spec §18.2, §18.3, written from the spec: a row x[n] of float32 values
+ * replaced by what quantized storage of b bits reads back.  The float16
+ * grid of a value's binade is 2^(e - 10) (2^-24 below 2^-14); z is the
+ * largest float16 <= min x, s the smallest float16 >= fl(fl(max x - z) / L),
+ * the code min(rint(fl(fl(x - z) / s)), L), the value fl(z + code s). */
+static double f16_spacing(double v)
+{
+    int e;
+    frexp(fabs(v), &e);
+    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
+}
+
+static void store_quantized(float *x, int n, int bits)
+{
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    double g = lo != 0.0f ? f16_spacing(lo) : 1.0;
+    float z = lo == 0.0f ? 0.0f : (float)(lo > 0 ? floor(lo / g) * g : -ceil(-lo / g) * g);
+    float r = hi - z, s = 0.0f, L = (float)((1 << bits) - 1);
+    if (r > 0.0f) {
+        float t = r / L;
+        s = (float)(ceil(t / f16_spacing(t)) * f16_spacing(t));
+    }
+    for (int i = 0; i < n; i++) {
+        float q = 0.0f;
+        if (s > 0.0f) {
+            float a = x[i] - z, t = a / s;
+            q = (float)nearbyint(t);
+            if (q > L) q = L;
+        }
+        x[i] = z + q * s;
+    }
+}
+
 typedef struct {
     int D, H, G, d, w, layer, mean, centre, shrink;
     int moment;               /* vague=moment (spec §17) */
@@ -220,6 +257,16 @@ static void run_scenario(const char *name, const char *line)
     s.N = k.shape[0];
     s.k = k.data;
     s.v = v.data;
+    /* spec §18: with quantized storage (these scenarios have no sketch) a
+     * token's value is its dequantized code wherever it is held */
+    const char *st = strstr(line, " store=q");
+    int store_bits = st ? atoi(st + 8) : 0;
+    if (store_bits) {
+        for (size_t j = 0; j < k.shape[0] * k.shape[1]; j++) {
+            store_quantized((float *)k.data + j * (size_t)s.D, s.D, store_bits);
+            store_quantized((float *)v.data + j * (size_t)s.D, s.D, store_bits);
+        }
+    }
     int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;
     const int32_t *ops = script.data, *pt = parts.data;
     size_t dw = (size_t)s.d * s.w, N = s.N;
@@ -333,6 +380,21 @@ static void run_scenario(const char *name, const char *line)
             save(name, "reconstruct.npy", KVR_NPY_F32, 4, s_rec, rec);
         free(sums); free(counts); free(running); free(rec);
         kvr_npy_free(&probe);
+    }
+    if (store_bits) {               /* spec §18: what every held position stores, bit-exact */
+        size_t D_ = (size_t)s.D, H_ = (size_t)s.H;
+        float *stored = calloc(2 * H_ * N * D_ + 1, sizeof(float));
+        if (!stored) die(name, "out of memory");
+        const int32_t *last = pt + (size_t)(n_ops - 1) * H_ * N;
+        for (size_t h = 0; h < H_; h++)
+            for (size_t t = 0; t < N; t++)
+                if (last[h * N + t] >= 0 && last[h * N + t] != 4) {
+                    memcpy(stored + (h * N + t) * D_, (const float *)k.data + (t * H_ + h) * D_, D_ * sizeof(float));
+                    memcpy(stored + ((H_ + h) * N + t) * D_, (const float *)v.data + (t * H_ + h) * D_, D_ * sizeof(float));
+                }
+        size_t s_st[4] = { 2, H_, N, D_ };
+        save(name, "stored.npy", KVR_NPY_F32, 4, s_st, stored);
+        free(stored);
     }
     free(kk.sums); free(kk.running); free(kk.count); free(kk.load); free(kv); free(p); free(held);
     kvr_npy_free(&k); kvr_npy_free(&v); kvr_npy_free(&script); kvr_npy_free(&parts);

@@ -46,53 +46,67 @@ typedef struct {
     int probe_stride;     /* 1: every vague position */
     kvr_vague vague;      /* attention route (spec 11 or 17); 0 = reconstruct */
     double var_cap;       /* moment route: variance cap (spec 17.3) */
+    kvr_store store;      /* exact parts in elem, or quantized (spec 18) */
 } scenario;
 
 static const scenario scenarios[] = {
     { "one_token", "context of one token: prefill it, attend (snapkv, d=3 median, centring)",
       64, 1, 1, 0, 4, 8, 4, 3, 8, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "tova_ties", "append-only TOVA with two distinct keys: candidate scores tie exactly, "
       "the oldest of the tied leaves first (spec 3.4); d=1, mean, no centring, GQA 4",
       64, 1, 4, 1, 2, 4, 3, 1, 16, 4, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
-      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "prefill_ties", "snapkv prefill whose middle holds one repeated low key: pooled scores "
       "tie and the newer are kept (spec 10); then decode with h2o accumulation where tied "
       "candidates leave oldest first and low newcomers go straight to the sketch; f16, d=5 median, "
       "small w, 2 kv heads",
       128, 2, 1, 0, 2, 4, 12, 5, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
-      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "bf16_gqa4", "bf16 storage, GQA group 4, d=3 mean rows, centring and shrinkage, snapkv prefill "
       "of 200 tokens then decode",
       64, 2, 4, 1, 4, 16, 24, 3, 32, 16, KVR_ROWS_MEAN, 1, 1, KVR_IMP_SNAPKV, KVR_BF16,
-      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "f32_d5_wide", "f32, d=5 median rows, large w, no centring, h2o prefill of 300 then decode",
       64, 1, 1, 0, 4, 32, 32, 5, 128, 32, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F32,
-      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "evict_f16", "eviction baseline (no sketch: vague positions are dropped, spec 3.6), "
       "head_dim 128, f16, GQA 4",
       128, 1, 4, 0, 4, 8, 8, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_F16,
-      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "stream_sketch", "no candidates (importance none): every token leaving the window goes to "
       "a small sketch (w=4, heavy collisions), appended from empty, d=3 median, centring",
       64, 1, 1, 0, 1, 4, 0, 3, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
-      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "long_2k", "a 2048-token snapkv prefill then decode, d=3 median, centring, f32, w=64 "
       "(reconstructions of every 8th vague position)",
       64, 1, 1, 0, 4, 32, 64, 3, 64, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0 },
+      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
     { "moment_default", "the default configuration's route (spec 17): moment route with the mean-field "
       "bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
       64, 2, 2, 0, 4, 16, 16, 1, 8, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F32,
-      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0 },
+      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_STORE_ELEM },
     { "moment_gauss_f16", "moment route with the uncapped Gaussian bulk (variance and covariance terms), "
       "d=3 median, f16, GQA 4, snapkv prefill of 200 then decode",
       64, 1, 4, 0, 2, 8, 12, 3, 16, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
-      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY },
+      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY, KVR_STORE_ELEM },
     { "moment_cap_bf16", "moment route with var_cap 1, bf16, d=2 mean rows, no candidates, appended "
       "from empty (the bulk from its first token on)",
       32, 1, 1, 0, 1, 4, 0, 2, 4, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
-      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0 },
+      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0, KVR_STORE_ELEM },
+    { "store_q4_h2o", "quantized storage (spec 18): every exact key and value as 4-bit codes with a "
+      "float16 zero point and scale per token and head; h2o eviction, f16, 2 kv heads, GQA 2, "
+      "prefill of 60 then decode (a port quantizes the rounded inputs as it stores them)",
+      64, 2, 2, 0, 4, 8, 12, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F16,
+      1212, "P60/8 10*A1T A3 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q4 },
+    { "store_q8_snapkv", "quantized storage (spec 18), 8-bit codes; snapkv eviction, bf16, GQA 4, "
+      "prefill of 40 then decode",
+      32, 1, 4, 0, 2, 4, 8, 0, 0, 4, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_BF16,
+      1313, "P40/4 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q8 },
+    { "store_q4_odd", "quantized storage (spec 18), 4-bit codes of an odd head_dim (37: the last "
+      "byte of a row holds one code), sinks and window only (streaming), f32, appended from empty",
+      37, 1, 1, 0, 1, 5, 0, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_NONE, KVR_F32,
+      1414, "20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q4 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -226,6 +240,22 @@ static int make_inputs(run_state *r)
             memcpy(r->hk + (h * N + t) * D, r->k + (t * H + h) * D, D * sizeof(float));
             memcpy(r->hv + (h * N + t) * D, r->v + (t * H + h) * D, D * sizeof(float));
         }
+    int bits = kvr_store_bits(sc->store);
+    if (bits) {
+        /* spec 18.1, 18.7: with quantized storage (and no sketch in these
+         * scenarios) a token's value everywhere is its dequantized code;
+         * the tolerance model takes those values */
+        unsigned char codes[256];
+        uint16_t zs[2];
+        for (size_t j = 0; j < 2 * H * N; j++) {
+            float *row = (j < H * N ? r->hk : r->hv) + (j % (H * N)) * D;
+            if (ref_quant_row(row, D, bits, codes, zs) != KVR_OK) {
+                msg_error("vectors: scenario %s: a value outside float16's range", sc->name);
+                return 1;
+            }
+            ref_dequant_row(codes, zs, D, bits, row);
+        }
+    }
     return 0;
 }
 
@@ -289,13 +319,14 @@ static void describe(vec_writer *w, const run_state *r)
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=5 pool=avg elem=%s "
-            "vague=%s var_cap=%g revive=0 tokens=%d -- %s",
+            "vague=%s var_cap=%g revive=0%s%s tokens=%d -- %s",
             sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
             sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
             UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
             sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
             kvr_elem_name(sc->elem), sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
-            sc->var_cap, r->n_tokens, sc->about);
+            sc->var_cap, sc->store != KVR_STORE_ELEM ? " store=" : "",
+            sc->store != KVR_STORE_ELEM ? kvr_store_name(sc->store) : "", r->n_tokens, sc->about);
     char line[4096];
     size_t at = 0;
     long pos = 0;
@@ -476,7 +507,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.depth = sc->depth; cfg.width = sc->width; cfg.seed = UINT64_C(0x5EED0000) + sc->data_seed;
     cfg.rows = sc->rows; cfg.centre = sc->centre; cfg.shrink = sc->shrink;
     cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
-    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
+    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0; cfg.store = sc->store;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
@@ -542,6 +573,29 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         if (vw_array(w, tol, KVR_NPY_F32, 3, s_q, r.tol_out, "tolerance", "tolerance of %s", rel) != 0
             || vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.out, kind,
                         "level 5 (spec 11): attention output [attend step][q_head][dim]") != 0)
+            goto done;
+    }
+    if (sc->store != KVR_STORE_ELEM) {
+        /* spec 18.2, 18.3: the stored (dequantized) key and value of every
+         * position after the script, bit-exact; 0 where dropped */
+        size_t s_st[4] = { 2, H, N, D };
+        float *st = calloc(2 * H * N * D, sizeof(float));
+        if (!st) {
+            msg_error("vectors: out of memory");
+            goto done;
+        }
+        for (size_t h = 0; h < H; h++)
+            for (size_t t = 0; t < N; t++)
+                if (kvr_reconstruct(cache, sc->layer, (int)h, (long)t, st + (h * N + t) * D,
+                                    st + ((H + h) * N + t) * D) != KVR_OK)
+                    memset(st + (h * N + t) * D, 0, D * sizeof(float));
+        PATH(rel, "expected/%s/stored.npy");
+        int bad = vw_array(w, rel, KVR_NPY_F32, 4, s_st, st, "exact",
+                           "spec 18: [0] key and [1] value [kv_head][position][dim] of every position as "
+                           "stored after the script: fl(z + q s) of its %s codes (bit-exact); 0 where dropped",
+                           kvr_store_name(sc->store));
+        free(st);
+        if (bad)
             goto done;
     }
 #undef PATH
