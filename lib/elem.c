@@ -31,6 +31,10 @@ int kvr_elem_parse(const char *name, kvr_elem *elem)
     if (!strcmp(name, "f32") || !strcmp(name, "float32")) *elem = KVR_F32;
     else if (!strcmp(name, "f16") || !strcmp(name, "float16")) *elem = KVR_F16;
     else if (!strcmp(name, "bf16") || !strcmp(name, "bfloat16")) *elem = KVR_BF16;
+    else if (!strcmp(name, "q8") || !strcmp(name, "q4"))
+        return kvr_fail(KVR_EINVAL, "element type '%s' is not f32, f16 or bf16: the element type is the full "
+                        "cache's; quantized storage of the exact parts is the store= lever (h2o/store=%s, spec §18)",
+                        name, name);
     else return kvr_fail(KVR_EINVAL, "element type '%s' is not f32, f16 or bf16", name);
     return KVR_OK;
 }
