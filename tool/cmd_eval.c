@@ -194,7 +194,10 @@ static int parse(int argc, char **argv, options *o)
         } else if (!strcmp(name, "--head-dim")) {
             if (!parse_int(val, 1, 1024, &o->head_dim)) return bad("--head-dim '%s' is not an integer in [1, 1024]", val);
         } else if (!strcmp(name, "--elem")) {
-            if (kvr_elem_parse(val, &o->elem) != KVR_OK) return bad("--elem '%s' is not f32, f16 or bf16", val);
+            if (kvr_elem_parse(val, &o->elem) != KVR_OK)
+                return bad("--elem '%s' is not f32, f16 or bf16%s", val,
+                           strcmp(val, "q8") && strcmp(val, "q4") ? ""
+                           : " (quantized storage is a method lever: --method h2o/store=q4)");
         } else if (!strcmp(name, "--budget")) {
             char *items[MAX_LIST];
             snprintf(lists[0], sizeof lists[0], "%s", val);
