@@ -61,7 +61,9 @@ static size_t budget_of(double ratio, size_t full)
 /* spec §18.6: the KIVI planner.  Every token is kept: Q = M - R with
  * M = context - S.  For each group size to try, the residual R is the given
  * one or the largest in 1..M with head_bytes <= budget, found by scanning
- * down from the bound the linear lower bound of head_bytes gives; the first
+ * down between the bounds that the linear lower bound of head_bytes,
+ * base + R * slope, gives (an upper bound on R when slope > 0; a lower one
+ * when a quantized token costs more than an exact one, slope < 0); the first
  * group that fits is taken.  Arguments were checked by kvr_plan; on failure
  * cfg is unchanged. */
 static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
@@ -92,9 +94,16 @@ static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
             double slope = (double)kv - per_q;            /* lower bound = base + R * slope */
             double base = (double)S * (double)kv + (double)M * per_q - (double)K;
             if ((size_t)(R_hi) > budget / kv) R_hi = (long)(budget / kv);
-            if (slope > 0.0) {
-                double cap = floor(((double)budget - base) / slope) + 1.0;
+            /* the float64 error of these bounds, in positions, widened */
+            double margin = slope != 0.0 ? 4.0 + (fabs(base) + (double)budget) * 0x1p-48 / fabs(slope) : 0.0;
+            if (slope > 0.0) {                            /* an upper bound on R */
+                double cap = floor(((double)budget - base) / slope) + margin;
                 if (cap < (double)R_hi) R_hi = cap < 0.0 ? 0 : (long)cap;
+            } else if (slope < 0.0) {                     /* quantizing costs more: a lower bound */
+                double floor_r = ceil((base - (double)budget) / -slope) - margin;
+                if (floor_r > (double)R_lo) R_lo = floor_r > (double)M ? M + 1 : (long)floor_r;
+            } else if (base > (double)budget) {
+                R_lo = R_hi + 1;                          /* nothing fits */
             }
         }
         for (long R = R_hi; R >= R_lo; R--) {
@@ -113,7 +122,8 @@ static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
                 return KVR_OK;
             }
         }
-        least = (size_t)(S + R_lo) * kv + kvr_kivi_body_bytes((size_t)(M - R_lo), (size_t)G, D, e, b);
+        long R_least = p.window > 0 ? p.window : 1;
+        least = (size_t)(S + R_least) * kv + kvr_kivi_body_bytes((size_t)(M - R_least), (size_t)G, D, e, b);
     }
     return kvr_fail(KVR_EBUDGET, "kvr_plan: kivi: a budget of %zu bytes (ratio %g of %zu) cannot keep all %ld tokens at %d bits: "
                     "%ld sinks, a residual of %d and groups of %ld need %zu bytes",
