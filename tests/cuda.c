@@ -493,7 +493,7 @@ START_TEST(test_prefill_scores)
                     if (j >= 0 && j < n) { acc += bound[j]; if (bound[j] > mx) mx = bound[j]; }
                 tol = (cfg.pool == KVR_POOL_MAX ? mx : acc / cfg.pool_kernel) + gam(cfg.pool_kernel + 1) * fabs(s_ref[t]);
             } else {
-                tol = bound[t] / (cfg.importance == KVR_IMP_TOVA ? G : 1) + gam(2) * fabs(s_ref[t]);
+                tol = bound[t] + gam(2) * fabs(s_ref[t]);
             }
             double diff = fabs((double)s_ref[t] - s_cu[t]), share = tol > 0 ? diff / tol : (diff > 0 ? INFINITY : 0);
             if (share > T.worst_prefill) T.worst_prefill = share;
