@@ -10,7 +10,9 @@
  * vague set (spec §7), so after each operation it is rebuilt in float64
  * straight from the inputs, the hash and the expected parts; reconstruction
  * (spec §8) and attention (spec §11, or the moment route of spec §17 where
- * the scenario says vague=moment) are then computed in float64 too.
+ * the scenario says vague=moment) are then computed in float64 too.  Inputs
+ * of scenarios with rounded=0 are rounded to the storage type first, with
+ * the library's kvr_elem_round (spec §4.1; level 2 checks that function).
  * Float64 is much closer to exact arithmetic than the reference's float32, so
  * these outputs must fall within the tolerances of spec §14, which bound each
  * implementation's distance from exact arithmetic: this checks that the
@@ -218,6 +220,18 @@ static void run_scenario(const char *name, const char *line)
     kvr_npy k = load(name, "inputs", "k.npy"), v = load(name, "inputs", "v.npy");
     kvr_npy script = load(name, "inputs", "script.npy"), parts = load(name, "expected", "parts.npy");
     s.N = k.shape[0];
+    const char *rd = strstr(line, " rounded="), *el = strstr(line, " elem=");
+    if (rd && rd[9] == '0') {
+        /* inputs not representable in the storage type: a port stores (and
+         * from then on uses) them rounded (spec 4.1, 4.3) */
+        if (!el)
+            die(name, "scenario line lacks elem=");
+        kvr_elem e = !strncmp(el + 6, "f16", 3) ? KVR_F16 : !strncmp(el + 6, "bf16", 4) ? KVR_BF16 : KVR_F32;
+        for (size_t j = 0; j < k.count; j++) {
+            ((float *)k.data)[j] = kvr_elem_round(e, ((float *)k.data)[j]);
+            ((float *)v.data)[j] = kvr_elem_round(e, ((float *)v.data)[j]);
+        }
+    }
     s.k = k.data;
     s.v = v.data;
     int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;

@@ -296,10 +296,13 @@ int vec_validate(const char *dir, const char *port)
         if (r) { passed++; lv_pass[e.level]++; } else { failed++; lv_fail[e.level]++; }
     }
     fclose(f);
+    int first = 1;                       /* mark the lowest failing level: start there */
     for (int l = 0; l <= VEC_LEVEL_MAX; l++)
-        if (lv_pass[l] + lv_fail[l] > 0)
+        if (lv_pass[l] + lv_fail[l] > 0) {
             printf("level %d %s: %d passed, %d failed%s\n", l, lv_name[l][0] ? lv_name[l] : l ? "?" : "(none)",
-                   lv_pass[l], lv_fail[l], lv_fail[l] ? "  <- read this section first" : "");
+                   lv_pass[l], lv_fail[l], lv_fail[l] && first ? "  <- the first level that fails" : "");
+            if (lv_fail[l]) first = 0;
+        }
     if (status == 0 && format < 0) {
         msg_error("validate: %s has no format line: not a vectors manifest", path);
         status = 1;
