@@ -1,4 +1,4 @@
-/* vectors-altport.c: a second, independent implementation of levels 3-5,
+/* vectors-altport.c: a second, independent implementation of levels 5-7,
  * in float64, for tests/vectors-altport.sh.
  *
  *   vectors-altport DIR PORTDIR
@@ -247,7 +247,7 @@ static void run_scenario(const char *name, const char *line)
     if (!kk.sums || !kk.running || !kk.count || !kk.load || !kv || !p || !held)
         die(name, "out of memory");
 
-    /* level 5: every attend step, from the parts after that operation */
+    /* level 7: every attend step, from the parts after that operation */
     int n_steps = 0;
     for (int o = 0; o < n_ops; o++) n_steps += ops[o * 3] == 2;
     if (n_steps > 0) {
@@ -299,7 +299,7 @@ static void run_scenario(const char *name, const char *line)
         kvr_npy_free(&q);
     }
 
-    /* levels 3 and 4: after the last operation */
+    /* levels 5 and 6: after the last operation */
     if (sk) {
         float *sums = malloc(2 * (size_t)s.H * dw * D * sizeof(float));
         int32_t *counts = malloc(2 * (size_t)s.H * dw * sizeof(int32_t));
