@@ -83,7 +83,7 @@ typedef enum {
     KVR_IMP_NONE = 0,   /* no scores: StreamingLLM (candidate capacity must be 0) */
     KVR_IMP_H2O = 1,    /* accumulated attention over the GQA group, prefill from all window queries */
     KVR_IMP_SNAPKV = 2, /* pooled observation-window scores at prefill, then accumulated */
-    KVR_IMP_TOVA = 3    /* attention of the latest query, averaged over the group */
+    KVR_IMP_TOVA = 3    /* attention of the latest query, summed over the group */
 } kvr_importance;
 
 typedef enum { KVR_ROWS_MEDIAN = 0, KVR_ROWS_MEAN = 1 } kvr_rows;

@@ -115,7 +115,7 @@ END_TEST
 /* spec §6.1 by hand, q = 0: every logit is 0, expf(0) = 1, the sum over the
  * n = 5 positions is 5, each weight is 1.0f/5.0f, and the group's two query
  * heads add to prob = 0.2f + 0.2f = 0.4f, all exact float32 operations.
- *   h2o:  scores 0 -> 0.4f -> 0.4f + 0.4f;   tova: 0.4f / 2 both times.
+ *   h2o:  scores 0 -> 0.4f -> 0.4f + 0.4f;   tova: 0.4f both times.
  * Sinks carry no score; a new window token starts at 0 and keeps its score
  * when it becomes a candidate. */
 START_TEST(test_scores_uniform)
@@ -129,7 +129,7 @@ START_TEST(test_scores_uniform)
         float p = 1.0f / 5.0f, prob = p + p, score;
         for (int step = 1; step <= 2; step++) {
             TU_EQ(kvr_attend(c, 0, &q[0][0], &out[0][0], 0), KVR_OK);
-            float want = tova ? prob / 2.0f : (step == 1 ? 0.0f + prob : (0.0f + prob) + prob);
+            float want = tova ? prob : (step == 1 ? 0.0f + prob : (0.0f + prob) + prob);
             for (long pos = 1; pos < 5; pos++) {
                 TU_EQ(kvr_score_of(c, 0, 0, pos, &score), KVR_OK);
                 TU_CHECK(score == want, "step %d pos %ld: %a, expected %a", step, pos, (double)score, (double)want);
@@ -142,7 +142,7 @@ START_TEST(test_scores_uniform)
         TU_EQ(kvr_append(c, 0, 1, kk, kk), KVR_OK);      /* 3 becomes a candidate */
         TU_EQ(kvr_score_of(c, 0, 0, 5, &score), KVR_OK);
         TU_OK(score == 0.0f);
-        float want = tova ? prob / 2.0f : prob + prob;
+        float want = tova ? prob : prob + prob;
         TU_EQ(kvr_score_of(c, 0, 0, 3, &score), KVR_OK);
         TU_OK(score == want);
         kvr_cache_free(c);
@@ -190,7 +190,7 @@ START_TEST(test_scores_nonuniform)
             for (long pos = 0; pos < N; pos++) {
                 float score;
                 TU_EQ(kvr_score_of(c, 0, 0, pos, &score), KVR_OK);
-                double want = tova ? prob[pos] / 2 : step * prob[pos];
+                double want = tova ? prob[pos] : step * prob[pos];
                 double tol = rel * (tova ? prob[pos] : step * prob[pos]) * 1.0001;
                 tu_tally_add(&all, score, want, tol);
             }

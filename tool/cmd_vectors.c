@@ -69,8 +69,9 @@ int cli_vectors(int argc, char **argv)
     if (vw_open(&w, out) != CLI_OK)
         return CLI_FAIL;
     int status = vec_write_hashes(&w);
-    if (status == CLI_OK) status = vec_write_scripts(&w);
+    if (status == CLI_OK) status = vec_write_elem(&w);
     if (status == CLI_OK) status = vec_write_planner(&w);
+    if (status == CLI_OK) status = vec_write_scripts(&w);
     if (vw_close(&w) != CLI_OK)
         status = CLI_FAIL;
     if (status == CLI_OK)

@@ -1,14 +1,18 @@
-/* vectors_scripts.c: levels 2-5 of the conformance vectors (doc/porting.md):
+/* vectors_scripts.c: levels 4-7 of the conformance vectors (doc/porting.md):
  * scripted sequences of prefill, append and attend on one layer of a model
  * cache, from explicit seeds, with
- *   level 2  the part of every position after every operation (exact),
- *   level 3  the sketch after the sequence: sums, signed counts, loads and
+ *   level 4  the part of every position after every operation (exact),
+ *   level 5  the sketch after the sequence: sums, signed counts, loads and
  *            running sums (tolerance of spec §14 for the float sums),
- *   level 4  the reconstruction of every vague position (every 8th in the
+ *   level 6  the reconstruction of every vague position (every 8th in the
  *            long scenario) after the sequence,
- *   level 5  the output of every attention step.
+ *   level 7  the output of every attention step.
  * The inputs are generated with integer arithmetic only (SplitMix64), so they
- * regenerate bit for bit, and are written out anyway: a port reads them. */
+ * regenerate bit for bit, and are written out anyway: a port reads them.
+ * They do not depend on the library's rounding (spec §4): a scenario's inputs
+ * are either representable in its element type by construction (truncated,
+ * below) or deliberately not (raw scenarios, which the port must round), so
+ * a wrong rounding in the library changes outputs, never inputs. */
 #include <config.h>
 #include <inttypes.h>
 #include <math.h>
@@ -46,6 +50,10 @@ typedef struct {
     int probe_stride;     /* 1: every vague position */
     kvr_vague vague;      /* attention route (spec 11 or 17); 0 = reconstruct */
     double var_cap;       /* moment route: variance cap (spec 17.3) */
+    kvr_pool pool;        /* snapkv prefill pooling (spec 6.2); 0 = avg */
+    int pool_kernel;      /* 0 = 5, the default */
+    int raw;              /* 1: inputs not representable in elem, the port rounds
+                             them (spec 4.1), with ties and a wide exponent range */
 } scenario;
 
 static const scenario scenarios[] = {
@@ -93,6 +101,32 @@ static const scenario scenarios[] = {
       "from empty (the bulk from its first token on)",
       32, 1, 1, 0, 1, 4, 0, 2, 4, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
       1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0 },
+    { "round_f16", "inputs NOT representable in f16 (ties, subnormals, magnitudes up to 2^15): the port "
+      "rounds them (spec 4.1) before anything uses them, prefill scores included (spec 4.3); h2o prefill, "
+      "d=3 median, GQA 2",
+      32, 1, 2, 0, 2, 4, 4, 3, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      1212, "P16/4 T 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1 },
+    { "round_bf16", "inputs NOT representable in bf16 (ties, float32 subnormals, magnitudes to 2^60): the "
+      "port rounds them (spec 4.1); appended from empty, no candidates, d=2 mean rows, 2 kv heads",
+      32, 2, 1, 0, 1, 4, 0, 2, 8, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
+      1313, "12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1 },
+    { "median_even", "the median of an even number of rows (spec 8.2): d=4, the mean of the two middle "
+      "values; small w, appended from empty, no candidates",
+      32, 1, 1, 0, 1, 4, 0, 4, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
+      1414, "A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
+    { "pool_max", "snapkv prefill with max pooling over a kernel of 7 (spec 6.2), 12 observed queries of "
+      "which the last obs_window=6 count; one sink and a window of 2, so edge positions are in the middle",
+      32, 1, 2, 0, 1, 2, 6, 2, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      1515, "P40/12 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_MAX, 7, 0 },
+    { "pool_edge", "snapkv prefill with average pooling (kernel 5) where edge positions are in the middle "
+      "(no sinks, a window of 1): the average divides by the kernel size at the edges too (spec 6.2); "
+      "10 observed queries, obs_window=6; 2 kv heads",
+      32, 2, 1, 0, 0, 1, 5, 1, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      1616, "P24/10 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
+    { "tova_prefill", "tova prefill (spec 6.2): the scores are the last observed query's attention alone; "
+      "8 observed queries, then appends that move window tokens to the candidates by those scores",
+      32, 1, 4, 0, 2, 2, 4, 1, 8, 8, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
+      1717, "P30/8 A2 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -143,6 +177,51 @@ static uint64_t next_u64(uint64_t *state)
 static float uniform(uint64_t *state)
 {
     return (float)((double)(next_u64(state) >> 40) / 8388608.0 - 1.0);
+}
+
+/* x truncated (toward zero) to elem's precision: representable in elem by
+ * construction for the values uniform() draws (multiples of 2^-23 below 1
+ * in magnitude: below 2^-14 they are f16 subnormals already).  The kit's
+ * own operation, not the library's rounding: see the head of this file. */
+static float representable(kvr_elem elem, float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (elem == KVR_F16)
+        u &= ~UINT32_C(0x1FFF);
+    else if (elem == KVR_BF16)
+        u &= ~UINT32_C(0xFFFF);
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* A raw input (spec 4.1 exercised): a uniform scaled by 2^e with e cycling
+ * over a range that reaches elem's subnormals (f16) and, for values, large
+ * magnitudes (up to 2^15 for f16); every third element is moved onto an
+ * exact tie between two neighbours of elem, half of them a tie whose even
+ * neighbour is the larger. */
+static float raw_input(kvr_elem elem, float x, size_t i, int is_value)
+{
+    static const int e16k[] = { -26, -22, -18, -15, -12, -6, 0, 1 };
+    static const int e16v[] = { -25, -16, -8, 0, 4, 9, 13, 15 };
+    static const int ebfk[] = { -130, -100, -40, -10, -3, 0, 1, 2 };
+    static const int ebfv[] = { -133, -100, -40, -3, 0, 2, 20, 60 };
+    const int *e = elem == KVR_F16 ? (is_value ? e16v : e16k) : (is_value ? ebfv : ebfk);
+    float y = ldexpf(x, e[i % 8]);
+    if (i % 3 == 0 && y != 0.0f) {
+        uint32_t u, half = elem == KVR_F16 ? 0x1000u : 0x8000u;
+        float t = representable(elem, y);
+        memcpy(&u, &t, sizeof u);
+        if (elem == KVR_F16 && fabsf(t) < 0x1p-14f) {   /* f16 subnormal: ties at odd multiples of 2^-25 */
+            float m = truncf(fabsf(y) * 0x1p24f);
+            t = copysignf((m + 0.5f) * 0x1p-24f, y);
+            return t;
+        }
+        u |= half;                      /* t + half an ulp of elem: an exact tie */
+        memcpy(&t, &u, sizeof t);
+        return t;
+    }
+    return y;
 }
 
 static const char *imp_name(kvr_importance i)
@@ -204,13 +283,14 @@ static int make_inputs(run_state *r)
                                             || (!prefilled && t % 7 == 3));
         for (size_t h = 0; h < H; h++)
             for (size_t i = 0; i < D; i++) {
-                float x = uniform(&st);
+                float x = uniform(&st), y = uniform(&st);
                 if (sc->keys == KEYS_TWO)
                     x = (t % 3 == 0 ? fixed_b : fixed_a)[i];
                 else if (low)
                     x = -0.5f;
-                r->k[(t * H + h) * D + i] = kvr_elem_round(sc->elem, x);
-                r->v[(t * H + h) * D + i] = kvr_elem_round(sc->elem, uniform(&st));
+                size_t at = (t * H + h) * D + i;
+                r->k[at] = sc->raw ? raw_input(sc->elem, x, at, 0) : representable(sc->elem, x);
+                r->v[at] = sc->raw ? raw_input(sc->elem, y, at, 1) : representable(sc->elem, y);
             }
     }
     for (size_t j = 0; j < (size_t)r->n_obs * Hq * D; j++) {
@@ -225,6 +305,11 @@ static int make_inputs(run_state *r)
         for (size_t t = 0; t < N; t++) {
             memcpy(r->hk + (h * N + t) * D, r->k + (t * H + h) * D, D * sizeof(float));
             memcpy(r->hv + (h * N + t) * D, r->v + (t * H + h) * D, D * sizeof(float));
+        }
+    if (sc->raw)                    /* the tolerance model takes the stored values (spec 4.3) */
+        for (size_t j = 0; j < N * H * D; j++) {
+            r->hk[j] = kvr_elem_round(sc->elem, r->hk[j]);
+            r->hv[j] = kvr_elem_round(sc->elem, r->hv[j]);
         }
     return 0;
 }
@@ -288,13 +373,14 @@ static void describe(vec_writer *w, const run_state *r)
     const scenario *sc = r->sc;
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
-            "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=5 pool=avg elem=%s "
-            "vague=%s var_cap=%g revive=0 tokens=%d -- %s",
+            "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
+            "rounded=%d vague=%s var_cap=%g revive=0 tokens=%d -- %s",
             sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
             sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
             UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
             sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
-            kvr_elem_name(sc->elem), sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
+            sc->pool_kernel ? sc->pool_kernel : 5, sc->pool == KVR_POOL_MAX ? "max" : "avg",
+            kvr_elem_name(sc->elem), !sc->raw, sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
             sc->var_cap, r->n_tokens, sc->about);
     char line[4096];
     size_t at = 0;
@@ -367,11 +453,11 @@ static int write_sketch(vec_writer *w, const run_state *r, const kvr_cache *cach
     snprintf(kind, sizeof kind, "tol:%s", tol);
     if (vw_array(w, tol, KVR_NPY_F32, 5, s_sums, tk, "tolerance", "tolerance of %s", rel) != 0
         || vw_array(w, rel, KVR_NPY_F32, 5, s_sums, sk, kind,
-                    "level 3 (spec 7): after the script, [0] key sums and [1] value sums [kv_head][row][bucket][dim]") != 0)
+                    "level 5 (spec 7): after the script, [0] key sums and [1] value sums [kv_head][row][bucket][dim]") != 0)
         goto done;
     snprintf(rel, sizeof rel, "expected/%s/sketch_counts.npy", nm);
     if (vw_array(w, rel, KVR_NPY_I32, 4, s_cnt, cnt, "exact",
-                 "level 3 (spec 7): after the script, [0] signed counts and [1] loads [kv_head][row][bucket]") != 0)
+                 "level 5 (spec 7): after the script, [0] signed counts and [1] loads [kv_head][row][bucket]") != 0)
         goto done;
     if (sc->centre) {
         snprintf(rel, sizeof rel, "expected/%s/running_sums.npy", nm);
@@ -379,7 +465,7 @@ static int write_sketch(vec_writer *w, const run_state *r, const kvr_cache *cach
         snprintf(kind, sizeof kind, "tol:%s", tol);
         if (vw_array(w, tol, KVR_NPY_F64, 3, s_run, trun, "tolerance", "tolerance of %s", rel) != 0
             || vw_array(w, rel, KVR_NPY_F64, 3, s_run, run, kind,
-                        "level 3 (spec 7.4): after the script, float64 running sums of the vague [0] keys and [1] values [kv_head][dim]") != 0)
+                        "level 5 (spec 7.4): after the script, float64 running sums of the vague [0] keys and [1] values [kv_head][dim]") != 0)
             goto done;
     }
     status = 0;
@@ -438,7 +524,7 @@ static int write_reconstructions(vec_writer *w, const run_state *r, const kvr_ca
     size_t s_p[1] = { P }, s_rec[4] = { 2, H, P, D };
     snprintf(rel, sizeof rel, "inputs/%s/probe_pos.npy", sc->name);
     if (vw_array(w, rel, KVR_NPY_I32, 1, s_p, probe, "input",
-                 "level 4: positions to reconstruct after the script (vague in some kv head%s)",
+                 "level 6: positions to reconstruct after the script (vague in some kv head%s)",
                  sc->probe_stride > 1 ? "; every 8th such position" : "") != 0)
         goto done;
     snprintf(rel, sizeof rel, "expected/%s/reconstruct.npy", sc->name);
@@ -446,7 +532,7 @@ static int write_reconstructions(vec_writer *w, const run_state *r, const kvr_ca
     snprintf(kind, sizeof kind, "tol:%s", tol);
     if (vw_array(w, tol, KVR_NPY_F32, 4, s_rec, trec, "tolerance", "tolerance of %s (0: exact part)", rel) != 0
         || vw_array(w, rel, KVR_NPY_F32, 4, s_rec, rec, kind,
-                    "level 4 (spec 8): [0] key and [1] value [kv_head][probe][dim] of each probe position as "
+                    "level 6 (spec 8): [0] key and [1] value [kv_head][probe][dim] of each probe position as "
                     "reconstruct gives it (the stored value where that head keeps it exact)") != 0)
         goto done;
     status = 0;
@@ -477,6 +563,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.rows = sc->rows; cfg.centre = sc->centre; cfg.shrink = sc->shrink;
     cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
     cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
+    cfg.pool = sc->pool; cfg.pool_kernel = sc->pool_kernel ? sc->pool_kernel : 5;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
@@ -510,13 +597,13 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         goto done;
     PATH(rel, "inputs/%s/k.npy");
     if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.k, "input",
-                 "keys [position][kv_head][dim], already rounded to %s (float32 holding those values)",
-                 kvr_elem_name(sc->elem)) != 0)
+                 "keys [position][kv_head][dim], %s %s (float32)", sc->raw ? "NOT representable in" :
+                 "already representable in", kvr_elem_name(sc->elem)) != 0)
         goto done;
     PATH(rel, "inputs/%s/v.npy");
     if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.v, "input",
-                 "values [position][kv_head][dim], already rounded to %s (float32 holding those values)",
-                 kvr_elem_name(sc->elem)) != 0)
+                 "values [position][kv_head][dim], %s %s (float32)", sc->raw ? "NOT representable in" :
+                 "already representable in", kvr_elem_name(sc->elem)) != 0)
         goto done;
     if (r.n_obs > 0) {
         PATH(rel, "inputs/%s/q_obs.npy");
@@ -532,7 +619,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     }
     PATH(rel, "expected/%s/parts.npy");
     if (vw_array(w, rel, KVR_NPY_I32, 3, s_parts, r.parts, "exact",
-                 "level 2 (spec 3): part of each position after each operation [op][kv_head][position]: "
+                 "level 4 (spec 3, 6, 10): part of each position after each operation [op][kv_head][position]: "
                  "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped, -1 not appended yet") != 0)
         goto done;
     if (r.n_attend > 0) {
@@ -541,7 +628,8 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         snprintf(kind, sizeof kind, "tol:%s", tol);
         if (vw_array(w, tol, KVR_NPY_F32, 3, s_q, r.tol_out, "tolerance", "tolerance of %s", rel) != 0
             || vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.out, kind,
-                        "level 5 (spec 11): attention output [attend step][q_head][dim]") != 0)
+                        "level 7 (spec %s): attention output [attend step][q_head][dim]",
+                        sc->vague == KVR_VAGUE_MOMENT ? "17" : "11") != 0)
             goto done;
     }
 #undef PATH
