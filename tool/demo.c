@@ -13,17 +13,30 @@
 #include "cli.h"
 #include "harness/report.h"
 
+/* The options and, beside them, their usage text (the man page is made
+ * from it). */
+static const struct option options[] = {
+    {"seed", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver demo [--seed S]\n"
         "Run every method at budgets 10%% and 25%% on the synthetic and needle\n"
         "workloads at 2048 tokens (2 KV heads, 4 query heads, head_dim 64,\n"
-        "16 decode steps, float32; seed S, default 1) and print one table, then\n"
-        "a plain reading of it.  The same numbers as\n"
+        "16 decode steps, float32) and print one table, then a plain reading of\n"
+        "it.  The same numbers as\n"
         "  kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S\n"
         "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
-        "for the metrics.\n");
+        "for the metrics.\n"
+        "\n"
+        "  --seed S       seed of the workloads and of the sketch hash (default 1)\n"
+        "  -h, --help     this text\n"
+        "  -V, --version  the version\n");
 }
 
 enum { N_BUDGETS = 2 };
@@ -31,19 +44,24 @@ enum { N_BUDGETS = 2 };
 int cli_demo(int argc, char **argv)
 {
     unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return CLI_OK; }
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            if (!cli_parse_u64(argv[++i], &seed)) {
-                msg_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CLI_OK;
+        case 'V': printf("kvreviver %s\n", kvr_version()); return CLI_OK;
+        case 's':
+            if (!cli_parse_u64(optarg, &seed)) {
+                msg_error("demo: --seed '%s' is not a non-negative integer", optarg);
+                usage(stderr);
                 return CLI_USAGE;
             }
-            continue;
+            break;
+        default: return CLI_USAGE;
         }
-        msg_error("demo: unknown argument '%s'", argv[i]);
-        usage(stderr);
-        return CLI_USAGE;
     }
+    if (cli_no_operands(argc, argv, usage))
+        return CLI_USAGE;
     const char *workloads[] = {"synthetic", "needle"};
     const double budgets[N_BUDGETS] = {0.10, 0.25};
     ev_workload_shape shape = {2, 4, 64, 16};

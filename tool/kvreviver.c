@@ -45,6 +45,41 @@ int cli_parse_u64(const char *s, unsigned long long *out)
     return 1;
 }
 
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*show_usage)(FILE *))
+{
+    opterr = 0;                                  /* the messages are ours */
+    int c = getopt_long(argc, argv, shortopts, longopts, NULL);
+    if (c != '?' && c != ':')
+        return c;
+    /* getopt has just stepped over the offending word */
+    const char *word = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    const char *eq = strchr(word, '=');
+    int is_long = !strncmp(word, "--", 2);
+    if (c == ':') {
+        msg_error("%s: option '%s' needs a value", argv[0], word);
+    } else if (!is_long) {
+        msg_error("%s: unknown option '-%c'", argv[0], optopt ? optopt : '?');
+    } else if (eq && optopt) {                  /* a value given to a flag */
+        msg_error("%s: option '%.*s' takes no value", argv[0], (int)(eq - word), word);
+    } else {
+        msg_error("%s: unknown or ambiguous option '%.*s'", argv[0],
+                  eq ? (int)(eq - word) : (int)strlen(word), word);
+    }
+    show_usage(stderr);
+    return CLI_GETOPT_BAD;
+}
+
+int cli_no_operands(int argc, char **argv, void (*show_usage)(FILE *))
+{
+    if (optind >= argc)
+        return 0;
+    msg_error("%s: unexpected argument '%s' (every input is an option; see 'kvreviver %s --help')",
+              argv[0], argv[optind], argv[0]);
+    show_usage(stderr);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
