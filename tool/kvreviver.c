@@ -13,11 +13,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver COMMAND [OPTIONS]\n"
-        "       kvreviver --help | --version\n"
+        "  or:  kvreviver --help | --version\n"
         "\n"
-        "Reversible KV-cache compression (KVReviver): keep sinks, recent and\n"
-        "important tokens exact and every other token in a sketch from which it\n"
-        "is reconstructed at attention time.\n"
+        "Reversible KV-cache compression (KVReviver): per KV head, keep the sinks,\n"
+        "a recent window and the important tokens exact and every other token in\n"
+        "a sketch.  The default, kvreviver, attends to those through their exact\n"
+        "mean and the sketch's moments; the paper-faithful kvreviver-paper\n"
+        "reconstructs each one.  Every method is compared at equal measured bytes.\n"
         "\n"
         "Commands:\n"
         "  demo        every method at budgets 10%% and 25%% on the built-in\n"
@@ -29,7 +31,7 @@ static void usage(FILE *f)
         "\n"
         "Run 'kvreviver COMMAND --help' for a command's options.\n"
         "Exit status: 0 success, 1 failure at run time, 2 usage error.\n"
-        "The spec is doc/spec.md; see also kvreviver(1).\n");
+        "The spec is doc/spec.md; the manual is kvreviver(1).\n");
 }
 
 int cli_parse_u64(const char *s, unsigned long long *out)
