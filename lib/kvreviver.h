@@ -134,7 +134,7 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
  * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
  * sketch_share, recent_share, obs_window, elem.  On failure (KVR_EBUDGET when
  * the budget cannot hold the sinks and a window of one token; KVR_EINVAL for
- * bad arguments) cfg is unchanged. */
+ * bad arguments, among them a ratio outside (0, 1]) cfg is unchanged. */
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
 
 /* ---- methods by name (doc/methods.md) ----------------------------------- */
