@@ -70,6 +70,10 @@ int cli_demo(int argc, char **argv)
     ev_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
     if (!rows) { msg_error("demo: out of memory"); return CLI_FAIL; }
     int n_rows = 0;
+    const char *names[64];
+    for (int mi = 0; mi < n_methods && mi < 64; mi++)
+        names[mi] = kvr_method_name(mi);
+    ev_report_method_width(names, n_methods < 64 ? n_methods : 64);
     ev_report_header(stdout);
     for (int wi = 0; wi < 2; wi++) {
         ev_workload w;
@@ -113,6 +117,7 @@ int cli_demo(int argc, char **argv)
     }
     printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of bytes):\n");
     ev_report_reading(stdout, rows, n_rows);
+    printf("mass_exact: the share of full attention's weight on the positions a method holds exactly.\n");
     printf("Metrics: doc/eval.md.  Methods and their papers: doc/methods.md.  Results: doc/results.md.\n");
     free(rows);
     return CLI_OK;
