@@ -155,8 +155,8 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
  * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
  * sketch_share, recent_share, obs_window, elem.  Failure: KVR_EBUDGET (the
  * budget cannot hold the sinks and a window of one token, or the sinks, the
- * sketch's minimum and that window), KVR_EINVAL (cfg NULL, ratio not positive
- * and finite, context not in [1, 2^31-1], head_dim not in [1, 65536], sinks
+ * sketch's minimum and that window), KVR_EINVAL (cfg NULL, ratio not in
+ * (0, 1], context not in [1, 2^31-1], head_dim not in [1, 65536], sinks
  * or depth negative, sketch_share not in [0, 1), recent_share above 1 or not
  * finite); cfg is unchanged. */
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
