@@ -217,9 +217,15 @@ void kvr_cache_free(kvr_cache *c)
 
 /* Round n*kvh*D values to the storage type into dst, checking they are
  * finite and representable.  `what` names the argument in messages. */
+/* The largest magnitude a cache with a sketch stores (spec §4.2): a float32
+ * bucket sum of at most 2^31 such values, and the centred sum S - c * mu,
+ * stay below 2^127, inside float32's range. */
+#define KVR_SKETCH_INPUT_MAX 0x1p95f
+
 static int round_input(const kvr_cache *c, const float *src, size_t count, float *dst,
                        const char *fn, const char *what)
 {
+    int sketched = ref_cfg_has_sketch(&c->cfg);
     for (size_t i = 0; i < count; i++) {
         if (!isfinite(src[i]))
             return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)src[i]);
@@ -227,6 +233,9 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
         if (!isfinite(dst[i]))
             return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g overflows %s", fn, what, i, (double)src[i],
                             kvr_elem_name(c->cfg.elem));
+        if (sketched && fabsf(dst[i]) > KVR_SKETCH_INPUT_MAX)   /* spec §4.2: bucket sums stay finite */
+            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is above 2^95 in magnitude, the largest value a "
+                            "cache with a sketch stores", fn, what, i, (double)src[i]);
     }
     return KVR_OK;
 }

@@ -213,8 +213,9 @@ void kvr_cache_free(kvr_cache *cache);
  *   k, v: [n][n_kv_heads][head_dim]
  * Failure: KVR_EINVAL (cache NULL or not live, layer out of range, n < 1,
  * k or v NULL, the layer's length would pass 2^31-1), KVR_ENONFINITE (a NaN
- * or Inf in k or v), KVR_ERANGE (a value overflows the element type),
- * KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call failed, see the
+ * or Inf in k or v), KVR_ERANGE (a value overflows the element type or,
+ * with a sketch, is above 2^95 in magnitude: spec §4.2), KVR_ENOMEM,
+ * KVR_EBACKEND (cuda backend: a device call failed, see the
  * conventions); the cache is unchanged. */
 int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *v);
 
@@ -227,7 +228,7 @@ int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *
  * k or v NULL, n_obs not in [0, n] or 0 when scores are kept, q_obs NULL
  * with n_obs > 0), KVR_ESTATE (the layer is not empty), KVR_ENONFINITE (a
  * NaN or Inf in k, v or q_obs), KVR_ERANGE (a value of k or v overflows the
- * element type), KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call
+ * element type or, with a sketch, is above 2^95), KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call
  * failed; the layer is left empty on the host); the layer stays empty and
  * the cache is unchanged. */
 int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,

@@ -231,9 +231,10 @@ START_TEST(test_update_only_scores)
 }
 END_TEST
 
-/* spec §12.4, the wide pass: finite inputs far above 2^40 (scale 2^64 and
- * 2^100, float32 and bfloat16 storage) give a finite output with KVR_OK
- * for every method; where the output is a convex combination of stored
+/* spec §12.4, the wide pass: finite inputs far above 2^40 (scales 2^64,
+ * 2^90 and 2^100, float32 and bfloat16 storage) give a finite output with
+ * KVR_OK for every method, except that a configuration with a sketch
+ * refuses inputs above 2^95 (spec §4.2: KVR_ERANGE, nothing stored); where the output is a convex combination of stored
  * values (nothing reconstructed) it lies within their range.  At
  * budget 1 the logits are spread by about 2^128 or more, so the softmax is
  * one-hot: the output is exactly the value of the largest logit, found here
@@ -243,13 +244,13 @@ END_TEST
  * its float32 result to the usual tolerance. */
 START_TEST(test_huge_inputs)
 {
-    static const double scales[] = {1.0, 0x1p64, 0x1p100};
+    static const double scales[] = {1.0, 0x1p64, 0x1p90, 0x1p100};
     static const char *const extra[] = {"kvreviver/varcap=inf", "kvreviver/revive=2"};
     enum { N = 120, D = 16, G = 2 };
     int n_methods = 0;
     while (kvr_method_name(n_methods)) n_methods++;
     for (int m = 0; m < n_methods + 2; m++)
-        for (int si = 0; si < 3; si++)
+        for (int si = 0; si < 4; si++)
             for (int e = 0; e < 3; e += 2) {             /* f32, bf16 */
                 const char *name = m < n_methods ? kvr_method_name(m) : extra[m - n_methods];
                 double scale = scales[si];
@@ -266,6 +267,13 @@ START_TEST(test_huge_inputs)
                 tu_fill(&r, q, G * D, 0.0, 1.0);
                 for (int i = 0; i < N * D; i++) { k[i] *= (float)scale; v[i] *= (float)scale; }
                 for (int i = 0; i < G * D; i++) q[i] *= (float)scale;
+                int sketched = cfg.depth > 0 && cfg.width > 0;
+                if (sketched && scale > 0x1p95) {   /* spec §4.2: refused, nothing stored */
+                    TU_EQ(kvr_append(c, 0, N, k, v), KVR_ERANGE);
+                    TU_EQ(kvr_length(c, 0), 0);
+                    kvr_cache_free(c);
+                    continue;
+                }
                 TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
                 TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
                 /* the output is a convex combination of held values where
