@@ -8,8 +8,8 @@
  * memory, and add p_t / sum into raw (float atomics: the order of the sum
  * over queries is not fixed; the conformance suite allows for it).  A second
  * kernel turns raw into scores: snapkv pools (kernel k, zero padding, avg
- * divides by k, or max), tova divides the last query's weights by G, h2o
- * keeps raw.  The host (lib/cuda_backend.c) keeps the reference's selection
+ * divides by k, or max), tova and h2o keep raw (tova: its last query alone).
+ * The host (lib/cuda_backend.c) keeps the reference's selection
  * of candidates and placement, so partitions stay the reference's. */
 #include <cuda_runtime.h>
 #include "common.cuh"
@@ -70,9 +70,7 @@ __global__ void prefill_pool(int G, int importance, int kernel, int pool, int n,
             if (pool == 1) { if (x > acc) acc = x; } else acc += x;
         }
         score[t] = pool == 1 ? acc : acc / (float)kernel;
-    } else if (importance == 3) {               /* tova */
-        score[t] = raw[t] / (float)G;
-    } else {
+    } else {                                    /* h2o, and tova (its last query alone) */
         score[t] = raw[t];
     }
 }

@@ -134,17 +134,22 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
 {
     if (!cfg)
         return kvr_fail(KVR_EINVAL, "kvr_plan: cfg is NULL");
-    if (!(ratio > 0.0) || !isfinite(ratio))
-        return kvr_fail(KVR_EINVAL, "kvr_plan: ratio = %g is not a positive finite number", ratio);
+    if (!(ratio > 0.0 && ratio <= 1.0))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: ratio = %g is not in (0, 1] (the budget is a share of the "
+                        "full cache's bytes)", ratio);
     if (context < 1 || context > INT32_MAX)
         return kvr_fail(KVR_EINVAL, "kvr_plan: context = %ld is not in [1, 2^31-1]", context);
     if (head_dim < 1 || head_dim > 65536)
         return kvr_fail(KVR_EINVAL, "kvr_plan: head_dim = %d is not in [1, 65536]", head_dim);
-    if (cfg->sinks < 0 || cfg->depth < 0 || !(cfg->sketch_share >= 0.0 && cfg->sketch_share < 1.0))
-        return kvr_fail(KVR_EINVAL, "kvr_plan: sinks = %d, depth = %d or sketch_share = %g out of range",
-                        cfg->sinks, cfg->depth, cfg->sketch_share);
+    if (cfg->sinks < 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.sinks = %d is negative", cfg->sinks);
+    if (cfg->depth < 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.depth = %d is negative", cfg->depth);
+    if (!(cfg->sketch_share >= 0.0 && cfg->sketch_share < 1.0))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.sketch_share = %g is not in [0, 1)", cfg->sketch_share);
     if (!(cfg->recent_share <= 1.0) || !isfinite(cfg->recent_share))
-        return kvr_fail(KVR_EINVAL, "kvr_plan: recent_share = %g is above 1", cfg->recent_share);
+        return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.recent_share = %g is not a finite number <= 1",
+                        cfg->recent_share);
 
     if (cfg->kivi_bits != 0)
         return plan_kivi(ratio, context, head_dim, cfg);
@@ -215,6 +220,15 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         return kvr_fail(KVR_EBUDGET, "kvr_plan: %zu bytes left cannot hold a window of one token", rest);
     if (R > max_exact) R = max_exact;
     if (R + C > max_exact) C = max_exact - R;
+    if (C == 0 && (size_t)R * kv < rest) {        /* no candidates: no scores to pay for */
+        R = (long)(rest / kv);
+        if (R > max_exact) R = max_exact;
+    }
+    if (R < 1) {                                  /* the sinks are the whole context (a quantized token is */
+        R = 1;                                    /* cheap enough, spec §18.5): the last one is the window, */
+        p.sinks--;                                /* the same bytes (C = 0: no scores) */
+        C = 0;
+    }
     if (R > INT32_MAX) R = INT32_MAX;
     if (C > INT32_MAX) C = INT32_MAX;
     p.window = (int)R;

@@ -217,12 +217,19 @@ void kvr_cache_free(kvr_cache *c)
 }
 
 /* Round n*kvh*D values to the storage type into dst, checking they are
- * finite and representable (with quantized storage, within float16's range,
- * spec §18.2).  `what` names the argument in messages. */
+ * finite and representable (with a sketch, at most 2^95 in magnitude; with
+ * quantized storage, within float16's range, spec §18.1).  `what` names the
+ * argument in messages. */
+/* The largest magnitude a cache with a sketch stores (spec §4.2): a float32
+ * bucket sum of at most 2^31 such values, and the centred sum S - c * mu,
+ * stay below 2^127, inside float32's range. */
+#define KVR_SKETCH_INPUT_MAX 0x1p95f
+
 static int round_input(const kvr_cache *c, const float *src, size_t count, float *dst,
                        const char *fn, const char *what)
 {
-    /* spec §18.2: values within float16's range quantize without overflow */
+    int sketched = ref_cfg_has_sketch(&c->cfg);
+    /* spec §18.1: values within float16's range quantize without overflow */
     int quantized = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0;
     for (size_t i = 0; i < count; i++) {
         if (!isfinite(src[i]))
@@ -231,9 +238,12 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
         if (!isfinite(dst[i]))
             return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g overflows %s", fn, what, i, (double)src[i],
                             kvr_elem_name(c->cfg.elem));
+        if (sketched && fabsf(dst[i]) > KVR_SKETCH_INPUT_MAX)   /* spec §4.2: bucket sums stay finite */
+            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is above 2^95 in magnitude, the largest value a "
+                            "cache with a sketch stores", fn, what, i, (double)src[i]);
         if (quantized && fabsf(dst[i]) > 65504.0f)
             return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is outside [-65504, 65504], the range quantized storage "
-                            "needs (its zero points and scales are float16, spec §18.2)", fn, what, i, (double)src[i]);
+                            "needs (its zero points and scales are float16, spec §18.1)", fn, what, i, (double)src[i]);
     }
     return KVR_OK;
 }

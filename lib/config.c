@@ -38,8 +38,9 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
         return kvr_fail(KVR_EINVAL, "head_dim = %d is not in [1, 65536]", head_dim);
     if (cfg->sinks < 0)
         return kvr_fail(KVR_EINVAL, "config.sinks = %d is negative", cfg->sinks);
-    if (cfg->window < 1)
-        return kvr_fail(KVR_EBUDGET, "config.window = %d: the window must hold at least one token", cfg->window);
+    if (cfg->window < 1)   /* kvr_config_default leaves 0: the planner fills it */
+        return kvr_fail(KVR_EINVAL, "config.window = %d: the configuration has no plan (a window of at "
+                        "least one token); fill it with kvr_plan or kvr_method_config first", cfg->window);
     if (cfg->candidates < 0)
         return kvr_fail(KVR_EINVAL, "config.candidates = %d is negative", cfg->candidates);
     if ((long)cfg->sinks + cfg->window + cfg->candidates > INT32_MAX)
@@ -171,8 +172,9 @@ static int lever_int(const char *key, const char *val, long lo, long hi, int *ou
  * for the kvreviver methods share, recent, depth, rows, centre, shrink,
  * vague, varcap, revive, importance and store; for the eviction methods
  * store; for kivi bits, group and residual.  A lever the method does not
- * take is KVR_EINVAL.  Ranges are checked later by kvr_plan and
- * kvr_config_check. */
+ * take is KVR_EINVAL.  Each value is checked against its lever's range
+ * here, so a bad one is reported by the lever's name and range, not by the
+ * field or function it feeds; KVR_EINVAL and a message otherwise. */
 static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
 {
     while (*mods == '/') {
@@ -214,9 +216,19 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         } else if (!strcmp(key, "residual")) {
             if ((status = lever_int(key, val, 1, INT32_MAX, &cfg->window)) != KVR_OK) return status;
         } else if (!strcmp(key, "share")) {
-            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->sketch_share = x;
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
+                if (!(x >= 0.0 && x < 1.0))
+                    return kvr_fail(KVR_EINVAL, "lever share=%s: the sketch's share of the budget must be "
+                                    "in [0, 1)", val);
+                cfg->sketch_share = x;
+            }
         } else if (!strcmp(key, "recent")) {
-            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->recent_share = x;
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
+                if (!(x <= 1.0))
+                    return kvr_fail(KVR_EINVAL, "lever recent=%s: the window's share of the exact tokens' "
+                                    "bytes must be at most 1 (below 0: a window of obs_window tokens)", val);
+                cfg->recent_share = x;
+            }
         } else if (!strcmp(key, "depth")) {
             if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
                 if (x != floor(x) || x < 0 || x > 64)
@@ -224,9 +236,18 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 cfg->depth = (int)x;
             }
         } else if (!strcmp(key, "varcap")) {
-            if ((status = lever_number(key, val, 1, &x)) == KVR_OK) cfg->var_cap = x;
+            if ((status = lever_number(key, val, 1, &x)) == KVR_OK) {
+                if (!(x >= 0.0))
+                    return kvr_fail(KVR_EINVAL, "lever varcap=%s: the variance cap must be >= 0 (inf allowed)", val);
+                cfg->var_cap = x;
+            }
         } else if (!strcmp(key, "revive")) {
-            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) cfg->revive = x;
+            if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
+                if (!(x >= 0.0))
+                    return kvr_fail(KVR_EINVAL, "lever revive=%s: the revival threshold must be a finite "
+                                    "number >= 0", val);
+                cfg->revive = x;
+            }
         } else if (!strcmp(key, "rows")) {
             if (!strcmp(val, "median")) cfg->rows = KVR_ROWS_MEDIAN;
             else if (!strcmp(val, "mean")) cfg->rows = KVR_ROWS_MEAN;

@@ -6,6 +6,7 @@
 #include <config.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "internal.h"
 
 static _Thread_local char last_message[512];
@@ -41,15 +42,31 @@ kvr_error_handler *kvr_set_error_handler(kvr_error_handler *h)
     return previous;
 }
 
+/* The message is "<kvr_strerror(status)>: <the formatted text>".  A text
+ * that quotes an earlier message of the same code (a call that wraps a
+ * failure of another, as "malformed file: f: malformed file: ...") keeps the
+ * code's name once: the quoted one is cut out, so a message never repeats
+ * itself. */
 int kvr_fail(int status, const char *fmt, ...)
 {
     va_list ap;
-    int n = snprintf(last_message, sizeof last_message, "%s: ", kvr_strerror(status));
-    if (n < 0 || (size_t)n >= sizeof last_message)
-        n = 0;
+    char text[sizeof last_message];
+    const char *name = kvr_strerror(status);
     va_start(ap, fmt);
-    vsnprintf(last_message + n, sizeof last_message - (size_t)n, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    size_t len = strlen(name);
+    for (char *p = text; (p = strstr(p, name)) != NULL;) {
+        if (p[len] == ':' && p[len + 1] == ' ' && (p == text || p[-1] == ' ' || p[-1] == '('))
+            memmove(p, p + len + 2, strlen(p + len + 2) + 1);
+        else
+            p += len;
+    }
+    size_t room = sizeof last_message - len - 3, n = strlen(text);   /* names are short */
+    memcpy(last_message, name, len);
+    memcpy(last_message + len, ": ", 2);
+    memcpy(last_message + len + 2, text, n < room ? n : room);
+    last_message[len + 2 + (n < room ? n : room)] = '\0';
     if (handler)
         handler(status, last_message);
     return status;

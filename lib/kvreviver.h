@@ -96,7 +96,7 @@ typedef enum {
     KVR_IMP_NONE = 0,   /* no scores: StreamingLLM (candidate capacity must be 0) */
     KVR_IMP_H2O = 1,    /* accumulated attention over the GQA group, prefill from all window queries */
     KVR_IMP_SNAPKV = 2, /* pooled observation-window scores at prefill, then accumulated */
-    KVR_IMP_TOVA = 3    /* attention of the latest query, averaged over the group */
+    KVR_IMP_TOVA = 3    /* attention of the latest query, summed over the group */
 } kvr_importance;
 
 typedef enum { KVR_ROWS_MEDIAN = 0, KVR_ROWS_MEAN = 1 } kvr_rows;
@@ -178,7 +178,7 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
  * sinks - window, every token kept.  Failure: KVR_EBUDGET (the
  * budget cannot hold the sinks and a window of one token, or the sinks, the
  * sketch's minimum and that window, or no KIVI configuration fits), KVR_EINVAL
- * (cfg NULL, ratio not positive and finite, context not in [1, 2^31-1],
+ * (cfg NULL, ratio not in (0, 1], context not in [1, 2^31-1],
  * head_dim not in [1, 65536], sinks or depth negative, sketch_share not in
  * [0, 1), recent_share above 1 or not finite, store unknown, kivi_bits not
  * 2, 3 or 4, kivi_group or window negative); cfg is unchanged. */
@@ -241,8 +241,9 @@ void kvr_cache_free(kvr_cache *cache);
  *   k, v: [n][n_kv_heads][head_dim]
  * Failure: KVR_EINVAL (cache NULL or not live, layer out of range, n < 1,
  * k or v NULL, the layer's length would pass 2^31-1), KVR_ENONFINITE (a NaN
- * or Inf in k or v), KVR_ERANGE (a value overflows the element type),
- * KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call failed, see the
+ * or Inf in k or v), KVR_ERANGE (a value overflows the element type or,
+ * with a sketch, is above 2^95 in magnitude: spec §4.2), KVR_ENOMEM,
+ * KVR_EBACKEND (cuda backend: a device call failed, see the
  * conventions); the cache is unchanged. */
 int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *v);
 
@@ -255,7 +256,7 @@ int kvr_append(kvr_cache *cache, int layer, int n, const float *k, const float *
  * k or v NULL, n_obs not in [0, n] or 0 when scores are kept, q_obs NULL
  * with n_obs > 0), KVR_ESTATE (the layer is not empty), KVR_ENONFINITE (a
  * NaN or Inf in k, v or q_obs), KVR_ERANGE (a value of k or v overflows the
- * element type), KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call
+ * element type or, with a sketch, is above 2^95), KVR_ENOMEM, KVR_EBACKEND (cuda backend: a device call
  * failed; the layer is left empty on the host); the layer stays empty and
  * the cache is unchanged. */
 int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,

@@ -8,7 +8,15 @@
  *     p_t     = exp(logit_t - max_u logit_u)
  *     out     = (sum_t p_t v_t) / (sum_t p_t)
  * Sums run over positions in increasing order, dot products over coordinates
- * in increasing order, all in float32. */
+ * in increasing order, all in float32.
+ *
+ * The wide pass (spec §12.4): float32 overflows when a logit or a weighted
+ * sum leaves its range (inputs far above 2^40 in magnitude).  When a query
+ * head's float32 result is not finite, that head is computed again in
+ * float64 from the same keys and values: every logit then fits, the largest
+ * term is exp(0) = 1, and the output, a convex combination of values, is
+ * finite.  On ordinary inputs the float32 result is finite and kept, bit for
+ * bit. */
 #include <config.h>
 #include <math.h>
 #include <stdlib.h>
@@ -26,7 +34,8 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
     grown.p = kvr_malloc(cap * sizeof(float));
     grown.prob = kvr_malloc(cap * sizeof(float));
     grown.held = kvr_malloc(cap);
-    if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held) {
+    grown.wide = kvr_malloc(cap * sizeof(double));
+    if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held || !grown.wide) {
         ref_work_free(&grown);
         return kvr_fail(KVR_ENOMEM, "attention workspace for %ld positions of dimension %d", n, head_dim);
     }
@@ -46,8 +55,9 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
 void ref_work_free(ref_work *w)
 {
     kvr_free(w->k); kvr_free(w->v); kvr_free(w->p); kvr_free(w->prob); kvr_free(w->held);
-    kvr_free(w->moment); kvr_free(w->moment_sum);
+    kvr_free(w->wide); kvr_free(w->moment); kvr_free(w->moment_sum);
     w->k = w->v = w->p = w->prob = w->moment = NULL;
+    w->wide = NULL;
     w->held = NULL;
     w->moment_sum = NULL;
     w->cap = 0;
@@ -68,6 +78,36 @@ static void gather(const ref_head *h, ref_work *w)
         else if (part != KVR_PART_DROPPED)
             ref_exact_kv(h, t, k, v);
     }
+}
+
+double ref_softmax_wide(long n, int D, ref_work *w, double bulk_logit, const double *bulk_v, float *out)
+{
+    double max = bulk_v ? bulk_logit : -INFINITY;
+    for (long t = 0; t < n; t++)
+        if (w->held[t] && w->wide[t] > max) max = w->wide[t];
+    double sum = bulk_v ? exp(bulk_logit - max) : 0.0;
+    for (long t = 0; t < n; t++) {
+        if (!w->held[t]) continue;
+        double p = exp(w->wide[t] - max);
+        w->p[t] = (float)p;
+        sum += p;
+    }
+    for (int i = 0; i < D; i++) {                   /* coordinate by coordinate: no [D] buffer */
+        double acc = bulk_v ? exp(bulk_logit - max) * bulk_v[i] : 0.0;
+        for (long t = 0; t < n; t++)
+            if (w->held[t])
+                acc += exp(w->wide[t] - max) * (double)w->v[(size_t)t * D + i];
+        out[i] = (float)(acc / sum);
+    }
+    return sum;
+}
+
+/* 1 when every out[i] is finite. */
+static int finite_all(const float *out, int D)
+{
+    for (int i = 0; i < D; i++)
+        if (!isfinite(out[i])) return 0;
+    return 1;
 }
 
 /* spec §11.2: one query head; adds its probabilities into w->prob. */
@@ -98,6 +138,20 @@ static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float
     }
     for (int i = 0; i < D; i++)
         out[i] /= sum;
+    if (!finite_all(out, D)) {                      /* spec §12.4: the wide pass */
+        for (long t = 0; t < n; t++) {
+            if (!w->held[t]) continue;
+            double dot = 0.0;
+            for (int i = 0; i < D; i++)
+                dot += (double)q[i] * (double)w->k[(size_t)t * D + i];
+            w->wide[t] = dot / sqrt((double)D);
+        }
+        double wide_sum = ref_softmax_wide(n, D, w, 0.0, NULL, out);
+        for (long t = 0; t < n; t++)
+            if (w->held[t])
+                w->prob[t] += (float)((double)w->p[t] / wide_sum);
+        return;
+    }
     for (long t = 0; t < n; t++)
         if (w->held[t])
             w->prob[t] += w->p[t] / sum;

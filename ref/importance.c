@@ -7,14 +7,15 @@
  * Decode (spec §6.1), after each attention step with probabilities
  * prob_t = sum over the G query heads of the group of their softmax weight:
  *   h2o, snapkv  score_t += prob_t          (accumulated attention, H2O)
- *   tova         score_t  = prob_t / G      (latest attention, TOVA)
+ *   tova         score_t  = prob_t          (latest attention, TOVA; the group's
+ *                                           sum, not its mean: same order)
  *
  * Prefill (spec §6.2): scores of every prompt position from the queries of
  * the last W prompt positions (the observation window): raw_t = sum over
  * those queries and the group's heads of their causal softmax weight on t;
  *   h2o      score = raw
  *   snapkv   score = raw pooled over positions with the configured kernel
- *   tova     score = the last query's weights, averaged over the group */
+ *   tova     score = the last query's weights, summed over the group */
 #include <config.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,24 +24,25 @@
 #include "ref.h"
 
 /* spec §6.1 */
-static void update_one(const ref_head *h, float *score, float prob, int group)
+static void update_one(const ref_head *h, float *score, float prob)
 {
     if (h->cfg.importance == KVR_IMP_TOVA)
-        *score = prob / (float)group;
+        *score = prob;
     else
         *score += prob;
 }
 
 void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group)
 {
+    (void)group;                                      /* prob is already the group's sum */
     if (!ref_keeps_scores(h))
         return;
     long first = h->n - h->cfg.window;               /* window positions */
     if (first < h->cfg.sinks) first = h->cfg.sinks;
     for (long t = first; t < h->n; t++)
-        update_one(h, &h->win_score[t % h->cfg.window], prob[t], group);
+        update_one(h, &h->win_score[t % h->cfg.window], prob[t]);
     for (int j = 0; j < h->n_cand; j++)
-        update_one(h, &h->cand_score[j], prob[h->cand_pos[j]], group);
+        update_one(h, &h->cand_score[j], prob[h->cand_pos[j]]);
 }
 
 /* spec §6.2, pooling: out_t = pool over raw_{t-k/2} .. raw_{t+k/2}, positions
@@ -101,10 +103,7 @@ int ref_prefill_scores(const kvr_config *cfg, int D, int group, int n,
     case KVR_IMP_SNAPKV:
         pool1d(raw, n, cfg->pool_kernel, cfg->pool, score);
         break;
-    case KVR_IMP_TOVA:
-        for (int t = 0; t < n; t++) score[t] = raw[t] / (float)group;
-        break;
-    default:
+    default:                                          /* h2o, and tova: its one query */
         memcpy(score, raw, (size_t)n * sizeof(float));
         break;
     }

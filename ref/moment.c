@@ -31,8 +31,13 @@
  * then one softmax over the exact positions, the revived tokens and the
  * bulk term.  Exact positions are treated as in attend.c.  Arithmetic is
  * float32 in the order written, except the three sums over buckets (tau0^2,
- * tau^2, cov), which are float64 (spec §17.5). */
+ * tau^2, cov), which are float64 (spec §17.5).  When a query head's float32
+ * result is not finite (a logit or a sum overflowed: inputs far above 2^40,
+ * or a variance term past float32's range), the head is computed again with
+ * the same formulas in float64, the wide pass of spec §12.4
+ * (attend_one_wide); otherwise the float32 result stands, bit for bit. */
 #include <config.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include "internal.h"
@@ -91,6 +96,124 @@ static double energy(const float *P, size_t dw)
     for (size_t b = 0; b < dw; b++)
         e += (double)P[b] * (double)P[b];
     return e;
+}
+
+/* The median (sorting x) or the mean of x ([d]), float64. */
+static double combine_wide(double *x, int d, kvr_rows rows)
+{
+    double acc = 0.0;
+    if (rows == KVR_ROWS_MEAN) {
+        for (int r = 0; r < d; r++) acc += x[r];
+        return acc / d;
+    }
+    for (int i = 1; i < d; i++)                      /* insertion sort, d <= 64 */
+        for (int j = i; j > 0 && x[j - 1] > x[j]; j--) {
+            double y = x[j]; x[j] = x[j - 1]; x[j - 1] = y;
+        }
+    return d % 2 ? x[d / 2] : 0.5 * (x[d / 2 - 1] + x[d / 2]);
+}
+
+/* spec §12.4: attend_one in float64, the same formulas (§17.1-§17.4) in the
+ * same order: logits into w->wide, the bulk term's value into u ([D]), the
+ * bucket logits into P ([d*w]), both float64 workspace after sum_v. */
+static void attend_one_wide(const ref_head *h, const float *q /*[D]*/, ref_work *w,
+                            const float *mk, const float *mv, float *scratch,
+                            double *sum_v /*[2D + d*w]*/, float *out /*[D]*/)
+{
+    int D = h->head_dim, d = h->cfg.depth;
+    size_t dw = (size_t)d * h->cfg.width;
+    double scale = 1.0 / sqrt((double)D), *u = sum_v + D, *P = u + D;
+    long n_v = h->n_vague;
+    double qmu = 0.0;
+    for (int i = 0; i < D; i++)
+        qmu += (double)q[i] * mk[i];
+    double m = qmu * scale;
+    for (size_t b = 0; b < dw; b++) {
+        double dot = 0.0;
+        for (int i = 0; i < D; i++)
+            dot += (double)q[i] * h->sk_k[b * D + i];
+        P[b] = (dot - (double)h->sk_count[b] * qmu) * scale;
+    }
+    double energy0 = 0.0;
+    for (size_t b = 0; b < dw; b++)
+        energy0 += P[b] * P[b];
+    for (int i = 0; i < D; i++)
+        sum_v[i] = 0.0;
+    for (long t = 0; t < h->n; t++)
+        if (w->held[t] == 2) w->held[t] = 0;
+    double sum_x = 0.0;
+    long n_rev = 0;
+    if (h->cfg.revive > 0.0 && n_v > 0) {            /* spec §17.2 */
+        double tau0_sq = energy0 / ((double)d * (double)n_v), z = h->cfg.revive;
+        for (long t = 0; t < h->n; t++) {
+            if (ref_part_of(h, t) != KVR_PART_VAGUE) continue;
+            double x[64];
+            int stands_out = 1;
+            for (int r = 0; r < d && stands_out; r++) {
+                float s;
+                size_t b = ref_bucket(h, r, t, &s);
+                x[r] = s * P[b];
+                stands_out = x[r] > z * sqrt((double)(h->sk_load[b] - 1) * tau0_sq);
+            }
+            if (!stands_out) continue;
+            double xt = combine_wide(x, d, h->cfg.rows);
+            ref_reconstruct(h, t, scratch, w->v + (size_t)t * D);
+            w->held[t] = 2;
+            w->wide[t] = xt;                         /* the offset, for now */
+            sum_x += xt;
+            for (int i = 0; i < D; i++)
+                sum_v[i] += w->v[(size_t)t * D + i];
+            n_rev++;
+        }
+        for (long t = 0; t < h->n; t++) {
+            if (w->held[t] != 2) continue;
+            for (int r = 0; r < d; r++) {
+                float s;
+                size_t b = ref_bucket(h, r, t, &s);
+                P[b] -= s * w->wide[t];
+            }
+        }
+    }
+    long n_b = n_v - n_rev;                          /* spec §17.3 */
+    double bulk_logit = 0.0;
+    if (n_b > 0) {
+        double e = 0.0;
+        for (size_t b = 0; b < dw; b++)
+            e += P[b] * P[b];
+        double tau_sq = e / ((double)d * (double)n_b);
+        double var = tau_sq < h->cfg.var_cap ? tau_sq : h->cfg.var_cap;
+        double m_b = ((double)n_v * m - ((double)n_rev * m + sum_x)) / (double)n_b;
+        bulk_logit = m_b + 0.5 * var + log((double)n_b);
+        for (int i = 0; i < D; i++) {
+            double cov = 0.0;
+            if (h->cfg.var_cap > 0.0) {
+                for (size_t b = 0; b < dw; b++)
+                    cov += P[b] * ((double)h->sk_v[b * D + i] - (double)h->sk_count[b] * mv[i]);
+                cov /= (double)d * (double)n_b;
+            }
+            u[i] = ((double)n_v * mv[i] - sum_v[i]) / (double)n_b + cov;
+            /* the bulk's true value, a mean of stored values, lies in
+             * float32's range: projecting the estimate onto that range only
+             * brings it closer (with var_cap > 0, cov grows with the logits'
+             * spread and can leave it) */
+            if (u[i] > FLT_MAX) u[i] = FLT_MAX;
+            if (u[i] < -FLT_MAX) u[i] = -FLT_MAX;
+        }
+    }
+    for (long t = 0; t < h->n; t++) {                /* spec §17.4 */
+        if (w->held[t] == 1) {
+            double dot = 0.0;
+            for (int i = 0; i < D; i++)
+                dot += (double)q[i] * (double)w->k[(size_t)t * D + i];
+            w->wide[t] = dot * scale;
+        } else if (w->held[t] == 2) {
+            w->wide[t] = m + w->wide[t];
+        }
+    }
+    double sum = ref_softmax_wide(h->n, D, w, bulk_logit, n_b > 0 ? u : NULL, out);
+    for (long t = 0; t < h->n; t++)
+        if (w->held[t] == 1)
+            w->prob[t] += (float)((double)w->p[t] / sum);
 }
 
 /* One query head (spec §17): the output and the probabilities of the exact
@@ -180,6 +303,11 @@ static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
     }
     for (int i = 0; i < D; i++)
         out[i] /= sum;
+    for (int i = 0; i < D; i++)
+        if (!isfinite(out[i])) {                     /* spec §12.4: the wide pass */
+            attend_one_wide(h, q, w, mk, mv, scratch, sum_v, out);
+            return;
+        }
     for (long t = 0; t < h->n; t++)
         if (w->held[t] == 1)
             w->prob[t] += w->p[t] / sum;
@@ -193,7 +321,7 @@ int ref_work_reserve_moment(ref_work *w, const ref_head *h)
     if (need <= w->moment_cap && w->moment_sum && (size_t)w->moment_dim == D)
         return KVR_OK;
     float *buf = kvr_malloc(need * sizeof(float));
-    double *sum = kvr_malloc(D * sizeof(double));
+    double *sum = kvr_malloc((need - 2 * D) * sizeof(double));   /* [2D + d*w] */
     if (!buf || !sum) {
         kvr_free(buf);
         kvr_free(sum);

@@ -147,13 +147,20 @@ typedef struct {
     float *p;               /* [cap] exp(logit - max) of one query head */
     float *prob;            /* [cap] attention probability summed over the group */
     unsigned char *held;    /* [cap] 1 when the position takes part (2: revived, spec §17.2) */
+    double *wide;           /* [cap] float64 logits of the wide pass (spec §12.4) */
     float *moment;          /* [moment_cap] the moment route's buckets and vectors (moment.c) */
-    double *moment_sum;     /* [moment_dim] */
+    double *moment_sum;     /* [moment_cap - 2 moment_dim]: sums of values [D], and for the wide
+                               pass the bulk value [D] and the bucket logits [d*w] */
     size_t moment_cap;
     int moment_dim;
 } ref_work;
 /* KVR_OK or KVR_ENOMEM; on failure, nothing changes (w keeps its arrays). */
 int ref_work_reserve(ref_work *w, long n, int head_dim);
+/* spec §12.4, the wide pass: a float64 softmax over the held positions
+ * (logits in w->wide, values in w->v) and, when bulk_v is not NULL, one
+ * more term (logit bulk_logit, value bulk_v [D]); writes out ([D]) and
+ * exp(logit - max) into w->p, returns the sum of the terms (>= 1). */
+double ref_softmax_wide(long n, int D, ref_work *w, double bulk_logit, const double *bulk_v, float *out);
 void ref_work_free(ref_work *w);
 void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
                 float *out /*[group][D]*/, int update, ref_work *w);

@@ -243,7 +243,7 @@ START_TEST(test_create_errors)
         ck_assert_ptr_null(c); \
     } while (0)
     BAD(sinks, -1, KVR_EINVAL, "config.sinks = -1");
-    BAD(window, 0, KVR_EBUDGET, "config.window = 0");
+    BAD(window, 0, KVR_EINVAL, "config.window = 0");
     BAD(candidates, -2, KVR_EINVAL, "config.candidates = -2");
     BAD(depth, -1, KVR_EINVAL, "config.depth = -1");
     BAD(depth, 65, KVR_EINVAL, "config.depth = 65");

@@ -115,7 +115,7 @@ END_TEST
 /* spec §6.1 by hand, q = 0: every logit is 0, expf(0) = 1, the sum over the
  * n = 5 positions is 5, each weight is 1.0f/5.0f, and the group's two query
  * heads add to prob = 0.2f + 0.2f = 0.4f, all exact float32 operations.
- *   h2o:  scores 0 -> 0.4f -> 0.4f + 0.4f;   tova: 0.4f / 2 both times.
+ *   h2o:  scores 0 -> 0.4f -> 0.4f + 0.4f;   tova: 0.4f both times.
  * Sinks carry no score; a new window token starts at 0 and keeps its score
  * when it becomes a candidate. */
 START_TEST(test_scores_uniform)
@@ -129,7 +129,7 @@ START_TEST(test_scores_uniform)
         float p = 1.0f / 5.0f, prob = p + p, score;
         for (int step = 1; step <= 2; step++) {
             TU_EQ(kvr_attend(c, 0, &q[0][0], &out[0][0], 0), KVR_OK);
-            float want = tova ? prob / 2.0f : (step == 1 ? 0.0f + prob : (0.0f + prob) + prob);
+            float want = tova ? prob : (step == 1 ? 0.0f + prob : (0.0f + prob) + prob);
             for (long pos = 1; pos < 5; pos++) {
                 TU_EQ(kvr_score_of(c, 0, 0, pos, &score), KVR_OK);
                 TU_CHECK(score == want, "step %d pos %ld: %a, expected %a", step, pos, (double)score, (double)want);
@@ -142,7 +142,7 @@ START_TEST(test_scores_uniform)
         TU_EQ(kvr_append(c, 0, 1, kk, kk), KVR_OK);      /* 3 becomes a candidate */
         TU_EQ(kvr_score_of(c, 0, 0, 5, &score), KVR_OK);
         TU_OK(score == 0.0f);
-        float want = tova ? prob / 2.0f : prob + prob;
+        float want = tova ? prob : prob + prob;
         TU_EQ(kvr_score_of(c, 0, 0, 3, &score), KVR_OK);
         TU_OK(score == want);
         kvr_cache_free(c);
@@ -190,7 +190,7 @@ START_TEST(test_scores_nonuniform)
             for (long pos = 0; pos < N; pos++) {
                 float score;
                 TU_EQ(kvr_score_of(c, 0, 0, pos, &score), KVR_OK);
-                double want = tova ? prob[pos] / 2 : step * prob[pos];
+                double want = tova ? prob[pos] : step * prob[pos];
                 double tol = rel * (tova ? prob[pos] : step * prob[pos]) * 1.0001;
                 tu_tally_add(&all, score, want, tol);
             }
@@ -231,6 +231,89 @@ START_TEST(test_update_only_scores)
 }
 END_TEST
 
+/* spec §12.4, the wide pass: finite inputs far above 2^40 (scales 2^64,
+ * 2^90 and 2^100, float32 and bfloat16 storage) give a finite output with
+ * KVR_OK for every method, except that a configuration with a sketch
+ * refuses inputs above 2^95 (spec §4.2: KVR_ERANGE, nothing stored); where the output is a convex combination of stored
+ * values (nothing reconstructed) it lies within their range.  At
+ * budget 1 the logits are spread by about 2^128 or more, so the softmax is
+ * one-hot: the output is exactly the value of the largest logit, found here
+ * in float64 (a gap of at least 1000 between the two largest logits is
+ * checked, so exp underflows to 0 for every other position).  The negative
+ * control, scale 1, never reaches the wide pass; tu_assert_attention holds
+ * its float32 result to the usual tolerance. */
+START_TEST(test_huge_inputs)
+{
+    static const double scales[] = {1.0, 0x1p64, 0x1p90, 0x1p100};
+    static const char *const extra[] = {"kvreviver/varcap=inf", "kvreviver/revive=2"};
+    enum { N = 120, D = 16, G = 2 };
+    int n_methods = 0;
+    while (kvr_method_name(n_methods)) n_methods++;
+    for (int m = 0; m < n_methods + 2; m++)
+        for (int si = 0; si < 4; si++)
+            for (int e = 0; e < 3; e += 2) {             /* f32, bf16 */
+                const char *name = m < n_methods ? kvr_method_name(m) : extra[m - n_methods];
+                double scale = scales[si];
+                int full = !strcmp(name, "full");
+                kvr_config cfg;
+                TU_EQ(kvr_method_config(name, full ? 1.0 : 0.3, N, D, (kvr_elem)e, &cfg), KVR_OK);
+                kvr_cache *c;
+                TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+                static float k[N * D], v[N * D], q[G * D], out[G * D];
+                tu_rng r;
+                tu_seed(&r, (uint64_t)(100 * m + 10 * si + e));
+                tu_fill(&r, k, N * D, 0.2, 1.0);
+                tu_fill(&r, v, N * D, 0.0, 1.0);
+                tu_fill(&r, q, G * D, 0.0, 1.0);
+                for (int i = 0; i < N * D; i++) { k[i] *= (float)scale; v[i] *= (float)scale; }
+                for (int i = 0; i < G * D; i++) q[i] *= (float)scale;
+                int sketched = cfg.depth > 0 && cfg.width > 0;
+                if (sketched && scale > 0x1p95) {   /* spec §4.2: refused, nothing stored */
+                    TU_EQ(kvr_append(c, 0, N, k, v), KVR_ERANGE);
+                    TU_EQ(kvr_length(c, 0), 0);
+                    kvr_cache_free(c);
+                    continue;
+                }
+                TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
+                TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
+                /* the output is a convex combination of held values where
+                 * nothing is reconstructed: no sketch, or the moment route
+                 * with its bulk at the exact mean (no var_cap, no revival) */
+                int bounded = cfg.depth == 0 || cfg.width == 0
+                              || (cfg.vague == KVR_VAGUE_MOMENT && cfg.var_cap == 0.0 && cfg.revive == 0.0);
+                double vmax = 0.0;
+                for (int i = 0; i < N * D; i++) vmax = fmax(vmax, fabs((double)kvr_elem_round((kvr_elem)e, v[i])));
+                for (int i = 0; i < G * D; i++) {
+                    TU_CHECK(isfinite(out[i]), "%s scale %g elem %d: out[%d] = %g", name, scale, e, i, out[i]);
+                    if (bounded)
+                        TU_CHECK(fabs(out[i]) <= vmax * (1 + 1e-6), "%s scale %g: |out[%d]| = %g > max |v| = %g",
+                                 name, scale, i, out[i], vmax);
+                }
+                if (scale == 1.0 && (full || cfg.vague == KVR_VAGUE_RECONSTRUCT))
+                    TU_EQ(tu_assert_attention(c, 0, q, out), N);
+                if (full && scale > 1.0)
+                    for (int g = 0; g < G; g++) {
+                        double best = -INFINITY, second = -INFINITY;
+                        int arg = -1;
+                        for (int t = 0; t < N; t++) {
+                            double dot = 0.0;
+                            for (int i = 0; i < D; i++)
+                                dot += (double)q[g * D + i] * kvr_elem_round((kvr_elem)e, k[t * D + i]);
+                            dot /= sqrt((double)D);
+                            if (dot > best) { second = best; best = dot; arg = t; }
+                            else if (dot > second) second = dot;
+                        }
+                        TU_CHECK(best - second > 1000.0, "gap %g: not one-hot", best - second);
+                        for (int i = 0; i < D; i++)
+                            TU_CHECK(out[g * D + i] == kvr_elem_round((kvr_elem)e, v[arg * D + i]),
+                                     "full scale %g head %d: out[%d] = %g, the top value %g", scale, g, i,
+                                     out[g * D + i], kvr_elem_round((kvr_elem)e, v[arg * D + i]));
+                    }
+                kvr_cache_free(c);
+            }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("attend");
@@ -238,6 +321,7 @@ int main(void)
     tcase_add_test(tc, test_full_budget);
     tcase_add_loop_test(tc, test_with_sketch, 0, 6);
     tcase_add_loop_test(tc, test_peek, 0, 3);
+    tcase_add_test(tc, test_huge_inputs);
     tc = tu_tcase(s, "scores");
     tcase_add_test(tc, test_scores_uniform);
     tcase_add_test(tc, test_scores_nonuniform);

@@ -94,10 +94,10 @@ START_TEST(test_bytes_counted)
 END_TEST
 
 /* A real cache filled to the planned context holds at most the budget, and
- * at ratio >= 1 every position is exact and reads back as the rounded input. */
+ * at ratio 1 every position is exact and reads back as the rounded input. */
 START_TEST(test_cache_within_budget)
 {
-    static const double ratios[] = {0.1, 0.3, 1.0, 1.5};
+    static const double ratios[] = {0.1, 0.3, 0.6, 1.0};
     enum { N = 400, D = 8, H = 2 };
     double ratio = ratios[_i % 4];
     const char *name = kvr_method_name(_i / 4);
@@ -170,6 +170,47 @@ START_TEST(test_plan_refuses)
     TU_EQ(kvr_method_config("no-such-method", 0.5, 100, 64, KVR_F32, &cfg), KVR_EINVAL);
     TU_EQ(kvr_method_config("kvreviver", 0.001, 100, 64, KVR_F32, &cfg), KVR_EBUDGET);
     TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    /* a budget is a share of the full cache: above 1 is an error, 1 is not */
+    TU_EQ(kvr_plan(1.5, 100, 64, &cfg), KVR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "ratio = 1.5 is not in (0, 1]"));
+    TU_EQ(kvr_method_config("kvreviver", 1.0000001, 100, 64, KVR_F32, &cfg), KVR_EINVAL);
+    TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    TU_EQ(kvr_plan(1.0, 100, 64, &cfg), KVR_OK);
+    /* each out-of-range field is named on its own, with its range */
+    kvr_config_default(&cfg);
+    cfg.sketch_share = 2.0;
+    TU_EQ(kvr_plan(0.5, 100, 64, &cfg), KVR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "cfg.sketch_share = 2 is not in [0, 1)"));
+    /* a configuration straight from kvr_config_default has no plan: the
+     * message says so and names the planner, not a budget */
+    kvr_config_default(&cfg);
+    kvr_cache *c = NULL;
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, 64, &cfg, KVR_BACKEND_REF), KVR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "kvr_plan"));
+    ck_assert_ptr_null(strstr(kvr_last_error(), "budget too small"));
+}
+END_TEST
+
+/* spec §9.2 step 5: when the candidates end at 0 the window keeps no scores,
+ * so the planner gives their bytes to window tokens.  h2o at head_dim 64,
+ * float32 (kv = 512 bytes) over 100 positions, budget 3072 bytes: 4 sinks
+ * leave 1024; with a score per window token (516) only one token and no
+ * candidate (520) fits, without scores two tokens fit and fill the budget
+ * exactly.  The negative control, a budget that leaves room for a
+ * candidate, keeps its scores. */
+START_TEST(test_plan_no_candidates)
+{
+    kvr_config cfg;
+    size_t full = kvr_full_bytes(100, 64, KVR_F32);
+    TU_EQ(kvr_method_config("h2o", 3072.0 / (double)full, 100, 64, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.candidates, 0);
+    TU_EQ(cfg.window, 2);
+    TU_EQ(kvr_head_bytes(&cfg, 64), (size_t)3072);
+    /* 4 sinks + 1536 bytes: R = floor(0.5 * 1536 / 516) = 1, C = 1 */
+    TU_EQ(kvr_method_config("h2o", 3584.0 / (double)full, 100, 64, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(cfg.window, 1);
+    TU_EQ(cfg.candidates, 1);
+    TU_OK(kvr_head_bytes(&cfg, 64) <= 3584);
 }
 END_TEST
 
@@ -201,12 +242,18 @@ START_TEST(test_method_levers)
         "kvreviver/vague=drop", "kvreviver/importance=none", "kvreviver/centre=2", "kvreviver/colour=red",
         "kvreviver/centre=0",            /* the moment route needs centring */
         "h2o/share=0.5", "kvreviver-paperx", "kvreviver/share=0.25//depth=1",
+        "kvreviver/share=2", "kvreviver/share=1", "kvreviver/share=-0.1", "kvreviver/recent=1.5",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kvr_method_config(bad[i], 0.25, N, D, KVR_F32, &cfg) != KVR_EINVAL)
             ck_abort_msg("'%s' was accepted", bad[i]);
         TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
     }
+    /* a lever out of range is named with its range, not by the planner */
+    TU_EQ(kvr_method_config("kvreviver/share=2", 0.25, N, D, KVR_F32, &cfg), KVR_EINVAL);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "lever share=2"));
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "[0, 1)"));
+    ck_assert_ptr_null(strstr(kvr_last_error(), "kvr_plan"));
 }
 END_TEST
 
@@ -263,6 +310,7 @@ int main(void)
     TCase *tc = tu_tcase(s, "planner");
     tcase_add_test(tc, test_plan_grid);
     tcase_add_test(tc, test_plan_refuses);
+    tcase_add_test(tc, test_plan_no_candidates);
     tcase_add_test(tc, test_plan_fields);
     tcase_add_test(tc, test_method_levers);
     tc = tu_tcase(s, "bytes");

@@ -45,6 +45,20 @@ expect_err() {
   fi
 }
 
+# expect_no_err TEXT: the last run's stderr does not contain TEXT.
+expect_no_err() {
+  if grep -qF -- "$1" "$tmp/err"; then
+    echo "FAIL: stderr has '$1':"; sed 's/^/  | /' "$tmp/err"; fails=$((fails + 1))
+  fi
+}
+
+# expect_out TEXT: the last run's stdout contains TEXT.
+expect_out() {
+  if ! grep -qF -- "$1" "$tmp/out"; then
+    echo "FAIL: stdout lacks '$1'"; fails=$((fails + 1))
+  fi
+}
+
 # ---- top level: final in every branch ---------------------------------
 run 2;                      expect_err "Usage:"
 run 2 nosuch;               expect_err "unknown command 'nosuch'"; expect_err "Usage:"
@@ -113,6 +127,71 @@ if [ "$final" = 1 ]; then
   run 2 bench --backend no-such-backend; expect_err "no-such-backend"
   run 2 demo --seed -1;                 expect_err "-1"
   run 2 demo --seed 99999999999999999999999
+fi
+
+# ---- issue 15: a new user's first hour ---------------------------------
+# Levers and budgets: the lever and its range are named, never an internal
+# function; a budget above 1 is an error.
+run 2 eval --method kvreviver/share=2;      expect_err "lever share=2"; expect_err "[0, 1)"
+expect_no_err "kvr_plan"
+run 2 eval --method kvreviver/share=1;      expect_err "[0, 1)"
+run 2 eval --method kvreviver/recent=2;     expect_err "lever recent=2"; expect_no_err "kvr_plan"
+run 2 eval --method kvreviver/varcap=-1;    expect_err "varcap=-1"
+run 2 eval --budget 1.5;                    expect_err "1.5"
+# Options: getopt_long everywhere, the same conventions in every command;
+# the offending option is named.
+for cmd in demo vectors validate bench; do
+  run 0 $cmd --version;                     expect_out "kvreviver "
+  run 0 $cmd -h;                            expect_out "Usage:"
+  run 2 $cmd --help=1;                      expect_err "takes no value"
+  run 2 $cmd -Z;                            expect_err "'-Z'"; expect_err "Usage:"
+  run 2 $cmd --no-such-flag=1;              expect_err "'--no-such-flag'"
+done
+run 2 demo --seed;                          expect_err "'--seed' needs a value"
+run 2 demo --seed=x;                        expect_err "--seed 'x'"
+run 2 demo --seed=;                         expect_err "--seed"
+run 2 demo --seed 1 extra;                  expect_err "unexpected argument 'extra'"
+run 2 vectors --out;                        expect_err "'--out' needs a value"
+run 2 vectors --out=;                       expect_err "--out DIR is required"
+run 2 vectors --out "$tmp/v" extra;         expect_err "unexpected argument 'extra'"
+run 2 validate --vectors "$tmp" --port;     expect_err "'--port' needs a value"
+run 2 validate --vectors="$tmp" --port="$tmp" extra; expect_err "extra"
+run 1 validate --vectors="$missing" --port="$tmp";   expect_err "$missing"
+# bench: an empty run is a usage error; the grid's options check their items.
+run 2 bench --max-n 1;                      expect_err "--max-n 1"; expect_err "no context"
+run 2 bench --backend ref --max-n 100;      expect_err "the smallest is 512"
+run 2 bench --backend=ref --context 4k --max-n 2k;   expect_err "the smallest is 4096"
+run 2 bench --max-n 0;                      expect_err "--max-n '0'"
+run 2 bench --context 2k,x;                 expect_err "--context 'x'"
+run 2 bench --context 2k,,8k;               expect_err "--context"
+run 2 bench --context '';                   expect_err "--context"
+run 2 bench --batch 0;                      expect_err "--batch '0'"
+run 2 bench --batch 2000;                   expect_err "--batch '2000'"
+run 2 bench --budget 1;                     expect_err "--budget '1'"
+run 2 bench --budget 0;                     expect_err "--budget '0'"
+run 2 bench --budget 0.1,abc;               expect_err "--budget 'abc'"
+run 2 bench --repeats -3;                   expect_err "--repeats '-3'"
+run 2 bench --seed x --soak;                expect_err "--seed 'x'"
+run 0 bench --help;                         expect_out "kvreviver-paper"; expect_out "--context"
+expect_out "--batch"; expect_out "--budget"
+# The man page is made from --help: every command and option is in it.
+man="$top_builddir/tool/kvreviver.1"
+[ -f "$man" ] || man="${top_srcdir:-.}/tool/kvreviver.1"
+for word in 'kvreviver bench' 'model:PATH' '\-\-decode' '\-\-passkey' '\-\-forced' \
+            '\-\-context' '\-\-batch' 'kvreviver validate' 'kvreviver vectors' 'kvreviver demo'; do
+  cases=$((cases + 1))
+  if grep -qF -- "$word" "$man"; then echo "ok: man page has $word"
+  else echo "FAIL: $man lacks $word"; fails=$((fails + 1)); fi
+done
+# eval on branch evidence (issue 15): --workload's message names model:, and
+# a malformed trace file's message does not repeat itself.  On after that
+# merge (KVR_CLI_EVAL15=1).
+if [ "${KVR_CLI_EVAL15:-0}" = 1 ]; then
+  run 2 eval --workload bogus;              expect_err "model:"
+  mkdir -p "$tmp/trace/layer0"
+  for a in q k v; do echo garbage >"$tmp/trace/layer0/$a.npy"; done
+  run 1 eval --workload "trace:$tmp/trace"; expect_err "not a .npy file"
+  expect_no_err "malformed file (malformed file"
 fi
 
 echo "cli-bad: $cases cases, $fails failures"

@@ -500,7 +500,7 @@ START_TEST(test_prefill_scores)
                     if (j >= 0 && j < n) { acc += bound[j]; if (bound[j] > mx) mx = bound[j]; }
                 tol = (cfg.pool == KVR_POOL_MAX ? mx : acc / cfg.pool_kernel) + gam(cfg.pool_kernel + 1) * fabs(s_ref[t]);
             } else {
-                tol = bound[t] / (cfg.importance == KVR_IMP_TOVA ? G : 1) + gam(2) * fabs(s_ref[t]);
+                tol = bound[t] + gam(2) * fabs(s_ref[t]);
             }
             tu_tally_add(&scores, (double)s_cu[t], (double)s_ref[t], tol);
         }

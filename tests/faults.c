@@ -389,6 +389,23 @@ START_TEST(test_bad_arguments_snapshot)
 }
 END_TEST
 
+/* spec §12.1: a message that wraps a failure of the same code names the
+ * code once ("malformed file: f: malformed file: ..." never); a wrapped
+ * failure of another code keeps both names, and a word that merely
+ * contains the name is left alone (the negative controls). */
+START_TEST(test_message_no_repeat)
+{
+    kvr_fail(KVR_EFORMAT, "%s: %s", "a.npy", "malformed file: truncated header");
+    ck_assert_str_eq(kvr_last_error(), "malformed file: a.npy: truncated header");
+    kvr_fail(KVR_EFORMAT, "%s (%s)", "a.npy", "malformed file: truncated header");
+    ck_assert_str_eq(kvr_last_error(), "malformed file: a.npy (truncated header)");
+    kvr_fail(KVR_EFORMAT, "%s: bad configuration: %s", "a.kvr", "invalid argument: config.sinks = -1");
+    ck_assert_str_eq(kvr_last_error(), "malformed file: a.kvr: bad configuration: invalid argument: config.sinks = -1");
+    kvr_fail(KVR_EINVAL, "x: notinvalid argument: y");
+    ck_assert_str_eq(kvr_last_error(), "invalid argument: x: notinvalid argument: y");
+}
+END_TEST
+
 static Suite *faults_suite(void)
 {
     Suite *s = suite_create("faults");
@@ -403,6 +420,7 @@ static Suite *faults_suite(void)
     suite_add_tcase(s, tc);
     TCase *tb = tcase_create("bad arguments");
     tcase_add_loop_test(tb, test_bad_arguments_snapshot, 0, RU_VARIANTS);
+    tcase_add_test(tb, test_message_no_repeat);
     suite_add_tcase(s, tb);
     return s;
 }

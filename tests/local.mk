@@ -2,7 +2,7 @@
 # parallel test harness.  Each area keeps its tests in its own fragment.
 TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(GSL_CFLAGS)
 TEST_LDADD = libkvreviver.la $(CHECK_LIBS) $(GSL_LIBS) -lm
-AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON3='$(PYTHON3)'; export top_srcdir top_builddir PYTHON3;
+AM_TESTS_ENVIRONMENT = top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' PYTHON3='$(PYTHON3)' CC='$(CC)'; export top_srcdir top_builddir PYTHON3 CC;
 
 check_PROGRAMS = tests/hash
 tests_hash_SOURCES = tests/hash.c

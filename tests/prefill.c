@@ -44,7 +44,7 @@ END_TEST
  *   h2o:     score = raw
  *   snapkv:  avg pooling, kernel 5, zeros outside 0..7, divided by 5
  *            (max pooling: the window maximum)
- *   tova:    the last query only, over the group: (1/8) * G / G
+ *   tova:    the last query only, summed over the group: (1/8) * G
  * All terms are positive, so each float32 value is within gamma_m relative
  * of the exact one, m = the number of roundings on its path (at most 8
  * exponentials and additions per softmax sum, 2 queries x 2 heads, 5 pooled
@@ -64,7 +64,7 @@ START_TEST(test_scores_hand)
             cfg.pool = (kvr_pool)pool;
             for (int t = 0; t < N; t++) {
                 if (imp == KVR_IMP_H2O) want[t] = raw[t];
-                else if (imp == KVR_IMP_TOVA) want[t] = 1.0 / 8;
+                else if (imp == KVR_IMP_TOVA) want[t] = G * (1.0 / 8);
                 else {
                     double acc = pool ? -INFINITY : 0.0;
                     for (int j = t - 2; j <= t + 2; j++) {

@@ -411,7 +411,7 @@ START_TEST(test_kivi_largest_residual)
         for (long n = 1; n <= 400; n += 3)
             for (int D = 1; D <= 16; D += 5)
                 for (int e = 0; e < 2; e++)
-                    for (double ratio = 0.05; ratio < 1.2; ratio += 0.09) {
+                    for (double ratio = 0.05; ratio <= 1.0; ratio += 0.0875) {
                         kvr_config cfg;
                         int status = kvr_method_config(names[k], ratio, n, D, (kvr_elem)e, &cfg);
                         size_t budget = (size_t)floor(ratio * (double)kvr_full_bytes(n, D, (kvr_elem)e));

@@ -1,4 +1,4 @@
-/* vectors-altport.c: a second, independent implementation of levels 3-5,
+/* vectors-altport.c: a second, independent implementation of levels 5-7,
  * in float64, for tests/vectors-altport.sh.
  *
  *   vectors-altport DIR PORTDIR
@@ -10,7 +10,9 @@
  * vague set (spec §7), so after each operation it is rebuilt in float64
  * straight from the inputs, the hash and the expected parts; reconstruction
  * (spec §8) and attention (spec §11, or the moment route of spec §17 where
- * the scenario says vague=moment) are then computed in float64 too.
+ * the scenario says vague=moment) are then computed in float64 too.  Inputs
+ * of scenarios with rounded=0 are rounded to the storage type first, with
+ * the library's kvr_elem_round (spec §4.1; level 2 checks that function).
  * Float64 is much closer to exact arithmetic than the reference's float32, so
  * these outputs must fall within the tolerances of spec §14, which bound each
  * implementation's distance from exact arithmetic: this checks that the
@@ -255,6 +257,18 @@ static void run_scenario(const char *name, const char *line)
     kvr_npy k = load(name, "inputs", "k.npy"), v = load(name, "inputs", "v.npy");
     kvr_npy script = load(name, "inputs", "script.npy"), parts = load(name, "expected", "parts.npy");
     s.N = k.shape[0];
+    const char *rd = strstr(line, " rounded="), *el = strstr(line, " elem=");
+    if (rd && rd[9] == '0') {
+        /* inputs not representable in the storage type: a port stores (and
+         * from then on uses) them rounded (spec 4.1, 4.3) */
+        if (!el)
+            die(name, "scenario line lacks elem=");
+        kvr_elem e = !strncmp(el + 6, "f16", 3) ? KVR_F16 : !strncmp(el + 6, "bf16", 4) ? KVR_BF16 : KVR_F32;
+        for (size_t j = 0; j < k.count; j++) {
+            ((float *)k.data)[j] = kvr_elem_round(e, ((float *)k.data)[j]);
+            ((float *)v.data)[j] = kvr_elem_round(e, ((float *)v.data)[j]);
+        }
+    }
     s.k = k.data;
     s.v = v.data;
     /* spec §18: with quantized storage (these scenarios have no sketch) a
@@ -280,7 +294,7 @@ static void run_scenario(const char *name, const char *line)
     if (!kk.sums || !kk.running || !kk.count || !kk.load || !kv || !p || !held)
         die(name, "out of memory");
 
-    /* level 5: every attend step, from the parts after that operation */
+    /* level 7: every attend step, from the parts after that operation */
     int n_steps = 0;
     for (int o = 0; o < n_ops; o++) n_steps += ops[o * 3] == 2;
     if (n_steps > 0) {
@@ -332,7 +346,7 @@ static void run_scenario(const char *name, const char *line)
         kvr_npy_free(&q);
     }
 
-    /* levels 3 and 4: after the last operation */
+    /* levels 5 and 6: after the last operation */
     if (sk) {
         float *sums = malloc(2 * (size_t)s.H * dw * D * sizeof(float));
         int32_t *counts = malloc(2 * (size_t)s.H * dw * sizeof(int32_t));

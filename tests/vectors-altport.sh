@@ -1,5 +1,5 @@
 #!/bin/sh
-# vectors-altport.sh: an independent float64 implementation of levels 3-5
+# vectors-altport.sh: an independent float64 implementation of levels 5-7
 # (tests/vectors-altport.c) must validate against the vectors: the tolerance
 # model (spec §14) is not tighter than the arithmetic it bounds.  Its outputs
 # must differ from the reference's somewhere, or the check would be vacuous.

@@ -19,3 +19,11 @@ tests_vectors_perturb_LDADD = $(TEST_LDADD)
 TESTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh tests/vectors-numpy.sh
 dist_check_SCRIPTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh \
 	tests/vectors-numpy.sh
+
+# Mutation tests of the vectors (issue 16): every wrong reading of the spec in
+# tests/vectors-mutants.tab must fail validation.  The script compiles its own
+# mutant generators (tests/vectors-mutants-gen.c and the library sources) with
+# $(CC); to add a mutant, add a line to the table.
+TESTS += tests/vectors-mutants.sh
+dist_check_SCRIPTS += tests/vectors-mutants.sh
+EXTRA_DIST += tests/vectors-mutants.tab tests/vectors-mutants-gen.c

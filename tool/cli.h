@@ -2,6 +2,8 @@
 #ifndef KVR_CLI_H
 #define KVR_CLI_H
 
+#include <getopt.h>
+#include <stdio.h>
 #include "common/message.h"   /* msg_error, msg_progress: shared by every room */
 
 /* Exit codes: 0 success, 1 runtime failure (files, library errors),
@@ -18,6 +20,22 @@ int cli_bench(int argc, char **argv);     /* cmd_bench.c */
 /* Parse a non-negative decimal integer that fits in 64 bits (a seed); 1 on
  * success, 0 for anything else (sign, empty, trailing text, overflow). */
 int cli_parse_u64(const char *s, unsigned long long *out);
+
+/* getopt_long over one command's option table (shortopts must start with
+ * ':'), the same conventions in every command: options before or after operands, --name=value or
+ * --name value, unambiguous abbreviations of long names.  Returns what
+ * getopt_long returns, except that an unknown option or a missing value is
+ * reported here ("CMD: unknown option '--x'", "CMD: option '--out' needs a
+ * value"), the command's usage goes to stderr, and CLI_GETOPT_BAD comes
+ * back, for which the caller returns CLI_USAGE.  Call with optind = 0
+ * before the first option of a command (getopt's reset). */
+enum { CLI_GETOPT_BAD = -2 };
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
+               void (*usage)(FILE *));
+
+/* Refuse operands left after the options (argv[optind...]): a message naming
+ * the first, the usage on stderr, 1; 0 when there are none. */
+int cli_no_operands(int argc, char **argv, void (*usage)(FILE *));
 
 /* The `eval --workload model:PATH` command (cmd_model.c). */
 int cli_eval_model(int argc, char **argv);

@@ -21,20 +21,54 @@
 #include "../cuda/kvr_cuda.h"
 #endif
 
+/* The grid: contexts, batch sizes and budgets (defaults: the issue's grid;
+ * the options choose a part of it or other values). */
+enum { MAX_LIST = 16 };
+typedef struct {
+    long n[MAX_LIST];        /* contexts; n_n == 0: the backend's default */
+    int n_n;
+    int batch[MAX_LIST];
+    int n_batch;
+    double budget[MAX_LIST];
+    int n_budget;
+} bench_grid;
+
+/* The options and, beside them, their usage text (the man page is made
+ * from it). */
+static const struct option options[] = {
+    {"backend", required_argument, NULL, 'b'},
+    {"context", required_argument, NULL, 'n'},
+    {"batch", required_argument, NULL, 'B'},
+    {"budget", required_argument, NULL, 'u'},
+    {"repeats", required_argument, NULL, 'r'},
+    {"max-n", required_argument, NULL, 'm'},
+    {"quick", no_argument, NULL, 'q'},
+    {"soak", no_argument, NULL, 'S'},
+    {"appends", required_argument, NULL, 'a'},
+    {"seed", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: kvreviver bench [--backend cuda|ref] [--repeats R] [--max-n N] [--quick]\n"
+        "Usage: kvreviver bench [--backend cuda|ref] [--context N[,N...]] [--batch B[,B...]]\n"
+        "                       [--budget R[,R...]] [--repeats R] [--max-n N] [--quick]\n"
         "       kvreviver bench --soak [--appends N] [--seed S]\n"
         "\n"
         "Time decode attention of KVReviver-compressed caches.\n"
         "\n"
-        "  --backend cuda   (the default when a GPU is usable) decode attention for\n"
-        "                   N in {2k, 8k, 32k, 128k}, batch {1, 8, 32}, head_dim 128,\n"
-        "                   32 query heads on 8 KV heads, budgets {10%%, 25%%}, methods\n"
-        "                   kvreviver (median rows) and kvreviver-mean (mean rows, the\n"
-        "                   sketch-domain route), float16 exact parts, next to a\n"
-        "                   full-cache float16 split-K decode attention (the baseline).\n"
+        "  --backend cuda   (the default when a GPU is usable) decode attention of\n"
+        "                   head_dim 128, 32 query heads on 8 KV heads per sequence,\n"
+        "                   over the grid of --context, --batch and --budget, for the\n"
+        "                   methods kvreviver-paper (the paper-faithful route: median\n"
+        "                   rows, every vague token reconstructed) and kvreviver-mean\n"
+        "                   (mean rows: the sketch-domain route), float16 exact parts,\n"
+        "                   next to a full-cache float16 split-K decode attention (the\n"
+        "                   baseline).  The default kvreviver (the moment route, spec\n"
+        "                   §17) has no CUDA kernel yet and is not timed here.\n"
         "                   Each line: microseconds per step (CUDA events, 3 warm-up\n"
         "                   steps, median of R), megabytes the step must read, achieved\n"
         "                   GB/s, that rate as a share of the device-to-device copy\n"
@@ -43,13 +77,20 @@ static void usage(FILE *f)
         "                   speed-up over the baseline.  Then sketch insertion (append)\n"
         "                   and prefill-score throughput.\n"
         "  --backend ref    the CPU reference: one layer, 8 KV heads, 32 query heads,\n"
-        "                   head_dim 128, kvreviver at 10%%, float32; prefill then\n"
-        "                   decode attention for N = 512, 1k, 2k, ... while the run\n"
-        "                   stays within about a minute.\n"
+        "                   head_dim 128, kvreviver (the default route) at the first\n"
+        "                   --budget (default 10%%), float32; prefill then decode\n"
+        "                   attention for N = 512, 1k, 2k, ... while the run stays\n"
+        "                   within about a minute, or for the --context list.\n"
+        "  --context N,...  contexts (a k suffix multiplies by 1024); default on cuda\n"
+        "                   2k,8k,32k,128k\n"
+        "  --batch B,...    cuda: sequences per launch (default 1,8,32)\n"
+        "  --budget R,...   budgets in (0, 1): bytes held over the bytes of the full\n"
+        "                   cache (default 0.1,0.25 on cuda, 0.1 on ref)\n"
         "  --repeats R      timed repeats per measurement (default 20 on cuda, 3 on\n"
-        "                   ref; cuda uses max(3, R/4) at N = 128k)\n"
-        "  --max-n N        largest context to run (default: all)\n"
-        "  --quick          cuda: batch 1 and 8 only, one budget (a smoke run)\n"
+        "                   ref; cuda uses max(3, R/4) at N >= 128k)\n"
+        "  --max-n N        largest context to run (default: all); a usage error when\n"
+        "                   it leaves no context to run\n"
+        "  --quick          cuda: batch 1 and 8 only, the first budget (a smoke run)\n"
         "  --soak           the load test instead: one head cache (head_dim 16) takes\n"
         "                   N appends (default 1,000,000) at a fixed 10%% budget of a\n"
         "                   32k context; checks that the bytes held stay at the\n"
@@ -59,9 +100,76 @@ static void usage(FILE *f)
         "  --appends N      appends of --soak\n"
         "  --seed S         seed of --soak's data and hash (default 1)\n"
         "  -h, --help       this text\n"
+        "  -V, --version    the version\n"
         "\n"
         "Exit status: 0 success, 1 runtime failure (no GPU for --backend cuda, out of\n"
         "memory), 2 usage error.\n");
+}
+
+/* A positive integer up to 2^30, with an optional k (x 1024) suffix when
+ * k_ok; 1 on success. */
+static int parse_count(const char *s, int k_ok, long *out)
+{
+    char *end;
+    if (!s || *s < '0' || *s > '9')
+        return 0;
+    long x = strtol(s, &end, 10);
+    if (k_ok && (*end == 'k' || *end == 'K') && x <= (1L << 20)) {
+        x *= 1024;
+        end++;
+    }
+    if (*end || x < 1 || x > (1L << 30))
+        return 0;
+    *out = x;
+    return 1;
+}
+
+/* A comma-separated list for --context, --batch or --budget into the grid;
+ * a message naming the option and the bad item, and 0, on failure. */
+static int parse_list(const char *opt, const char *arg, bench_grid *g)
+{
+    int n = 0;
+    const char *p = arg;
+    for (;;) {
+        size_t len = strcspn(p, ",");
+        char item[32];
+        if (len == 0 || len >= sizeof item) {
+            msg_error("bench: --%s '%s': an empty or overlong item", opt, arg);
+            return 0;
+        }
+        if (n == MAX_LIST) {
+            msg_error("bench: --%s '%s': more than %d items", opt, arg, MAX_LIST);
+            return 0;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        long x;
+        if (!strcmp(opt, "budget")) {
+            char *end;
+            double b = strtod(item, &end);
+            if (*end || !(b > 0.0 && b < 1.0)) {
+                msg_error("bench: --budget '%s' is not a number in (0, 1)", item);
+                return 0;
+            }
+            g->budget[n++] = b;
+        } else if (!parse_count(item, !strcmp(opt, "context"), &x)
+                   || (!strcmp(opt, "batch") && x > 1024)) {
+            msg_error("bench: --%s '%s' is not a positive integer%s", opt, item,
+                      !strcmp(opt, "context") ? " (k suffix allowed) up to 2^30" : " up to 1024");
+            return 0;
+        } else if (!strcmp(opt, "context")) {
+            g->n[n++] = x;
+        } else {
+            g->batch[n++] = (int)x;
+        }
+        p += len;
+        if (!*p) break;
+        p++;
+    }
+    if (!strcmp(opt, "budget")) g->n_budget = n;
+    else if (!strcmp(opt, "context")) g->n_n = n;
+    else g->n_batch = n;
+    return 1;
 }
 
 static double now_s(void)
@@ -85,16 +193,25 @@ static float rnd(void)
 }
 
 /* ---- --backend ref ------------------------------------------------------ */
-static int bench_ref(int repeats, long max_n)
+/* With g->n_n == 0, N = 512, 1k, 2k, ... up to max_n while the run stays
+ * within about a minute; otherwise the contexts of g up to max_n. */
+static int bench_ref(int repeats, long max_n, const bench_grid *g)
 {
     const int H = 8, QH = 32, D = 128, n_obs = 32;
-    double start = now_s(), budget_s = 55.0, prev = 0.0;
-    printf("backend ref: 1 layer, %d KV heads, %d query heads, head_dim %d, kvreviver at 10%%, f32\n", H, QH, D);
+    double start = now_s(), budget_s = 55.0, prev = 0.0, ratio = g->budget[0];
+    printf("backend ref: 1 layer, %d KV heads, %d query heads, head_dim %d, kvreviver at %g%%, f32\n",
+           H, QH, D, 100.0 * ratio);
     printf("%8s %12s %12s %10s\n", "N", "prefill_s", "us/step", "x_prev");
-    for (long N = 512; N <= (max_n > 0 ? max_n : 1L << 20); N *= 2) {
+    for (int ni = 0; g->n_n == 0 || ni < g->n_n; ni++) {
+        long N = g->n_n ? g->n[ni] : 512L << ni;
+        if (max_n > 0 && N > max_n) {
+            if (g->n_n) continue;
+            break;
+        }
+        if (!g->n_n && N > (1L << 20)) break;
         kvr_config cfg;
         kvr_cache *c = NULL;
-        if (kvr_method_config("kvreviver", 0.10, N, D, KVR_F32, &cfg) != KVR_OK
+        if (kvr_method_config("kvreviver", ratio, N, D, KVR_F32, &cfg) != KVR_OK
             || kvr_cache_create(&c, 1, H, QH, D, &cfg, KVR_BACKEND_REF) != KVR_OK) {
             msg_error("bench: ref cache at N = %ld: %s", N, kvr_last_error());
             return CLI_FAIL;
@@ -135,7 +252,7 @@ static int bench_ref(int repeats, long max_n)
         fflush(stdout);
         prev = us;
         double spent = now_s() - start;   /* the next N costs about 2-4x this one */
-        if (spent + 3.0 * (t_prefill + repeats * us * 1e-6) > budget_s)
+        if (!g->n_n && spent + 3.0 * (t_prefill + repeats * us * 1e-6) > budget_s)
             break;
     }
     return CLI_OK;
@@ -172,7 +289,7 @@ static int time_attend(const kvr_cuda_params *p, const kvr_cuda_head *heads_dev,
 static void print_row(long N, int batch, const char *what, double us, double bytes, double copy_gbps, double full_us)
 {
     double gbps = bytes / (us * 1e-6) / 1e9;
-    printf("%7ld %5d  %-22s %11.1f %10.1f %8.0f %8.1f%% %8.2fx\n", N, batch, what, us, bytes / 1e6, gbps,
+    printf("%7ld %5d  %-30s %11.1f %10.1f %8.0f %8.1f%% %8.2fx\n", N, batch, what, us, bytes / 1e6, gbps,
            100.0 * gbps / copy_gbps, full_us / us);
     fflush(stdout);
 }
@@ -276,7 +393,7 @@ static int bench_point(long N, int batch, const double *budgets, int n_budgets, 
              * sketch once (sums, counts, loads) and the means */
             double bytes = (double)n_heads * (2.0 * ex + 4.0 * C + dw * (2.0 * BD * 4 + 8) + 2.0 * BD * 4);
             char what[64];
-            snprintf(what, sizeof what, "%s %2.0f%% d%d w%d", mi ? "mean" : "median", 100 * budgets[bi], d, w);
+            snprintf(what, sizeof what, "%s %2.0f%% d%d w%d", method, 100 * budgets[bi], d, w);
             print_row(N, batch, what, us, bytes, copy_gbps, full_us);
             kvr_cuda_attend_ws_free(ws); ws = NULL;
             kvr_cuda_free(extra); extra = NULL;
@@ -367,7 +484,7 @@ fail:
     return status;
 }
 
-static int bench_cuda(int repeats, long max_n, int quick)
+static int bench_cuda(int repeats, long max_n, int quick, const bench_grid *g)
 {
     if (!kvr_backend_available(KVR_BACKEND_CUDA)) {
         msg_error("bench: --backend cuda: no usable GPU here");
@@ -380,16 +497,15 @@ static int bench_cuda(int repeats, long max_n, int quick)
            kvr_cuda_device_name(), copy_gbps);
     printf("decode attention: head_dim %d, %d query heads on %d KV heads per sequence, float16 exact parts\n",
            BD, BQ, BH);
-    printf("%7s %5s  %-22s %11s %10s %8s %9s %9s\n", "N", "batch", "kernel", "us/step", "MB_read", "GB/s",
+    printf("%7s %5s  %-30s %11s %10s %8s %9s %9s\n", "N", "batch", "kernel", "us/step", "MB_read", "GB/s",
            "of_copy", "vs_full");
-    static const long Ns[] = {2048, 8192, 32768, 131072};
-    static const int batches[] = {1, 8, 32};
-    static const double budgets[] = {0.10, 0.25};
-    for (int ni = 0; ni < 4; ni++) {
-        if (max_n > 0 && Ns[ni] > max_n) break;
-        for (int bi = 0; bi < (quick ? 2 : 3); bi++) {
-            int reps = Ns[ni] >= 131072 ? (repeats / 4 > 3 ? repeats / 4 : 3) : repeats;
-            if (bench_point(Ns[ni], batches[bi], budgets, quick ? 1 : 2, reps, copy_gbps) != CLI_OK)
+    int n_batch = quick && g->n_batch > 2 ? 2 : g->n_batch;
+    for (int ni = 0; ni < g->n_n; ni++) {
+        long N = g->n[ni];
+        if (max_n > 0 && N > max_n) continue;
+        for (int bi = 0; bi < n_batch; bi++) {
+            int reps = N >= 131072 ? (repeats / 4 > 3 ? repeats / 4 : 3) : repeats;
+            if (bench_point(N, g->batch[bi], g->budget, quick ? 1 : g->n_budget, reps, copy_gbps) != CLI_OK)
                 return CLI_FAIL;
         }
     }
@@ -400,45 +516,54 @@ static int bench_cuda(int repeats, long max_n, int quick)
 
 int cli_bench(int argc, char **argv)
 {
-    int backend = -1, repeats = 0, quick = 0, soak = 0;
-    long max_n = 0, appends = 1000000;
+    int backend = -1, repeats = 0, quick = 0, soak = 0, c;
+    long max_n = 0, appends = 1000000, x;
     unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return CLI_OK; }
-        if (!strcmp(a, "--quick")) { quick = 1; continue; }
-        if (!strcmp(a, "--soak")) { soak = 1; continue; }
-        if (!strcmp(a, "--seed") && i + 1 < argc) {
-            if (!cli_parse_u64(argv[++i], &seed)) {
-                msg_error("bench: --seed '%s' is not a non-negative integer", argv[i]);
+    bench_grid grid = {{2048, 8192, 32768, 131072}, 0, {1, 8, 32}, 3, {0.10, 0.25}, 2};
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+        const char *name = NULL;
+        for (int j = 0; options[j].name; j++)
+            if (options[j].val == c) name = options[j].name;
+        switch (c) {
+        case 'h': usage(stdout); return CLI_OK;
+        case 'V': printf("kvreviver %s\n", kvr_version()); return CLI_OK;
+        case 'q': quick = 1; break;
+        case 'S': soak = 1; break;
+        case 's':
+            if (!cli_parse_u64(optarg, &seed)) {
+                msg_error("bench: --seed '%s' is not a non-negative integer", optarg);
+                usage(stderr);
                 return CLI_USAGE;
             }
-            continue;
-        }
-        if ((!strcmp(a, "--backend") || !strcmp(a, "--repeats") || !strcmp(a, "--max-n") ||
-             !strcmp(a, "--appends")) && i + 1 < argc) {
-            const char *val = argv[++i];
-            if (!strcmp(a, "--backend")) {
-                if (!strcmp(val, "cuda")) backend = KVR_BACKEND_CUDA;
-                else if (!strcmp(val, "ref")) backend = KVR_BACKEND_REF;
-                else { msg_error("bench: --backend '%s' is not cuda or ref", val); return CLI_USAGE; }
-                continue;
-            }
-            char *end;
-            long x = strtol(val, &end, 10);
-            if (*end || !*val || x < 1 || x > (1L << 30)) {
-                msg_error("bench: %s '%s' is not a positive integer", a, val);
+            break;
+        case 'b':
+            if (!strcmp(optarg, "cuda")) backend = KVR_BACKEND_CUDA;
+            else if (!strcmp(optarg, "ref")) backend = KVR_BACKEND_REF;
+            else {
+                msg_error("bench: --backend '%s' is not cuda or ref", optarg);
+                usage(stderr);
                 return CLI_USAGE;
             }
-            if (!strcmp(a, "--repeats")) repeats = (int)x;
-            else if (!strcmp(a, "--appends")) appends = x;
+            break;
+        case 'n': case 'B': case 'u':
+            if (!parse_list(name, optarg, &grid)) { usage(stderr); return CLI_USAGE; }
+            break;
+        case 'r': case 'm': case 'a':
+            if (!parse_count(optarg, c == 'm', &x)) {
+                msg_error("bench: --%s '%s' is not a positive integer", name, optarg);
+                usage(stderr);
+                return CLI_USAGE;
+            }
+            if (c == 'r') repeats = (int)x;
+            else if (c == 'a') appends = x;
             else max_n = x;
-            continue;
+            break;
+        default: return CLI_USAGE;
         }
-        msg_error("bench: unknown or incomplete argument '%s'", a);
-        usage(stderr);
-        return CLI_USAGE;
     }
+    if (cli_no_operands(argc, argv, usage))
+        return CLI_USAGE;
     if (soak) {
         int status = ev_soak_run(appends, 16, 0.10, 32768, (uint64_t)seed, stdout);
         if (status < 0)
@@ -447,10 +572,24 @@ int cli_bench(int argc, char **argv)
     }
     if (backend < 0)
         backend = kvr_backend_available(KVR_BACKEND_CUDA) ? KVR_BACKEND_CUDA : KVR_BACKEND_REF;
+    /* a grid with nothing left to run is a usage error, not an empty table */
+    long smallest = backend == KVR_BACKEND_REF ? 512 : 2048;
+    if (grid.n_n > 0) {
+        smallest = grid.n[0];
+        for (int i = 1; i < grid.n_n; i++)
+            if (grid.n[i] < smallest) smallest = grid.n[i];
+    } else if (backend != KVR_BACKEND_REF) {
+        grid.n_n = 4;                            /* the default contexts */
+    }
+    if (max_n > 0 && max_n < smallest) {
+        msg_error("bench: --max-n %ld leaves no context to run (the smallest is %ld)", max_n, smallest);
+        usage(stderr);
+        return CLI_USAGE;
+    }
     if (backend == KVR_BACKEND_REF)
-        return bench_ref(repeats > 0 ? repeats : 3, max_n);
+        return bench_ref(repeats > 0 ? repeats : 3, max_n, &grid);
 #ifdef KVR_HAVE_CUDA
-    return bench_cuda(repeats > 0 ? repeats : 20, max_n, quick);
+    return bench_cuda(repeats > 0 ? repeats : 20, max_n, quick, &grid);
 #else
     (void)quick;
     msg_error("bench: --backend cuda: this build has no CUDA backend (configure --with-cuda)");

@@ -6,60 +6,77 @@
 #include <string.h>
 #include "cli.h"
 #include "conformance/vectors.h"
+#include "kvreviver.h"
+
+/* Each command's options and, beside them, its usage text (the man page is
+ * made from it). */
+static const struct option vectors_options[] = {
+    {"out", required_argument, NULL, 'o'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
 
 static void vectors_usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver vectors --out DIR\n"
         "Write the conformance vectors: DIR/MANIFEST, DIR/inputs/, DIR/expected/ and\n"
-        "DIR/tolerance/ (NumPy .npy files).  See doc/porting.md.\n");
+        "DIR/tolerance/ (NumPy .npy files).  See doc/porting.md.\n"
+        "\n"
+        "  --out DIR      the directory to write (made when missing)\n"
+        "  -h, --help     this text\n"
+        "  -V, --version  the version\n");
 }
+
+static const struct option validate_options[] = {
+    {"vectors", required_argument, NULL, 'v'},
+    {"port", required_argument, NULL, 'p'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
 
 static void validate_usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver validate --vectors DIR --port PORTDIR\n"
         "Compare a port's outputs (PORTDIR/X for every DIR/expected/X) with the\n"
-        "conformance vectors; exit 0 only when every array passes.\n");
+        "conformance vectors; exit 0 only when every array passes.\n"
+        "\n"
+        "  --vectors DIR    the conformance vectors (as kvreviver vectors wrote them)\n"
+        "  --port PORTDIR   the port's outputs, under the names of DIR/expected/\n"
+        "  -h, --help       this text\n"
+        "  -V, --version    the version\n");
 }
 
-/* Parse "--name VALUE" pairs into the given slots; CLI_USAGE on anything
- * else, 1 when --help was asked. */
-static int parse_options(int argc, char **argv, const char *const *names, const char **values, int n)
+/* Parse a command's options into values[] (indexed by the position of the
+ * option in its table); CLI_USAGE on anything else, -1 when --help or
+ * --version was answered, CLI_OK otherwise. */
+static int parse_options(int argc, char **argv, const struct option *options, const char **values,
+                         void (*usage)(FILE *))
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-        int known = 0;
-        for (int j = 0; j < n && !known; j++) {
-            size_t len = strlen(names[j]);
-            if (!strcmp(argv[i], names[j])) {
-                if (i + 1 >= argc) {
-                    msg_error("%s: %s needs a value", argv[0], names[j]);
-                    return CLI_USAGE;
-                }
-                values[j] = argv[++i];
-                known = 1;
-            } else if (!strncmp(argv[i], names[j], len) && argv[i][len] == '=') {
-                values[j] = argv[i] + len + 1;
-                known = 1;
-            }
-        }
-        if (!known) {
-            msg_error("%s: unknown argument '%s'", argv[0], argv[i]);
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+        if (c == CLI_GETOPT_BAD)
             return CLI_USAGE;
-        }
+        if (c == 'h') { usage(stdout); return -1; }
+        if (c == 'V') { printf("kvreviver %s\n", kvr_version()); return -1; }
+        for (int j = 0; options[j].name; j++)
+            if (options[j].val == c)
+                values[j] = optarg;
     }
-    return 0;
+    return cli_no_operands(argc, argv, usage) ? CLI_USAGE : CLI_OK;
 }
 
 int cli_vectors(int argc, char **argv)
 {
-    static const char *const names[] = { "--out" };
-    const char *out = NULL;
-    int r = parse_options(argc, argv, names, &out, 1);
-    if (r == 1) { vectors_usage(stdout); return CLI_OK; }
-    if (r) { vectors_usage(stderr); return CLI_USAGE; }
+    const char *values[3] = {NULL, NULL, NULL}, *out;
+    int r = parse_options(argc, argv, vectors_options, values, vectors_usage);
+    if (r != CLI_OK)
+        return r < 0 ? CLI_OK : r;
+    out = values[0];
     if (!out || !*out) {
         msg_error("vectors: --out DIR is required");
         vectors_usage(stderr);
@@ -69,8 +86,9 @@ int cli_vectors(int argc, char **argv)
     if (vw_open(&w, out) != CLI_OK)
         return CLI_FAIL;
     int status = vec_write_hashes(&w);
-    if (status == CLI_OK) status = vec_write_scripts(&w);
+    if (status == CLI_OK) status = vec_write_elem(&w);
     if (status == CLI_OK) status = vec_write_planner(&w);
+    if (status == CLI_OK) status = vec_write_scripts(&w);
     if (vw_close(&w) != CLI_OK)
         status = CLI_FAIL;
     if (status == CLI_OK)
@@ -80,13 +98,12 @@ int cli_vectors(int argc, char **argv)
 
 int cli_validate(int argc, char **argv)
 {
-    static const char *const names[] = { "--vectors", "--port" };
-    const char *values[2] = { NULL, NULL };
-    int r = parse_options(argc, argv, names, values, 2);
-    if (r == 1) { validate_usage(stdout); return CLI_OK; }
-    if (r) { validate_usage(stderr); return CLI_USAGE; }
+    const char *values[4] = {NULL, NULL, NULL, NULL};
+    int r = parse_options(argc, argv, validate_options, values, validate_usage);
+    if (r != CLI_OK)
+        return r < 0 ? CLI_OK : r;
     if (!values[0] || !values[1] || !*values[0] || !*values[1]) {
-        msg_error("validate: --vectors DIR and --port PORTDIR are required");
+        msg_error("validate: %s is required", !values[0] || !*values[0] ? "--vectors DIR" : "--port PORTDIR");
         validate_usage(stderr);
         return CLI_USAGE;
     }

@@ -13,17 +13,30 @@
 #include "cli.h"
 #include "harness/report.h"
 
+/* The options and, beside them, their usage text (the man page is made
+ * from it). */
+static const struct option options[] = {
+    {"seed", required_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
 static void usage(FILE *f)
 {
     fprintf(f,
         "Usage: kvreviver demo [--seed S]\n"
         "Run every method at budgets 10%% and 25%% on the synthetic and needle\n"
         "workloads at 2048 tokens (2 KV heads, 4 query heads, head_dim 64,\n"
-        "16 decode steps, float32; seed S, default 1) and print one table, then\n"
-        "a plain reading of it.  The same numbers as\n"
+        "16 decode steps, float32) and print one table, then a plain reading of\n"
+        "it.  The same numbers as\n"
         "  kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S\n"
         "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
-        "for the metrics.\n");
+        "for the metrics.\n"
+        "\n"
+        "  --seed S       seed of the workloads and of the sketch hash (default 1)\n"
+        "  -h, --help     this text\n"
+        "  -V, --version  the version\n");
 }
 
 enum { N_BUDGETS = 2 };
@@ -31,19 +44,24 @@ enum { N_BUDGETS = 2 };
 int cli_demo(int argc, char **argv)
 {
     unsigned long long seed = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return CLI_OK; }
-        if (!strcmp(argv[i], "--seed") && i + 1 < argc) {
-            if (!cli_parse_u64(argv[++i], &seed)) {
-                msg_error("demo: --seed '%s' is not a non-negative integer", argv[i]);
+    int c;
+    optind = 0;
+    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return CLI_OK;
+        case 'V': printf("kvreviver %s\n", kvr_version()); return CLI_OK;
+        case 's':
+            if (!cli_parse_u64(optarg, &seed)) {
+                msg_error("demo: --seed '%s' is not a non-negative integer", optarg);
+                usage(stderr);
                 return CLI_USAGE;
             }
-            continue;
+            break;
+        default: return CLI_USAGE;
         }
-        msg_error("demo: unknown argument '%s'", argv[i]);
-        usage(stderr);
-        return CLI_USAGE;
     }
+    if (cli_no_operands(argc, argv, usage))
+        return CLI_USAGE;
     const char *workloads[] = {"synthetic", "needle"};
     const double budgets[N_BUDGETS] = {0.10, 0.25};
     ev_workload_shape shape = {2, 4, 64, 16};
@@ -52,6 +70,10 @@ int cli_demo(int argc, char **argv)
     ev_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
     if (!rows) { msg_error("demo: out of memory"); return CLI_FAIL; }
     int n_rows = 0;
+    const char *names[64];
+    for (int mi = 0; mi < n_methods && mi < 64; mi++)
+        names[mi] = kvr_method_name(mi);
+    ev_report_method_width(names, n_methods < 64 ? n_methods : 64);
     ev_report_header(stdout);
     for (int wi = 0; wi < 2; wi++) {
         ev_workload w;
@@ -95,6 +117,7 @@ int cli_demo(int argc, char **argv)
     }
     printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of bytes):\n");
     ev_report_reading(stdout, rows, n_rows);
+    printf("mass_exact: the share of full attention's weight on the positions a method holds exactly.\n");
     printf("Metrics: doc/eval.md.  Methods and their papers: doc/methods.md.  Results: doc/results.md.\n");
     free(rows);
     return CLI_OK;

@@ -6,7 +6,9 @@
  * then either match bit for bit (kind exact) or stay within the tolerance
  * array element by element (kind tol:PATH).  One line per array: PASS or
  * FAIL, the worst deviation, its multi-dimensional index, the two values and
- * the share of the tolerance it used. */
+ * the share of the tolerance it used; then one line per level (the manifest's
+ * level lines name them, each array's description starts with its level), so
+ * that a port sees at once which section of the spec to read. */
 #include <config.h>
 #include <errno.h>
 #include <math.h>
@@ -218,7 +220,22 @@ static int parse_array_line(const char *line, vec_entry *e)
     }
     if (strstr(e->rel, "..") || e->rel[0] == '/')
         return -1;
+    if (sscanf(line + used, "level %d", &e->level) != 1 || e->level < 0 || e->level > VEC_LEVEL_MAX)
+        e->level = 0;
     return 0;
+}
+
+/* One manifest level line "level N NAME SPEC -- WHAT" into names[N]
+ * (NAME and SPEC, as "NAME (SPEC)"); ignored when malformed. */
+static void parse_level_line(const char *line, char names[][96])
+{
+    int n = 0, used = 0;
+    char name[32];
+    if (sscanf(line, "level %d %31s %n", &n, name, &used) < 2 || n < 1 || n > VEC_LEVEL_MAX)
+        return;
+    const char *spec = line + used, *end = strstr(spec, " --");
+    int len = end ? (int)(end - spec) : (int)strcspn(spec, "\n");
+    snprintf(names[n], 96, "%s (%.*s)", name, len > 60 ? 60 : len, spec);
 }
 
 int vec_validate(const char *dir, const char *port)
@@ -236,6 +253,9 @@ int vec_validate(const char *dir, const char *port)
         return 1;
     }
     int format = -1, lineno = 0, passed = 0, failed = 0, status = 0;
+    int lv_pass[VEC_LEVEL_MAX + 1] = { 0 }, lv_fail[VEC_LEVEL_MAX + 1] = { 0 };
+    char lv_name[VEC_LEVEL_MAX + 1][96];
+    memset(lv_name, 0, sizeof lv_name);
     while (fgets(line, sizeof line, f)) {
         lineno++;
         if (line[0] == '#' || line[0] == '\n')
@@ -246,6 +266,10 @@ int vec_validate(const char *dir, const char *port)
                 status = 1;
                 break;
             }
+            continue;
+        }
+        if (strncmp(line, "level ", 6) == 0) {
+            parse_level_line(line, lv_name);
             continue;
         }
         if (strncmp(line, "array ", 6) != 0)
@@ -269,9 +293,16 @@ int vec_validate(const char *dir, const char *port)
             status = 1;
             break;
         }
-        if (r) passed++; else failed++;
+        if (r) { passed++; lv_pass[e.level]++; } else { failed++; lv_fail[e.level]++; }
     }
     fclose(f);
+    int first = 1;                       /* mark the lowest failing level: start there */
+    for (int l = 0; l <= VEC_LEVEL_MAX; l++)
+        if (lv_pass[l] + lv_fail[l] > 0) {
+            printf("level %d %s: %d passed, %d failed%s\n", l, lv_name[l][0] ? lv_name[l] : l ? "?" : "(none)",
+                   lv_pass[l], lv_fail[l], lv_fail[l] && first ? "  <- the first level that fails" : "");
+            if (lv_fail[l]) first = 0;
+        }
     if (status == 0 && format < 0) {
         msg_error("validate: %s has no format line: not a vectors manifest", path);
         status = 1;

@@ -12,6 +12,15 @@
 #define VEC_FORMAT 1
 #define VEC_PATH_MAX 256
 
+/* The levels, numbered in the order doc/porting.md asks a port to implement
+ * them.  vw_open writes one manifest line per level,
+ *   level N NAME SPEC -- WHAT
+ * and every expected array's description starts with "level N": the
+ * validator sums its results per level. */
+#define VEC_LEVELS 7
+#define VEC_LEVEL_MAX 32       /* the largest level a validator accepts in a manifest */
+extern const char *const vec_level_names[VEC_LEVELS + 1];   /* [1..VEC_LEVELS] */
+
 /* ---- writing (vectors_write.c) --------------------------------------- */
 typedef struct {
     char root[VEC_PATH_MAX];   /* DIR */
@@ -44,6 +53,7 @@ int vw_array(vec_writer *w, const char *rel, kvr_npy_type type, int ndim, const 
 
 /* ---- the generators (vectors_gen.c, vectors_scripts.c) ----------------- */
 int vec_write_hashes(vec_writer *w);
+int vec_write_elem(vec_writer *w);
 int vec_write_planner(vec_writer *w);
 int vec_write_scripts(vec_writer *w);
 
@@ -55,10 +65,11 @@ typedef struct {
     size_t shape[KVR_NPY_MAX_DIMS];
     char kind[VEC_PATH_MAX + 8];
     int line;                  /* line number in the manifest */
+    int level;                 /* "level N" at the head of the description; 0 if none */
 } vec_entry;
 
-/* Validate PORTDIR against the vectors in DIR, printing one line per array
- * and the summary.  0 when all pass, 1 otherwise. */
+/* Validate PORTDIR against the vectors in DIR, printing one line per array,
+ * one summary line per level and the total.  0 when all pass, 1 otherwise. */
 int vec_validate(const char *dir, const char *port);
 
 #endif

@@ -1,14 +1,18 @@
-/* vectors_scripts.c: levels 2-5 of the conformance vectors (doc/porting.md):
+/* vectors_scripts.c: levels 4-7 of the conformance vectors (doc/porting.md):
  * scripted sequences of prefill, append and attend on one layer of a model
  * cache, from explicit seeds, with
- *   level 2  the part of every position after every operation (exact),
- *   level 3  the sketch after the sequence: sums, signed counts, loads and
+ *   level 4  the part of every position after every operation (exact),
+ *   level 5  the sketch after the sequence: sums, signed counts, loads and
  *            running sums (tolerance of spec §14 for the float sums),
- *   level 4  the reconstruction of every vague position (every 8th in the
+ *   level 6  the reconstruction of every vague position (every 8th in the
  *            long scenario) after the sequence,
- *   level 5  the output of every attention step.
+ *   level 7  the output of every attention step.
  * The inputs are generated with integer arithmetic only (SplitMix64), so they
- * regenerate bit for bit, and are written out anyway: a port reads them. */
+ * regenerate bit for bit, and are written out anyway: a port reads them.
+ * They do not depend on the library's rounding (spec §4): a scenario's inputs
+ * are either representable in its element type by construction (truncated,
+ * below) or deliberately not (raw scenarios, which the port must round), so
+ * a wrong rounding in the library changes outputs, never inputs. */
 #include <config.h>
 #include <inttypes.h>
 #include <math.h>
@@ -46,67 +50,100 @@ typedef struct {
     int probe_stride;     /* 1: every vague position */
     kvr_vague vague;      /* attention route (spec 11 or 17); 0 = reconstruct */
     double var_cap;       /* moment route: variance cap (spec 17.3) */
-    kvr_store store;      /* exact parts in elem, or quantized (spec 18) */
+    kvr_pool pool;        /* snapkv prefill pooling (spec 6.2); 0 = avg */
+    int pool_kernel;      /* 0 = 5, the default */
+    int raw;              /* 1: inputs not representable in elem, the port rounds
+                             them (spec 4.1), with ties and a wide exponent range */
+    kvr_store store;      /* exact parts in elem (0), or quantized (spec 18) */
 } scenario;
 
 static const scenario scenarios[] = {
     { "one_token", "context of one token: prefill it, attend (snapkv, d=3 median, centring)",
       64, 1, 1, 0, 4, 8, 4, 3, 8, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      101, "P1/1 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "tova_ties", "append-only TOVA with two distinct keys: candidate scores tie exactly, "
       "the oldest of the tied leaves first (spec 3.4); d=1, mean, no centring, GQA 4",
       64, 1, 4, 1, 2, 4, 3, 1, 16, 4, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
-      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      202, "10*A1T A2 T 6*A1T A3 8*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "prefill_ties", "snapkv prefill whose middle holds one repeated low key: pooled scores "
       "tie and the newer are kept (spec 10); then decode with h2o accumulation where tied "
       "candidates leave oldest first and low newcomers go straight to the sketch; f16, d=5 median, "
       "small w, 2 kv heads",
       128, 2, 1, 0, 2, 4, 12, 5, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
-      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      303, "P30/4 T 14*A1T A2 T", KEYS_LOW, 6, 24, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "bf16_gqa4", "bf16 storage, GQA group 4, d=3 mean rows, centring and shrinkage, snapkv prefill "
       "of 200 tokens then decode",
       64, 2, 4, 1, 4, 16, 24, 3, 32, 16, KVR_ROWS_MEAN, 1, 1, KVR_IMP_SNAPKV, KVR_BF16,
-      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      404, "P200/16 12*A1T A5 T 4*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "f32_d5_wide", "f32, d=5 median rows, large w, no centring, h2o prefill of 300 then decode",
       64, 1, 1, 0, 4, 32, 32, 5, 128, 32, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F32,
-      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      505, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "evict_f16", "eviction baseline (no sketch: vague positions are dropped, spec 3.6), "
       "head_dim 128, f16, GQA 4",
       128, 1, 4, 0, 4, 8, 8, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_F16,
-      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      606, "P64/8 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "stream_sketch", "no candidates (importance none): every token leaving the window goes to "
       "a small sketch (w=4, heavy collisions), appended from empty, d=3 median, centring",
       64, 1, 1, 0, 1, 4, 0, 3, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
-      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      707, "4*A1T A3 30*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "long_2k", "a 2048-token snapkv prefill then decode, d=3 median, centring, f32, w=64 "
       "(reconstructions of every 8th vague position)",
       64, 1, 1, 0, 4, 32, 64, 3, 64, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_ELEM },
+      808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0 },
     { "moment_default", "the default configuration's route (spec 17): moment route with the mean-field "
       "bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
       64, 2, 2, 0, 4, 16, 16, 1, 8, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F32,
-      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_STORE_ELEM },
+      909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0 },
     { "moment_gauss_f16", "moment route with the uncapped Gaussian bulk (variance and covariance terms), "
       "d=3 median, f16, GQA 4, snapkv prefill of 200 then decode",
       64, 1, 4, 0, 2, 8, 12, 3, 16, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F16,
-      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY, KVR_STORE_ELEM },
+      1010, "P200/16 6*A1T A4 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, INFINITY },
     { "moment_cap_bf16", "moment route with var_cap 1, bf16, d=2 mean rows, no candidates, appended "
       "from empty (the bulk from its first token on)",
       32, 1, 1, 0, 1, 4, 0, 2, 4, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
-      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0, KVR_STORE_ELEM },
+      1111, "4*A1T A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 1.0 },
+    { "round_f16", "inputs NOT representable in f16 (ties, subnormals, magnitudes up to 2^15): the port "
+      "rounds them (spec 4.1) before anything uses them, prefill scores included (spec 4.3); h2o prefill, "
+      "d=3 median, GQA 2",
+      32, 1, 2, 0, 2, 4, 4, 3, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      1212, "P16/4 T 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1, KVR_STORE_ELEM },
+    { "round_bf16", "inputs NOT representable in bf16 (ties, float32 subnormals, magnitudes to 2^60): the "
+      "port rounds them (spec 4.1); appended from empty, no candidates, d=2 mean rows, 2 kv heads",
+      32, 2, 1, 0, 1, 4, 0, 2, 8, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
+      1313, "12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1, KVR_STORE_ELEM },
+    { "median_even", "the median of an even number of rows (spec 8.2): d=4, the mean of the two middle "
+      "values; small w, appended from empty, no candidates",
+      32, 1, 1, 0, 1, 4, 0, 4, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
+      1414, "A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM },
+    { "pool_max", "snapkv prefill with max pooling over a kernel of 7 (spec 6.2), 12 observed queries of "
+      "which the last obs_window=6 count; one sink and a window of 2, so edge positions are in the middle",
+      32, 1, 2, 0, 1, 2, 6, 2, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      1515, "P40/12 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_MAX, 7, 0, KVR_STORE_ELEM },
+    { "pool_edge", "snapkv prefill with average pooling (kernel 5) where edge positions are in the middle "
+      "(no sinks, a window of 1): the average divides by the kernel size at the edges too (spec 6.2); "
+      "10 observed queries, obs_window=6; 2 kv heads",
+      32, 2, 1, 0, 0, 1, 5, 1, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
+      1616, "P24/10 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM },
+    { "tova_prefill", "tova prefill (spec 6.2): the scores are the last observed query's attention alone; "
+      "8 observed queries, then appends that move window tokens to the candidates by those scores",
+      32, 1, 4, 0, 2, 2, 4, 1, 8, 8, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
+      1717, "P30/8 A2 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM },
     { "store_q4_h2o", "quantized storage (spec 18): every exact key and value as 4-bit codes with a "
       "float16 zero point and scale per token and head; h2o eviction, f16, 2 kv heads, GQA 2, "
       "prefill of 60 then decode (a port quantizes the rounded inputs as it stores them)",
       64, 2, 2, 0, 4, 8, 12, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F16,
-      1212, "P60/8 10*A1T A3 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q4 },
+      1818, "P60/8 10*A1T A3 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q4 },
     { "store_q8_snapkv", "quantized storage (spec 18), 8-bit codes; snapkv eviction, bf16, GQA 4, "
       "prefill of 40 then decode",
       32, 1, 4, 0, 2, 4, 8, 0, 0, 4, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_BF16,
-      1313, "P40/4 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q8 },
+      1919, "P40/4 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q8 },
     { "store_q4_odd", "quantized storage (spec 18), 4-bit codes of an odd head_dim (37: the last "
       "byte of a row holds one code), sinks and window only (streaming), f32, appended from empty",
       37, 1, 1, 0, 1, 5, 0, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_NONE, KVR_F32,
-      1414, "20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_STORE_Q4 },
+      2020, "20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q4 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -157,6 +194,51 @@ static uint64_t next_u64(uint64_t *state)
 static float uniform(uint64_t *state)
 {
     return (float)((double)(next_u64(state) >> 40) / 8388608.0 - 1.0);
+}
+
+/* x truncated (toward zero) to elem's precision: representable in elem by
+ * construction for the values uniform() draws (multiples of 2^-23 below 1
+ * in magnitude: below 2^-14 they are f16 subnormals already).  The kit's
+ * own operation, not the library's rounding: see the head of this file. */
+static float representable(kvr_elem elem, float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (elem == KVR_F16)
+        u &= ~UINT32_C(0x1FFF);
+    else if (elem == KVR_BF16)
+        u &= ~UINT32_C(0xFFFF);
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* A raw input (spec 4.1 exercised): a uniform scaled by 2^e with e cycling
+ * over a range that reaches elem's subnormals (f16) and, for values, large
+ * magnitudes (up to 2^15 for f16); every third element is moved onto an
+ * exact tie between two neighbours of elem, half of them a tie whose even
+ * neighbour is the larger. */
+static float raw_input(kvr_elem elem, float x, size_t i, int is_value)
+{
+    static const int e16k[] = { -26, -22, -18, -15, -12, -6, 0, 1 };
+    static const int e16v[] = { -25, -16, -8, 0, 4, 9, 13, 15 };
+    static const int ebfk[] = { -130, -100, -40, -10, -3, 0, 1, 2 };
+    static const int ebfv[] = { -133, -100, -40, -3, 0, 2, 20, 60 };
+    const int *e = elem == KVR_F16 ? (is_value ? e16v : e16k) : (is_value ? ebfv : ebfk);
+    float y = ldexpf(x, e[i % 8]);
+    if (i % 3 == 0 && y != 0.0f) {
+        uint32_t u, half = elem == KVR_F16 ? 0x1000u : 0x8000u;
+        float t = representable(elem, y);
+        memcpy(&u, &t, sizeof u);
+        if (elem == KVR_F16 && fabsf(t) < 0x1p-14f) {   /* f16 subnormal: ties at odd multiples of 2^-25 */
+            float m = truncf(fabsf(y) * 0x1p24f);
+            t = copysignf((m + 0.5f) * 0x1p-24f, y);
+            return t;
+        }
+        u |= half;                      /* t + half an ulp of elem: an exact tie */
+        memcpy(&t, &u, sizeof t);
+        return t;
+    }
+    return y;
 }
 
 static const char *imp_name(kvr_importance i)
@@ -218,13 +300,14 @@ static int make_inputs(run_state *r)
                                             || (!prefilled && t % 7 == 3));
         for (size_t h = 0; h < H; h++)
             for (size_t i = 0; i < D; i++) {
-                float x = uniform(&st);
+                float x = uniform(&st), y = uniform(&st);
                 if (sc->keys == KEYS_TWO)
                     x = (t % 3 == 0 ? fixed_b : fixed_a)[i];
                 else if (low)
                     x = -0.5f;
-                r->k[(t * H + h) * D + i] = kvr_elem_round(sc->elem, x);
-                r->v[(t * H + h) * D + i] = kvr_elem_round(sc->elem, uniform(&st));
+                size_t at = (t * H + h) * D + i;
+                r->k[at] = sc->raw ? raw_input(sc->elem, x, at, 0) : representable(sc->elem, x);
+                r->v[at] = sc->raw ? raw_input(sc->elem, y, at, 1) : representable(sc->elem, y);
             }
     }
     for (size_t j = 0; j < (size_t)r->n_obs * Hq * D; j++) {
@@ -239,6 +322,11 @@ static int make_inputs(run_state *r)
         for (size_t t = 0; t < N; t++) {
             memcpy(r->hk + (h * N + t) * D, r->k + (t * H + h) * D, D * sizeof(float));
             memcpy(r->hv + (h * N + t) * D, r->v + (t * H + h) * D, D * sizeof(float));
+        }
+    if (sc->raw)                    /* the tolerance model takes the stored values (spec 4.3) */
+        for (size_t j = 0; j < N * H * D; j++) {
+            r->hk[j] = kvr_elem_round(sc->elem, r->hk[j]);
+            r->hv[j] = kvr_elem_round(sc->elem, r->hv[j]);
         }
     int bits = kvr_store_bits(sc->store);
     if (bits) {
@@ -318,13 +406,14 @@ static void describe(vec_writer *w, const run_state *r)
     const scenario *sc = r->sc;
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
-            "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=5 pool=avg elem=%s "
-            "vague=%s var_cap=%g revive=0%s%s tokens=%d -- %s",
+            "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
+            "rounded=%d vague=%s var_cap=%g revive=0%s%s tokens=%d -- %s",
             sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
             sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
             UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
             sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
-            kvr_elem_name(sc->elem), sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
+            sc->pool_kernel ? sc->pool_kernel : 5, sc->pool == KVR_POOL_MAX ? "max" : "avg",
+            kvr_elem_name(sc->elem), !sc->raw, sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
             sc->var_cap, sc->store != KVR_STORE_ELEM ? " store=" : "",
             sc->store != KVR_STORE_ELEM ? kvr_store_name(sc->store) : "", r->n_tokens, sc->about);
     char line[4096];
@@ -398,11 +487,11 @@ static int write_sketch(vec_writer *w, const run_state *r, const kvr_cache *cach
     snprintf(kind, sizeof kind, "tol:%s", tol);
     if (vw_array(w, tol, KVR_NPY_F32, 5, s_sums, tk, "tolerance", "tolerance of %s", rel) != 0
         || vw_array(w, rel, KVR_NPY_F32, 5, s_sums, sk, kind,
-                    "level 3 (spec 7): after the script, [0] key sums and [1] value sums [kv_head][row][bucket][dim]") != 0)
+                    "level 5 (spec 7): after the script, [0] key sums and [1] value sums [kv_head][row][bucket][dim]") != 0)
         goto done;
     snprintf(rel, sizeof rel, "expected/%s/sketch_counts.npy", nm);
     if (vw_array(w, rel, KVR_NPY_I32, 4, s_cnt, cnt, "exact",
-                 "level 3 (spec 7): after the script, [0] signed counts and [1] loads [kv_head][row][bucket]") != 0)
+                 "level 5 (spec 7): after the script, [0] signed counts and [1] loads [kv_head][row][bucket]") != 0)
         goto done;
     if (sc->centre) {
         snprintf(rel, sizeof rel, "expected/%s/running_sums.npy", nm);
@@ -410,7 +499,7 @@ static int write_sketch(vec_writer *w, const run_state *r, const kvr_cache *cach
         snprintf(kind, sizeof kind, "tol:%s", tol);
         if (vw_array(w, tol, KVR_NPY_F64, 3, s_run, trun, "tolerance", "tolerance of %s", rel) != 0
             || vw_array(w, rel, KVR_NPY_F64, 3, s_run, run, kind,
-                        "level 3 (spec 7.4): after the script, float64 running sums of the vague [0] keys and [1] values [kv_head][dim]") != 0)
+                        "level 5 (spec 7.4): after the script, float64 running sums of the vague [0] keys and [1] values [kv_head][dim]") != 0)
             goto done;
     }
     status = 0;
@@ -469,7 +558,7 @@ static int write_reconstructions(vec_writer *w, const run_state *r, const kvr_ca
     size_t s_p[1] = { P }, s_rec[4] = { 2, H, P, D };
     snprintf(rel, sizeof rel, "inputs/%s/probe_pos.npy", sc->name);
     if (vw_array(w, rel, KVR_NPY_I32, 1, s_p, probe, "input",
-                 "level 4: positions to reconstruct after the script (vague in some kv head%s)",
+                 "level 6: positions to reconstruct after the script (vague in some kv head%s)",
                  sc->probe_stride > 1 ? "; every 8th such position" : "") != 0)
         goto done;
     snprintf(rel, sizeof rel, "expected/%s/reconstruct.npy", sc->name);
@@ -477,7 +566,7 @@ static int write_reconstructions(vec_writer *w, const run_state *r, const kvr_ca
     snprintf(kind, sizeof kind, "tol:%s", tol);
     if (vw_array(w, tol, KVR_NPY_F32, 4, s_rec, trec, "tolerance", "tolerance of %s (0: exact part)", rel) != 0
         || vw_array(w, rel, KVR_NPY_F32, 4, s_rec, rec, kind,
-                    "level 4 (spec 8): [0] key and [1] value [kv_head][probe][dim] of each probe position as "
+                    "level 6 (spec 8): [0] key and [1] value [kv_head][probe][dim] of each probe position as "
                     "reconstruct gives it (the stored value where that head keeps it exact)") != 0)
         goto done;
     status = 0;
@@ -507,7 +596,9 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.depth = sc->depth; cfg.width = sc->width; cfg.seed = UINT64_C(0x5EED0000) + sc->data_seed;
     cfg.rows = sc->rows; cfg.centre = sc->centre; cfg.shrink = sc->shrink;
     cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
-    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0; cfg.store = sc->store;
+    cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
+    cfg.pool = sc->pool; cfg.pool_kernel = sc->pool_kernel ? sc->pool_kernel : 5;
+    cfg.store = sc->store;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
@@ -541,13 +632,13 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         goto done;
     PATH(rel, "inputs/%s/k.npy");
     if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.k, "input",
-                 "keys [position][kv_head][dim], already rounded to %s (float32 holding those values)",
-                 kvr_elem_name(sc->elem)) != 0)
+                 "keys [position][kv_head][dim], %s %s (float32)", sc->raw ? "NOT representable in" :
+                 "already representable in", kvr_elem_name(sc->elem)) != 0)
         goto done;
     PATH(rel, "inputs/%s/v.npy");
     if (vw_array(w, rel, KVR_NPY_F32, 3, s_kv, r.v, "input",
-                 "values [position][kv_head][dim], already rounded to %s (float32 holding those values)",
-                 kvr_elem_name(sc->elem)) != 0)
+                 "values [position][kv_head][dim], %s %s (float32)", sc->raw ? "NOT representable in" :
+                 "already representable in", kvr_elem_name(sc->elem)) != 0)
         goto done;
     if (r.n_obs > 0) {
         PATH(rel, "inputs/%s/q_obs.npy");
@@ -563,7 +654,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     }
     PATH(rel, "expected/%s/parts.npy");
     if (vw_array(w, rel, KVR_NPY_I32, 3, s_parts, r.parts, "exact",
-                 "level 2 (spec 3): part of each position after each operation [op][kv_head][position]: "
+                 "level 4 (spec 3, 6, 10): part of each position after each operation [op][kv_head][position]: "
                  "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped, -1 not appended yet") != 0)
         goto done;
     if (r.n_attend > 0) {
@@ -572,7 +663,8 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         snprintf(kind, sizeof kind, "tol:%s", tol);
         if (vw_array(w, tol, KVR_NPY_F32, 3, s_q, r.tol_out, "tolerance", "tolerance of %s", rel) != 0
             || vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.out, kind,
-                        "level 5 (spec 11): attention output [attend step][q_head][dim]") != 0)
+                        "level 7 (spec %s): attention output [attend step][q_head][dim]",
+                        sc->vague == KVR_VAGUE_MOMENT ? "17" : "11") != 0)
             goto done;
     }
     if (sc->store != KVR_STORE_ELEM) {
@@ -591,9 +683,9 @@ static int write_scenario(vec_writer *w, const scenario *sc)
                     memset(st + (h * N + t) * D, 0, D * sizeof(float));
         PATH(rel, "expected/%s/stored.npy");
         int bad = vw_array(w, rel, KVR_NPY_F32, 4, s_st, st, "exact",
-                           "spec 18: [0] key and [1] value [kv_head][position][dim] of every position as "
-                           "stored after the script: fl(z + q s) of its %s codes (bit-exact); 0 where dropped",
-                           kvr_store_name(sc->store));
+                           "level 2 (spec 18.2, 18.3): [0] key and [1] value [kv_head][position][dim] of every "
+                           "position as stored after the script: fl(z + q s) of its %s codes (bit-exact); "
+                           "0 where dropped", kvr_store_name(sc->store));
         free(st);
         if (bad)
             goto done;

@@ -41,6 +41,22 @@ static int make_dirs(const char *path, int file)
     return 0;
 }
 
+const char *const vec_level_names[VEC_LEVELS + 1] = {
+    NULL, "hash", "elem", "planner", "parts", "sketch", "reconstruct", "attend"
+};
+
+/* Spec sections and contents of the levels (doc/porting.md §1). */
+static const char *const level_about[VEC_LEVELS + 1] = {
+    NULL,
+    "spec 5 -- the hash, its sign and buckets (hash/)",
+    "spec 4 -- rounding to the storage types (elem/)",
+    "spec 9 -- bytes counted and the planner (planner/)",
+    "spec 3, 6, 10 -- parts after every operation: append, importance, prefill, tie rules (*/parts.npy)",
+    "spec 7 -- sketch sums, signed counts, loads and running sums (*/sketch_*.npy, */running_sums.npy)",
+    "spec 8 -- reconstruction of the probe positions (*/reconstruct.npy)",
+    "spec 11, 17 -- attention outputs, both routes (*/attend.npy)",
+};
+
 int vw_open(vec_writer *w, const char *root)
 {
     char path[2 * VEC_PATH_MAX];
@@ -66,12 +82,16 @@ int vw_open(vec_writer *w, const char *root)
             "#   version V               the kvreviver version that wrote them\n"
             "#   scenario NAME KEY=VALUE...  a scripted sequence's configuration\n"
             "#   script NAME OP; OP; ...     its operations, in order\n"
+            "#   level N NAME SPEC -- WHAT    a level: the arrays that check one step of doc/porting.md\n"
             "#   array PATH DTYPE SHAPE KIND DESCRIPTION\n"
             "# PATH is relative to this directory; SHAPE is dims joined by 'x' ('scalar' for none);\n"
             "# KIND is input, tolerance, exact (must match bit for bit) or tol:PATH (|port -\n"
             "# expected| <= that tolerance array, element by element).  A port writes every\n"
-            "# expected/X under the same name X in its own directory.\n"
+            "# expected/X under the same name X in its own directory.  The DESCRIPTION of an\n"
+            "# expected array starts with 'level N', the level it belongs to.\n"
             "format %d\nversion %s\n", VEC_FORMAT, kvr_version());
+    for (int l = 1; l <= VEC_LEVELS; l++)
+        fprintf(w->manifest, "level %d %s %s\n", l, vec_level_names[l], level_about[l]);
     return 0;
 }
 

@@ -11,10 +11,23 @@
 #include "common/message.h"
 #include "report.h"
 
+/* The method column's width: the longest name ev_report_method_width was
+ * given, at least 18. */
+static int method_width = 18;
+
+void ev_report_method_width(const char *const *methods, int n)
+{
+    method_width = 18;
+    for (int i = 0; i < n; i++)
+        if (methods[i] && (int)strlen(methods[i]) > method_width)
+            method_width = (int)strlen(methods[i]);
+}
+
 void ev_report_header(FILE *f)
 {
-    fprintf(f, "%-10s %7s %6s %-18s %5s %11s %11s %12s %10s %10s\n", "workload", "context", "budget",
-            "method", "seeds", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact", "needle_acc");
+    fprintf(f, "%-10s %7s %6s %-*s %5s %11s %11s %12s %10s %10s\n", "workload", "context", "budget",
+            method_width, "method", "seeds", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact",
+            "needle_acc");
 }
 
 void ev_report_row(FILE *f, const ev_row *row)
@@ -22,9 +35,18 @@ void ev_report_row(FILE *f, const ev_row *row)
     char needle[16] = "-";
     if (!isnan(row->r.needle_acc))
         snprintf(needle, sizeof needle, "%.3f", row->r.needle_acc);
-    fprintf(f, "%-10s %7d %6.2f %-18s %5d %11.4f %11.4f %12.4g %10.4f %10s\n", row->workload,
-            row->context, row->budget, row->method, row->seeds, row->r.bytes_ratio, row->r.exact_ratio,
-            row->r.attn_rel_err, row->r.mass_exact, needle);
+    const char *method = row->method;
+    if ((int)strlen(method) > method_width) {
+        /* a name wider than its column: on a line of its own, the numbers
+         * below it in their columns */
+        fprintf(f, "%-10s %7d %6.2f %s\n", row->workload, row->context, row->budget, method);
+        fprintf(f, "%-10s %7s %6s ", "", "", "");
+        method = "";
+    } else {
+        fprintf(f, "%-10s %7d %6.2f ", row->workload, row->context, row->budget);
+    }
+    fprintf(f, "%-*s %5d %11.4f %11.4f %12.4g %10.4f %10s\n", method_width, method, row->seeds,
+            row->r.bytes_ratio, row->r.exact_ratio, row->r.attn_rel_err, row->r.mass_exact, needle);
 }
 
 void ev_report_csv_header(FILE *f)
@@ -124,7 +146,7 @@ int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char 
           "set xlabel 'budget: bytes held / bytes of the full cache'\n"
           "set ylabel 'attn\\_rel\\_err  ||o - o_{full}|| / ||o_{full}||'\nset title ", gp);
     gp_string(gp, title);
-    fputc('\n', gp);
+    fputs(" noenhanced\n", gp);                     /* head_dim as written, not a subscript */
     for (int m = 0; m < n_methods; m++) {
         fprintf(gp, "$m%d << EOD\n", m);
         for (int i = 0; i < n_rows; i++)
@@ -132,10 +154,25 @@ int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char 
                 fprintf(gp, "%.9g %.9g\n", rows[i].budget, rows[i].r.attn_rel_err);
         fputs("EOD\n", gp);
     }
+    /* every method its own colour, dash and point type; the default,
+     * kvreviver, in black, boldest and drawn last, on top, so that flat
+     * lines that overlap still show each other */
+    static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                          "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
+    static const int points[] = {4, 6, 8, 10, 12, 14, 1, 2, 3, 5};
+    enum { N_STYLES = sizeof colours / sizeof colours[0] };
     fputs("plot ", gp);
+    int drawn = 0, k = 0, def = -1;
     for (int m = 0; m < n_methods; m++) {
-        fprintf(gp, "%s$m%d with linespoints lw 2 pt %d title ", m ? ", " : "", m, 5 + m);
+        if (!strcmp(methods[m], "kvreviver")) { def = m; continue; }
+        fprintf(gp, "%s$m%d with linespoints lw 2 dt %d lc rgb '%s' pt %d ps 1.3 title ", drawn++ ? ", " : "",
+                m, 1 + k % 5, colours[k % N_STYLES], points[(k + k / N_STYLES) % N_STYLES]);
         gp_string(gp, methods[m]);
+        k++;
+    }
+    if (def >= 0) {
+        fprintf(gp, "%s$m%d with linespoints lw 4 lc rgb '#000000' pt 7 ps 1.6 title ", drawn ? ", " : "", def);
+        gp_string(gp, "kvreviver (default)");
     }
     fputs("\nset output\n", gp);
     int st = pclose(gp);
@@ -195,44 +232,88 @@ static int paper_faithful(const char *m)
     return !strcmp(m, "kvreviver-paper");
 }
 
+static int other_variant(const char *m)
+{
+    return is_reviver(m) && !default_reviver(m) && !paper_faithful(m);
+}
+
+/* "W wins: 26% lower error than L" (or "W wins: L's error is 2.4 times
+ * as high"), or about a tie: the verdict of two errors, lower wins, said
+ * plainly. */
+static void say_errors(FILE *f, const ev_row *a, const ev_row *b)
+{
+    const ev_row *win = a->r.attn_rel_err <= b->r.attn_rel_err ? a : b, *lose = win == a ? b : a;
+    double ratio = lose->r.attn_rel_err / win->r.attn_rel_err;
+    if (!(ratio < 1.005) && isfinite(ratio)) {
+        if (ratio < 2.0)
+            fprintf(f, "%s wins: %.2g%% lower error than %s", win->method, 100.0 * (1.0 - 1.0 / ratio),
+                    lose->method);
+        else
+            fprintf(f, "%s wins: %s's error is %.2g times as high", win->method, lose->method, ratio);
+    } else if (ratio < 1.005) {
+        fprintf(f, "about a tie (within 0.5%%)");
+    } else {
+        fprintf(f, "%s wins", win->method);
+    }
+}
+
+/* Needles found by a against b: who found more, in percentage points. */
+static void say_needles(FILE *f, const ev_row *a, const ev_row *b)
+{
+    double x = 100.0 * a->r.needle_acc, y = 100.0 * b->r.needle_acc;
+    if (fabs(x - y) < 0.5)
+        fprintf(f, "a tie");
+    else
+        fprintf(f, "%s wins by %.0f percentage points", x > y ? a->method : b->method, fabs(x - y));
+}
+
 void ev_report_reading(FILE *f, const ev_row *rows, int n)
 {
     for (int i = 0; i < n; i++) {
         double b = rows[i].budget;
+        const char *wl = rows[i].workload;
         int first = 1;
-        for (int j = 0; j < i; j++) first &= rows[j].budget != b || strcmp(rows[j].workload, rows[i].workload);
+        for (int j = 0; j < i; j++) first &= rows[j].budget != b || strcmp(rows[j].workload, wl);
         if (!first || !strcmp(rows[i].method, "full")) continue;
-        const ev_row *all = best(rows, n, rows[i].workload, b, any_compressed, 0);
-        const ev_row *ev = best(rows, n, rows[i].workload, b, is_eviction, 0);
-        const ev_row *kv = best(rows, n, rows[i].workload, b, default_reviver, 0);
-        const ev_row *kp = best(rows, n, rows[i].workload, b, paper_faithful, 0);
-        const ev_row *kvbest = best(rows, n, rows[i].workload, b, is_reviver, 0);
-        fprintf(f, "- %s at budget %.2f: lowest attn_rel_err %s (%.3g).", rows[i].workload, b,
-                all->method, all->r.attn_rel_err);
-        if (ev && kv)
-            fprintf(f, " kvreviver %.3g against the best eviction baseline %s %.3g: %s (x%.2g).",
-                    kv->r.attn_rel_err, ev->method, ev->r.attn_rel_err,
-                    kv->r.attn_rel_err < ev->r.attn_rel_err ? "KVReviver wins" : "KVReviver loses",
-                    kv->r.attn_rel_err / ev->r.attn_rel_err);
-        if (ev && kp)
-            fprintf(f, " Paper-faithful kvreviver-paper %.3g (x%.2g).", kp->r.attn_rel_err,
-                    kp->r.attn_rel_err / ev->r.attn_rel_err);
-        if (ev && kvbest && kvbest != kv && kvbest != kp)
-            fprintf(f, " Best KVReviver variant %s %.3g: %s.", kvbest->method, kvbest->r.attn_rel_err,
-                    kvbest->r.attn_rel_err < ev->r.attn_rel_err ? "beats it" : "does not beat it");
+        const ev_row *all = best(rows, n, wl, b, any_compressed, 0);
+        const ev_row *ev = best(rows, n, wl, b, is_eviction, 0);
+        const ev_row *kv = best(rows, n, wl, b, default_reviver, 0);
+        const ev_row *kp = best(rows, n, wl, b, paper_faithful, 0);
+        const ev_row *var = best(rows, n, wl, b, other_variant, 0);
+        fprintf(f, "- %s, budget %.2f: lowest attn_rel_err %s %.3g.\n", wl, b, all->method, all->r.attn_rel_err);
+        if (ev && kv) {
+            fprintf(f, "  The default kvreviver %.3g against the best eviction baseline %s %.3g: ",
+                    kv->r.attn_rel_err, ev->method, ev->r.attn_rel_err);
+            say_errors(f, kv, ev);
+            fputs(".\n", f);
+        }
+        if (ev && kp) {
+            fprintf(f, "  Paper-faithful kvreviver-paper %.3g: ", kp->r.attn_rel_err);
+            say_errors(f, kp, ev);
+            fputs(".\n", f);
+        }
+        if (ev && var && (!kv || var->r.attn_rel_err < kv->r.attn_rel_err)) {
+            fprintf(f, "  Best other variant %s %.3g (a variant, not the default): ", var->method,
+                    var->r.attn_rel_err);
+            say_errors(f, var, ev);
+            fputs(".\n", f);
+        }
         if (!isnan(rows[i].r.needle_acc)) {
-            const ev_row *evn = best(rows, n, rows[i].workload, b, is_eviction, 1);
-            const ev_row *kvn = best(rows, n, rows[i].workload, b, is_reviver, 1);
+            const ev_row *evn = best(rows, n, wl, b, is_eviction, 1);
+            const ev_row *kvn = best(rows, n, wl, b, default_reviver, 1);
+            const ev_row *varn = best(rows, n, wl, b, is_reviver, 1);
             if (evn && kvn) {
-                fprintf(f, " Needles found: best eviction baseline %s %.0f%%, ", evn->method, 100.0 * evn->r.needle_acc);
-                if (kvn->r.needle_acc > 0.0)
-                    fprintf(f, "best KVReviver %s %.0f%%", kvn->method, 100.0 * kvn->r.needle_acc);
-                else
-                    fprintf(f, "no KVReviver configuration found any");
-                fprintf(f, "%s.", kvn->r.needle_acc > evn->r.needle_acc ? ": KVReviver wins"
-                                  : kvn->r.needle_acc < evn->r.needle_acc ? ": KVReviver loses" : ": a tie");
+                fprintf(f, "  Needles found: the default kvreviver %.0f%%, the best eviction baseline %s %.0f%%: ",
+                        100.0 * kvn->r.needle_acc, evn->method, 100.0 * evn->r.needle_acc);
+                say_needles(f, kvn, evn);
+                fputs(".\n", f);
+            }
+            if (evn && varn && kvn && varn != kvn && varn->r.needle_acc > kvn->r.needle_acc) {
+                fprintf(f, "  Of the variants, %s found %.0f%% (not the default): ", varn->method,
+                        100.0 * varn->r.needle_acc);
+                say_needles(f, varn, evn);
+                fputs(".\n", f);
             }
         }
-        fputc('\n', f);
     }
 }

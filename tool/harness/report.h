@@ -18,6 +18,10 @@ typedef struct {
     ev_result r;      /* means over the runs; needle_acc NAN when none */
 } ev_row;
 
+/* Widen the table's method column to the longest of the n names (at least
+ * 18); call before the header.  A name wider than the column still keeps
+ * the table aligned: it goes on a line of its own, its numbers below. */
+void ev_report_method_width(const char *const *methods, int n);
 /* The aligned table's header and one row (stdout). */
 void ev_report_header(FILE *f);
 void ev_report_row(FILE *f, const ev_row *row);
