@@ -8,7 +8,13 @@
  *   candidate  up to C older positions judged important, exact;
  *   vague      every other position, added into the sketch (spec §7), or
  *              dropped when the configuration has no sketch (eviction
- *              baselines, spec §3.6).
+ *              baselines, spec §3.6);
+ *   quantized  in a KIVI head cache, every other position, kept as codes
+ *              (spec §18.6, ref/quant.c).
+ *
+ * The exact parts hold each token's key and value in the element type, or
+ * with quantized storage (cfg.store, spec §18) as codes with a float16 zero
+ * point and scale; a token moves between parts as it is stored.
  *
  * Appending a token (spec §3.3): it enters the window; the token the window
  * pushes out becomes a candidate; when that makes more than C candidates the
@@ -68,14 +74,14 @@ void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N
     size_t m = Q / G, Bk = kb ? ref_quant_row_bytes(D, kb) : 0, fill = G < Q ? G : Q;
 #define A(field, kind, size, count) {#field, offsetof(ref_head, field), kind, size, count}
     const ref_array t[REF_HEAD_N_ARRAYS] = {
-        A(sink_k, kv_kind, kv_size, S * kv_row),    /* [S][D] */
+        A(sink_k, kv_kind, kv_size, S * kv_row),    /* [S][D] elem, or [S][B] codes */
         A(sink_v, kv_kind, kv_size, S * kv_row),
-        A(win_k, kv_kind, kv_size, R * kv_row),     /* [R][D] */
+        A(win_k, kv_kind, kv_size, R * kv_row),     /* [R][D] or [R][B] */
         A(win_v, kv_kind, kv_size, R * kv_row),
         A(win_score, REF_SCORE, 4, Rs),             /* [R] when scores are kept */
         A(cand_pos, REF_INDEX, 4, C),               /* [C] */
         A(cand_score, REF_SCORE, 4, C),             /* [C] */
-        A(cand_k, kv_kind, kv_size, C * kv_row),    /* [C][D] */
+        A(cand_k, kv_kind, kv_size, C * kv_row),    /* [C][D] or [C][B] */
         A(cand_v, kv_kind, kv_size, C * kv_row),
         A(sk_k, REF_SKETCH, 4, dw * D),             /* [d][w][D] */
         A(sk_v, REF_SKETCH, 4, dw * D),
