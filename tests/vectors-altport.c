@@ -112,6 +112,8 @@ typedef struct {
     uint64_t seed;
     size_t N;
     const float *k, *v;       /* [N][H][D] */
+    int kivi_bits, kivi_group, sinks;   /* KIVI (spec §18.6); kivi_bits 0: none */
+    long n_body;              /* KIVI: positions in the body after the operation at hand */
 } scen;
 
 /* Bucket (row-major r*w + b) and sign of position t in row r of head h. */
@@ -201,6 +203,25 @@ static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long
         reconstruct(s, h, k, t, kv);
         return 1;
     }
+    if (part[t] == 5) {             /* spec §18.6: KIVI's body */
+        int D = s->D, b = s->kivi_bits, G = s->kivi_group;
+        long j = t - s->sinks, g = j / G;
+        float row[1024], col[1024];
+        for (int i = 0; i < D; i++) row[i] = s->v[((size_t)t * s->H + h) * D + i];
+        store_quantized(row, D, b);                        /* values: per token */
+        for (int i = 0; i < D; i++) {
+            kv[D + i] = row[i];
+            kv[i] = s->k[((size_t)t * s->H + h) * D + i];  /* keys: exact while the group fills */
+        }
+        if ((g + 1) * G <= s->n_body && G <= 1024)         /* keys: per channel over a complete group */
+            for (int i = 0; i < D; i++) {
+                for (int u = 0; u < G; u++)
+                    col[u] = s->k[((size_t)(s->sinks + g * G + u) * s->H + h) * D + i];
+                store_quantized(col, G, b);
+                kv[i] = col[j - g * G];
+            }
+        return 1;
+    }
     for (int i = 0; i < s->D; i++) {
         kv[i] = s->k[((size_t)t * s->H + h) * s->D + i];
         kv[s->D + i] = s->v[((size_t)t * s->H + h) * s->D + i];
@@ -273,6 +294,11 @@ static void run_scenario(const char *name, const char *line)
     s.v = v.data;
     /* spec §18: with quantized storage (these scenarios have no sketch) a
      * token's value is its dequantized code wherever it is held */
+    const char *kb = strstr(line, " kivi_bits="), *kg = strstr(line, " kivi_group=");
+    s.kivi_bits = kb ? atoi(kb + 11) : 0;
+    s.kivi_group = kg ? atoi(kg + 12) : 1;
+    s.sinks = (int)field(line, "sinks");
+    s.n_body = 0;
     const char *st = strstr(line, " store=q");
     int store_bits = st ? atoi(st + 8) : 0;
     if (store_bits) {
@@ -306,6 +332,8 @@ static void run_scenario(const char *name, const char *line)
             if (ops[o * 3] != 2) continue;
             for (int h = 0; h < s.H; h++) {
                 const int32_t *part = pt + ((size_t)o * s.H + h) * N;
+                s.n_body = 0;
+                for (size_t t = 0; t < N; t++) s.n_body += part[t] == 5;
                 if (sk) build(&s, h, part, &kk);
                 for (size_t t = 0; t < N; t++)
                     held[t] = (unsigned char)seen(&s, h, &kk, part, (long)t, kv + t * 2 * D);
@@ -395,17 +423,21 @@ static void run_scenario(const char *name, const char *line)
         free(sums); free(counts); free(running); free(rec);
         kvr_npy_free(&probe);
     }
-    if (store_bits) {               /* spec §18: what every held position stores, bit-exact */
+    if (store_bits || s.kivi_bits) {   /* spec §18: what every held position stores, bit-exact */
         size_t D_ = (size_t)s.D, H_ = (size_t)s.H;
         float *stored = calloc(2 * H_ * N * D_ + 1, sizeof(float));
         if (!stored) die(name, "out of memory");
-        const int32_t *last = pt + (size_t)(n_ops - 1) * H_ * N;
-        for (size_t h = 0; h < H_; h++)
+        for (size_t h = 0; h < H_; h++) {
+            const int32_t *last = pt + ((size_t)(n_ops - 1) * H_ + h) * N;
+            s.n_body = 0;
+            for (size_t t = 0; t < N; t++) s.n_body += last[t] == 5;
             for (size_t t = 0; t < N; t++)
-                if (last[h * N + t] >= 0 && last[h * N + t] != 4) {
-                    memcpy(stored + (h * N + t) * D_, (const float *)k.data + (t * H_ + h) * D_, D_ * sizeof(float));
-                    memcpy(stored + ((H_ + h) * N + t) * D_, (const float *)v.data + (t * H_ + h) * D_, D_ * sizeof(float));
-                }
+                if (last[t] != 3 && seen(&s, (int)h, &kk, last, (long)t, kv)) /* no sketch here */
+                    for (size_t i = 0; i < D_; i++) {
+                        stored[(h * N + t) * D_ + i] = (float)kv[i];
+                        stored[((H_ + h) * N + t) * D_ + i] = (float)kv[D_ + i];
+                    }
+        }
         size_t s_st[4] = { 2, H_, N, D_ };
         save(name, "stored.npy", KVR_NPY_F32, 4, s_st, stored);
         free(stored);
