@@ -19,7 +19,4 @@ int cli_bench(int argc, char **argv);     /* cmd_bench.c */
  * success, 0 for anything else (sign, empty, trailing text, overflow). */
 int cli_parse_u64(const char *s, unsigned long long *out);
 
-/* The `eval --workload model:PATH` command (cmd_model.c). */
-int cli_eval_model(int argc, char **argv);
-
 #endif

@@ -14,7 +14,7 @@ include tool/harness/local.mk
 
 bin_PROGRAMS = tool/kvreviver
 tool_kvreviver_SOURCES = tool/kvreviver.c tool/cli.h tool/demo.c tool/cmd_eval.c \
-	tool/cmd_model.c tool/cmd_vectors.c tool/cmd_bench.c
+	tool/cmd_vectors.c tool/cmd_bench.c
 tool_kvreviver_CPPFLAGS = $(TOOL_CPPFLAGS)
 tool_kvreviver_CFLAGS = $(AM_CFLAGS) $(GSL_CFLAGS)
 tool_kvreviver_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_CONFORMANCE_LIB) \
