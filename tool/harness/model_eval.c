@@ -295,9 +295,16 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     break;
                 }
                 for (int r = 0; r < n_rows; r++) {
+                    if (cst[r] == KVR_EBUDGET) {   /* as on every workload: skipped, with a warning */
+                        msg_progress_done();
+                        if (si == 0 && w == 0)
+                            fprintf(stderr, "kvreviver: eval: warning: %s at budget %g skipped: %s\n", rows[r].method,
+                                    rows[r].budget, lm_model_error());
+                        continue;
+                    }
                     if (cst[r] != KVR_OK) {
                         msg_progress_done();
-                        msg_error("eval: %s at budget %g: %s", rows[r].method, rows[r].budget, lm_model_error());
+                        msg_error("eval: %s", lm_model_error());
                         failed = 1;
                         continue;
                     }
@@ -324,7 +331,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             for (int r = 0; r < n_rows; r++) {
                 cell_row *x = &rows[r];
                 if (!x->runs) {
-                    printf("%-7g %-19s %5d %s\n", x->budget, x->method, 0, "failed");
+                    printf("%-7g %-19s %5d %s\n", x->budget, x->method, 0, "skipped or failed (see above)");
                     continue;
                 }
                 double k = x->runs;
@@ -359,7 +366,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         for (int r = 0; r < n_rows; r++) {
             cell_row *x = &rows[r];
             double k = x->runs;
-            ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs, m->n_kv_heads, m->n_heads,
+            ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs ? x->runs : o->n_seeds, m->n_kv_heads, m->n_heads,
                             m->head_dim, o->forced ? decode : EV_PASSKEY_ANSWER, o->elem, NAN, NAN, NAN, NAN, NAN,
                             NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, x->sum.bytes_held};
             if (x->runs) {
