@@ -513,6 +513,10 @@ int cli_eval(int argc, char **argv)
         }
     ev_workload w0 = {0};
     int dims_known = 0;
+    long cells_done = 0, cells_total = 0;   /* the progress line's count */
+    for (int c = 0; c < n_cells; c++) cells_total += state[c] != 2;
+    cells_total *= n_runs;
+    msg_progress_clock();
     for (int run = 0; run < n_runs && rc == CLI_OK; run++) {
         unsigned long long seed = o.seeds[run / runs_per_seed];
         int layer = run % runs_per_seed;
@@ -527,9 +531,12 @@ int cli_eval(int argc, char **argv)
                 const char *method = o.methods[m];
                 double budget = strcmp(method, "full") ? o.budgets[b] : 1.0;
                 if (o.trace_dir)
-                    msg_progress("eval: seed %llu layer %d  budget %.3g  %s", seed, layer, budget, method);
+                    msg_progress_count(cells_done, cells_total, "eval: seed %llu layer %d  budget %.3g  %s", seed,
+                                       layer, budget, method);
                 else
-                    msg_progress("eval: seed %llu (%d/%d)  budget %.3g  %s", seed, run + 1, n_runs, budget, method);
+                    msg_progress_count(cells_done, cells_total, "eval: seed %llu (%d/%d)  budget %.3g  %s", seed,
+                                       run + 1, n_runs, budget, method);
+                cells_done++;
                 ev_result r;
                 int status = ev_run(&w, method, budget, o.elem, seed, &r);
                 msg_progress_done();
