@@ -204,7 +204,10 @@ static const char *write_ckpt(const char *name, const int32_t *h, size_t n_float
  * attention over <= n_pos positions, output, FFN of length hidden), the
  * classifier one more.  Bound the error of each logit by
  *   (4 L + 1) * max(dim, hidden, n_pos) * u * max_t |logit|
- * and assert it position by position. */
+ * and assert it position by position.  The n*u bound holds for a sum of n
+ * terms in any order (with or without fused multiply-add), so it covers the
+ * BLAS build, whose sgemv/sgemm sum in an order of their own, as well as the
+ * plain loops. */
 static void check_forward(const char *path, int n_pos)
 {
     lm_model m;
