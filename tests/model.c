@@ -596,7 +596,8 @@ START_TEST(gguf_equals_llama2c)
 }
 END_TEST
 
-/* Several caches in lock step on two threads give each cache the logits
+/* Several caches in lock step on two threads, split contiguously or
+ * balanced by their cost, give each cache the logits
  * that lm_model_step gives it alone, bit for bit: a cache's computation does
  * not depend on the others or on the threads (model.h, model_run.c). */
 START_TEST(lock_step_equals_alone)
@@ -609,6 +610,7 @@ START_TEST(lock_step_equals_alone)
     lm_model_state sa[N], sm[N], *sp[N];
     float *la[N], *lm[N];
     int tok[N], st[N];
+    double cost[N] = {0};   /* odd steps balance the threads by it, even steps split contiguously */
     for (int i = 0; i < N; i++) {
         kvr_config cfg;
         ck_assert_int_eq(kvr_method_config(methods[i], i ? 0.5 : 1.0, POS, m.head_dim, KVR_F16, &cfg), KVR_OK);
@@ -626,7 +628,7 @@ START_TEST(lock_step_equals_alone)
             tok[i] = (t * 37 + 11 * i) % m.vocab_size;
             ck_assert_int_eq(lm_model_step(&m, &sa[i], alone[i], tok[i], la[i]), KVR_OK);
         }
-        ck_assert_int_eq(ev_model_step_threads(&m, N, sp, many, tok, lm, st, 2), KVR_OK);
+        ck_assert_int_eq(ev_model_step_threads(&m, N, sp, many, tok, lm, st, 2, t % 2 ? cost : NULL), KVR_OK);
         for (int i = 0; i < N; i++)
             ck_assert_msg(!memcmp(la[i], lm[i], sizeof(float) * m.vocab_size), "%s at %d", methods[i], t);
     }

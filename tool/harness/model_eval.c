@@ -123,10 +123,10 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
     }
     int *ids = malloc(sizeof(int) * (size_t)o->context);
     kvr_config *cfgs = malloc(sizeof *cfgs * (size_t)n_rows);
-    int *plan = malloc(sizeof(int) * (size_t)n_rows), *idx = malloc(sizeof(int) * (size_t)n_rows);
+    int *idx = malloc(sizeof(int) * (size_t)n_rows);
     int *right = malloc(sizeof(int) * (size_t)n_rows), *st = malloc(sizeof(int) * (size_t)n_rows);
     int failed = 0;
-    if (!ids || !cfgs || !plan || !idx || !right || !st) {
+    if (!ids || !cfgs || !idx || !right || !st) {
         msg_error("eval: passkey: out of memory");
         failed = 1;
     }
@@ -185,7 +185,7 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
             }
         }
     msg_progress_done();
-    free(ids); free(cfgs); free(plan); free(idx); free(right); free(st);
+    free(ids); free(cfgs); free(idx); free(right); free(st);
     lm_bpe_free(&b);
     return failed;
 }

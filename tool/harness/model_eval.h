@@ -69,12 +69,15 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
  * the cell's status. */
 int ev_model_eval_method(const ev_model_task *t, const char *method, double budget, kvr_elem elem,
                          uint64_t run_seed, ev_model_result *res, ev_model_progress *progress);
-/* lm_model_step_many over n caches split into `threads` contiguous shares,
- * each on a thread of its own (the caller's thread takes the first).  A
- * cache's results do not depend on the split.  Returns as
- * lm_model_step_many. */
+/* lm_model_step_many over n caches split into `threads` shares, each on a
+ * thread of its own (the caller's thread takes the first).  With cost
+ * ([n], the seconds each cache spent attending in the previous step; all 0
+ * at first) the shares are balanced by it, longest first to the least
+ * loaded thread, and cost gets this step's seconds; without it (NULL) the
+ * shares are contiguous.  A cache's results do not depend on the split.
+ * Returns as lm_model_step_many. */
 int ev_model_step_threads(const lm_model *m, int n, lm_model_state *const *s, kvr_cache *const *c,
-                          const int *token, float *const *logits, int *status, int threads);
+                          const int *token, float *const *logits, int *status, int threads, double *cost);
 
 /* ---- passkey (passkey.c, doc/model.md §4.3) ----------------------------- */
 enum { EV_PASSKEY_ANSWER = 12 };  /* answer tokens decoded (numbers are one token per digit) */

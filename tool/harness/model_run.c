@@ -7,7 +7,8 @@
  * 2. The prompt, tokens[0 .. n_prefill-1], runs once for every method.
  * 3. The reference (`full`, the full cache in the element type) and every
  *    method's cache are prefilled from it, then decode the rest in lock
- *    step (lm_model_step_many), split over threads by cache; at every step
+ *    step (lm_model_step_many), split over threads by cache (balanced by
+ *    the time each spent attending in the previous step); at every step
  *    each method's distribution is compared with the reference's.  A
  *    cache's computation does not depend on which others run beside it or
  *    on the number of threads, so the results are those of running each
@@ -63,48 +64,92 @@ static int argmax(const float *x, int n)
 typedef struct {
     const lm_model *m;
     int n;                      /* caches of this thread */
-    lm_model_state *const *s;
-    kvr_cache *const *c;
-    const int *token;
-    float *const *logits;
+    lm_model_state **s;
+    kvr_cache **c;
+    int *token;
+    float **logits;
     int *status;
+    double *seconds;
     int result;
 } step_job;
 
 static void *step_worker(void *arg)
 {
     step_job *j = arg;
-    j->result = lm_model_step_many(j->m, j->n, j->s, j->c, j->token, j->logits, j->status);
+    j->result = lm_model_step_many(j->m, j->n, j->s, j->c, j->token, j->logits, j->status, j->seconds);
     return NULL;
 }
 
 int ev_model_step_threads(const lm_model *m, int n, lm_model_state *const *s, kvr_cache *const *c,
-                          const int *token, float *const *logits, int *status, int threads)
+                          const int *token, float *const *logits, int *status, int threads, double *cost)
 {
     if (threads > EV_MODEL_MAX_THREADS) threads = EV_MODEL_MAX_THREADS;
     if (threads > n) threads = n;
     if (threads <= 1)
-        return lm_model_step_many(m, n, s, c, token, logits, status);
-    /* contiguous shares of the caches, in order */
+        return lm_model_step_many(m, n, s, c, token, logits, status, cost);
+    /* owner[k]: the thread of cache k */
+    int *owner = malloc(sizeof(int) * (size_t)n), *order = malloc(sizeof(int) * (size_t)n);
+    lm_model_state **gs = malloc(sizeof *gs * (size_t)n);
+    kvr_cache **gc = malloc(sizeof *gc * (size_t)n);
+    int *gt = malloc(sizeof(int) * (size_t)n), *gst = malloc(sizeof(int) * (size_t)n);
+    float **gl = malloc(sizeof *gl * (size_t)n);
+    double *gsec = malloc(sizeof(double) * (size_t)n);
+    if (!owner || !order || !gs || !gc || !gt || !gst || !gl || !gsec) {
+        free(owner); free(order); free(gs); free(gc); free(gt); free(gst); free(gl); free(gsec);
+        return lm_model_step_many(m, n, s, c, token, logits, status, cost);   /* no memory: one thread */
+    }
+    if (cost) {
+        /* longest first, each to the least loaded thread (ties: the lower index) */
+        double load[EV_MODEL_MAX_THREADS] = {0};
+        for (int k = 0; k < n; k++) order[k] = k;
+        for (int a = 1; a < n; a++)          /* insertion sort by cost, descending, stable */
+            for (int b = a; b > 0 && cost[order[b]] > cost[order[b - 1]]; b--) {
+                int x = order[b]; order[b] = order[b - 1]; order[b - 1] = x;
+            }
+        for (int a = 0; a < n; a++) {
+            int best = 0;
+            for (int i = 1; i < threads; i++)
+                if (load[i] < load[best]) best = i;
+            owner[order[a]] = best;
+            load[best] += cost[order[a]] > 0.0 ? cost[order[a]] : 1e-9;   /* unknown costs: spread evenly */
+        }
+    } else {
+        for (int i = 0, k0 = 0; i < threads; i++) {
+            int k1 = (int)((long)n * (i + 1) / threads);
+            for (int k = k0; k < k1; k++) owner[k] = i;
+            k0 = k1;
+        }
+    }
+    /* gather each thread's caches, in order, into one stretch of the arrays */
     step_job job[EV_MODEL_MAX_THREADS];
     pthread_t tid[EV_MODEL_MAX_THREADS];
     int started[EV_MODEL_MAX_THREADS] = {0};
-    for (int i = 0, c0 = 0; i < threads; i++) {
-        int c1 = (int)((long)n * (i + 1) / threads);
-        job[i] = (step_job){m, c1 - c0, s + c0, c + c0, token + c0, logits + c0, status + c0, KVR_OK};
-        c0 = c1;
+    for (int i = 0, at = 0; i < threads; i++) {
+        job[i] = (step_job){m, 0, gs + at, gc + at, gt + at, gl + at, gst + at, cost ? gsec + at : NULL, KVR_OK};
+        for (int k = 0; k < n; k++)
+            if (owner[k] == i) {
+                gs[at] = s[k]; gc[at] = c[k]; gt[at] = token[k]; gl[at] = logits[k]; gst[at] = status[k];
+                order[at] = k;   /* the position of the gathered cache */
+                at++;
+                job[i].n++;
+            }
     }
     for (int i = 1; i < threads; i++)
-        started[i] = pthread_create(&tid[i], NULL, step_worker, &job[i]) == 0;
+        if (job[i].n) started[i] = pthread_create(&tid[i], NULL, step_worker, &job[i]) == 0;
     step_worker(&job[0]);
     for (int i = 1; i < threads; i++) {
         if (started[i]) pthread_join(tid[i], NULL);
-        else step_worker(&job[i]);   /* no thread: run it here */
+        else if (job[i].n) step_worker(&job[i]);   /* no thread: run it here */
     }
-    for (int i = 0; i < threads; i++)
-        if (job[i].result != KVR_OK)
-            return job[i].result;
-    return KVR_OK;
+    for (int a = 0; a < n; a++) {
+        status[order[a]] = gst[a];
+        if (cost) cost[order[a]] = gsec[a];
+    }
+    int result = KVR_OK;
+    for (int i = 0; i < threads && result == KVR_OK; i++)
+        result = job[i].result;
+    free(owner); free(order); free(gs); free(gc); free(gt); free(gst); free(gl); free(gsec);
+    return result;
 }
 
 /* ---- tasks --------------------------------------------------------------- */
@@ -218,8 +263,9 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
     int *st = malloc(sizeof(int) * (size_t)(n_cells + 1));
     double *ref = malloc(sizeof(double) * (size_t)V), *pref = malloc(sizeof(double) * (size_t)V);
     double *lp = malloc(sizeof(double) * (size_t)V);
+    double *cost = calloc((size_t)n_cells + 1, sizeof(double));   /* [columns]: seconds attending, last step */
     int status = KVR_OK;
-    if (!col_of || !col || !sp || !cp || !lg || !tok || !st || !ref || !pref || !lp) {
+    if (!col_of || !col || !sp || !cp || !lg || !tok || !st || !ref || !pref || !lp || !cost) {
         status = lm_model_fail(KVR_ENOMEM, "out of memory");
         goto done;
     }
@@ -280,7 +326,7 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
     for (int pos = t->n_prefill; pos < t->n; pos++) {
         for (int k = 0; k < n_col; k++)
             tok[k] = t->tokens[pos];
-        ev_model_step_threads(m, n_col, sp, cp, tok, lg, st, threads);
+        ev_model_step_threads(m, n_col, sp, cp, tok, lg, st, threads, cost);
         if (st[0] != KVR_OK) {
             status = st[0];
             goto done;
@@ -340,7 +386,7 @@ done:
         free(col[k].logits);
     }
     free(col_of); free(col); free(sp); free(cp); free(lg); free(tok); free(st);
-    free(ref); free(pref); free(lp);
+    free(ref); free(pref); free(lp); free(cost);
     return status;
 }
 

@@ -130,7 +130,7 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
         int *st = malloc(sizeof(int) * (size_t)k);
         if (!st) { fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory"); goto done; }
         for (int j = 0; j < k; j++) st[j] = KVR_OK;
-        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads);
+        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
         for (int j = 0; j < k; j++)
             if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
         free(st);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "model.h"
 #ifdef KVR_HAVE_BLAS
 #include <gsl/gsl_cblas.h>
@@ -262,8 +263,15 @@ int lm_model_step(const lm_model *m, lm_model_state *s, kvr_cache *cache,
     return KVR_OK;
 }
 
+static double wall_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_cache *const *cache,
-                       const int *token, float *const *logits, int *status)
+                       const int *token, float *const *logits, int *status, double *attend_seconds)
 {
     int D = m->dim, H = m->hidden_dim, qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
     int first = KVR_OK;
@@ -275,6 +283,7 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
         status[c] = check_token(m, token[c]);
         if (status[c] != KVR_OK) { if (first == KVR_OK) first = status[c]; continue; }
         pos[c] = kvr_length(cache[c], 0);
+        if (attend_seconds) attend_seconds[c] = 0.0;
         memcpy(s[c]->x, m->token_embedding + (size_t)token[c] * D, sizeof(float) * D);
     }
 /* every cache still running, in order */
@@ -290,9 +299,11 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
             rope(s[c]->k, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, pos[c]);
         }
         EACH {
+            double t0 = attend_seconds ? wall_seconds() : 0.0;
             int st = kvr_append(cache[c], l, 1, s[c]->k, s[c]->v);
             if (st == KVR_OK)
                 st = kvr_attend(cache[c], l, s[c]->q, s[c]->att, 0);
+            if (attend_seconds) attend_seconds[c] += wall_seconds() - t0;
             if (st != KVR_OK) {
                 status[c] = st;
                 if (first == KVR_OK)

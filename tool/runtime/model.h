@@ -54,11 +54,14 @@ int lm_model_step(const lm_model *m, lm_model_state *s, kvr_cache *cache,
  * them.  status[c] must be KVR_OK for a cache to run; a cache that fails
  * gets its status there and is skipped from then on (its cache should be
  * discarded).  Returns KVR_OK, or the first failure (the message names the
- * cache, layer and position).  logits[c] may be NULL.
- *   token: [n], logits: [n] pointers to [vocab_size], status: [n] */
+ * cache, layer and position).  logits[c] may be NULL.  attend_seconds, when
+ * not NULL, gets the wall time each cache spent in kvr_append and
+ * kvr_attend (what differs between methods), for balancing threads.
+ *   token: [n], logits: [n] pointers to [vocab_size], status: [n],
+ *   attend_seconds: [n] */
 enum { LM_STEP_MANY_MAX = 256 };
 int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_cache *const *cache,
-                       const int *token, float *const *logits, int *status);
+                       const int *token, float *const *logits, int *status, double *attend_seconds);
 
 /* 1 when the matrix products use an optimized BLAS (configure found
  * OpenBLAS), 0 for the plain loops. */
