@@ -142,5 +142,69 @@ else
   echo "# SKIP trace:DIR: no python3 to write the trace"
 fi
 
+# ---- one eval: the same options on every workload --------------------------------
+# --csv - is standard output on every workload, never a file named '-'
+cd "$tmp" || exit 99
+expect 0 "needle --csv -" -- eval --workload needle --context 256 --decode 4 --head-dim 16 --method full,h2o --csv -
+head -n 1 "$tmp/out" | grep -q '^workload,context,budget,method,' && ok "needle: CSV on stdout" || fail "needle: no CSV on stdout"
+for c in needle_lo needle_hi top1_agree kl ppl passkey_acc passkey_lo passkey_hi trials; do
+  head -n 1 "$tmp/out" | tr ',' '\n' | grep -qx "$c" && ok "one CSV header: $c" || fail "CSV header lacks $c"
+done
+lo=$(col needle_lo "$tmp/out" | sed -n 2p); hi=$(col needle_hi "$tmp/out" | sed -n 2p); acc=$(col needle_acc "$tmp/out" | sed -n 2p)
+awk -v lo="$lo" -v hi="$hi" -v a="$acc" 'BEGIN { exit !(lo != "" && lo <= a && a <= hi && hi <= 1) }' \
+  && ok "needle row: Wilson interval around needle_acc ($lo <= $acc <= $hi)" || fail "needle interval: $lo $acc $hi"
+grep -q '\[' "$tmp/out" && fail "no table beside --csv -" || ok "no table beside --csv -"
+expect 0 "needle table shows the interval" -- eval --workload needle --context 256 --decode 4 --head-dim 16 --method full
+grep -q 'needle_acc' "$tmp/out" && grep -q '^needle .*[0-9] \[[0-9.]*,[0-9.]*\]$' "$tmp/out" && ok "table: needle_acc [lo,hi]" || fail "table interval: $(cat "$tmp/out")"
+[ -e "$tmp/-" ] && fail "a file named '-' was written" || ok "no file named '-'"
+expect 0 "--steps is --decode" -- eval $small --method full --decode 4 --csv -
+[ "$(col steps "$tmp/out" | sed -n 1p)" = 4 ] && ok "--decode sets steps" || fail "--decode: $(col steps "$tmp/out")"
+# options that cannot apply to a workload: usage errors that say why
+expect 2 "--text on synthetic" -- eval $small --text /dev/null
+grep -q "applies only to --workload model" "$tmp/err" && ok "says --text is for models" || fail "--text message"
+expect 2 "--passkey on needle" -- eval --workload needle --passkey 3
+grep -q -- "--passkey applies only" "$tmp/err" && ok "says --passkey is for models" || fail "--passkey message"
+expect 2 "--windows on synthetic" -- eval $small --windows 2
+expect 2 "--threads on synthetic" -- eval $small --threads 2
+grep -q "one thread" "$tmp/err" && ok "says why --threads does not apply" || fail "--threads message"
+expect 2 "--kv-heads on a trace" -- eval --workload "trace:$tmp" --kv-heads 2
+grep -q "files set the heads" "$tmp/err" && ok "says the trace sets its heads" || fail "trace heads message"
+expect 2 "unknown option on needle" -- eval --workload needle --frobnicate
+grep -q "unknown option '--frobnicate'" "$tmp/err" && ok "names the unknown option" || fail "unknown option message"
+expect 2 "unknown option on a model" -- eval --workload "model:$tmp/none" --frobnicate
+expect 2 "--plot on a model" -- eval --workload "model:$tmp/none" --plot "$tmp/x.svg"
+grep -q "does not measure" "$tmp/err" && ok "says why --plot does not apply to a model" || fail "--plot message"
+expect 2 "--head-dim on a model" -- eval --workload "model:$tmp/none" --head-dim 8
+grep -q "model file sets its heads" "$tmp/err" && ok "says the model sets its heads" || fail "model heads message"
+expect 2 "--windows without --text" -- eval --workload "model:$tmp/none" --windows 2
+expect 1 "model:DIR" -- eval --workload "model:$tmp"
+grep -q "is a directory" "$tmp/err" && ok "model:DIR says it is a directory" || fail "model:DIR: $(cat "$tmp/err")"
+grep -q "9223372036854775807" "$tmp/err" && fail "model:DIR: a size" || ok "model:DIR: no bogus size"
+model=${KVR_TEST_MODEL:-$top_srcdir/../shared/models/stories260K.bin}
+if [ -r "$model" ]; then
+  expect 0 "model --csv -" -- eval --workload "model:$model" --context 64 --decode 4 --method full,h2o --budget 0.5 --seeds 2 --csv -
+  head -n 1 "$tmp/out" | grep -q '^workload,context,budget,method,seeds,' && ok "model: CSV on stdout" || fail "model: no CSV on stdout"
+  [ "$(grep -c . "$tmp/out")" -eq 3 ] && ok "model: full once and h2o" || fail "model rows: $(cat "$tmp/out")"
+  [ "$(col seeds "$tmp/out" | sort -u)" = 2 ] && ok "model: --seeds 2 averaged" || fail "model seeds: $(col seeds "$tmp/out")"
+  [ -n "$(col top1_agree "$tmp/out" | sed -n 2p)" ] && [ -z "$(col attn_rel_err "$tmp/out" | sed -n 2p)" ] \
+    && ok "model rows: top1_agree filled, attn_rel_err empty" || fail "model row cells"
+  [ -e "$tmp/-" ] && fail "model: a file named '-' was written" || ok "model: no file named '-'"
+  expect 0 "model --elem f16" -- eval --workload "model:$model" --context 64 --decode 4 --method h2o --budget 0.5 --elem f16 --csv -
+  [ "$(col elem "$tmp/out" | sed -n 1p)" = f16 ] && ok "model: elem f16 in the CSV" || fail "model elem"
+  expect 2 "model context above trained" -- eval --workload "model:$model" --context 100000
+  grep -q "trained context of 512" "$tmp/err" && ok "names the trained context" || fail "trained context: $(cat "$tmp/err")"
+  expect 2 "model without tokenizer and --text" -- eval --workload "model:$model" --context 64 --text "$top_srcdir/NEWS"
+  grep -q "no tokenizer" "$tmp/err" && ok "says the model has no tokenizer" || fail "tokenizer: $(cat "$tmp/err")"
+  expect 2 "model --passkey without tokenizer" -- eval --workload "model:$model" --context 64 --passkey 2
+  # the same numbers on one thread and on two
+  "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 1 --csv "$tmp/t1.csv" >/dev/null 2>&1
+  "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 2 --csv "$tmp/t2.csv" >/dev/null 2>&1
+  cmp -s "$tmp/t1.csv" "$tmp/t2.csv" && [ -s "$tmp/t1.csv" ] && ok "model: one thread and two give the same CSV" \
+    || fail "threads change the results"
+else
+  echo "# SKIP model workload: $model is absent (set KVR_TEST_MODEL)"
+fi
+cd - >/dev/null || exit 99
+
 echo "1..$n"
 [ $fails -eq 0 ]

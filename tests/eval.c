@@ -10,6 +10,7 @@
 #include <string.h>
 #include "kvreviver.h"
 #include "harness/eval.h"
+#include "harness/interval.h"
 #include "harness/workload.h"
 
 /* ---- a workload written by hand ---------------------------------------- */
@@ -340,6 +341,42 @@ START_TEST(test_bad_shapes)
 }
 END_TEST
 
+/* The Wilson 95% interval against values worked by hand from its formula
+ * with z = 1.959963984540054: k = 0 gives [0, z^2 / (n + z^2)], k = n gives
+ * [n / (n + z^2), 1], k = n/2 is symmetric about 1/2; 7 of 10 is the
+ * textbook [0.3968, 0.8922].  n = 0 gives NAN. */
+START_TEST(test_wilson_by_hand)
+{
+    const double z = 1.959963984540054, z2 = z * z;
+    const struct { long k, n; double lo, hi; } cases[] = {
+        {0, 30, 0.0, 0.113513393173969},          /* z2 / (30 + z2) */
+        {30, 30, 0.886486606826031, 1.0},         /* 30 / (30 + z2) */
+        {15, 30, 0.331541256405338, 0.668458743594662},
+        {7, 10, 0.396778147461145, 0.892208732593699},
+        {1, 1, 0.206549314377237, 1.0},
+    };
+    ck_assert(fabs(z2 / (30 + z2) - cases[0].hi) < 1e-12);   /* the hand values agree with the closed forms */
+    ck_assert(fabs(30 / (30 + z2) - cases[1].lo) < 1e-12);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double lo, hi;
+        ev_wilson(cases[i].k, cases[i].n, &lo, &hi);
+        ck_assert_msg(fabs(lo - cases[i].lo) < 1e-12 && fabs(hi - cases[i].hi) < 1e-12,
+                      "%ld/%ld: [%.15g, %.15g]", cases[i].k, cases[i].n, lo, hi);
+        ck_assert(lo <= (double)cases[i].k / cases[i].n && (double)cases[i].k / cases[i].n <= hi);
+    }
+    double lo, hi;
+    ev_wilson(0, 0, &lo, &hi);
+    ck_assert(isnan(lo) && isnan(hi));
+    ev_wilson(3, 2, &lo, &hi);
+    ck_assert(isnan(lo) && isnan(hi));
+    /* more trials, a narrower interval around the same rate */
+    double lo2, hi2;
+    ev_wilson(21, 30, &lo, &hi);
+    ev_wilson(210, 300, &lo2, &hi2);
+    ck_assert(hi2 - lo2 < hi - lo && lo2 > lo && hi2 < hi);
+}
+END_TEST
+
 static Suite *eval_suite(void)
 {
     Suite *s = suite_create("eval");
@@ -349,6 +386,7 @@ static Suite *eval_suite(void)
     tcase_add_test(tc, test_hand_candidate);
     tcase_add_test(tc, test_retrieves_ties_miss);
     tcase_add_test(tc, test_full_attention_by_hand);
+    tcase_add_test(tc, test_wilson_by_hand);
     suite_add_tcase(s, tc);
     tc = tcase_create("done-when properties");
     tcase_set_timeout(tc, 60);

@@ -205,7 +205,10 @@ static const char *write_ckpt(const char *name, const int32_t *h, size_t n_float
  * attention over <= n_pos positions, output, FFN of length hidden), the
  * classifier one more.  Bound the error of each logit by
  *   (4 L + 1) * max(dim, hidden, n_pos) * u * max_t |logit|
- * and assert it for every logit of every position. */
+ * and assert it for every logit of every position.  The n*u bound holds for
+ * a sum of n terms in any order (with or without fused multiply-add), so it
+ * covers the BLAS build, whose sgemv/sgemm sum in an order of their own, as
+ * well as the plain loops. */
 static void check_forward(const char *path, int n_pos)
 {
     lm_model m;
@@ -299,10 +302,10 @@ START_TEST(eval_full_and_budget_one)
     lm_model m;
     ck_assert_int_eq(lm_model_load(&m, model_path), KVR_OK);
     ev_model_task t;
-    ck_assert_int_eq(ev_model_task_init(&t, &m, 96, 0, 3, NULL), KVR_OK);
+    ck_assert_int_eq(ev_model_task_init(&t, &m, 96, 0, 3, KVR_F32, NULL), KVR_OK);
     ck_assert_int_eq(t.tokens[0], 1);
     ev_model_result r;
-    ck_assert_int_eq(ev_model_eval_method(&t, "full", 0.1, &r, NULL), KVR_OK);
+    ck_assert_int_eq(ev_model_eval_method(&t, "full", 0.1, KVR_F32, 1, &r, NULL), KVR_OK);
     ck_assert(r.top1_agree == 1.0);
     ck_assert(r.kl == 0.0);
     ck_assert(r.bytes_ratio == 1.0 && r.exact_ratio == 1.0);
@@ -310,14 +313,14 @@ START_TEST(eval_full_and_budget_one)
     ck_assert(full_ppl > 1.0 && full_ppl < m.vocab_size);
     /* budget 1.0 keeps every position exact: the same float32 values reach
      * the same attention code; allow only rounding: KL below 1e-9 nats. */
-    ck_assert_int_eq(ev_model_eval_method(&t, "kvreviver", 1.0, &r, NULL), KVR_OK);
+    ck_assert_int_eq(ev_model_eval_method(&t, "kvreviver", 1.0, KVR_F32, 1, &r, NULL), KVR_OK);
     ck_assert(r.top1_agree == 1.0);
     ck_assert_msg(fabs(r.kl) < 1e-9, "kl %g", r.kl);
     ck_assert_msg(fabs(r.ppl - full_ppl) < 1e-9 * full_ppl, "ppl %g vs %g", r.ppl, full_ppl);
     ck_assert(r.exact_ratio == 1.0);
     /* compressing methods hold at most their budget and lose something */
     for (int i = 1; kvr_method_name(i); i++) {
-        ck_assert_int_eq(ev_model_eval_method(&t, kvr_method_name(i), 0.25, &r, NULL), KVR_OK);
+        ck_assert_int_eq(ev_model_eval_method(&t, kvr_method_name(i), 0.25, KVR_F32, 1, &r, NULL), KVR_OK);
         ck_assert_msg(r.bytes_ratio <= 0.25, "%s holds %g", kvr_method_name(i), r.bytes_ratio);
         ck_assert_msg(r.kl > 0.0 && r.top1_agree <= 1.0 && r.exact_ratio < 1.0, "%s", kvr_method_name(i));
     }
@@ -600,6 +603,144 @@ START_TEST(gguf_equals_llama2c)
 }
 END_TEST
 
+/* Several caches in lock step on two threads, split contiguously or
+ * balanced by their cost, give each cache the logits
+ * that lm_model_step gives it alone, bit for bit: a cache's computation does
+ * not depend on the others or on the threads (model.h, model_run.c). */
+START_TEST(lock_step_equals_alone)
+{
+    lm_model m;
+    ck_assert_int_eq(lm_model_load(&m, model_path), KVR_OK);
+    enum { N = 3, POS = 48 };
+    const char *methods[N] = {"full", "h2o", "kvreviver"};
+    kvr_cache *alone[N], *many[N];
+    lm_model_state sa[N], sm[N], *sp[N];
+    float *la[N], *lm[N];
+    int tok[N], st[N];
+    double cost[N] = {0};   /* odd steps balance the threads by it, even steps split contiguously */
+    for (int i = 0; i < N; i++) {
+        kvr_config cfg;
+        ck_assert_int_eq(kvr_method_config(methods[i], i ? 0.5 : 1.0, POS, m.head_dim, KVR_F16, &cfg), KVR_OK);
+        ck_assert_int_eq(lm_model_cache(&m, &cfg, &alone[i]), KVR_OK);
+        ck_assert_int_eq(lm_model_cache(&m, &cfg, &many[i]), KVR_OK);
+        ck_assert_int_eq(lm_model_state_init(&sa[i], &m), KVR_OK);
+        ck_assert_int_eq(lm_model_state_init(&sm[i], &m), KVR_OK);
+        sp[i] = &sm[i];
+        la[i] = malloc(sizeof(float) * m.vocab_size);
+        lm[i] = malloc(sizeof(float) * m.vocab_size);
+        st[i] = KVR_OK;
+    }
+    for (int t = 0; t < POS; t++) {
+        for (int i = 0; i < N; i++) {
+            tok[i] = (t * 37 + 11 * i) % m.vocab_size;
+            ck_assert_int_eq(lm_model_step(&m, &sa[i], alone[i], tok[i], la[i]), KVR_OK);
+        }
+        ck_assert_int_eq(ev_model_step_threads(&m, N, sp, many, tok, lm, st, 2, t % 2 ? cost : NULL), KVR_OK);
+        for (int i = 0; i < N; i++)
+            ck_assert_msg(!memcmp(la[i], lm[i], sizeof(float) * m.vocab_size), "%s at %d", methods[i], t);
+    }
+    for (int i = 0; i < N; i++) {
+        kvr_cache_free(alone[i]); kvr_cache_free(many[i]);
+        lm_model_state_free(&sa[i]); lm_model_state_free(&sm[i]);
+        free(la[i]); free(lm[i]);
+    }
+    lm_model_free(&m);
+}
+END_TEST
+
+/* --text on a model without a tokenizer is a clear error; the context may
+ * not exceed the trained one. */
+START_TEST(text_needs_tokenizer)
+{
+    lm_model m;
+    const char *path = write_ckpt("tok.bin", small_hdr, small_floats(small_hdr));
+    ck_assert_int_eq(lm_model_load(&m, path), KVR_OK);
+    char text[4200];
+    snprintf(text, sizeof text, "%s/doc.txt", tmp_dir);
+    FILE *f = fopen(text, "w");
+    ck_assert(f && fputs("abc", f) >= 0 && fclose(f) == 0);
+    int *ids, n;
+    ck_assert_int_eq(ev_model_text_tokens(&m, text, &ids, &n), KVR_EINVAL);
+    ck_assert_msg(strstr(lm_model_error(), "no tokenizer") != NULL, "%s", lm_model_error());
+    const double budgets[] = {0.5};
+    const char *methods[] = {"full"};
+    const unsigned long long seeds[] = {1};
+    ev_model_opts o = {path, text, 8, 4, 1, KVR_F32, budgets, 1, methods, 1, seeds, 1, 0, 1, 1, NULL};
+    ck_assert_int_eq(ev_model_run(&m, &o), 2);
+    o.text = NULL;
+    o.context = small_hdr[6] + 1;   /* above the trained context */
+    ck_assert_int_eq(ev_model_run(&m, &o), 2);
+    lm_model_free(&m);
+}
+END_TEST
+
+/* The windows of a document: the toy GGUF's tokenizer makes "abc" one token,
+ * so a text of 40 "abc" has 40 tokens: 4 windows of 8 (+1) fit, 5 do not;
+ * the CSV then has one row per method with seeds = windows, the unified
+ * header, and not-UTF-8 text is refused with its byte offset. */
+START_TEST(text_windows)
+{
+    size_t n = small_floats(gg_hdr);
+    char ck[4200], text[4200], bad_text[4200], csv[4200];
+    snprintf(ck, sizeof ck, "%s", write_ckpt("tw.bin", gg_hdr, n));
+    float *w = ckpt_floats(ck, n);
+    buf o = {0};
+    size_t info_at;
+    gguf_build(&o, w, 0, NULL, 0, &info_at);
+    const char *gp = write_bytes("tw.gguf", &o, o.n);
+    lm_model m;
+    ck_assert_msg(lm_model_load(&m, gp) == KVR_OK, "%s", lm_model_error());
+    snprintf(text, sizeof text, "%s/abc.txt", tmp_dir);
+    FILE *f = fopen(text, "w");
+    for (int i = 0; i < 40; i++) fputs("abc", f);
+    fclose(f);
+    snprintf(bad_text, sizeof bad_text, "%s/bad.txt", tmp_dir);
+    f = fopen(bad_text, "w");
+    fputs("abc\xff", f);
+    fclose(f);
+    int *ids, nid;
+    ck_assert_int_eq(ev_model_text_tokens(&m, text, &ids, &nid), KVR_OK);
+    ck_assert_int_eq(nid, 40);
+    for (int i = 0; i < nid; i++) ck_assert_int_eq(ids[i], 27);
+    free(ids);
+    ck_assert_int_eq(ev_model_text_tokens(&m, bad_text, &ids, &nid), KVR_EFORMAT);
+    ck_assert_msg(strstr(lm_model_error(), "byte 3") != NULL, "%s", lm_model_error());
+    snprintf(csv, sizeof csv, "%s/w.csv", tmp_dir);
+    FILE *out = fopen(csv, "w");
+    const double budgets[] = {1.0};
+    const char *methods[] = {"full", "streaming"};
+    const unsigned long long seeds[] = {1};
+    ev_model_opts eo = {gp, text, 8, 4, 5, KVR_F32, budgets, 1, methods, 2, seeds, 1, 0, 1, 2, out};
+    ck_assert_int_eq(ev_model_run(&m, &eo), 2);        /* 5 windows of 8 need 41 tokens */
+    eo.windows = 4;
+    ck_assert_int_eq(ev_model_run(&m, &eo), 0);
+    fclose(out);
+    out = fopen(csv, "r");
+    char line[1024];
+    ck_assert(fgets(line, sizeof line, out) != NULL);
+    ck_assert_msg(!strncmp(line, "workload,context,budget,method,seeds,", 37) && strstr(line, ",top1_agree,kl,ppl,")
+                  && strstr(line, ",needle_lo,needle_hi,") && strstr(line, ",passkey_lo,passkey_hi,"), "%s", line);
+    ck_assert(fgets(line, sizeof line, out) != NULL);
+    ck_assert_msg(!strncmp(line, "model:tw.gguf,8,1,full,4,", 25), "%s", line);
+    ck_assert(fgets(line, sizeof line, out) != NULL);
+    ck_assert_msg(!strncmp(line, "model:tw.gguf,8,1,streaming,4,", 30), "%s", line);
+    fclose(out);
+    lm_model_free(&m);
+    free(w);
+    free(o.b);
+}
+END_TEST
+
+/* model:DIR says it is a directory. */
+START_TEST(directory_is_not_a_model)
+{
+    lm_model m;
+    ck_assert_int_eq(lm_model_load(&m, tmp_dir), KVR_EIO);
+    ck_assert_msg(strstr(lm_model_error(), "is a directory") && strstr(lm_model_error(), tmp_dir), "%s",
+                  lm_model_error());
+}
+END_TEST
+
 static uint16_t f16_of(double x)   /* exact for the values used here */
 {
     if (x == 0.5) return 0x3800;
@@ -784,12 +925,16 @@ int main(void)
     tcase_add_test(tc, gguf_equals_llama2c);
     tcase_add_test(tc, gguf_dequantise);
     tcase_add_test(tc, gguf_malformed);
+    tcase_add_test(tc, text_needs_tokenizer);
+    tcase_add_test(tc, text_windows);
+    tcase_add_test(tc, directory_is_not_a_model);
     suite_add_tcase(s, tc);
     if (have_model) {
         TCase *tm = tcase_create("stories260K");
         tcase_set_timeout(tm, 120);
         tcase_add_test(tm, forward_stories);
         tcase_add_test(tm, eval_full_and_budget_one);
+        tcase_add_test(tm, lock_step_equals_alone);
         suite_add_tcase(s, tm);
     }
     SRunner *sr = srunner_create(s);

@@ -28,7 +28,7 @@ fuzz_replay_npy_read_LDADD = libkvreviver.la -lm
 fuzz_replay_model_load_SOURCES = fuzz/replay.c fuzz/model_load.c fuzz/fuzz.h
 fuzz_replay_model_load_CPPFLAGS = $(TOOL_CPPFLAGS)
 fuzz_replay_model_load_CFLAGS = $(AM_CFLAGS)
-fuzz_replay_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la -lm
+fuzz_replay_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la $(GSL_LIBS) -lm
 TESTS += tests/fuzz-replay.sh
 dist_check_SCRIPTS += tests/fuzz-replay.sh
 EXTRA_DIST += fuzz/corpus fuzz/regress fuzz/make-corpus.c
@@ -46,7 +46,7 @@ fuzz_npy_read_LDFLAGS = -fsanitize=fuzzer
 fuzz_model_load_SOURCES = fuzz/model_load.c fuzz/fuzz.h
 fuzz_model_load_CPPFLAGS = $(TOOL_CPPFLAGS)
 fuzz_model_load_CFLAGS = $(AM_CFLAGS)
-fuzz_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la -lm
+fuzz_model_load_LDADD = $(TOOL_RUNTIME_LIB) libkvreviver.la $(GSL_LIBS) -lm
 fuzz_model_load_LDFLAGS = -fsanitize=fuzzer
 
 # make fuzz [FUZZ_SECONDS=60]: run each target for FUZZ_SECONDS on a scratch

@@ -37,7 +37,4 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
  * the first, the usage on stderr, 1; 0 when there are none. */
 int cli_no_operands(int argc, char **argv, void (*usage)(FILE *));
 
-/* The `eval --workload model:PATH` command (cmd_model.c). */
-int cli_eval_model(int argc, char **argv);
-
 #endif

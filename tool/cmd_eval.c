@@ -1,18 +1,25 @@
 /* cmd_eval.c: `kvreviver eval`, methods side by side at equal measured
- * memory on a workload (doc/eval.md).
+ * memory on a workload (doc/eval.md, doc/model.md §4).
  *
- * For each seed (and each layer of a trace) the workload is made once, then
- * every (budget, method) cell runs on it (tool/eval.c); the cells are
- * averaged over the runs and written as an aligned table, CSV and a plot
- * (tool/report.c). */
+ * One front end for every workload, with one option table: an option means
+ * the same thing on every workload, and one that cannot apply to the
+ * workload given is a usage error that says why.  For synthetic, needle and
+ * trace:DIR, each seed (and each layer of a trace) makes the workload once,
+ * then every (budget, method) cell runs on it (tool/harness/eval.c); the
+ * cells are averaged over the runs and written as an aligned table, CSV and
+ * a plot (tool/harness/report.c).  For model:PATH the model is loaded here
+ * and the harness runs it (tool/harness/model_eval.c). */
 #include <config.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "cli.h"
+#include "harness/model_eval.h"
 #include "harness/report.h"
 
 enum { MAX_LIST = 64 };
@@ -22,52 +29,68 @@ static void usage(FILE *f)
     fprintf(f,
         "Usage: kvreviver eval [OPTIONS]\n"
         "Run methods side by side at equal measured memory on a workload: prefill\n"
-        "the context, then decode --steps positions one at a time, measuring each\n"
-        "step against float64 full attention (doc/eval.md).\n"
+        "the context, then decode the last --decode positions one at a time,\n"
+        "measuring each step against full attention (doc/eval.md, doc/model.md).\n"
         "\n"
         "Workload:\n"
-        "  --workload W       synthetic (default), needle, or trace:DIR (NumPy files\n"
-        "                     DIR/layer<L>/q.npy [n][q_heads][D], k.npy and v.npy\n"
-        "                     [n][kv_heads][D], float32 or float64; every layer runs),\n"
-        "                     or model:PATH (a llama2.c or GGUF model run end to end:\n"
-        "                     see 'kvreviver eval --workload model:PATH --help')\n"
-        "  --context N        positions, prefill + decode (default 2048; a trace:\n"
-        "                     all of its positions)\n"
-        "  --steps N          decode steps measured (default 16)\n"
-        "  --kv-heads H       KV heads (default 2; ignored for a trace)\n"
-        "  --q-heads H        query heads, a multiple of --kv-heads (default 4)\n"
-        "  --head-dim D       head dimension, 1..1024 (default 64)\n"
-        "  --elem E           element type of the full cache (the budget's reference)\n"
-        "                     and of exact keys and values unless store= quantizes\n"
-        "                     them: f32 (default), f16 or bf16\n"
+        "  -w, --workload=W       synthetic (default), needle, trace:DIR (NumPy files\n"
+        "                         DIR/layer<L>/q.npy [n][q_heads][D], k.npy and v.npy\n"
+        "                         [n][kv_heads][D]; every layer runs), or model:PATH\n"
+        "                         (a llama2.c checkpoint or GGUF model run end to end)\n"
+        "  -c, --context=N        positions held at the end, prompt + decode (default\n"
+        "                         2048; a trace: all of its positions; a model: 512,\n"
+        "                         at most its trained context)\n"
+        "  -d, --decode=N         decode steps measured at the end (default 16; a\n"
+        "                         model: context/2); --steps is the same option\n"
+        "      --kv-heads=H       KV heads (default 2; synthetic and needle)\n"
+        "      --q-heads=H        query heads, a multiple of --kv-heads (default 4)\n"
+        "      --head-dim=D       head dimension, 1..1024 (default 64)\n"
+        "      --elem=E           element type of the full cache (the budget's\n"
+        "                         reference) and of exact keys and values unless\n"
+        "                         store= quantizes them: f32 (default), f16 or bf16\n"
+        "Real models (--workload model:PATH):\n"
+        "      --text=FILE        teacher-force a UTF-8 document, tokenized with the\n"
+        "                         model's own tokenizer (GGUF), instead of text the\n"
+        "                         model samples from BOS\n"
+        "      --windows=K        K non-overlapping windows of --context tokens of the\n"
+        "                         --text document, averaged (default 1)\n"
+        "      --passkey=N        also N passkey trials per seed, the key's depth\n"
+        "                         spread evenly (needs a tokenizer; default 0)\n"
+        "      --forced=0|1       run the teacher-forced comparison (default 1)\n"
+        "      --threads=N        threads the methods run on (default: the CPUs)\n"
         "Methods and budgets:\n"
-        "  --budget B[,B...]  memory budgets in (0, 1]: bytes held over the full\n"
-        "                     cache's bytes (default 0.1,0.25)\n"
-        "  --method M[,M...]  methods (default all): full, streaming, h2o, snapkv,\n"
-        "                     tova, kvreviver (the measured default), kvreviver-paper\n"
-        "                     (paper-faithful), kvreviver-mean, kvreviver-shrink,\n"
-        "                     kvreviver-nocentre, or all; by name also kivi (levers\n"
-        "                     bits, group, residual); a kvreviver method may take\n"
-        "                     levers /key=value (share, recent, depth, rows, centre,\n"
-        "                     shrink, vague, varcap, revive, importance, store), e.g.\n"
-        "                     kvreviver/share=0.5/varcap=1, an eviction method store=\n"
-        "                     q8 or q4, e.g. h2o/store=q4 (doc/methods.md 13.4)\n"
-        "  --seed S[,S...]    seeds of the workload and of the sketch hash (default 1)\n"
-        "  --seeds K          seeds 1..K\n"
+        "  -b, --budget=B[,B...]  memory budgets in (0, 1]: bytes held over the full\n"
+        "                         cache's bytes (default 0.1,0.25)\n"
+        "  -m, --method=M[,M...]  methods (default all): full, streaming, h2o, snapkv,\n"
+        "                         tova, kvreviver (the measured default), kvreviver-paper\n"
+        "                         (paper-faithful), kvreviver-mean, kvreviver-shrink,\n"
+        "                         kvreviver-nocentre, or all; by name also kivi (levers\n"
+        "                         bits, group, residual); a kvreviver method may take\n"
+        "                         levers /key=value (share, recent, depth, rows, centre,\n"
+        "                         shrink, vague, varcap, revive, importance, store), e.g.\n"
+        "                         kvreviver/share=0.5/varcap=1, an eviction method store=\n"
+        "                         q8 or q4, e.g. h2o/store=q4 (doc/methods.md 13.4)\n"
+        "  -s, --seed=S[,S...]    seeds of the workload (a model: of the sampler) and\n"
+        "                         of the sketch hash (default 1)\n"
+        "      --seeds=K          seeds 1..K\n"
         "Output:\n"
-        "  --csv FILE         write CSV to FILE ('-': stdout, instead of the table)\n"
-        "  --plot FILE        plot attn_rel_err against budget per method with\n"
-        "                     gnuplot, SVG or PNG by FILE's extension (full is not\n"
-        "                     plotted); needs gnuplot at build time%s\n"
-        "  -h, --help         this help\n"
+        "      --csv=FILE         write CSV to FILE ('-': standard output, instead of\n"
+        "                         the table); one header for every workload\n"
+        "      --plot=FILE        plot attn_rel_err against budget per method with\n"
+        "                         gnuplot, SVG or PNG by FILE's extension (full is not\n"
+        "                         plotted; not for a model); needs gnuplot at build\n"
+        "                         time%s\n"
+        "  -h, --help             display this help and exit\n"
         "\n"
         "Every metric is averaged over decode steps and query heads, then over the\n"
-        "seeds (and trace layers): the 'seeds' column says over how many runs.\n"
-        "full runs once, at budget 1.  A budget too small for a method's sinks,\n"
-        "window or sketch is skipped with a warning.  A progress line goes to\n"
-        "stderr when it is a terminal.\n"
-        "Exit status: 0 success, 1 failure at run time (files, library errors),\n"
-        "2 usage error.\n",
+        "runs: seeds, trace layers, or seeds x text windows (the 'seeds' column says\n"
+        "how many).  full runs once, at budget 1.  A budget too small for a method's\n"
+        "sinks, window or sketch is skipped with a warning.  needle_acc and\n"
+        "passkey_acc come with their Wilson 95%% interval.  A progress line with the\n"
+        "time elapsed and left goes to stderr when it is a terminal.\n"
+        "\n"
+        "Exit status: 0 success, 1 failure at run time (files, library errors, a\n"
+        "method over its budget), 2 usage error.\n",
 #ifdef KVR_GNUPLOT
         " (built with " KVR_GNUPLOT ")"
 #else
@@ -129,8 +152,9 @@ static int known_method(const char *m)
 }
 
 typedef struct {
-    const char *workload;      /* synthetic, needle or trace:DIR */
+    const char *workload;      /* synthetic, needle, trace:DIR or model:PATH */
     const char *trace_dir;     /* NULL unless trace */
+    const char *model_path;    /* NULL unless model */
     int context, steps, kv_heads, q_heads, head_dim;
     kvr_elem elem;
     double budgets[MAX_LIST];
@@ -140,65 +164,128 @@ typedef struct {
     unsigned long long seeds[MAX_LIST];
     int n_seeds;
     const char *csv, *plot;
+    const char *text;          /* model only */
+    int windows, passkey, forced, threads;
 } options;
+
+/* The long options: one table for every workload. */
+enum { O_KV_HEADS = 256, O_Q_HEADS, O_HEAD_DIM, O_ELEM, O_SEEDS, O_CSV, O_PLOT, O_TEXT, O_WINDOWS,
+       O_PASSKEY, O_FORCED, O_THREADS };
+static const struct option long_options[] = {
+    {"workload", required_argument, NULL, 'w'},
+    {"context", required_argument, NULL, 'c'},
+    {"decode", required_argument, NULL, 'd'},
+    {"steps", required_argument, NULL, 'd'},
+    {"kv-heads", required_argument, NULL, O_KV_HEADS},
+    {"q-heads", required_argument, NULL, O_Q_HEADS},
+    {"head-dim", required_argument, NULL, O_HEAD_DIM},
+    {"elem", required_argument, NULL, O_ELEM},
+    {"text", required_argument, NULL, O_TEXT},
+    {"windows", required_argument, NULL, O_WINDOWS},
+    {"passkey", required_argument, NULL, O_PASSKEY},
+    {"forced", required_argument, NULL, O_FORCED},
+    {"threads", required_argument, NULL, O_THREADS},
+    {"budget", required_argument, NULL, 'b'},
+    {"method", required_argument, NULL, 'm'},
+    {"seed", required_argument, NULL, 's'},
+    {"seeds", required_argument, NULL, O_SEEDS},
+    {"csv", required_argument, NULL, O_CSV},
+    {"plot", required_argument, NULL, O_PLOT},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
 
 /* Parse argv into o; CLI_OK, or CLI_USAGE after a message (or -1 after
  * --help). */
 static int parse(int argc, char **argv, options *o)
 {
     static char lists[3][4096];
-    int seeds_k = 0, have_seed = 0, have_context = 0;
-    o->workload = "synthetic"; o->trace_dir = NULL;
+    int seeds_k = 0, have_seed = 0, have_context = 0, have_steps = 0, have_heads = 0, have_windows = 0,
+        have_passkey = 0, have_forced = 0, have_threads = 0;
+    const char *heads_opt = NULL;
+    memset(o, 0, sizeof *o);
+    o->workload = "synthetic";
     o->context = 2048; o->steps = 16; o->kv_heads = 2; o->q_heads = 4; o->head_dim = 64;
     o->elem = KVR_F32;
     o->budgets[0] = 0.10; o->budgets[1] = 0.25; o->n_budgets = 2;
-    o->n_methods = 0;
     o->seeds[0] = 1; o->n_seeds = 1;
-    o->csv = o->plot = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *val = NULL;
-        char name[64];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); return -1; }
-        if (strncmp(a, "--", 2) != 0)
-            return bad("unexpected argument '%s'", a);
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        if (len >= sizeof name) return bad("unknown option '%s'", a);
-        memcpy(name, a, len);
-        name[len] = 0;
-        static const char *const takes[] = {"--workload", "--context", "--steps", "--kv-heads", "--q-heads",
-            "--head-dim", "--elem", "--budget", "--method", "--seed", "--seeds", "--csv", "--plot"};
-        int known = 0;
-        for (size_t j = 0; j < sizeof takes / sizeof takes[0]; j++) known |= !strcmp(name, takes[j]);
-        if (!known) return bad("unknown option '%s'", a);
-        if (eq) val = eq + 1;
-        else if (i + 1 < argc) val = argv[++i];
-        else return bad("option %s needs a value", name);
-        if (!strcmp(name, "--workload")) {
+    o->windows = 1; o->forced = 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cpus < 1 ? 1 : cpus > EV_MODEL_MAX_THREADS ? EV_MODEL_MAX_THREADS : (int)cpus;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":w:c:d:b:m:s:h", long_options, NULL)) != -1) {
+        const char *val = optarg;
+        switch (c) {
+        case 'h':
+            usage(stdout);
+            return -1;
+        case ':':
+            return bad("option %s needs a value", argv[optind - 1]);
+        case '?':
+            return optopt ? bad("unknown option '-%c'", optopt) : bad("unknown option '%s'", argv[optind - 1]);
+        case 'w':
             o->workload = val;
+            o->trace_dir = o->model_path = NULL;
             if (!strncmp(val, "trace:", 6)) {
                 o->trace_dir = val + 6;
                 if (!*o->trace_dir) return bad("--workload '%s': trace: needs a directory", val);
+            } else if (!strncmp(val, "model:", 6)) {
+                o->model_path = val + 6;
+                if (!*o->model_path) return bad("--workload '%s': model: needs a model file", val);
             } else if (strcmp(val, "synthetic") && strcmp(val, "needle")) {
-                return bad("--workload '%s' is not synthetic, needle or trace:DIR", val);
+                return bad("--workload '%s' is not synthetic, needle, trace:DIR or model:PATH", val);
             }
-        } else if (!strcmp(name, "--context")) {
+            break;
+        case 'c':
             if (!parse_int(val, 2, INT32_MAX, &o->context)) return bad("--context '%s' is not an integer in [2, 2^31-1]", val);
             have_context = 1;
-        } else if (!strcmp(name, "--steps")) {
-            if (!parse_int(val, 1, INT32_MAX, &o->steps)) return bad("--steps '%s' is not a positive integer", val);
-        } else if (!strcmp(name, "--kv-heads")) {
+            break;
+        case 'd':
+            if (!parse_int(val, 1, INT32_MAX, &o->steps)) return bad("--decode '%s' is not a positive integer", val);
+            have_steps = 1;
+            break;
+        case O_KV_HEADS:
             if (!parse_int(val, 1, 256, &o->kv_heads)) return bad("--kv-heads '%s' is not an integer in [1, 256]", val);
-        } else if (!strcmp(name, "--q-heads")) {
+            have_heads = 1; heads_opt = "--kv-heads";
+            break;
+        case O_Q_HEADS:
             if (!parse_int(val, 1, 4096, &o->q_heads)) return bad("--q-heads '%s' is not an integer in [1, 4096]", val);
-        } else if (!strcmp(name, "--head-dim")) {
+            have_heads = 1; heads_opt = "--q-heads";
+            break;
+        case O_HEAD_DIM:
             if (!parse_int(val, 1, 1024, &o->head_dim)) return bad("--head-dim '%s' is not an integer in [1, 1024]", val);
-        } else if (!strcmp(name, "--elem")) {
+            have_heads = 1; heads_opt = "--head-dim";
+            break;
+        case O_ELEM:
             if (kvr_elem_parse(val, &o->elem) != KVR_OK)
                 return bad("--elem '%s' is not f32, f16 or bf16%s", val,
                            strcmp(val, "q8") && strcmp(val, "q4") ? ""
                            : " (quantized storage is a method lever: --method h2o/store=q4)");
-        } else if (!strcmp(name, "--budget")) {
+            break;
+        case O_TEXT:
+            if (!*val) return bad("--text needs a file name");
+            o->text = val;
+            break;
+        case O_WINDOWS:
+            if (!parse_int(val, 1, 1 << 20, &o->windows)) return bad("--windows '%s' is not a positive integer", val);
+            have_windows = 1;
+            break;
+        case O_PASSKEY:
+            if (!parse_int(val, 0, 100000, &o->passkey)) return bad("--passkey '%s' is not a count of trials", val);
+            have_passkey = 1;
+            break;
+        case O_FORCED:
+            if (!parse_int(val, 0, 1, &o->forced)) return bad("--forced '%s' is not 0 or 1", val);
+            have_forced = 1;
+            break;
+        case O_THREADS:
+            if (!parse_int(val, 1, EV_MODEL_MAX_THREADS, &o->threads))
+                return bad("--threads '%s' is not an integer in [1, %d]", val, EV_MODEL_MAX_THREADS);
+            have_threads = 1;
+            break;
+        case 'b': {
             char *items[MAX_LIST];
             snprintf(lists[0], sizeof lists[0], "%s", val);
             int n = split(lists[0], items);
@@ -211,7 +298,9 @@ static int parse(int argc, char **argv, options *o)
                 o->budgets[j] = b;
             }
             o->n_budgets = n;
-        } else if (!strcmp(name, "--method")) {
+            break;
+        }
+        case 'm': {
             char *items[MAX_LIST];
             snprintf(lists[1], sizeof lists[1], "%s", val);
             int n = split(lists[1], items);
@@ -227,7 +316,9 @@ static int parse(int argc, char **argv, options *o)
                     o->methods[o->n_methods++] = items[j];
                 }
             }
-        } else if (!strcmp(name, "--seed")) {
+            break;
+        }
+        case 's': {
             char *items[MAX_LIST];
             snprintf(lists[2], sizeof lists[2], "%s", val);
             int n = split(lists[2], items);
@@ -240,17 +331,27 @@ static int parse(int argc, char **argv, options *o)
             }
             o->n_seeds = n;
             have_seed = 1;
-        } else if (!strcmp(name, "--seeds")) {
+            break;
+        }
+        case O_SEEDS:
             if (!parse_int(val, 1, MAX_LIST, &seeds_k)) return bad("--seeds '%s' is not an integer in [1, 64]", val);
-        } else if (!strcmp(name, "--csv")) {
-            if (!*val) return bad("--csv needs a file name ('-' for stdout)");
+            break;
+        case O_CSV:
+            if (!*val) return bad("--csv needs a file name ('-' for standard output)");
             o->csv = val;
-        } else if (!strcmp(name, "--plot")) {
+            break;
+        case O_PLOT: {
             int png;
             if (!ev_report_plot_kind(val, &png)) return bad("--plot '%s': the file name must end in .svg or .png", val);
             o->plot = val;
+            break;
+        }
+        default:
+            return bad("unknown option '%s'", argv[optind - 1]);
         }
     }
+    if (optind < argc)
+        return bad("unexpected argument '%s'", argv[optind]);
     if (seeds_k && have_seed) return bad("give --seed or --seeds, not both");
     if (seeds_k) {
         for (int j = 0; j < seeds_k; j++) o->seeds[j] = (unsigned long long)j + 1;
@@ -258,12 +359,58 @@ static int parse(int argc, char **argv, options *o)
     }
     if (o->n_methods == 0)
         for (int m = 0; kvr_method_name(m); m++) o->methods[o->n_methods++] = kvr_method_name(m);
+    /* options that cannot apply to the workload given */
+    if (o->model_path) {
+        if (have_heads)
+            return bad("%s does not apply to a model workload: the model file sets its heads", heads_opt);
+        if (o->plot)
+            return bad("--plot draws attn_rel_err, which a model workload does not measure; "
+                       "write --csv and plot its top1_agree, kl or ppl columns");
+        if (have_windows && !o->text)
+            return bad("--windows needs --text: sampled text is one run per seed");
+        if ((o->text || have_windows) && !o->forced)
+            return bad("--text and --windows are for the teacher-forced comparison, which --forced 0 turns off");
+        if (!o->forced && o->passkey == 0)
+            return bad("--forced 0 with no --passkey trials leaves nothing to run");
+        if (!have_context) o->context = 512;
+        if (!have_steps) o->steps = 0;   /* context/2, in the harness */
+        if (o->steps >= o->context)
+            return bad("--decode %d leaves no prompt in --context %d", o->steps, o->context);
+        return CLI_OK;
+    }
+    const char *only = o->text ? "--text" : have_windows ? "--windows" : have_passkey ? "--passkey"
+                     : have_forced ? "--forced" : have_threads ? "--threads" : NULL;
+    if (only)
+        return bad("%s applies only to --workload model:PATH (%s)", only,
+                   !strcmp(only, "--threads") ? "the synthetic, needle and trace workloads run on one thread"
+                   : "a real model's text, tokenizer or task");
+    if (o->trace_dir && have_heads)
+        return bad("%s does not apply to a trace: its files set the heads and head_dim", heads_opt);
     if (!o->trace_dir && (o->q_heads < o->kv_heads || o->q_heads % o->kv_heads))
         return bad("--q-heads %d is not a multiple of --kv-heads %d", o->q_heads, o->kv_heads);
     if (o->trace_dir && !have_context) o->context = 0;   /* all of the trace */
     if (o->context > 0 && o->steps >= o->context)
-        return bad("--steps %d leaves no prefill in --context %d", o->steps, o->context);
+        return bad("--decode %d leaves no prefill in --context %d", o->steps, o->context);
     return CLI_OK;
+}
+
+/* The model workload: load the model, run the harness; the CSV (if any)
+ * is open already.  A usage error found once the model is known (a context
+ * above its trained context, a text too short) is CLI_USAGE. */
+static int run_model(const options *o, FILE *csv)
+{
+    lm_model m;
+    int status = lm_model_load(&m, o->model_path);
+    if (status != KVR_OK) {
+        msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
+        return CLI_FAIL;
+    }
+    ev_model_opts mo = {o->model_path, o->text, o->context, o->steps, o->windows, o->elem, o->budgets,
+                        o->n_budgets, o->methods, o->n_methods, o->seeds, o->n_seeds, o->passkey, o->forced,
+                        o->threads, csv};
+    int rc = ev_model_run(&m, &mo);
+    lm_model_free(&m);
+    return rc == 2 ? CLI_USAGE : rc ? CLI_FAIL : CLI_OK;
 }
 
 /* Make the workload of one run (seed, or trace layer).  CLI_OK, CLI_USAGE
@@ -306,25 +453,11 @@ static void accumulate(ev_result *acc, const ev_result *x, int first)
     acc->needle_acc += x->needle_acc;      /* NAN stays NAN: no needles in any run */
     acc->samples += x->samples;
     acc->needles += x->needles;
-}
-
-/* 1 when the arguments name a model workload (--workload model:PATH or
- * --workload=model:PATH): tool/cmd_model.c parses it and the harness runs it. */
-static int wants_model(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--workload") && i + 1 < argc && !strncmp(argv[i + 1], "model:", 6))
-            return 1;
-        if (!strncmp(argv[i], "--workload=model:", 17))
-            return 1;
-    }
-    return 0;
+    acc->found += x->found;
 }
 
 int cli_eval(int argc, char **argv)
 {
-    if (wants_model(argc, argv))
-        return cli_eval_model(argc, argv);
     options o;
     int rc = parse(argc, argv, &o);
     if (rc == -1) return CLI_OK;
@@ -340,6 +473,17 @@ int cli_eval(int argc, char **argv)
         if (!csv) { msg_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno)); return CLI_FAIL; }
     } else if (o.csv) {
         csv = stdout;
+    }
+    if (o.model_path) {
+        rc = run_model(&o, csv);
+        if (csv && csv != stdout) {
+            if (fclose(csv) != 0 && rc == CLI_OK) {
+                msg_error("eval: closing --csv %s: %s", o.csv, strerror(errno));
+                rc = CLI_FAIL;
+            }
+            if (rc == CLI_USAGE) remove(o.csv);   /* nothing was run */
+        }
+        return rc;
     }
     if (o.plot) {
         FILE *p = fopen(o.plot, "w");
@@ -374,6 +518,10 @@ int cli_eval(int argc, char **argv)
         }
     ev_workload w0 = {0};
     int dims_known = 0;
+    long cells_done = 0, cells_total = 0;   /* the progress line's count */
+    for (int c = 0; c < n_cells; c++) cells_total += state[c] != 2;
+    cells_total *= n_runs;
+    msg_progress_clock();
     for (int run = 0; run < n_runs && rc == CLI_OK; run++) {
         unsigned long long seed = o.seeds[run / runs_per_seed];
         int layer = run % runs_per_seed;
@@ -388,9 +536,12 @@ int cli_eval(int argc, char **argv)
                 const char *method = o.methods[m];
                 double budget = strcmp(method, "full") ? o.budgets[b] : 1.0;
                 if (o.trace_dir)
-                    msg_progress("eval: seed %llu layer %d  budget %.3g  %s", seed, layer, budget, method);
+                    msg_progress_count(cells_done, cells_total, "eval: seed %llu layer %d  budget %.3g  %s", seed,
+                                       layer, budget, method);
                 else
-                    msg_progress("eval: seed %llu (%d/%d)  budget %.3g  %s", seed, run + 1, n_runs, budget, method);
+                    msg_progress_count(cells_done, cells_total, "eval: seed %llu (%d/%d)  budget %.3g  %s", seed,
+                                       run + 1, n_runs, budget, method);
+                cells_done++;
                 ev_result r;
                 int status = ev_run(&w, method, budget, o.elem, seed, &r);
                 msg_progress_done();

@@ -16,5 +16,17 @@ void msg_progress(const char *fmt, ...)
 #endif
     ;
 void msg_progress_done(void);
+/* Long runs: msg_progress_clock() starts the clock; msg_progress_count()
+ * then shows the message followed by "[done/total, 1m05s elapsed, about
+ * 3m10s left]", the time left estimated as elapsed * (total - done) / done
+ * (no estimate while done is 0).  Only on a terminal, like msg_progress. */
+void msg_progress_clock(void);
+void msg_progress_count(long done, long total, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* "1h02m", "3m05s" or "42s": a duration of s seconds into buf. */
+void msg_duration(char *buf, unsigned long cap, double s);
 
 #endif

@@ -155,6 +155,7 @@ int ev_run_config(const ev_workload *w, const kvr_config *cfg, ev_result *res)
         res->needle_acc = needles > 0 ? (double)found / (double)needles : NAN;
         res->samples = samples;
         res->needles = needles;
+        res->found = found;
     }
 done:
     free(out);

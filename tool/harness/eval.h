@@ -14,6 +14,7 @@ typedef struct {
     size_t bytes_held;
     long samples;         /* (decode step, query head) pairs measured */
     long needles;         /* needle queries among them */
+    long found;           /* needle queries that retrieved their needle */
 } ev_result;
 
 /* Run method `method` at `budget` on w (doc/eval.md §3): plan the method for

@@ -1,9 +1,9 @@
 /* model_eval.c: the harness's run of every method on a real model
- * (doc/model.md §4): the teacher-forced comparison with the full cache and
- * the passkey trials, printed as aligned tables (stdout) and, with a CSV
- * path, the CSV columns
- *   workload,context,budget,method,bytes_ratio,exact_ratio,top1_agree,kl,ppl
- * The front end (tool/cmd_model.c) parses the options and loads the model. */
+ * (doc/model.md §4): the teacher-forced comparison with the full cache, on
+ * sampled text or on the windows of a document, averaged over seeds and
+ * windows, and the passkey trials, printed as aligned tables (stdout) and
+ * as rows of the CSV that every workload shares (doc/eval.md §5).  The
+ * front end (tool/cmd_eval.c) parses the options and loads the model. */
 #include <config.h>
 #include <errno.h>
 #include <math.h>
@@ -11,188 +11,383 @@
 #include <stdlib.h>
 #include <string.h>
 #include "common/message.h"
+#include "interval.h"
 #include "model_eval.h"
+#include "report.h"
+
+/* ---- the document ---------------------------------------------------------- */
+
+/* Offset of the first byte that is not well-formed UTF-8, or -1. */
+static long utf8_bad(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = s[i];
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len == 0 || i + len > n || (len == 2 && c < 0xC2))
+            return (long)i;
+        for (size_t j = 1; j < len; j++)
+            if ((s[i + j] & 0xC0) != 0x80)
+                return (long)i;
+        i += len;
+    }
+    return -1;
+}
+
+int ev_model_text_tokens(const lm_model *m, const char *path, int **ids, int *n)
+{
+    *ids = NULL;
+    *n = 0;
+    if (!m->tokens || !m->merges)
+        return lm_model_fail(KVR_EINVAL, "the model has no tokenizer (a llama2.c checkpoint carries none; "
+                             "--text needs a GGUF model with tokenizer.ggml.tokens and merges)");
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lm_model_fail(KVR_EIO, "--text %s: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap + 1);
+    for (size_t got; text && (got = fread(text + len, 1, cap - len, f)) > 0;) {
+        len += got;
+        if (len == cap) {
+            char *t = realloc(text, 2 * cap + 1);
+            if (!t) { free(text); text = NULL; break; }
+            text = t;
+            cap *= 2;
+        }
+    }
+    int read_err = ferror(f);
+    fclose(f);
+    if (!text)
+        return lm_model_fail(KVR_ENOMEM, "--text %s: out of memory", path);
+    if (read_err) {
+        free(text);
+        return lm_model_fail(KVR_EIO, "--text %s: read error", path);
+    }
+    text[len] = '\0';
+    long bad = utf8_bad((const unsigned char *)text, len);
+    if (bad < 0 && memchr(text, '\0', len))
+        bad = (long)((char *)memchr(text, '\0', len) - text);
+    if (bad >= 0) {
+        free(text);
+        return lm_model_fail(KVR_EFORMAT, "--text %s: not UTF-8 text (byte %ld)", path, bad);
+    }
+    lm_bpe b;
+    int status = lm_bpe_init(&b, m);
+    if (status != KVR_OK) {
+        free(text);
+        return status;
+    }
+    int *out = malloc(sizeof(int) * (len + 1));
+    if (!out)
+        status = lm_model_fail(KVR_ENOMEM, "--text %s: out of memory", path);
+    else
+        status = lm_bpe_encode(&b, text, out, (int)len + 1, n);
+    lm_bpe_free(&b);
+    free(text);
+    if (status != KVR_OK) {
+        free(out);
+        *n = 0;
+        return status;
+    }
+    *ids = out;
+    return KVR_OK;
+}
+
+/* ---- progress ---------------------------------------------------------------- */
+
+static long prog_done, prog_total;   /* decode steps of the whole run */
+static const char *prog_what;
 
 static void progress_line(const char *what, int done, int total)
 {
-    if (done % 16 == 0 || done == total)
-        msg_progress("eval: %s %d/%d", what, done, total);
+    (void)what;
+    if (done % 8 == 0 || done == total)
+        msg_progress_count(prog_done + done, prog_total, "eval: %s", prog_what);
 }
 
-typedef struct {
-    int ok;                 /* the teacher-forced run succeeded */
-    ev_model_result r;
-    int pk_ok, pk_right;    /* passkey trials that ran, and answered the key */
-} row;
+/* ---- the run ------------------------------------------------------------------- */
 
-/* The passkey trials: each prompt computed once, then every method at
- * every budget answers from its own cache. */
-static int run_passkey(const lm_model *m, long context, uint64_t seed, int trials,
-                       const double *budgets, int n_budgets, char **methods, int n_methods, row *rows)
+typedef struct {
+    const char *method;
+    double budget;       /* 1 for full */
+    int runs;            /* teacher-forced runs that succeeded */
+    ev_model_result sum; /* sums over the runs */
+    int pk_ok, pk_right; /* passkey trials that ran, and answered the key */
+} cell_row;
+
+static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows, int n_rows)
 {
     lm_bpe b;
     if (lm_bpe_init(&b, m) != KVR_OK) {
         msg_error("eval: passkey: %s", lm_model_error());
         return 1;
     }
-    int *ids = malloc(sizeof(int) * (size_t)context);
-    if (!ids) {
-        lm_bpe_free(&b);
-        return 1;
-    }
+    int *ids = malloc(sizeof(int) * (size_t)o->context);
+    kvr_config *cfgs = malloc(sizeof *cfgs * (size_t)n_rows);
+    int *idx = malloc(sizeof(int) * (size_t)n_rows);
+    int *right = malloc(sizeof(int) * (size_t)n_rows), *st = malloc(sizeof(int) * (size_t)n_rows);
     int failed = 0;
-    for (int trial = 0; trial < trials && !failed; trial++) {
-        int n;
-        char key[6];
-        lm_prompt pr;
-        if (ev_passkey_prompt(&b, (int)context, seed, trial, ids, (int)context, &n, key) != KVR_OK
-            || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK) {
-            msg_error("eval: passkey trial %d: %s", trial, lm_model_error());
-            failed = 1;
-            break;
-        }
-        for (int bi = 0; bi < n_budgets; bi++)
-            for (int i = 0; i < n_methods; i++) {
-                msg_progress("eval: passkey trial %d/%d, %s at %g", trial + 1, trials, methods[i], budgets[bi]);
-                kvr_config cfg;
-                int right = 0;
-                char answer[256];
-                int st = kvr_method_config(methods[i], budgets[bi], n + EV_PASSKEY_ANSWER, m->head_dim, KVR_F32, &cfg);
-                const char *why = kvr_last_error();
-                if (st == KVR_OK) {
-                    st = ev_passkey_answer(m, &b, &pr, &cfg, key, &right, answer, sizeof answer);
-                    why = lm_model_error();
-                }
-                if (st != KVR_OK) {   /* counted as not run */
+    if (!ids || !cfgs || !idx || !right || !st) {
+        msg_error("eval: passkey: out of memory");
+        failed = 1;
+    }
+    long trials = (long)o->passkey * o->n_seeds, done = 0;
+    msg_progress_clock();
+    for (int si = 0; si < o->n_seeds && !failed; si++)
+        for (int trial = 0; trial < o->passkey && !failed; trial++, done++) {
+            int n;
+            char key[6], answer[256] = "";
+            lm_prompt pr;
+            msg_progress_count(done, trials, "eval: passkey trial %d/%d, seed %llu", trial + 1, o->passkey,
+                               o->seeds[si]);
+            if (ev_passkey_prompt(&b, o->context, o->seeds[si], trial, o->passkey, ids, o->context, &n, key) != KVR_OK
+                || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK) {
+                msg_progress_done();
+                msg_error("eval: passkey trial %d: %s", trial, lm_model_error());
+                failed = 1;
+                break;
+            }
+            int k = 0;
+            for (int i = 0; i < n_rows; i++) {
+                int s = kvr_method_config(rows[i].method, rows[i].budget, n + EV_PASSKEY_ANSWER, m->head_dim,
+                                          o->elem, &cfgs[k]);
+                if (s != KVR_OK) {
                     msg_progress_done();
-                    msg_error("eval: passkey trial %d, %s at %g: %s", trial, methods[i], budgets[bi],
-                              why);
+                    msg_error("eval: passkey, %s at %g: %s", rows[i].method, rows[i].budget, kvr_last_error());
+                    continue;   /* counted as not run */
+                }
+                cfgs[k].seed ^= o->seeds[si] * UINT64_C(0x9E3779B97F4A7C15);
+                idx[k++] = i;
+            }
+            lm_blas_threads(1);
+            int s = ev_passkey_answers(m, &b, &pr, k, cfgs, key, right, st, answer, sizeof answer, o->threads);
+            lm_blas_threads(o->threads);
+            lm_prompt_free(&pr);
+            if (s != KVR_OK) {
+                msg_progress_done();
+                msg_error("eval: passkey: %s", lm_model_error());
+                failed = 1;
+                break;
+            }
+            for (int j = 0; j < k; j++) {
+                cell_row *r = &rows[idx[j]];
+                if (st[j] != KVR_OK) {
+                    msg_progress_done();
+                    msg_error("eval: passkey trial %d, %s at %g: %s", trial, r->method, r->budget, lm_model_error());
                     continue;
                 }
-                row *r = &rows[bi * n_methods + i];
                 r->pk_ok++;
-                r->pk_right += right;
-                if (bi == 0 && i == 0) {
-                    msg_progress_done();
-                    fprintf(stderr, "passkey trial %d: key %s, %d prompt tokens, %s answers \"%s\"\n",
-                            trial, key, n, methods[i], answer);
-                }
+                r->pk_right += right[j];
             }
-        lm_prompt_free(&pr);
-    }
+            if (k > 0) {
+                msg_progress_done();
+                fprintf(stderr, "passkey trial %d: key %s, %d prompt tokens, %s answers \"%s\"\n", trial, key, n,
+                        rows[idx[0]].method, answer);
+            }
+        }
     msg_progress_done();
-    free(ids);
+    free(ids); free(cfgs); free(idx); free(right); free(st);
     lm_bpe_free(&b);
     return failed;
 }
 
-int ev_model_run(const lm_model *m, const char *path, long context, long decode, uint64_t seed,
-                 const double *budgets, int n_budgets, char **methods, int n_methods,
-                 int passkey, int forced, const char *csv_path)
+int ev_model_run(const lm_model *m, const ev_model_opts *o)
 {
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    row *rows = calloc((size_t)n_budgets * n_methods, sizeof *rows);
-    FILE *csv = NULL;
-    if (!rows)
-        return 1;
-    if (csv_path && !(csv = fopen(csv_path, "w"))) {
-        msg_error("eval: cannot write '%s': %s", csv_path, strerror(errno));
-        free(rows);
-        return 1;
+    const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
+    char workload[512];
+    snprintf(workload, sizeof workload, "model:%s", base);
+    int decode = o->decode > 0 ? o->decode : o->context - o->context / 2;
+    if (m->seq_len > 0 && o->context > m->seq_len) {
+        msg_error("eval: --context %d is above the model's trained context of %d positions (%s)", o->context,
+                  m->seq_len, base);
+        return 2;
     }
-    if (passkey > 0 && (!m->tokens || !m->merges)) {
-        msg_error("eval: --passkey needs a model with a BPE tokenizer (GGUF tokenizer.ggml.tokens and merges)");
-        if (csv) fclose(csv);
-        free(rows);
-        return 1;
+    if (decode >= o->context) {
+        msg_error("eval: --decode %d leaves no prompt in --context %d", decode, o->context);
+        return 2;
     }
-    printf("model %s: dim %d, %d layers, %d/%d heads, head_dim %d, vocab %d\n",
-           base, m->dim, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, m->vocab_size);
-    int failed = 0;
-    if (forced) {
-        ev_model_task task;
-        int status = ev_model_task_init(&task, m, (int)context, (int)decode, seed, progress_line);
-        msg_progress_done();
-        if (status != KVR_OK) {
-            msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
-            if (csv) fclose(csv);
-            free(rows);
-            return 1;
+    if (o->passkey > 0 && (!m->tokens || !m->merges)) {
+        msg_error("eval: --passkey needs a model with a tokenizer (GGUF tokenizer.ggml.tokens and merges); %s has none",
+                  base);
+        return 2;
+    }
+    int *doc = NULL, n_doc = 0, windows = 1;
+    if (o->forced && o->text) {
+        int s = ev_model_text_tokens(m, o->text, &doc, &n_doc);
+        if (s != KVR_OK) {
+            msg_error("eval: %s: %s", base, lm_model_error());
+            return s == KVR_EINVAL ? 2 : 1;
         }
-        printf("context %ld (prefill %d, %d decode steps), seed %llu; generation %.1f s, full run %.1f s\n\n",
-               context, task.n_prefill, task.n - task.n_prefill, (unsigned long long)seed,
-               task.gen_seconds, task.ref_seconds);
-        printf("%-7s %-19s %11s %11s %10s %10s %9s %8s\n", "budget", "method", "bytes_ratio",
-               "exact_ratio", "top1_agree", "kl", "ppl", "seconds");
-        ev_model_result full_res = {0};
-        int have_full = 0;
-        for (int b = 0; b < n_budgets; b++)
-            for (int i = 0; i < n_methods; i++) {
-                row *rw = &rows[b * n_methods + i];
-                int is_full = !strcmp(methods[i], "full");
-                if (is_full && have_full) {
-                    rw->r = full_res;   /* full ignores the budget: one run serves every row */
-                    status = KVR_OK;
-                } else {
-                    status = ev_model_eval_method(&task, methods[i], budgets[b], &rw->r, progress_line);
-                    msg_progress_done();
-                }
+        windows = o->windows;
+        if ((long)windows * o->context + 1 > n_doc) {
+            msg_error("eval: --text %s has %d tokens (%s's tokenizer): %d window%s of %d need %ld; "
+                      "give fewer --windows, a shorter --context or a longer text", o->text, n_doc, base, windows,
+                      windows > 1 ? "s" : "", o->context, (long)windows * o->context + 1);
+            free(doc);
+            return 2;
+        }
+    }
+    /* the rows: (budget, method), full once at budget 1, a method listed twice once */
+    int n_rows = 0;
+    cell_row *rows = calloc((size_t)o->n_budgets * o->n_methods + 1, sizeof *rows);
+    ev_model_cell *cells = calloc((size_t)o->n_budgets * o->n_methods + 1, sizeof *cells);
+    ev_model_result *res = calloc((size_t)o->n_budgets * o->n_methods + 1, sizeof *res);
+    int *cst = calloc((size_t)o->n_budgets * o->n_methods + 1, sizeof *cst);
+    if (!rows || !cells || !res || !cst) {
+        msg_error("eval: out of memory");
+        free(rows); free(cells); free(res); free(cst); free(doc);
+        return 1;
+    }
+    for (int b = 0; b < o->n_budgets; b++)
+        for (int i = 0; i < o->n_methods; i++) {
+            int full = !strcmp(o->methods[i], "full"), dup = 0;
+            for (int j = 0; j < i; j++) dup |= !strcmp(o->methods[j], o->methods[i]);
+            if (dup || (full && b > 0)) continue;
+            rows[n_rows].method = o->methods[i];
+            rows[n_rows].budget = full ? 1.0 : o->budgets[b];
+            n_rows++;
+        }
+    int to_stdout = o->csv == stdout, failed = 0;
+    if (!to_stdout)
+        printf("model %s: dim %d, %d layers, %d/%d heads, head_dim %d, vocab %d, trained context %d; cache in %s; "
+               "%d thread%s, %s\n", base, m->dim, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, m->vocab_size,
+               m->seq_len, kvr_elem_name(o->elem), o->threads, o->threads > 1 ? "s" : "",
+               lm_blas() ? "OpenBLAS" : "plain loops");
+    lm_blas_threads(o->threads);
+    if (o->forced) {
+        int runs = o->n_seeds * windows;
+        prog_total = (long)runs * decode;
+        prog_done = 0;
+        msg_progress_clock();
+        if (!to_stdout) {
+            if (o->text)
+                printf("text %s: %d tokens, %d window%s of %d (prompt %d, %d decode steps), %d seed%s\n", o->text,
+                       n_doc, windows, windows > 1 ? "s" : "", o->context, o->context - decode, decode, o->n_seeds,
+                       o->n_seeds > 1 ? "s" : "");
+            else
+                printf("sampled text: context %d (prompt %d, %d decode steps), %d seed%s\n", o->context,
+                       o->context - decode, decode, o->n_seeds, o->n_seeds > 1 ? "s" : "");
+        }
+        for (int si = 0; si < o->n_seeds && !failed; si++)
+            for (int w = 0; w < windows && !failed; w++) {
+                char what[96];
+                snprintf(what, sizeof what, "seed %llu window %d/%d", o->seeds[si], w + 1, windows);
+                prog_what = what;
+                ev_model_task task;
+                int status = doc ? ev_model_task_tokens(&task, m, doc + (size_t)w * o->context, o->context, decode)
+                                 : ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
                 if (status != KVR_OK) {
-                    printf("%-7g %-19s %s\n", budgets[b], methods[i], kvr_strerror(status));
-                    msg_error("eval: %s", lm_model_error());
+                    msg_progress_done();
+                    msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
                     failed = 1;
+                    break;
+                }
+                for (int r = 0; r < n_rows; r++)
+                    cells[r] = (ev_model_cell){rows[r].method, rows[r].budget, o->seeds[si]};
+                lm_blas_threads(1);   /* the threads below are the harness's own */
+                status = ev_model_eval_cells(&task, o->elem, n_rows, cells, res, cst, o->threads, progress_line);
+                lm_blas_threads(o->threads);
+                ev_model_task_free(&task);
+                prog_done += decode;
+                if (status != KVR_OK) {
+                    msg_progress_done();
+                    msg_error("eval: full: %s", lm_model_error());
+                    failed = 1;
+                    break;
+                }
+                for (int r = 0; r < n_rows; r++) {
+                    if (cst[r] == KVR_EBUDGET) {   /* as on every workload: skipped, with a warning */
+                        msg_progress_done();
+                        if (si == 0 && w == 0)
+                            fprintf(stderr, "kvreviver: eval: warning: %s at budget %g skipped: %s\n", rows[r].method,
+                                    rows[r].budget, lm_model_error());
+                        continue;
+                    }
+                    if (cst[r] != KVR_OK) {
+                        msg_progress_done();
+                        msg_error("eval: %s", lm_model_error());
+                        failed = 1;
+                        continue;
+                    }
+                    ev_model_result *x = &rows[r].sum, *y = &res[r];
+                    x->bytes_ratio += y->bytes_ratio;
+                    x->exact_ratio += y->exact_ratio;
+                    x->top1_agree += y->top1_agree;
+                    x->kl += y->kl;
+                    x->ppl += y->ppl;
+                    x->bytes_held = y->bytes_held;
+                    x->seconds += y->seconds;
+                    rows[r].runs++;
+                    if (strcmp(rows[r].method, "full") && y->bytes_ratio > rows[r].budget) {
+                        msg_error("eval: %s at budget %g holds %.4f of the full cache", rows[r].method,
+                                  rows[r].budget, y->bytes_ratio);
+                        failed = 1;
+                    }
+                }
+            }
+        msg_progress_done();
+        if (!to_stdout) {
+            printf("\n%-7s %-19s %5s %11s %11s %10s %10s %9s\n", "budget", "method", "runs", "bytes_ratio",
+                   "exact_ratio", "top1_agree", "kl", "ppl");
+            for (int r = 0; r < n_rows; r++) {
+                cell_row *x = &rows[r];
+                if (!x->runs) {
+                    printf("%-7g %-19s %5d %s\n", x->budget, x->method, 0, "skipped or failed (see above)");
                     continue;
                 }
-                rw->ok = 1;
-                if (is_full && !have_full) { full_res = rw->r; have_full = 1; }
-                if (!is_full && rw->r.bytes_ratio > budgets[b]) {
-                    msg_error("eval: %s at budget %g holds %.4f of the full cache", methods[i], budgets[b], rw->r.bytes_ratio);
-                    failed = 1;
-                }
-                printf("%-7g %-19s %11.4f %11.4f %10.4f %10.4g %9.4f %8.1f\n", budgets[b], methods[i],
-                       rw->r.bytes_ratio, rw->r.exact_ratio, rw->r.top1_agree, rw->r.kl, rw->r.ppl, rw->r.seconds);
-                fflush(stdout);
+                double k = x->runs;
+                printf("%-7g %-19s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, x->method, x->runs,
+                       x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
+                       x->sum.ppl / k);
             }
-        ev_model_task_free(&task);
+            fflush(stdout);
+        }
     }
-    if (passkey > 0) {
-        failed |= run_passkey(m, context, seed, passkey, budgets, n_budgets, methods, n_methods, rows);
-        printf("\npasskey: %d trials, prompts of about %ld tokens, key early (5-25%% of the filler)\n",
-               passkey, context - EV_PASSKEY_ANSWER);
-        printf("%-7s %-19s %11s\n", "budget", "method", "passkey_acc");
-        for (int b = 0; b < n_budgets; b++)
-            for (int i = 0; i < n_methods; i++) {
-                row *rw = &rows[b * n_methods + i];
-                if (rw->pk_ok)
-                    printf("%-7g %-19s %11.3f\n", budgets[b], methods[i], (double)rw->pk_right / rw->pk_ok);
-                else
-                    printf("%-7g %-19s %11s\n", budgets[b], methods[i], "n/a");
-            }
-    }
-    if (csv) {
-        fprintf(csv, "workload,context,budget,method,bytes_ratio,exact_ratio,top1_agree,kl,ppl%s\n",
-                passkey > 0 ? ",passkey_acc" : "");
-        for (int b = 0; b < n_budgets; b++)
-            for (int i = 0; i < n_methods; i++) {
-                row *rw = &rows[b * n_methods + i];
-                fprintf(csv, "model:%s,%ld,%g,%s,", base, context, budgets[b], methods[i]);
-                if (rw->ok)
-                    fprintf(csv, "%.6f,%.6f,%.6f,%.6g,%.6f", rw->r.bytes_ratio, rw->r.exact_ratio,
-                            rw->r.top1_agree, rw->r.kl, rw->r.ppl);
-                else
-                    fprintf(csv, ",,,,");
-                if (passkey > 0) {
-                    if (rw->pk_ok) fprintf(csv, ",%.6f", (double)rw->pk_right / rw->pk_ok);
-                    else fprintf(csv, ",");
+    if (o->passkey > 0 && !failed) {
+        failed |= run_passkey(m, o, rows, n_rows);
+        if (!to_stdout) {
+            printf("\npasskey: %d trials x %d seed%s, prompts of about %d tokens, key depths (i + 0.5)/%d of the filler\n",
+                   o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "", o->context - EV_PASSKEY_ANSWER, o->passkey);
+            printf("%-7s %-19s %6s %11s %16s\n", "budget", "method", "trials", "passkey_acc", "95% (Wilson)");
+            for (int r = 0; r < n_rows; r++) {
+                cell_row *x = &rows[r];
+                if (!x->pk_ok) {
+                    printf("%-7g %-19s %6d %11s\n", x->budget, x->method, 0, "n/a");
+                    continue;
                 }
-                fputc('\n', csv);
+                double lo, hi;
+                ev_wilson(x->pk_right, x->pk_ok, &lo, &hi);
+                printf("%-7g %-19s %6d %11.3f   [%.3f, %.3f]\n", x->budget, x->method, x->pk_ok,
+                       (double)x->pk_right / x->pk_ok, lo, hi);
             }
-        if (fclose(csv) != 0) {
-            msg_error("eval: error writing '%s'", csv_path);
+        }
+    }
+    if (o->csv) {
+        ev_report_csv_header(o->csv);
+        for (int r = 0; r < n_rows; r++) {
+            cell_row *x = &rows[r];
+            double k = x->runs;
+            ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs ? x->runs : o->n_seeds, m->n_kv_heads, m->n_heads,
+                            m->head_dim, o->forced ? decode : EV_PASSKEY_ANSWER, o->elem, NAN, NAN, NAN, NAN, NAN,
+                            NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, x->sum.bytes_held};
+            if (x->runs) {
+                c.bytes_ratio = x->sum.bytes_ratio / k;
+                c.exact_ratio = x->sum.exact_ratio / k;
+                c.top1_agree = x->sum.top1_agree / k;
+                c.kl = x->sum.kl / k;
+                c.ppl = x->sum.ppl / k;
+            }
+            if (x->pk_ok) {
+                c.passkey_acc = (double)x->pk_right / x->pk_ok;
+                ev_wilson(x->pk_right, x->pk_ok, &c.passkey_lo, &c.passkey_hi);
+                c.trials = x->pk_ok;
+            }
+            ev_report_csv_fields(o->csv, &c);
+        }
+        if (fflush(o->csv) != 0 || ferror(o->csv)) {
+            msg_error("eval: writing the CSV: %s", strerror(errno));
             failed = 1;
         }
     }
-    free(rows);
+    free(rows); free(cells); free(res); free(cst); free(doc);
     return failed ? 1 : 0;
 }
-

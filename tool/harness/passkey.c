@@ -1,13 +1,14 @@
 /* passkey.c: the passkey retrieval task for instruction models
  * (doc/model.md §4.3).
  *
- * A trial: a seeded five-digit key is stated once early in a long filler
- * text inside a chat prompt that ends with the question and the start of
- * the answer ("The pass key is"); the model then decodes greedily up to
- * EV_PASSKEY_ANSWER tokens.  The trial succeeds when the decoded answer
- * contains the key's five digits in a row.  The prompt's computation is
- * shared by every method; each method prefills its own cache from it and
- * decodes. */
+ * A trial: a seeded five-digit key is stated once in a long filler text
+ * inside a chat prompt that ends with the question and the start of the
+ * answer ("The pass key is"); trial i of N puts it after (i + 0.5) / N of
+ * the filler, so the trials' depths are spread evenly over the context.
+ * The model then decodes greedily up to EV_PASSKEY_ANSWER tokens; the trial
+ * succeeds when the decoded answer contains the key's five digits in a
+ * row.  The prompt's computation is shared by every method; each method
+ * prefills its own cache from it, and the methods decode in lock step. */
 #include <config.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,12 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
-int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial,
-                       int *ids, int cap, int *n_out, char key[6])
+int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, int n_trials,
+                      int *ids, int cap, int *n_out, char key[6])
 {
-    uint64_t r1 = mix(seed ^ mix((uint64_t)trial)), r2 = mix(r1);
+    uint64_t r1 = mix(seed ^ mix((uint64_t)trial));
+    if (n_trials < 1 || trial < 0 || trial >= n_trials)
+        return lm_model_fail(KVR_EINVAL, "passkey: trial %d of %d", trial, n_trials);
     snprintf(key, 6, "%05d", 10000 + (int)(r1 % 90000));
     /* tokens of the fixed parts, to size the filler */
     int fixed, one;
@@ -54,8 +57,8 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial,
     int reps = (context - EV_PASSKEY_ANSWER - fixed) / one;
     if (reps < 2)
         return lm_model_fail(KVR_EINVAL, "passkey: context %d leaves no room for filler", context);
-    /* the key goes early: after 5% to 25% of the filler */
-    int before = (int)((0.05 + 0.20 * (double)(r2 >> 11) * 0x1.0p-53) * reps);
+    /* the key's depth: after (trial + 0.5) / n_trials of the filler */
+    int before = (int)(((double)trial + 0.5) / (double)n_trials * reps);
     size_t len = fixed_len + (size_t)reps * strlen(filler);
     text = malloc(len);
     if (!text)
@@ -71,42 +74,81 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial,
     return status;
 }
 
-int ev_passkey_answer(const lm_model *m, const lm_bpe *b, const lm_prompt *pr,
-                       const kvr_config *cfg, const char *key, int *correct, char *answer, size_t cap)
+int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n,
+                       const kvr_config *cfgs, const char *key, int *correct, int *status,
+                       char *answer0, size_t cap, int threads)
 {
-    kvr_cache *c = NULL;
-    lm_model_state s;
-    int status = lm_model_cache(m, cfg, &c);
-    if (status != KVR_OK)
-        return lm_model_fail(status, "passkey cache: %s", kvr_last_error());
-    float *logits = malloc(sizeof(float) * (size_t)m->vocab_size);   /* [vocab] */
-    if (!logits || (status = lm_model_state_init(&s, m)) != KVR_OK) {
-        free(logits);
-        kvr_cache_free(c);
-        return status != KVR_OK ? status : lm_model_fail(KVR_ENOMEM, "out of memory");
+    int V = m->vocab_size, fail = KVR_OK;
+    kvr_cache **c = calloc((size_t)n + 1, sizeof *c);
+    lm_model_state *s = calloc((size_t)n + 1, sizeof *s);
+    float **lg = calloc((size_t)n + 1, sizeof *lg);
+    int *ids = malloc(sizeof(int) * ((size_t)n * EV_PASSKEY_ANSWER + 1));   /* [n][EV_PASSKEY_ANSWER] */
+    int *len = calloc((size_t)n + 1, sizeof *len), *run = malloc(sizeof(int) * ((size_t)n + 1));
+    int *tok = malloc(sizeof(int) * ((size_t)n + 1)), *idx = malloc(sizeof(int) * ((size_t)n + 1));
+    kvr_cache **rc = malloc(sizeof *rc * ((size_t)n + 1));
+    lm_model_state **rs = malloc(sizeof *rs * ((size_t)n + 1));
+    float **rl = malloc(sizeof *rl * ((size_t)n + 1));
+    if (!c || !s || !lg || !ids || !len || !run || !tok || !idx || !rc || !rs || !rl) {
+        fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory");
+        goto done;
     }
-    int ids[EV_PASSKEY_ANSWER], n = 0;
-    status = lm_prompt_prefill(m, pr, c);
-    memcpy(logits, pr->logits, sizeof(float) * (size_t)m->vocab_size);
     int end = -1;   /* the chat end-of-turn token, if the vocabulary has one */
-    for (int i = 0; i < m->vocab_size && m->tokens; i++)
+    for (int i = 0; i < V && m->tokens; i++)
         if (!strcmp(m->tokens[i], "<|im_end|>")) { end = i; break; }
-    while (status == KVR_OK && n < EV_PASSKEY_ANSWER) {
-        int best = 0;
-        for (int i = 1; i < m->vocab_size; i++)
-            if (logits[i] > logits[best]) best = i;
-        if (best == m->eos || best == end)
-            break;
-        ids[n++] = best;
-        if (n < EV_PASSKEY_ANSWER)
-            status = lm_model_step(m, &s, c, best, logits);
+    for (int i = 0; i < n; i++) {
+        correct[i] = 0;
+        status[i] = lm_model_cache(m, &cfgs[i], &c[i]);
+        if (status[i] != KVR_OK) {
+            lm_model_fail(status[i], "passkey cache: %s", kvr_last_error());
+            continue;
+        }
+        lg[i] = malloc(sizeof(float) * (size_t)V);
+        if (!lg[i]) status[i] = lm_model_fail(KVR_ENOMEM, "passkey: out of memory");
+        else status[i] = lm_model_state_init(&s[i], m);
+        if (status[i] == KVR_OK)
+            status[i] = lm_prompt_prefill(m, pr, c[i]);
+        if (status[i] == KVR_OK)
+            memcpy(lg[i], pr->logits, sizeof(float) * (size_t)V);
+        run[i] = status[i] == KVR_OK;
     }
-    free(logits);
-    lm_model_state_free(&s);
-    kvr_cache_free(c);
-    if (status != KVR_OK)
-        return status;
-    lm_bpe_decode(b, ids, n, answer, cap);
-    *correct = strstr(answer, key) != NULL;
-    return KVR_OK;
+    /* greedy decoding: each step takes every cache's argmax; a cache stops
+     * at EOS, the end of turn, or EV_PASSKEY_ANSWER tokens */
+    for (int step = 0; step < EV_PASSKEY_ANSWER; step++) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (!run[i]) continue;
+            int best = 0;
+            for (int j = 1; j < V; j++)
+                if (lg[i][j] > lg[i][best]) best = j;
+            if (best == m->eos || best == end) { run[i] = 0; continue; }
+            ids[(size_t)i * EV_PASSKEY_ANSWER + len[i]++] = best;
+            if (step + 1 == EV_PASSKEY_ANSWER) { run[i] = 0; continue; }
+            idx[k] = i; tok[k] = best; rc[k] = c[i]; rs[k] = &s[i]; rl[k] = lg[i];
+            k++;
+        }
+        if (k == 0) break;
+        int *st = malloc(sizeof(int) * (size_t)k);
+        if (!st) { fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory"); goto done; }
+        for (int j = 0; j < k; j++) st[j] = KVR_OK;
+        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
+        for (int j = 0; j < k; j++)
+            if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
+        free(st);
+    }
+    for (int i = 0; i < n; i++) {
+        if (status[i] != KVR_OK) continue;
+        char answer[256];
+        lm_bpe_decode(b, ids + (size_t)i * EV_PASSKEY_ANSWER, len[i], answer, sizeof answer);
+        correct[i] = strstr(answer, key) != NULL;
+        if (i == 0 && answer0) snprintf(answer0, cap, "%s", answer);
+    }
+done:
+    for (int i = 0; c && i < n; i++) {
+        kvr_cache_free(c[i]);
+        if (s) lm_model_state_free(&s[i]);
+        if (lg) free(lg[i]);
+    }
+    free(c); free(s); free(lg); free(ids); free(len); free(run); free(tok); free(idx);
+    free(rc); free(rs); free(rl);
+    return fail;
 }

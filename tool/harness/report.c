@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include "common/message.h"
+#include "interval.h"
 #include "report.h"
 
 /* The method column's width: the longest name ev_report_method_width was
@@ -25,16 +26,19 @@ void ev_report_method_width(const char *const *methods, int n)
 
 void ev_report_header(FILE *f)
 {
-    fprintf(f, "%-10s %7s %6s %-*s %5s %11s %11s %12s %10s %10s\n", "workload", "context", "budget",
+    fprintf(f, "%-10s %7s %6s %-*s %5s %11s %11s %12s %10s %22s\n", "workload", "context", "budget",
             method_width, "method", "seeds", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact",
             "needle_acc");
 }
 
 void ev_report_row(FILE *f, const ev_row *row)
 {
-    char needle[16] = "-";
-    if (!isnan(row->r.needle_acc))
-        snprintf(needle, sizeof needle, "%.3f", row->r.needle_acc);
+    char needle[40] = "-";
+    if (!isnan(row->r.needle_acc)) {
+        double lo, hi;   /* the Wilson 95% interval beside the rate */
+        ev_wilson(row->r.found, row->r.needles, &lo, &hi);
+        snprintf(needle, sizeof needle, "%.3f [%.2f,%.2f]", row->r.needle_acc, lo, hi);
+    }
     const char *method = row->method;
     if ((int)strlen(method) > method_width) {
         /* a name wider than its column: on a line of its own, the numbers
@@ -45,14 +49,15 @@ void ev_report_row(FILE *f, const ev_row *row)
     } else {
         fprintf(f, "%-10s %7d %6.2f ", row->workload, row->context, row->budget);
     }
-    fprintf(f, "%-*s %5d %11.4f %11.4f %12.4g %10.4f %10s\n", method_width, method, row->seeds,
+    fprintf(f, "%-*s %5d %11.4f %11.4f %12.4g %10.4f %22s\n", method_width, method, row->seeds,
             row->r.bytes_ratio, row->r.exact_ratio, row->r.attn_rel_err, row->r.mass_exact, needle);
 }
 
 void ev_report_csv_header(FILE *f)
 {
     fputs("workload,context,budget,method,seeds,kv_heads,q_heads,head_dim,steps,elem,"
-          "bytes_ratio,exact_ratio,attn_rel_err,mass_exact,needle_acc,bytes_held\n", f);
+          "bytes_ratio,exact_ratio,attn_rel_err,mass_exact,needle_acc,needle_lo,needle_hi,"
+          "top1_agree,kl,ppl,passkey_acc,passkey_lo,passkey_hi,trials,bytes_held\n", f);
 }
 
 /* A CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
@@ -70,17 +75,43 @@ static void csv_field(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* A metric's cell: empty for NAN. */
+static void csv_metric(FILE *f, double x)
+{
+    fputc(',', f);
+    if (!isnan(x))
+        fprintf(f, "%.9g", x);
+}
+
+void ev_report_csv_fields(FILE *f, const ev_csv_row *r)
+{
+    csv_field(f, r->workload);
+    fprintf(f, ",%d,%.6g,", r->context, r->budget);
+    csv_field(f, r->method);
+    fprintf(f, ",%d,%d,%d,%d,%d,%s", r->seeds, r->kv_heads, r->q_heads, r->head_dim, r->steps,
+            kvr_elem_name(r->elem));
+    const double m[] = {r->bytes_ratio, r->exact_ratio, r->attn_rel_err, r->mass_exact, r->needle_acc,
+                        r->needle_lo, r->needle_hi, r->top1_agree, r->kl, r->ppl, r->passkey_acc,
+                        r->passkey_lo, r->passkey_hi};
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
+        csv_metric(f, m[i]);
+    fputc(',', f);
+    if (r->trials > 0)
+        fprintf(f, "%ld", r->trials);
+    fprintf(f, ",%zu\n", r->bytes_held);
+}
+
 void ev_report_csv_row(FILE *f, const ev_row *row)
 {
-    csv_field(f, row->workload);
-    fprintf(f, ",%d,%.6g,", row->context, row->budget);
-    csv_field(f, row->method);
-    fprintf(f, ",%d,%d,%d,%d,%d,%s,%.9g,%.9g,%.9g,%.9g,", row->seeds, row->kv_heads, row->q_heads,
-            row->head_dim, row->steps, kvr_elem_name(row->elem), row->r.bytes_ratio, row->r.exact_ratio,
-            row->r.attn_rel_err, row->r.mass_exact);
-    if (!isnan(row->r.needle_acc))
-        fprintf(f, "%.9g", row->r.needle_acc);
-    fprintf(f, ",%zu\n", row->r.bytes_held);
+    ev_csv_row r = {row->workload, row->context, row->budget, row->method, row->seeds, row->kv_heads,
+                    row->q_heads, row->head_dim, row->steps, row->elem, row->r.bytes_ratio,
+                    row->r.exact_ratio, row->r.attn_rel_err, row->r.mass_exact, row->r.needle_acc,
+                    NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, row->r.bytes_held};
+    if (!isnan(row->r.needle_acc)) {
+        ev_wilson(row->r.found, row->r.needles, &r.needle_lo, &r.needle_hi);
+        r.trials = row->r.needles;
+    }
+    ev_report_csv_fields(f, &r);
 }
 
 static int ends_with(const char *s, const char *suffix)

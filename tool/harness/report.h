@@ -25,9 +25,31 @@ void ev_report_method_width(const char *const *methods, int n);
 /* The aligned table's header and one row (stdout). */
 void ev_report_header(FILE *f);
 void ev_report_row(FILE *f, const ev_row *row);
-/* CSV: the header line and one row; fields with a comma or quote are quoted. */
+/* CSV: the header line and one row; fields with a comma or quote are quoted.
+ * One header for every workload (doc/eval.md §5): a metric that does not
+ * apply to a row is an empty cell. */
 void ev_report_csv_header(FILE *f);
 void ev_report_csv_row(FILE *f, const ev_row *row);
+
+/* Every CSV column: the row of any workload.  NAN leaves a metric's cell
+ * empty; trials 0 leaves the trials cell empty. */
+typedef struct {
+    const char *workload;
+    int context;
+    double budget;
+    const char *method;
+    int seeds;                       /* runs averaged */
+    int kv_heads, q_heads, head_dim, steps;
+    kvr_elem elem;
+    double bytes_ratio, exact_ratio;
+    double attn_rel_err, mass_exact;              /* synthetic, needle, trace */
+    double needle_acc, needle_lo, needle_hi;      /* needle; Wilson 95% */
+    double top1_agree, kl, ppl;                   /* model */
+    double passkey_acc, passkey_lo, passkey_hi;   /* model --passkey; Wilson 95% */
+    long trials;                     /* the interval's trials: needle queries or passkey trials */
+    size_t bytes_held;
+} ev_csv_row;
+void ev_report_csv_fields(FILE *f, const ev_csv_row *r);
 /* 1 when path ends in .svg or .png (case-insensitive), the terminals --plot
  * knows; *png says which. */
 int ev_report_plot_kind(const char *path, int *png);

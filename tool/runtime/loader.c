@@ -51,7 +51,7 @@ int lm_model_check(const lm_model *m, const char *path)
 
 /* ---- model errors ------------------------------------------------------ */
 
-static char model_message[512];
+static _Thread_local char model_message[512];   /* one per thread: caches run on threads */
 
 int lm_model_fail(int status, const char *fmt, ...)
 {

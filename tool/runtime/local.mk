@@ -6,3 +6,5 @@ tool_runtime_libruntime_a_SOURCES = tool/runtime/loader.h tool/runtime/loader.c 
 	tool/runtime/llama2c.c tool/runtime/gguf.c tool/runtime/model.h tool/runtime/model.c \
 	tool/runtime/bpe.h tool/runtime/bpe.c
 tool_runtime_libruntime_a_CPPFLAGS = $(TOOL_CPPFLAGS)
+# gsl/gsl_cblas.h: the BLAS interface (configure links OpenBLAS behind it)
+tool_runtime_libruntime_a_CFLAGS = $(AM_CFLAGS) $(GSL_CFLAGS)

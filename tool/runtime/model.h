@@ -46,6 +46,31 @@ int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out);
 int lm_model_step(const lm_model *m, lm_model_state *s, kvr_cache *cache,
                    int token, float *logits);
 
+/* One decode step for each of n caches in lock step (n <= LM_STEP_MANY_MAX):
+ * cache c gets token[c] with its own state s[c], exactly the operations of
+ * lm_model_step in the same order, so each cache's logits are those that
+ * lm_model_step would give; the work is ordered matrix by matrix over the
+ * caches so that each weight matrix is read from memory once for all of
+ * them.  status[c] must be KVR_OK for a cache to run; a cache that fails
+ * gets its status there and is skipped from then on (its cache should be
+ * discarded).  Returns KVR_OK, or the first failure (the message names the
+ * cache, layer and position).  logits[c] may be NULL.  attend_seconds, when
+ * not NULL, gets the wall time each cache spent in kvr_append and
+ * kvr_attend (what differs between methods), for balancing threads.
+ *   token: [n], logits: [n] pointers to [vocab_size], status: [n],
+ *   attend_seconds: [n] */
+enum { LM_STEP_MANY_MAX = 256 };
+int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_cache *const *cache,
+                       const int *token, float *const *logits, int *status, double *attend_seconds);
+
+/* 1 when the matrix products use an optimized BLAS (configure found
+ * OpenBLAS), 0 for the plain loops. */
+int lm_blas(void);
+/* Threads the BLAS itself may use for one call (OpenBLAS); no effect
+ * without it.  The harness sets 1 while it runs caches on threads of its
+ * own, and the number of cores for the shared prompt. */
+void lm_blas_threads(int n);
+
 /* Prefill n prompt tokens into an empty cache: the prompt attends to itself
  * with exact causal attention (float32, computed here), then every layer's
  * K and V go to kvr_prefill with the queries of the last n_obs positions
