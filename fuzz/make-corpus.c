@@ -16,7 +16,7 @@ int main(int argc, char **argv)
     if (argc != 2) { fprintf(stderr, "usage: make-corpus DIR\n"); return 2; }
     static const int lengths[] = {0, 3, 12};
     uint32_t x = 12345;
-    for (int variant = 0; variant < 5; variant++)
+    for (int variant = 0; variant < 7; variant++)
         for (size_t li = 0; li < sizeof lengths / sizeof lengths[0]; li++) {
             kvr_config cfg;
             kvr_config_paper(&cfg);
@@ -26,6 +26,10 @@ int main(int argc, char **argv)
                               cfg.vague = KVR_VAGUE_RECONSTRUCT; }
             if (variant == 3) { cfg.candidates = 0; cfg.importance = KVR_IMP_NONE; cfg.depth = 1; }
             if (variant == 4) { cfg.revive = 2.0; cfg.var_cap = INFINITY; }
+            if (variant == 5) { cfg.store = KVR_STORE_Q4; cfg.depth = 0; cfg.width = 0;   /* spec 18: version 3 */
+                              cfg.importance = KVR_IMP_H2O; }
+            if (variant == 6) { cfg.candidates = 0; cfg.depth = 0; cfg.width = 0; cfg.importance = KVR_IMP_NONE;
+                              cfg.kivi_bits = 2; cfg.kivi_group = 2; cfg.kivi_tokens = 10; }  /* KIVI */
             kvr_cache *c;
             if (kvr_cache_create(&c, 1, 1, 2, 2, &cfg, KVR_BACKEND_REF) != KVR_OK) return 1;
             for (int t = 0; t < lengths[li]; t++) {

@@ -9,6 +9,29 @@
 #include <math.h>
 #include "internal.h"
 
+/* spec §18.5: bytes of one token's key and value in an exact part: 2 D e in
+ * the element type, or per vector ceil(D b / 8) code bytes and a float16
+ * zero point and scale. */
+size_t kvr_exact_token_bytes(const kvr_config *cfg, int head_dim)
+{
+    size_t D = (size_t)head_dim;
+    int b = kvr_store_bits(cfg->store);
+    if (b == 0)
+        return 2 * D * kvr_elem_size(cfg->elem);
+    return 2 * ((D * (size_t)b + 7) / 8 + 4);
+}
+
+/* spec §18.6: bytes of KIVI's body at capacity Q with groups of G: the fill
+ * buffer (keys of the group filling, elem), key codes and per-channel zero
+ * point and scale of the m = floor(Q/G) complete groups, value codes and
+ * per-token zero point and scale. */
+size_t kvr_kivi_body_bytes(size_t Q, size_t G, size_t D, size_t e, int bits)
+{
+    size_t row = (D * (size_t)bits + 7) / 8, m = G > 0 ? Q / G : 0;
+    size_t fill = (G < Q ? G : Q) * D * e;
+    return fill + m * G * row + m * D * 4 + Q * (row + 4);
+}
+
 /* spec §9.1: the sum of the bytes of every array of the head cache's table
  * (ref_head_arrays), each at full capacity in its own type. */
 size_t kvr_head_bytes(const kvr_config *cfg, int head_dim)
@@ -26,6 +49,85 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem)
     if (context < 0 || head_dim < 0)
         return 0;
     return (size_t)context * 2 * (size_t)head_dim * kvr_elem_size(elem);
+}
+
+/* floor(ratio * full) in float64, clamped to SIZE_MAX (spec §9.2 step 0). */
+static size_t budget_of(double ratio, size_t full)
+{
+    double budget_d = floor(ratio * (double)full);
+    return budget_d >= (double)SIZE_MAX ? SIZE_MAX : (size_t)budget_d;
+}
+
+/* spec §18.6: the KIVI planner.  Every token is kept: Q = M - R with
+ * M = context - S.  For each group size to try, the residual R is the given
+ * one or the largest in 1..M with head_bytes <= budget, found by scanning
+ * down between the bounds that the linear lower bound of head_bytes,
+ * base + R * slope, gives (an upper bound on R when slope > 0; a lower one
+ * when a quantized token costs more than an exact one, slope < 0); the first
+ * group that fits is taken.  Arguments were checked by kvr_plan; on failure
+ * cfg is unchanged. */
+static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
+{
+    kvr_config p = *cfg;
+    int b = p.kivi_bits;
+    if (b < 2 || b > 4)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: kivi_bits = %d is not 2, 3 or 4", b);
+    if (p.kivi_group < 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: kivi_group = %d is negative", p.kivi_group);
+    if (p.window < 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: the KIVI residual (window) = %d is negative", p.window);
+    size_t D = (size_t)head_dim, e = kvr_elem_size(p.elem), kv = 2 * D * e;
+    size_t full = kvr_full_bytes(context, head_dim, p.elem), budget = budget_of(ratio, full);
+    long S = p.sinks < context - 1 ? p.sinks : context - 1, M = context - S;
+    if (p.window > M)                             /* no point holding more than the context */
+        p.window = (int)M;
+    const long tries[3] = {32, 64, 128};
+    int n_try = p.kivi_group > 0 ? 1 : 3;
+    size_t row = (D * (size_t)b + 7) / 8, least = 0;
+    long G = 0;
+    for (int i = 0; i < n_try; i++) {
+        G = p.kivi_group > 0 ? p.kivi_group : tries[i];
+        long R_hi = p.window > 0 ? p.window : M, R_lo = p.window > 0 ? p.window : 1;
+        if (p.window == 0) {
+            size_t K = (size_t)G * row + 4 * D;           /* one complete group's key codes and parameters */
+            double per_q = (double)(row + 4) + (double)K / (double)G;
+            double slope = (double)kv - per_q;            /* lower bound = base + R * slope */
+            double base = (double)S * (double)kv + (double)M * per_q - (double)K;
+            if ((size_t)(R_hi) > budget / kv) R_hi = (long)(budget / kv);
+            /* the float64 error of these bounds, in positions, widened */
+            double margin = slope != 0.0 ? 4.0 + (fabs(base) + (double)budget) * 0x1p-48 / fabs(slope) : 0.0;
+            if (slope > 0.0) {                            /* an upper bound on R */
+                double cap = floor(((double)budget - base) / slope) + margin;
+                if (cap < (double)R_hi) R_hi = cap < 0.0 ? 0 : (long)cap;
+            } else if (slope < 0.0) {                     /* quantizing costs more: a lower bound */
+                double floor_r = ceil((base - (double)budget) / -slope) - margin;
+                if (floor_r > (double)R_lo) R_lo = floor_r > (double)M ? M + 1 : (long)floor_r;
+            } else if (base > (double)budget) {
+                R_lo = R_hi + 1;                          /* nothing fits */
+            }
+        }
+        for (long R = R_hi; R >= R_lo; R--) {
+            size_t bytes = (size_t)(S + R) * kv + kvr_kivi_body_bytes((size_t)(M - R), (size_t)G, D, e, b);
+            if (bytes <= budget) {
+                p.sinks = (int)S;
+                p.window = (int)R;
+                p.candidates = 0;
+                p.depth = 0;
+                p.width = 0;
+                p.importance = KVR_IMP_NONE;
+                p.store = KVR_STORE_ELEM;
+                p.kivi_group = (int)G;
+                p.kivi_tokens = (int)(M - R);
+                *cfg = p;
+                return KVR_OK;
+            }
+        }
+        long R_least = p.window > 0 ? p.window : 1;
+        least = (size_t)(S + R_least) * kv + kvr_kivi_body_bytes((size_t)(M - R_least), (size_t)G, D, e, b);
+    }
+    return kvr_fail(KVR_EBUDGET, "kvr_plan: kivi: a budget of %zu bytes (ratio %g of %zu) cannot keep all %ld tokens at %d bits: "
+                    "%ld sinks, a residual of %d and groups of %ld need %zu bytes",
+                    budget, ratio, full, context, b, S, p.window > 0 ? p.window : 1, G, least);
 }
 
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
@@ -49,12 +151,16 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.recent_share = %g is not a finite number <= 1",
                         cfg->recent_share);
 
+    if (cfg->kivi_bits != 0)
+        return plan_kivi(ratio, context, head_dim, cfg);
+    if (cfg->store != KVR_STORE_ELEM && cfg->store != KVR_STORE_Q8 && cfg->store != KVR_STORE_Q4)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: store = %d is not elem, q8 or q4", (int)cfg->store);
+
     kvr_config p = *cfg;
-    size_t D = (size_t)head_dim, es = kvr_elem_size(p.elem);
-    size_t kv = 2 * D * es;
+    size_t D = (size_t)head_dim;
+    size_t kv = kvr_exact_token_bytes(&p, head_dim);   /* spec §18.5 */
     size_t full = kvr_full_bytes(context, head_dim, p.elem);
-    double budget_d = floor(ratio * (double)full);
-    size_t budget = budget_d >= (double)SIZE_MAX ? SIZE_MAX : (size_t)budget_d;
+    size_t budget = budget_of(ratio, full);
 
     /* spec §9.2 step 1: the whole context fits exactly: keep everything. */
     p.sinks = (int)(p.sinks < context ? p.sinks : context);
@@ -117,6 +223,11 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     if (C == 0 && (size_t)R * kv < rest) {        /* no candidates: no scores to pay for */
         R = (long)(rest / kv);
         if (R > max_exact) R = max_exact;
+    }
+    if (R < 1) {                                  /* the sinks are the whole context (a quantized token is */
+        R = 1;                                    /* cheap enough, spec §18.5): the last one is the window, */
+        p.sinks--;                                /* the same bytes (C = 0: no scores) */
+        C = 0;
     }
     if (R > INT32_MAX) R = INT32_MAX;
     if (C > INT32_MAX) C = INT32_MAX;

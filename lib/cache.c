@@ -130,6 +130,7 @@ const char *kvr_part_name(kvr_part part)
     case KVR_PART_CANDIDATE: return "candidate";
     case KVR_PART_VAGUE:     return "vague";
     case KVR_PART_DROPPED:   return "dropped";
+    case KVR_PART_QUANTIZED: return "quantized";
     }
     return "?";
 }
@@ -216,7 +217,9 @@ void kvr_cache_free(kvr_cache *c)
 }
 
 /* Round n*kvh*D values to the storage type into dst, checking they are
- * finite and representable.  `what` names the argument in messages. */
+ * finite and representable (with a sketch, at most 2^95 in magnitude; with
+ * quantized storage, within float16's range, spec §18.1).  `what` names the
+ * argument in messages. */
 /* The largest magnitude a cache with a sketch stores (spec §4.2): a float32
  * bucket sum of at most 2^31 such values, and the centred sum S - c * mu,
  * stay below 2^127, inside float32's range. */
@@ -226,6 +229,8 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
                        const char *fn, const char *what)
 {
     int sketched = ref_cfg_has_sketch(&c->cfg);
+    /* spec §18.1: values within float16's range quantize without overflow */
+    int quantized = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0;
     for (size_t i = 0; i < count; i++) {
         if (!isfinite(src[i]))
             return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)src[i]);
@@ -236,7 +241,22 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
         if (sketched && fabsf(dst[i]) > KVR_SKETCH_INPUT_MAX)   /* spec §4.2: bucket sums stay finite */
             return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is above 2^95 in magnitude, the largest value a "
                             "cache with a sketch stores", fn, what, i, (double)src[i]);
+        if (quantized && fabsf(dst[i]) > 65504.0f)
+            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is outside [-65504, 65504], the range quantized storage "
+                            "needs (its zero points and scales are float16, spec §18.1)", fn, what, i, (double)src[i]);
     }
+    return KVR_OK;
+}
+
+/* KIVI keeps every token (spec §18.6): KVR_ESTATE when n more tokens would
+ * not fit its capacity of S + R + Q positions. */
+static int check_kivi_room(const kvr_cache *c, long len, int n, const char *fn)
+{
+    const kvr_config *k = &c->cfg;
+    long cap = (long)k->sinks + k->window + k->kivi_tokens;
+    if (k->kivi_bits > 0 && len + n > cap)
+        return kvr_fail(KVR_ESTATE, "%s: %ld + %d tokens exceed the KIVI cache's capacity of %ld positions "
+                        "(it keeps every token; plan it for a longer context)", fn, len, n, cap);
     return KVR_OK;
 }
 
@@ -261,6 +281,8 @@ int kvr_append(kvr_cache *c, int layer, int n, const float *k, const float *v)
     long len = head_at(c, layer, 0)->n;
     if ((long)n > INT32_MAX - len)
         return kvr_fail(KVR_EINVAL, "%s: %ld + %d tokens exceed 2^31-1 positions", fn, len, n);
+    if ((status = check_kivi_room(c, len, n, fn)) != KVR_OK)
+        return status;
     size_t row = (size_t)c->n_kv_heads * c->head_dim, count = (size_t)n * row;
     float *rk = kvr_malloc(count * sizeof(float)), *rv = kvr_malloc(count * sizeof(float));
     if (!rk || !rv) {
@@ -308,6 +330,8 @@ int kvr_prefill(kvr_cache *c, int layer, int n, const float *k, const float *v,
         return kvr_fail(KVR_EINVAL, "%s: n_obs = %d is not in [%d, n = %d]", fn, n_obs, need_q, n);
     if (n_obs > 0 && !q_obs)
         return kvr_fail(KVR_EINVAL, "%s: q_obs is NULL with n_obs = %d", fn, n_obs);
+    if ((status = check_kivi_room(c, 0, n, fn)) != KVR_OK)
+        return status;
     int D = c->head_dim, G = c->group, H = c->n_kv_heads;
     size_t row = (size_t)H * D, count = (size_t)n * row;
     if (n_obs > 0) {

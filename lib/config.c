@@ -75,6 +75,22 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
         return kvr_fail(KVR_EINVAL, "config.pool = %d is not avg (0) or max (1)", (int)cfg->pool);
     if (cfg->elem != KVR_F32 && cfg->elem != KVR_F16 && cfg->elem != KVR_BF16)
         return kvr_fail(KVR_EINVAL, "config.elem = %d is not f32, f16 or bf16", (int)cfg->elem);
+    if (cfg->store != KVR_STORE_ELEM && cfg->store != KVR_STORE_Q8 && cfg->store != KVR_STORE_Q4)
+        return kvr_fail(KVR_EINVAL, "config.store = %d is not elem (0), q8 (1) or q4 (2)", (int)cfg->store);
+    if (cfg->kivi_bits != 0) {                    /* spec §18.6 */
+        if (cfg->kivi_bits < 2 || cfg->kivi_bits > 4)
+            return kvr_fail(KVR_EINVAL, "config.kivi_bits = %d is not 0, 2, 3 or 4", cfg->kivi_bits);
+        if (cfg->kivi_group < 1 || cfg->kivi_tokens < 0)
+            return kvr_fail(KVR_EINVAL, "config: kivi_group = %d must be positive and kivi_tokens = %d not negative",
+                            cfg->kivi_group, cfg->kivi_tokens);
+        if (cfg->candidates != 0 || (cfg->depth > 0 && cfg->width > 0) || cfg->store != KVR_STORE_ELEM)
+            return kvr_fail(KVR_EINVAL, "config: a KIVI head cache (kivi_bits = %d) has no candidates, no sketch and its exact parts in elem",
+                            cfg->kivi_bits);
+        if ((long)cfg->sinks + cfg->window + cfg->kivi_tokens > INT32_MAX)
+            return kvr_fail(KVR_EINVAL, "config: sinks + window + kivi_tokens exceeds 2^31-1");
+    } else if (cfg->kivi_group != 0 || cfg->kivi_tokens != 0) {
+        return kvr_fail(KVR_EINVAL, "config: kivi_group = %d and kivi_tokens = %d need kivi_bits", cfg->kivi_group, cfg->kivi_tokens);
+    }
     return KVR_OK;
 }
 
@@ -131,12 +147,35 @@ static int lever_number(const char *key, const char *val, int inf_ok, double *ou
     return KVR_OK;
 }
 
+/* Which levers a method takes (doc/methods.md §13.4). */
+typedef enum {
+    LEVERS_NONE,       /* full */
+    LEVERS_EVICTION,   /* streaming, h2o, snapkv, tova: store */
+    LEVERS_KVREVIVER,  /* the kvreviver methods: all but KIVI's */
+    LEVERS_KIVI        /* kivi: bits, group, residual */
+} lever_family;
+
+/* An integer lever in [lo, hi]. */
+static int lever_int(const char *key, const char *val, long lo, long hi, int *out)
+{
+    double x;
+    int status = lever_number(key, val, 0, &x);
+    if (status != KVR_OK)
+        return status;
+    if (x != floor(x) || x < (double)lo || x > (double)hi)
+        return kvr_fail(KVR_EINVAL, "lever %s=%s: not an integer in [%ld, %ld]", key, val, lo, hi);
+    *out = (int)x;
+    return KVR_OK;
+}
+
 /* Apply levers "/key=value/key=value..." to cfg (doc/methods.md §13.4):
- * share, recent, depth, rows, centre, shrink, vague, varcap, revive,
- * importance.  Each value is checked against its lever's range here, so a
- * bad one is reported by the lever's name and range, not by the field or
- * function it feeds; KVR_EINVAL and a message otherwise. */
-static int apply_levers(const char *mods, kvr_config *cfg)
+ * for the kvreviver methods share, recent, depth, rows, centre, shrink,
+ * vague, varcap, revive, importance and store; for the eviction methods
+ * store; for kivi bits, group and residual.  A lever the method does not
+ * take is KVR_EINVAL.  Each value is checked against its lever's range
+ * here, so a bad one is reported by the lever's name and range, not by the
+ * field or function it feeds; KVR_EINVAL and a message otherwise. */
+static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
 {
     while (*mods == '/') {
         mods++;
@@ -154,7 +193,29 @@ static int apply_levers(const char *mods, kvr_config *cfg)
         const char *key = item, *val = eq + 1;
         double x = 0.0;
         int status = KVR_OK;
-        if (!strcmp(key, "share")) {
+        int is_store = !strcmp(key, "store");
+        int is_kivi = !strcmp(key, "bits") || !strcmp(key, "group") || !strcmp(key, "residual");
+        if (family == LEVERS_NONE)
+            return kvr_fail(KVR_EINVAL, "lever '%s': the full cache takes no levers", key);
+        if (family == LEVERS_KIVI && !is_kivi)
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for kivi (bits, group, residual)", key);
+        if (family != LEVERS_KIVI && is_kivi)
+            return kvr_fail(KVR_EINVAL, "lever '%s' applies to kivi only", key);
+        if (family == LEVERS_EVICTION && !is_store)
+            return kvr_fail(KVR_EINVAL, "lever '%s' applies to the kvreviver methods only (eviction methods take store=)", key);
+        if (is_store) {
+            kvr_store st;
+            if (strcmp(val, "q8") && strcmp(val, "q4") && strcmp(val, "elem"))
+                return kvr_fail(KVR_EINVAL, "lever store=%s: not q8, q4 or elem", val);
+            kvr_store_parse(val, &st);
+            cfg->store = st;
+        } else if (!strcmp(key, "bits")) {
+            if ((status = lever_int(key, val, 2, 4, &cfg->kivi_bits)) != KVR_OK) return status;
+        } else if (!strcmp(key, "group")) {
+            if ((status = lever_int(key, val, 1, INT32_MAX, &cfg->kivi_group)) != KVR_OK) return status;
+        } else if (!strcmp(key, "residual")) {
+            if ((status = lever_int(key, val, 1, INT32_MAX, &cfg->window)) != KVR_OK) return status;
+        } else if (!strcmp(key, "share")) {
             if ((status = lever_number(key, val, 0, &x)) == KVR_OK) {
                 if (!(x >= 0.0 && x < 1.0))
                     return kvr_fail(KVR_EINVAL, "lever share=%s: the sketch's share of the budget must be "
@@ -205,7 +266,7 @@ static int apply_levers(const char *mods, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever %s=%s: not 0 or 1", key, val);
             *(!strcmp(key, "centre") ? &cfg->centre : &cfg->shrink) = val[0] - '0';
         } else {
-            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance)", key);
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store)", key);
         }
         if (status != KVR_OK)
             return status;
@@ -235,11 +296,14 @@ int kvr_method_config(const char *name, double ratio, long context,
     memcpy(base, name, base_len);
     base[base_len] = '\0';
     const char *mods = name + base_len;          /* "" or "/lever=value/..." */
-    if (*mods && strncmp(base, "kvreviver", 9) != 0)
-        return kvr_fail(KVR_EINVAL, "method '%s': levers (/key=value) apply to the kvreviver methods only", name);
+    lever_family family = LEVERS_KVREVIVER;
     kvr_config_default(&cfg);
     cfg.elem = elem;
+    if (strcmp(base, "streaming") == 0 || strcmp(base, "h2o") == 0 || strcmp(base, "snapkv") == 0
+        || strcmp(base, "tova") == 0)
+        family = LEVERS_EVICTION;
     if (!strcmp(base, "full")) {
+        family = LEVERS_NONE;
         ratio = 1.0;
         cfg.depth = 0;
         cfg.importance = KVR_IMP_NONE;
@@ -258,6 +322,12 @@ int kvr_method_config(const char *name, double ratio, long context,
         cfg.depth = 0;
         cfg.importance = KVR_IMP_TOVA;
         cfg.recent_share = 0.0;
+    } else if (!strcmp(base, "kivi")) {
+        /* spec §18.6: every token kept; 2 bits; G and R chosen by the planner */
+        family = LEVERS_KIVI;
+        cfg.depth = 0;
+        cfg.importance = KVR_IMP_NONE;
+        cfg.kivi_bits = 2;
     } else if (!strcmp(base, "kvreviver")) {
         /* the defaults */
     } else if (!strcmp(base, "kvreviver-paper") || !strcmp(base, "kvreviver-mean")
@@ -270,7 +340,7 @@ int kvr_method_config(const char *name, double ratio, long context,
         return kvr_fail(KVR_EINVAL, "method '%s' is unknown", base);
     }
     if (*mods) {
-        int status = apply_levers(mods, &cfg);
+        int status = apply_levers(mods, family, &cfg);
         if (status != KVR_OK)
             return status;
     }

@@ -31,6 +31,10 @@ int kvr_elem_parse(const char *name, kvr_elem *elem)
     if (!strcmp(name, "f32") || !strcmp(name, "float32")) *elem = KVR_F32;
     else if (!strcmp(name, "f16") || !strcmp(name, "float16")) *elem = KVR_F16;
     else if (!strcmp(name, "bf16") || !strcmp(name, "bfloat16")) *elem = KVR_BF16;
+    else if (!strcmp(name, "q8") || !strcmp(name, "q4"))
+        return kvr_fail(KVR_EINVAL, "element type '%s' is not f32, f16 or bf16: the element type is the full "
+                        "cache's; quantized storage of the exact parts is the store= lever (h2o/store=%s, spec §18)",
+                        name, name);
     else return kvr_fail(KVR_EINVAL, "element type '%s' is not f32, f16 or bf16", name);
     return KVR_OK;
 }
@@ -141,4 +145,32 @@ int kvr_all_finite(const float *x, size_t n)
         if (!isfinite(x[i]))
             return 0;
     return 1;
+}
+
+/* ---- quantized storage of the exact parts (spec §18.1) ------------------ */
+
+const char *kvr_store_name(kvr_store store)
+{
+    switch (store) {
+    case KVR_STORE_ELEM: return "elem";
+    case KVR_STORE_Q8:   return "q8";
+    case KVR_STORE_Q4:   return "q4";
+    }
+    return "?";
+}
+
+int kvr_store_bits(kvr_store store)
+{
+    return store == KVR_STORE_Q8 ? 8 : store == KVR_STORE_Q4 ? 4 : 0;
+}
+
+int kvr_store_parse(const char *name, kvr_store *store)
+{
+    if (!name || !store)
+        return kvr_fail(KVR_EINVAL, "kvr_store_parse: name or store is NULL");
+    if (!strcmp(name, "elem")) *store = KVR_STORE_ELEM;
+    else if (!strcmp(name, "q8")) *store = KVR_STORE_Q8;
+    else if (!strcmp(name, "q4")) *store = KVR_STORE_Q4;
+    else return kvr_fail(KVR_EINVAL, "storage type '%s' is not elem, q8 or q4", name);
+    return KVR_OK;
 }

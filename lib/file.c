@@ -30,7 +30,8 @@
 #include "../ref/ref.h"
 
 #define FILE_MAGIC "KVRCACHE"
-#define FILE_VERSION 2u
+#define FILE_VERSION 3u      /* written when the configuration quantizes (spec §18) */
+#define FILE_VERSION_OLD 2u  /* written otherwise, and read: the layout before spec §18 */
 #define FILE_ENDIAN 0x01020304u
 #define HEADER_BYTES 32
 
@@ -112,17 +113,19 @@ static void xfer_i32(io_t *io, int *x)
 }
 
 /* The dimensions and the configuration: 4 + 13 int32, 1 uint64, 2 float64,
- * then (version 2) 1 int32 and 2 float64. */
+ * then (version 2) 1 int32 and 2 float64, then (version 3) 4 int32: store,
+ * kivi_bits, kivi_group, kivi_tokens.  A version 2 file has none of the
+ * latter: they stay 0 (store elem, no KIVI). */
 typedef struct {
     int n_layers, n_kv_heads, n_q_heads, head_dim;
     kvr_config cfg;
 } file_dims;
 
-static void xfer_config(io_t *io, file_dims *f)
+static void xfer_config(io_t *io, file_dims *f, uint32_t version)
 {
     kvr_config *c = &f->cfg;
     int rows = (int)c->rows, imp = (int)c->importance, pool = (int)c->pool, elem = (int)c->elem;
-    int vague = (int)c->vague;
+    int vague = (int)c->vague, store = (int)c->store;
     xfer_i32(io, &f->n_layers);
     xfer_i32(io, &f->n_kv_heads);
     xfer_i32(io, &f->n_q_heads);
@@ -146,6 +149,13 @@ static void xfer_config(io_t *io, file_dims *f)
     xfer_i32(io, &vague);
     xfer(io, &c->var_cap, 1, 8);
     xfer(io, &c->revive, 1, 8);
+    if (version >= 3) {
+        xfer_i32(io, &store);
+        xfer_i32(io, &c->kivi_bits);
+        xfer_i32(io, &c->kivi_group);
+        xfer_i32(io, &c->kivi_tokens);
+    }
+    c->store = (kvr_store)store;
     c->rows = (kvr_rows)rows;
     c->vague = (kvr_vague)vague;
     c->importance = (kvr_importance)imp;
@@ -202,8 +212,10 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
         return status;
     file_dims f = {c->n_layers, c->n_kv_heads, c->n_q_heads, c->head_dim, c->cfg};
     size_t n_heads = (size_t)c->n_layers * c->n_kv_heads;
+    /* version 2 when nothing is quantized: such files stay as they were */
+    uint32_t version = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 ? FILE_VERSION : FILE_VERSION_OLD;
     io_t io = {IO_COUNT, NULL, 0, 0, 0};
-    xfer_config(&io, &f);
+    xfer_config(&io, &f, version);
     for (size_t i = 0; i < n_heads; i++)
         xfer_head(&io, c->heads[i]);
     if (io.bad || io.pos > SIZE_MAX - HEADER_BYTES)
@@ -213,7 +225,7 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
     if (!out)
         return kvr_fail(KVR_ENOMEM, "%s: %zu bytes", fn, HEADER_BYTES + payload);
     io = (io_t){IO_WRITE, out + HEADER_BYTES, payload, 0, 0};
-    xfer_config(&io, &f);
+    xfer_config(&io, &f, version);
     for (size_t i = 0; i < n_heads; i++) {
         /* xfer_head writes back the scalars it reads; in IO_WRITE mode they
          * are unchanged, but work on a copy so c stays const in fact. */
@@ -221,7 +233,7 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
         xfer_head(&io, &copy);
     }
     memcpy(out, FILE_MAGIC, 8);
-    put_u32(out + 8, FILE_VERSION);
+    put_u32(out + 8, version);
     put_u32(out + 12, FILE_ENDIAN);
     put_u32(out + 16, (uint32_t)((uint64_t)payload & 0xFFFFFFFFu));
     put_u32(out + 20, (uint32_t)((uint64_t)payload >> 32));
@@ -296,6 +308,13 @@ static int array_finite(kvr_elem elem, const ref_array *a, const void *p)
             if (!isfinite(((const double *)p)[i]))
                 return 0;
         return 1;
+    case REF_QPARAM:                              /* {zero point, scale} pairs: finite, scale >= 0 */
+        for (size_t i = 0; i < a->count; i++) {
+            uint16_t x = ((const uint16_t *)p)[i];
+            if ((x & 0x7C00u) == 0x7C00u || (i % 2 == 1 && (x & 0x8000u)))
+                return 0;
+        }
+        return 1;
     default:
         return 1;
     }
@@ -313,6 +332,7 @@ static const char *head_problem(const ref_head *h, uint32_t layer, uint32_t kv_h
         [REF_SCORE] = "an importance score is not finite",
         [REF_SKETCH] = "a sketch sum is not finite",
         [REF_SUM] = "a running sum is not finite",
+        [REF_QPARAM] = "a quantization zero point or scale is not finite (or a scale is negative)",
     };
     if (h->layer != layer || h->kv_head != kv_head)
         return "its layer or kv_head does not match its place in the file";
@@ -346,9 +366,9 @@ static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size
                         name);
     if (endian != FILE_ENDIAN)
         return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
-    if (version != FILE_VERSION)
-        return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads version %u", name,
-                        (unsigned)version, FILE_VERSION);
+    if (version != FILE_VERSION && version != FILE_VERSION_OLD)
+        return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u and %u", name,
+                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION);
     uint64_t payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
     if (payload != len - HEADER_BYTES)
         return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %zu", name,
@@ -365,7 +385,7 @@ static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size
     io_t io = {IO_READ, (unsigned char *)buf + HEADER_BYTES, (size_t)payload, 0, 0};
     file_dims f;
     memset(&f, 0, sizeof f);
-    xfer_config(&io, &f);
+    xfer_config(&io, &f, version);
     if (io.bad)
         return kvr_fail(KVR_EFORMAT, "%s: truncated inside the configuration", name);
     if (f.n_layers < 1 || f.n_layers > 4096 || f.n_kv_heads < 1 || f.n_kv_heads > 4096 ||

@@ -37,6 +37,12 @@ float kvr_f16_to_f32(uint16_t h);
 uint16_t kvr_f32_to_bf16(float x);
 float kvr_bf16_to_f32(uint16_t b);
 
+/* lib/budget.c (spec §18.5, §18.6): bytes of one token's key and value in an
+ * exact part (in elem, or quantized by cfg->store), and of KIVI's body of
+ * capacity Q with groups of G at `bits` bits in element size e. */
+size_t kvr_exact_token_bytes(const kvr_config *cfg, int head_dim);
+size_t kvr_kivi_body_bytes(size_t Q, size_t G, size_t D, size_t e, int bits);
+
 /* lib/alloc.c: the library's allocator, with a fault-injection hook for
  * tests: kvr_alloc_fail_at(k) makes the k-th allocation from now fail
  * (k = 0 turns it off). */

@@ -76,6 +76,19 @@ int kvr_elem_parse(const char *name, kvr_elem *elem);
  * unknown elem gives NaN. */
 float kvr_elem_round(kvr_elem elem, float x);
 
+/* How the exact parts hold their tokens (spec §18.1): in the element type
+ * (KVR_STORE_ELEM, spec §4), or per token and per head as 8- or 4-bit codes
+ * over the head dimension with a float16 zero point and scale (spec §18.2).
+ * The element type stays the full cache's type, against which the budget is
+ * judged (spec §9). */
+typedef enum { KVR_STORE_ELEM = 0, KVR_STORE_Q8 = 1, KVR_STORE_Q4 = 2 } kvr_store;
+/* "elem", "q8", "q4" ("?" for a value out of range). */
+const char *kvr_store_name(kvr_store store);
+/* Bits of a code: 8, 4, or 0 for KVR_STORE_ELEM (and out of range). */
+int kvr_store_bits(kvr_store store);
+/* "elem", "q8" or "q4" into *store; KVR_EINVAL otherwise (*store unchanged). */
+int kvr_store_parse(const char *name, kvr_store *store);
+
 /* ---- configuration (spec §3, §6, §7, §8) ------------------------------- */
 
 /* Importance rule deciding which candidate leaves first (spec §6). */
@@ -120,6 +133,11 @@ typedef struct {
     /* planner knobs (spec §9.2), read by kvr_plan only */
     double sketch_share;   /* share of the budget bytes given to the sketch */
     double recent_share;   /* share of the exact-token bytes given to the window; <0: window = obs_window */
+    /* quantized storage (spec §18) */
+    kvr_store store;    /* how the exact parts (sinks, window, candidates) hold tokens */
+    int kivi_bits;      /* 0: no quantized body; 2, 3 or 4: KIVI's body (spec §18.6) */
+    int kivi_group;     /* G: KIVI's key group, in positions (kvr_plan: 0 chooses) */
+    int kivi_tokens;    /* Q: capacity of KIVI's body, in positions (filled by kvr_plan) */
 } kvr_config;
 
 /* The KVReviver defaults (spec §13): S=4, one sketch row (d=1) given a
@@ -153,27 +171,36 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
 /* The planner (spec §9.2): fill cfg->window, cfg->candidates, cfg->width
  * (and cfg->depth = 0 when no sketch is used) so that kvr_head_bytes() <=
  * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
- * sketch_share, recent_share, obs_window, elem.  Failure: KVR_EBUDGET (the
+ * sketch_share, recent_share, obs_window, elem, store.  With kivi_bits > 0
+ * it plans KIVI instead (spec §18.6): fills window (the residual R; when
+ * window > 0 on entry it is kept, capped at the context), kivi_group (when 0
+ * on entry: 32, 64 or 128, the first that fits) and kivi_tokens = context -
+ * sinks - window, every token kept.  Failure: KVR_EBUDGET (the
  * budget cannot hold the sinks and a window of one token, or the sinks, the
- * sketch's minimum and that window), KVR_EINVAL (cfg NULL, ratio not in
- * (0, 1], context not in [1, 2^31-1], head_dim not in [1, 65536], sinks
- * or depth negative, sketch_share not in [0, 1), recent_share above 1 or not
- * finite); cfg is unchanged. */
+ * sketch's minimum and that window, or no KIVI configuration fits), KVR_EINVAL
+ * (cfg NULL, ratio not in (0, 1], context not in [1, 2^31-1],
+ * head_dim not in [1, 65536], sinks or depth negative, sketch_share not in
+ * [0, 1), recent_share above 1 or not finite, store unknown, kivi_bits not
+ * 2, 3 or 4, kivi_group or window negative); cfg is unchanged. */
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg);
 
 /* ---- methods by name (doc/methods.md) ----------------------------------- */
 
 /* Fill cfg with the named method's settings, planned for (ratio, context,
- * head_dim, elem).  Names: full, streaming, h2o, snapkv, tova, kvreviver and
- * the kvreviver variants listed by kvr_method_name(), each optionally
- * followed by levers "/key=value".  Failure: KVR_EINVAL (name or cfg NULL,
- * unknown method, a bad lever, arguments kvr_plan refuses, or a planned
- * configuration kvr_config_check refuses), KVR_EBUDGET (the budget is too
- * small, from kvr_plan or kvr_config_check); *cfg is unchanged. */
+ * head_dim, elem).  Names: full, streaming, h2o, snapkv, tova, kivi,
+ * kvreviver and the kvreviver variants listed by kvr_method_name(), each
+ * optionally followed by levers "/key=value" (doc/methods.md §13.4): store=
+ * for the eviction and kvreviver methods, bits=, group=, residual= for kivi.
+ * elem is the full cache's type (spec §18.1).  Failure: KVR_EINVAL (name or
+ * cfg NULL, unknown method, a bad lever or one the method does not take,
+ * arguments kvr_plan refuses, or a planned configuration kvr_config_check
+ * refuses), KVR_EBUDGET (the budget is too small, from kvr_plan or
+ * kvr_config_check); *cfg is unchanged. */
 int kvr_method_config(const char *name, double ratio, long context,
                       int head_dim, kvr_elem elem, kvr_config *cfg);
-/* The i-th method name, or NULL when i is negative or past the end.
- * Cannot fail. */
+/* The i-th method name, or NULL when i is negative or past the end: the
+ * default set (what `kvreviver eval` runs without --method).  kivi and the
+ * store= variants are taken by name and not listed.  Cannot fail. */
 const char *kvr_method_name(int i);
 
 /* ---- the model cache (spec §3) ----------------------------------------- */
@@ -185,7 +212,8 @@ typedef enum {
     KVR_PART_RECENT = 1,
     KVR_PART_CANDIDATE = 2,
     KVR_PART_VAGUE = 3,     /* in the sketch */
-    KVR_PART_DROPPED = 4    /* left the exact set with no sketch to hold it */
+    KVR_PART_DROPPED = 4,   /* left the exact set with no sketch to hold it */
+    KVR_PART_QUANTIZED = 5  /* KIVI's body: kept, quantized (spec §18.6) */
 } kvr_part;
 /* "sink", "recent", "candidate", "vague", "dropped"; "?" for an unknown
  * value.  Cannot fail. */

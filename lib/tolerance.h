@@ -16,7 +16,8 @@ double kvr_gamma(double n);
 /* Per-element absolute tolerances (spec §14) for the values a second
  * implementation may produce where the reference produced h's state.  k, v
  * are the keys and values of every position 0..h->n-1 as stored (rounded to
- * the element type), [n][D].  Each returns KVR_OK or an error code. */
+ * the element type; with quantized storage or KIVI, dequantized: spec
+ * §18.7), [n][D].  Each returns KVR_OK or an error code. */
 int kvr_tol_sketch(const ref_head *h, const float *k, const float *v,
                    float *tol_k /*[d][w][D]*/, float *tol_v /*[d][w][D]*/);
 int kvr_tol_reconstruct(const ref_head *h, const float *k, const float *v, long pos,

@@ -8,7 +8,13 @@
  *   candidate  up to C older positions judged important, exact;
  *   vague      every other position, added into the sketch (spec §7), or
  *              dropped when the configuration has no sketch (eviction
- *              baselines, spec §3.6).
+ *              baselines, spec §3.6);
+ *   quantized  in a KIVI head cache, every other position, kept as codes
+ *              (spec §18.6, ref/quant.c).
+ *
+ * The exact parts hold each token's key and value in the element type, or
+ * with quantized storage (cfg.store, spec §18) as codes with a float16 zero
+ * point and scale; a token moves between parts as it is stored.
  *
  * Appending a token (spec §3.3): it enters the window; the token the window
  * pushes out becomes a candidate; when that makes more than C candidates the
@@ -46,7 +52,10 @@ int ref_has_sketch(const ref_head *h)
  * (spec §9.1), in the order of the cache file (spec §16).  An array the
  * configuration does not have has count 0: window scores without scores
  * kept (spec §6), the sketch without depth and width (spec §7), the running
- * sums without the sketch or without centring (spec §7.3). */
+ * sums without the sketch or without centring (spec §7.3), the quantization
+ * parameters without quantized storage (spec §18.2), KIVI's body without
+ * KIVI (spec §18.6).  The arrays added with quantized storage come last, so
+ * that the order of the others in a file stays as it was. */
 void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS])
 {
     size_t D = (size_t)head_dim, es = kvr_elem_size(cfg->elem);
@@ -54,23 +63,43 @@ void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N
     size_t Rs = ref_cfg_keeps_scores(cfg) ? R : 0;
     size_t dw = ref_cfg_has_sketch(cfg) ? (size_t)cfg->depth * (size_t)cfg->width : 0;
     size_t Ds = dw > 0 && cfg->centre ? D : 0;
+    /* exact keys and values: D elements a token, or with quantized storage
+     * (spec §18.5) ceil(D b / 8) code bytes and a {zero point, scale} pair */
+    int b = kvr_store_bits(cfg->store);
+    ref_kind kv_kind = b ? REF_CODE : REF_KV;
+    size_t kv_size = b ? 1 : es, kv_row = b ? ref_quant_row_bytes(D, b) : D, zs = b ? 2 : 0;
+    /* KIVI's body (spec §18.6): Q positions, m = floor(Q / G) complete groups */
+    int kb = cfg->kivi_bits;
+    size_t Q = kb ? (size_t)cfg->kivi_tokens : 0, G = kb ? (size_t)cfg->kivi_group : 1;
+    size_t m = Q / G, Bk = kb ? ref_quant_row_bytes(D, kb) : 0, fill = G < Q ? G : Q;
 #define A(field, kind, size, count) {#field, offsetof(ref_head, field), kind, size, count}
     const ref_array t[REF_HEAD_N_ARRAYS] = {
-        A(sink_k, REF_KV, es, S * D),               /* [S][D] */
-        A(sink_v, REF_KV, es, S * D),
-        A(win_k, REF_KV, es, R * D),                /* [R][D] */
-        A(win_v, REF_KV, es, R * D),
+        A(sink_k, kv_kind, kv_size, S * kv_row),    /* [S][D] elem, or [S][B] codes */
+        A(sink_v, kv_kind, kv_size, S * kv_row),
+        A(win_k, kv_kind, kv_size, R * kv_row),     /* [R][D] or [R][B] */
+        A(win_v, kv_kind, kv_size, R * kv_row),
         A(win_score, REF_SCORE, 4, Rs),             /* [R] when scores are kept */
         A(cand_pos, REF_INDEX, 4, C),               /* [C] */
         A(cand_score, REF_SCORE, 4, C),             /* [C] */
-        A(cand_k, REF_KV, es, C * D),               /* [C][D] */
-        A(cand_v, REF_KV, es, C * D),
+        A(cand_k, kv_kind, kv_size, C * kv_row),    /* [C][D] or [C][B] */
+        A(cand_v, kv_kind, kv_size, C * kv_row),
         A(sk_k, REF_SKETCH, 4, dw * D),             /* [d][w][D] */
         A(sk_v, REF_SKETCH, 4, dw * D),
         A(sk_count, REF_INDEX, 4, dw),              /* [d][w] */
         A(sk_load, REF_INDEX, 4, dw),
         A(sum_k, REF_SUM, 8, Ds),                   /* [D] with centring */
         A(sum_v, REF_SUM, 8, Ds),
+        A(sink_kq, REF_QPARAM, 2, S * zs),          /* [S][2] with quantized storage */
+        A(sink_vq, REF_QPARAM, 2, S * zs),
+        A(win_kq, REF_QPARAM, 2, R * zs),           /* [R][2] */
+        A(win_vq, REF_QPARAM, 2, R * zs),
+        A(cand_kq, REF_QPARAM, 2, C * zs),          /* [C][2] */
+        A(cand_vq, REF_QPARAM, 2, C * zs),
+        A(kivi_fill, REF_KV, es, fill * D),         /* [min(G, Q)][D] KIVI */
+        A(kivi_kc, REF_CODE, 1, m * G * Bk),        /* [m G][B] */
+        A(kivi_kq, REF_QPARAM, 2, m * D * 2),       /* [m][D][2] */
+        A(kivi_vc, REF_CODE, 1, Q * Bk),            /* [Q][B] */
+        A(kivi_vq, REF_QPARAM, 2, Q * 2),           /* [Q][2] */
     };
 #undef A
     memcpy(a, t, sizeof t);
@@ -169,6 +198,8 @@ kvr_part ref_part_of(const ref_head *h, long pos)
         return KVR_PART_SINK;
     if (pos >= h->n - h->cfg.window)
         return KVR_PART_RECENT;
+    if (h->cfg.kivi_bits > 0)
+        return KVR_PART_QUANTIZED;                  /* spec §18.6: KIVI keeps every token */
     if (ref_cand_find(h, pos) >= 0)
         return KVR_PART_CANDIDATE;
     return ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
@@ -187,27 +218,92 @@ static void store_row(kvr_elem elem, void *dst, size_t at, int D, const float *s
         kvr_elem_store(elem, src[i], dst, at + (size_t)i);  /* values were checked representable */
 }
 
+/* The rows of one exact part (spec §3.1): keys and values, in elem or as
+ * codes, and with quantized storage their {zero point, scale} pairs
+ * (spec §18.2; NULL otherwise).  Row j of a part is one token. */
+typedef struct {
+    void *k, *v;
+    uint16_t *kq, *vq;
+} part_rows;
+
+static part_rows rows_of(const ref_head *h, kvr_part part)
+{
+    switch (part) {
+    case KVR_PART_SINK:   return (part_rows){h->sink_k, h->sink_v, h->sink_kq, h->sink_vq};
+    case KVR_PART_RECENT: return (part_rows){h->win_k, h->win_v, h->win_kq, h->win_vq};
+    default:              return (part_rows){h->cand_k, h->cand_v, h->cand_kq, h->cand_vq};
+    }
+}
+
+/* Bytes of one stored key (or value) in an exact part: D elements, or
+ * ceil(D b / 8) code bytes (spec §18.5). */
+static size_t row_bytes(const ref_head *h)
+{
+    int b = kvr_store_bits(h->cfg.store);
+    return b ? ref_quant_row_bytes((size_t)h->head_dim, b) : (size_t)h->head_dim * kvr_elem_size(h->cfg.elem);
+}
+
+/* Store a token (k, v: [D], rounded to elem) at row j: in elem, or
+ * quantized (spec §18.2); the caller checked that the values lie in
+ * float16's range, so quantization cannot fail. */
+static void row_put(const ref_head *h, part_rows p, size_t j, const float *k, const float *v)
+{
+    int b = kvr_store_bits(h->cfg.store), D = h->head_dim;
+    if (!b) {
+        store_row(h->cfg.elem, p.k, j * (size_t)D, D, k);
+        store_row(h->cfg.elem, p.v, j * (size_t)D, D, v);
+        return;
+    }
+    size_t rb = row_bytes(h);
+    (void)ref_quant_row(k, (size_t)D, b, (unsigned char *)p.k + j * rb, p.kq + 2 * j);
+    (void)ref_quant_row(v, (size_t)D, b, (unsigned char *)p.v + j * rb, p.vq + 2 * j);
+}
+
+/* The token at row j as float32: the stored element, or the dequantized
+ * code (spec §18.3). */
+static void row_get(const ref_head *h, part_rows p, size_t j, float *k, float *v)
+{
+    int b = kvr_store_bits(h->cfg.store), D = h->head_dim;
+    if (!b) {
+        load_row(h->cfg.elem, p.k, j * (size_t)D, D, k);
+        load_row(h->cfg.elem, p.v, j * (size_t)D, D, v);
+        return;
+    }
+    size_t rb = row_bytes(h);
+    ref_dequant_row((const unsigned char *)p.k + j * rb, p.kq + 2 * j, (size_t)D, b, k);
+    ref_dequant_row((const unsigned char *)p.v + j * rb, p.vq + 2 * j, (size_t)D, b, v);
+}
+
+/* Move `count` rows from src row sj to dst row dj as they are stored (codes
+ * and parameters unchanged: a token is never quantized twice, spec §18.1);
+ * the ranges may overlap. */
+static void rows_move(const ref_head *h, part_rows dst, size_t dj, part_rows src, size_t sj, size_t count)
+{
+    size_t rb = row_bytes(h);
+    memmove((char *)dst.k + dj * rb, (char *)src.k + sj * rb, count * rb);
+    memmove((char *)dst.v + dj * rb, (char *)src.v + sj * rb, count * rb);
+    if (kvr_store_bits(h->cfg.store)) {
+        memmove(dst.kq + 2 * dj, src.kq + 2 * sj, 2 * count * sizeof(uint16_t));
+        memmove(dst.vq + 2 * dj, src.vq + 2 * sj, 2 * count * sizeof(uint16_t));
+    }
+}
+
 int ref_exact_kv(const ref_head *h, long pos, float *k, float *v)
 {
-    int D = h->head_dim;
-    kvr_elem e = h->cfg.elem;
-    switch (ref_part_of(h, pos)) {
+    kvr_part part = ref_part_of(h, pos);
+    switch (part) {
     case KVR_PART_SINK:
-        load_row(e, h->sink_k, (size_t)pos * D, D, k);
-        load_row(e, h->sink_v, (size_t)pos * D, D, v);
+        row_get(h, rows_of(h, part), (size_t)pos, k, v);
         return 1;
-    case KVR_PART_RECENT: {
-        size_t slot = (size_t)(pos % h->cfg.window);
-        load_row(e, h->win_k, slot * D, D, k);
-        load_row(e, h->win_v, slot * D, D, v);
+    case KVR_PART_RECENT:
+        row_get(h, rows_of(h, part), (size_t)(pos % h->cfg.window), k, v);
         return 1;
-    }
-    case KVR_PART_CANDIDATE: {
-        size_t j = (size_t)ref_cand_find(h, pos);
-        load_row(e, h->cand_k, j * D, D, k);
-        load_row(e, h->cand_v, j * D, D, v);
+    case KVR_PART_CANDIDATE:
+        row_get(h, rows_of(h, part), (size_t)ref_cand_find(h, pos), k, v);
         return 1;
-    }
+    case KVR_PART_QUANTIZED:
+        ref_kivi_get(h, pos, k, v);
+        return 1;
     default:
         return 0;
     }
@@ -227,10 +323,13 @@ float *ref_score_slot(ref_head *h, long pos)
     }
 }
 
-/* spec §3.3: a token leaves the exact set for the vague part. */
+/* spec §3.3: a token leaves the exact set for the vague part; in KIVI it
+ * enters the quantized body instead (spec §18.6). */
 static void to_vague(ref_head *h, long pos, const float *k, const float *v)
 {
-    if (ref_has_sketch(h))
+    if (h->cfg.kivi_bits > 0)
+        ref_kivi_push(h, pos, k, v);
+    else if (ref_has_sketch(h))
         ref_sketch_insert(h, pos, k, v);
     else
         h->n_vague++;   /* eviction baseline: dropped for good */
@@ -251,79 +350,76 @@ static int least_important(const ref_head *h)
 /* Remove candidate j, keeping the rest sorted by position. */
 static void cand_remove(ref_head *h, int j)
 {
-    int D = h->head_dim;
-    size_t es = kvr_elem_size(h->cfg.elem), row = (size_t)D * es;
     int tail = h->n_cand - j - 1;
+    part_rows c = rows_of(h, KVR_PART_CANDIDATE);
     memmove(&h->cand_pos[j], &h->cand_pos[j + 1], (size_t)tail * sizeof(int32_t));
     memmove(&h->cand_score[j], &h->cand_score[j + 1], (size_t)tail * sizeof(float));
-    memmove((char *)h->cand_k + (size_t)j * row, (char *)h->cand_k + (size_t)(j + 1) * row, (size_t)tail * row);
-    memmove((char *)h->cand_v + (size_t)j * row, (char *)h->cand_v + (size_t)(j + 1) * row, (size_t)tail * row);
+    rows_move(h, c, (size_t)j, c, (size_t)j + 1, (size_t)tail);
     h->n_cand--;
 }
 
-/* Add a candidate newer than every current one (it keeps the order). */
-static void cand_push(ref_head *h, long pos, float score, const float *k, const float *v)
+/* Open a candidate row newer than every current one (it keeps the order);
+ * the caller fills its key and value.  Returns its index. */
+static size_t cand_open(ref_head *h, long pos, float score)
 {
     int j = h->n_cand++;
     h->cand_pos[j] = (int32_t)pos;
     h->cand_score[j] = score;
-    store_row(h->cfg.elem, h->cand_k, (size_t)j * h->head_dim, h->head_dim, k);
-    store_row(h->cfg.elem, h->cand_v, (size_t)j * h->head_dim, h->head_dim, v);
+    return (size_t)j;
 }
 
-/* spec §3.3 step 2: the token at pos, pushed out of the window with its
- * score, becomes a candidate; if the candidates are then over capacity, the
- * least important one (spec §3.4) goes to the vague part. */
-static void admit_candidate(ref_head *h, long pos, float score, const float *k, const float *v)
+/* spec §3.3 step 2: the token at pos, pushed out of the window (from its
+ * ring slot) with its score, becomes a candidate, its stored row moved as
+ * it is; if the candidates are then over capacity, the least important one
+ * (spec §3.4) goes to the vague part. */
+static void admit_candidate(ref_head *h, long pos, float score, size_t slot)
 {
     int D = h->head_dim;
+    part_rows win = rows_of(h, KVR_PART_RECENT), cand = rows_of(h, KVR_PART_CANDIDATE);
+    float *ok = h->scratch + 2 * (size_t)D, *ov = h->scratch + 3 * (size_t)D;  /* the window token */
     if (h->cfg.candidates == 0) {
-        to_vague(h, pos, k, v);
+        row_get(h, win, slot, ok, ov);
+        to_vague(h, pos, ok, ov);
         return;
     }
     if (h->n_cand < h->cfg.candidates) {
-        cand_push(h, pos, score, k, v);
+        rows_move(h, cand, cand_open(h, pos, score), win, slot, 1);
         return;
     }
     /* Full: among the C candidates and the newcomer, the lowest score leaves;
      * the newcomer is the newest, so on a tie a candidate leaves before it. */
     int j = least_important(h);
     if (score < h->cand_score[j]) {
-        to_vague(h, pos, k, v);
+        row_get(h, win, slot, ok, ov);
+        to_vague(h, pos, ok, ov);
         return;
     }
     float *ek = h->scratch, *ev = h->scratch + D;  /* the evicted token's K and V */
     long epos = h->cand_pos[j];
-    load_row(h->cfg.elem, h->cand_k, (size_t)j * D, D, ek);
-    load_row(h->cfg.elem, h->cand_v, (size_t)j * D, D, ev);
+    row_get(h, cand, (size_t)j, ek, ev);
     cand_remove(h, j);
     to_vague(h, epos, ek, ev);
-    cand_push(h, pos, score, k, v);
+    rows_move(h, cand, cand_open(h, pos, score), win, slot, 1);
 }
 
 /* spec §3.3: append the token at position n.  k and v ([D]) are already
  * rounded to the element type (the caller checked them). */
 void ref_append(ref_head *h, const float *k, const float *v)
 {
-    int D = h->head_dim, S = h->cfg.sinks, R = h->cfg.window;
+    int S = h->cfg.sinks, R = h->cfg.window;
     long pos = h->n;
     if (pos < S) {                                  /* step 0: a sink */
-        store_row(h->cfg.elem, h->sink_k, (size_t)pos * D, D, k);
-        store_row(h->cfg.elem, h->sink_v, (size_t)pos * D, D, v);
+        row_put(h, rows_of(h, KVR_PART_SINK), (size_t)pos, k, v);
         h->n++;
         return;
     }
     size_t slot = (size_t)(pos % R);
     if (pos - R >= S) {                             /* step 1: the window is full */
         long old = pos - R;                         /* its oldest token leaves */
-        float *ok = h->scratch + 2 * (size_t)D, *ov = h->scratch + 3 * (size_t)D;
-        load_row(h->cfg.elem, h->win_k, slot * D, D, ok);
-        load_row(h->cfg.elem, h->win_v, slot * D, D, ov);
         float score = h->win_score ? h->win_score[slot] : 0.0f;
-        admit_candidate(h, old, score, ok, ov);
+        admit_candidate(h, old, score, slot);
     }
-    store_row(h->cfg.elem, h->win_k, slot * D, D, k); /* step 3: enter the window */
-    store_row(h->cfg.elem, h->win_v, slot * D, D, v);
+    row_put(h, rows_of(h, KVR_PART_RECENT), slot, k, v);   /* step 3: enter the window */
     if (h->win_score)
         h->win_score[slot] = 0.0f;
     h->n++;
@@ -334,22 +430,19 @@ void ref_append(ref_head *h, const float *k, const float *v)
  * k and v ([D]) are already rounded to the element type. */
 void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float *v, float score)
 {
-    int D = h->head_dim;
     switch (part) {
     case KVR_PART_SINK:
-        store_row(h->cfg.elem, h->sink_k, (size_t)pos * D, D, k);
-        store_row(h->cfg.elem, h->sink_v, (size_t)pos * D, D, v);
+        row_put(h, rows_of(h, part), (size_t)pos, k, v);
         break;
     case KVR_PART_RECENT: {
         size_t slot = (size_t)(pos % h->cfg.window);
-        store_row(h->cfg.elem, h->win_k, slot * D, D, k);
-        store_row(h->cfg.elem, h->win_v, slot * D, D, v);
+        row_put(h, rows_of(h, part), slot, k, v);
         if (h->win_score)
             h->win_score[slot] = score;
         break;
     }
     case KVR_PART_CANDIDATE:
-        cand_push(h, pos, score, k, v);
+        row_put(h, rows_of(h, part), cand_open(h, pos, score), k, v);
         break;
     default:
         to_vague(h, pos, k, v);
@@ -381,7 +474,15 @@ int ref_head_check(const ref_head *h, char *why, size_t len)
             return 1;
         }
     }
-    if (n_sink + n_win + h->n_cand + h->n_vague != h->n) {
+    long n_body = h->n - n_sink - n_win;            /* KIVI: every other position is in the body */
+    if (h->cfg.kivi_bits > 0 && (n_body > h->cfg.kivi_tokens || h->n_cand != 0 || h->n_vague != 0)) {
+        snprintf(why, len, "KIVI body holds %ld of %d positions, with %d candidates and %ld vague",
+                 n_body, h->cfg.kivi_tokens, h->n_cand, h->n_vague);
+        return 1;
+    }
+    if (h->cfg.kivi_bits == 0)
+        n_body = 0;
+    if (n_sink + n_win + h->n_cand + h->n_vague + n_body != h->n) {
         snprintf(why, len, "parts do not add up: %ld sinks + %ld recent + %d candidates + %ld vague != %ld",
                  n_sink, n_win, h->n_cand, h->n_vague, h->n);
         return 1;

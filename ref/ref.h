@@ -3,7 +3,7 @@
  * One head cache is one KV head of one layer (spec §2).  Read the files in
  * this order: head.c (the parts and the lifecycle, spec §3), importance.c
  * (spec §6), sketch.c (spec §7), reconstruct.c (spec §8), attend.c
- * (spec §11), prefill.c (spec §10). */
+ * (spec §11), prefill.c (spec §10), quant.c (spec §18). */
 #ifndef KVR_REF_H
 #define KVR_REF_H
 
@@ -19,18 +19,18 @@ typedef struct {
     long n;                  /* tokens appended so far; the next position */
 
     /* sinks: positions 0 .. S-1 (spec §3.1) */
-    void *sink_k, *sink_v;   /* [S][D] elem */
+    void *sink_k, *sink_v;   /* [S][D] elem (or codes, below) */
 
     /* window: a ring over positions max(S, n-R) .. n-1; position p lives in
      * slot p mod R (spec §3.1) */
-    void *win_k, *win_v;     /* [R][D] elem */
+    void *win_k, *win_v;     /* [R][D] elem (or codes) */
     float *win_score;        /* [R] importance, or NULL when scores are not kept */
 
     /* candidates, sorted by position (spec §3.1) */
     int n_cand;
     int32_t *cand_pos;       /* [C] */
     float *cand_score;       /* [C] */
-    void *cand_k, *cand_v;   /* [C][D] elem */
+    void *cand_k, *cand_v;   /* [C][D] elem (or codes) */
 
     /* sketch of the vague part (spec §7); NULL arrays when depth*width == 0 */
     float *sk_k, *sk_v;      /* [d][w][D] sums of signed keys and values */
@@ -38,6 +38,22 @@ typedef struct {
     int32_t *sk_load;        /* [d][w] occupancy: number of tokens */
     double *sum_k, *sum_v;   /* [D] running sums of vague keys and values (centring) */
     long n_vague;            /* tokens in the vague part (dropped ones for eviction) */
+
+    /* quantized exact parts (spec §18.2; cfg.store q8 or q4): sink_k .. cand_v
+     * then hold packed codes, [.][ceil(D b / 8)] bytes, and these the float16
+     * {zero point, scale} of each token's key and value; NULL otherwise */
+    uint16_t *sink_kq, *sink_vq;   /* [S][2] */
+    uint16_t *win_kq, *win_vq;     /* [R][2] */
+    uint16_t *cand_kq, *cand_vq;   /* [C][2] */
+
+    /* KIVI's body (spec §18.6; cfg.kivi_bits > 0): body row j = position S + j,
+     * key groups of G rows; NULL arrays otherwise.  Q = cfg.kivi_tokens,
+     * m = floor(Q / G), B = ceil(D kivi_bits / 8). */
+    void *kivi_fill;               /* [min(G, Q)][D] elem: keys of the group filling, row j mod G */
+    unsigned char *kivi_kc;        /* [m G][B] key codes of the complete groups */
+    uint16_t *kivi_kq;             /* [m][D][2] per channel {zero point, scale} */
+    unsigned char *kivi_vc;        /* [Q][B] value codes */
+    uint16_t *kivi_vq;             /* [Q][2] per token {zero point, scale} */
 
     float *scratch;          /* [4][D] workspace for moving tokens between parts;
                                 not state, so not counted in the bytes held */
@@ -54,7 +70,9 @@ typedef enum {
     REF_SCORE,   /* importance scores, float32 */
     REF_SKETCH,  /* sketch sums of keys and values, float32 */
     REF_SUM,     /* running sums for centring, float64 */
-    REF_INDEX    /* positions, signed counts and occupancies, int32 */
+    REF_QPARAM,  /* quantization {zero point, scale} pairs, float16 (spec §18.2) */
+    REF_INDEX,   /* positions, signed counts and occupancies, int32 */
+    REF_CODE     /* packed quantization codes, bytes (spec §18.5) */
 } ref_kind;
 typedef struct {
     const char *name;   /* the ref_head field */
@@ -63,7 +81,7 @@ typedef struct {
     size_t elem_size;   /* bytes of one element (and the unit of byte order in files) */
     size_t count;       /* elements at full capacity; 0 when the configuration has no such array */
 } ref_array;
-#define REF_HEAD_N_ARRAYS 15
+#define REF_HEAD_N_ARRAYS 26
 /* Fill a[] with the arrays of a head cache of configuration cfg and head
  * dimension head_dim, in file order.  Cannot fail. */
 void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS]);
@@ -171,5 +189,41 @@ void ref_attend_moment(ref_head *h, int group, const float *q /*[group][D]*/,
 /* Reserve what ref_attend_moment needs for h beside the positions of
  * ref_work_reserve; KVR_OK or KVR_ENOMEM (w unchanged). */
 int ref_work_reserve_moment(ref_work *w, const ref_head *h);
+
+/* quant.c (spec §18): b-bit asymmetric quantization with a float16 zero
+ * point and scale.  bits is 2, 3, 4 or 8. */
+/* Zero point and scale (float16 bits) for values in [lo, hi] (finite,
+ * lo <= hi); KVR_ERANGE when they do not fit float16 (nothing written). */
+int ref_quant_range(float lo, float hi, int bits, uint16_t *zero, uint16_t *scale);
+/* Bytes of n packed b-bit codes: ceil(n b / 8) (spec §18.5). */
+size_t ref_quant_row_bytes(size_t n, int bits);
+/* Zero point and scale (float16 bits) of the n values x[0], x[stride], ...
+ * (finite); KVR_ERANGE when they do not fit float16 (nothing written). */
+int ref_quant_params(const float *x /*[n][stride]*/, size_t n, size_t stride, int bits,
+                     uint16_t *zero, uint16_t *scale);
+/* The code of x under (zero, scale): min(rint(fl(fl(x - z) / s)), 2^b - 1). */
+unsigned ref_quant_code(float x, uint16_t zero, uint16_t scale, int bits);
+/* fl(z + code * s) */
+float ref_dequant(unsigned code, uint16_t zero, uint16_t scale);
+/* Code i of a packed row: bits i*b .. i*b+b-1, least significant first. */
+void ref_pack_put(unsigned char *row, size_t i, int bits, unsigned code);
+unsigned ref_pack_get(const unsigned char *row, size_t i, int bits);
+/* Quantize one vector x[n] into codes[ref_quant_row_bytes(n, bits)] and
+ * zs[2] = {zero, scale}; KVR_ERANGE (nothing written) as ref_quant_params. */
+int ref_quant_row(const float *x /*[n]*/, size_t n, int bits, unsigned char *codes, uint16_t *zs /*[2]*/);
+void ref_dequant_row(const unsigned char *codes, const uint16_t *zs /*[2]*/, size_t n,
+                     int bits, float *x /*[n]*/);
+/* The error bound of spec §18.4: |x - deq| <= this for every element. */
+double ref_quant_bound(uint16_t zero, uint16_t scale, int bits);
+/* KIVI's body (spec §18.6): the token at pos (the next body position,
+ * S + rows held) enters it: its value is quantized, its key joins the
+ * group filling, and a group that is then complete is quantized per
+ * channel.  k, v ([D]) are the stored (elem) values, within float16's range
+ * (the caller checked); there is room (the caller checked). */
+void ref_kivi_push(ref_head *h, long pos, const float *k, const float *v);
+/* Key and value of body position pos as attention reads them. */
+void ref_kivi_get(const ref_head *h, long pos, float *k /*[D]*/, float *v /*[D]*/);
+/* Tokens in KIVI's body: max(0, n - S - R); 0 without KIVI. */
+long ref_kivi_rows(const ref_head *h);
 
 #endif

@@ -97,8 +97,9 @@ void tu_assert_parts(const kvr_cache *c, int layer)
             TU_CHECK(parts <= 1, "head %d position %ld is in %d exact parts", kh, p, parts);
             kvr_part want = in_sink ? KVR_PART_SINK : in_win ? KVR_PART_RECENT
                           : in_cand ? KVR_PART_CANDIDATE
+                          : h->cfg.kivi_bits > 0 ? KVR_PART_QUANTIZED   /* KIVI's body, spec §18.6 */
                           : ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
-            rest += parts == 0;
+            rest += parts == 0 && h->cfg.kivi_bits == 0;
             kvr_part got;
             TU_EQ(kvr_part_of(c, layer, kh, p, &got), KVR_OK);
             TU_CHECK(got == want, "head %d position %ld: part %s, expected %s", kh, p,

@@ -68,6 +68,43 @@ static double field(const char *line, const char *key)
     return (double)strtoull(p, NULL, 0);
 }
 
+/* spec §18.2, §18.3, written from the spec: a row x[n] of float32 values
+ * replaced by what quantized storage of b bits reads back.  The float16
+ * grid of a value's binade is 2^(e - 10) (2^-24 below 2^-14); z is the
+ * largest float16 <= min x, s the smallest float16 >= fl(fl(max x - z) / L),
+ * the code min(rint(fl(fl(x - z) / s)), L), the value fl(z + code s). */
+static double f16_spacing(double v)
+{
+    int e;
+    frexp(fabs(v), &e);
+    return ldexp(1.0, (e - 1 < -14 ? -14 : e - 1) - 10);
+}
+
+static void store_quantized(float *x, int n, int bits)
+{
+    float lo = x[0], hi = x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < lo) lo = x[i];
+        if (x[i] > hi) hi = x[i];
+    }
+    double g = lo != 0.0f ? f16_spacing(lo) : 1.0;
+    float z = lo == 0.0f ? 0.0f : (float)(lo > 0 ? floor(lo / g) * g : -ceil(-lo / g) * g);
+    float r = hi - z, s = 0.0f, L = (float)((1 << bits) - 1);
+    if (r > 0.0f) {
+        float t = r / L;
+        s = (float)(ceil(t / f16_spacing(t)) * f16_spacing(t));
+    }
+    for (int i = 0; i < n; i++) {
+        float q = 0.0f;
+        if (s > 0.0f) {
+            float a = x[i] - z, t = a / s;
+            q = (float)nearbyint(t);
+            if (q > L) q = L;
+        }
+        x[i] = z + q * s;
+    }
+}
+
 typedef struct {
     int D, H, G, d, w, layer, mean, centre, shrink;
     int moment;               /* vague=moment (spec §17) */
@@ -75,6 +112,8 @@ typedef struct {
     uint64_t seed;
     size_t N;
     const float *k, *v;       /* [N][H][D] */
+    int kivi_bits, kivi_group, sinks;   /* KIVI (spec §18.6); kivi_bits 0: none */
+    long n_body;              /* KIVI: positions in the body after the operation at hand */
 } scen;
 
 /* Bucket (row-major r*w + b) and sign of position t in row r of head h. */
@@ -164,6 +203,25 @@ static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long
         reconstruct(s, h, k, t, kv);
         return 1;
     }
+    if (part[t] == 5) {             /* spec §18.6: KIVI's body */
+        int D = s->D, b = s->kivi_bits, G = s->kivi_group;
+        long j = t - s->sinks, g = j / G;
+        float row[1024], col[1024];
+        for (int i = 0; i < D; i++) row[i] = s->v[((size_t)t * s->H + h) * D + i];
+        store_quantized(row, D, b);                        /* values: per token */
+        for (int i = 0; i < D; i++) {
+            kv[D + i] = row[i];
+            kv[i] = s->k[((size_t)t * s->H + h) * D + i];  /* keys: exact while the group fills */
+        }
+        if ((g + 1) * G <= s->n_body && G <= 1024)         /* keys: per channel over a complete group */
+            for (int i = 0; i < D; i++) {
+                for (int u = 0; u < G; u++)
+                    col[u] = s->k[((size_t)(s->sinks + g * G + u) * s->H + h) * D + i];
+                store_quantized(col, G, b);
+                kv[i] = col[j - g * G];
+            }
+        return 1;
+    }
     for (int i = 0; i < s->D; i++) {
         kv[i] = s->k[((size_t)t * s->H + h) * s->D + i];
         kv[s->D + i] = s->v[((size_t)t * s->H + h) * s->D + i];
@@ -234,6 +292,21 @@ static void run_scenario(const char *name, const char *line)
     }
     s.k = k.data;
     s.v = v.data;
+    /* spec §18: with quantized storage (these scenarios have no sketch) a
+     * token's value is its dequantized code wherever it is held */
+    const char *kb = strstr(line, " kivi_bits="), *kg = strstr(line, " kivi_group=");
+    s.kivi_bits = kb ? atoi(kb + 11) : 0;
+    s.kivi_group = kg ? atoi(kg + 12) : 1;
+    s.sinks = (int)field(line, "sinks");
+    s.n_body = 0;
+    const char *st = strstr(line, " store=q");
+    int store_bits = st ? atoi(st + 8) : 0;
+    if (store_bits) {
+        for (size_t j = 0; j < k.shape[0] * k.shape[1]; j++) {
+            store_quantized((float *)k.data + j * (size_t)s.D, s.D, store_bits);
+            store_quantized((float *)v.data + j * (size_t)s.D, s.D, store_bits);
+        }
+    }
     int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;
     const int32_t *ops = script.data, *pt = parts.data;
     size_t dw = (size_t)s.d * s.w, N = s.N;
@@ -259,6 +332,8 @@ static void run_scenario(const char *name, const char *line)
             if (ops[o * 3] != 2) continue;
             for (int h = 0; h < s.H; h++) {
                 const int32_t *part = pt + ((size_t)o * s.H + h) * N;
+                s.n_body = 0;
+                for (size_t t = 0; t < N; t++) s.n_body += part[t] == 5;
                 if (sk) build(&s, h, part, &kk);
                 for (size_t t = 0; t < N; t++)
                     held[t] = (unsigned char)seen(&s, h, &kk, part, (long)t, kv + t * 2 * D);
@@ -347,6 +422,25 @@ static void run_scenario(const char *name, const char *line)
             save(name, "reconstruct.npy", KVR_NPY_F32, 4, s_rec, rec);
         free(sums); free(counts); free(running); free(rec);
         kvr_npy_free(&probe);
+    }
+    if (store_bits || s.kivi_bits) {   /* spec §18: what every held position stores, bit-exact */
+        size_t D_ = (size_t)s.D, H_ = (size_t)s.H;
+        float *stored = calloc(2 * H_ * N * D_ + 1, sizeof(float));
+        if (!stored) die(name, "out of memory");
+        for (size_t h = 0; h < H_; h++) {
+            const int32_t *last = pt + ((size_t)(n_ops - 1) * H_ + h) * N;
+            s.n_body = 0;
+            for (size_t t = 0; t < N; t++) s.n_body += last[t] == 5;
+            for (size_t t = 0; t < N; t++)
+                if (last[t] != 3 && seen(&s, (int)h, &kk, last, (long)t, kv)) /* no sketch here */
+                    for (size_t i = 0; i < D_; i++) {
+                        stored[(h * N + t) * D_ + i] = (float)kv[i];
+                        stored[((H_ + h) * N + t) * D_ + i] = (float)kv[D_ + i];
+                    }
+        }
+        size_t s_st[4] = { 2, H_, N, D_ };
+        save(name, "stored.npy", KVR_NPY_F32, 4, s_st, stored);
+        free(stored);
     }
     free(kk.sums); free(kk.running); free(kk.count); free(kk.load); free(kv); free(p); free(held);
     kvr_npy_free(&k); kvr_npy_free(&v); kvr_npy_free(&script); kvr_npy_free(&parts);

@@ -37,18 +37,21 @@ static void usage(FILE *f)
         "  --kv-heads H       KV heads (default 2; ignored for a trace)\n"
         "  --q-heads H        query heads, a multiple of --kv-heads (default 4)\n"
         "  --head-dim D       head dimension, 1..1024 (default 64)\n"
-        "  --elem E           storage type of exact keys and values: f32 (default),\n"
-        "                     f16 or bf16\n"
+        "  --elem E           element type of the full cache (the budget's reference)\n"
+        "                     and of exact keys and values unless store= quantizes\n"
+        "                     them: f32 (default), f16 or bf16\n"
         "Methods and budgets:\n"
         "  --budget B[,B...]  memory budgets in (0, 1]: bytes held over the full\n"
         "                     cache's bytes (default 0.1,0.25)\n"
         "  --method M[,M...]  methods (default all): full, streaming, h2o, snapkv,\n"
         "                     tova, kvreviver (the measured default), kvreviver-paper\n"
         "                     (paper-faithful), kvreviver-mean, kvreviver-shrink,\n"
-        "                     kvreviver-nocentre, or all; a kvreviver method may take\n"
+        "                     kvreviver-nocentre, or all; by name also kivi (levers\n"
+        "                     bits, group, residual); a kvreviver method may take\n"
         "                     levers /key=value (share, recent, depth, rows, centre,\n"
-        "                     shrink, vague, varcap, revive, importance), e.g.\n"
-        "                     kvreviver/share=0.5/varcap=1 (doc/methods.md 13.4)\n"
+        "                     shrink, vague, varcap, revive, importance, store), e.g.\n"
+        "                     kvreviver/share=0.5/varcap=1, an eviction method store=\n"
+        "                     q8 or q4, e.g. h2o/store=q4 (doc/methods.md 13.4)\n"
         "  --seed S[,S...]    seeds of the workload and of the sketch hash (default 1)\n"
         "  --seeds K          seeds 1..K\n"
         "Output:\n"
@@ -191,7 +194,10 @@ static int parse(int argc, char **argv, options *o)
         } else if (!strcmp(name, "--head-dim")) {
             if (!parse_int(val, 1, 1024, &o->head_dim)) return bad("--head-dim '%s' is not an integer in [1, 1024]", val);
         } else if (!strcmp(name, "--elem")) {
-            if (kvr_elem_parse(val, &o->elem) != KVR_OK) return bad("--elem '%s' is not f32, f16 or bf16", val);
+            if (kvr_elem_parse(val, &o->elem) != KVR_OK)
+                return bad("--elem '%s' is not f32, f16 or bf16%s", val,
+                           strcmp(val, "q8") && strcmp(val, "q4") ? ""
+                           : " (quantized storage is a method lever: --method h2o/store=q4)");
         } else if (!strcmp(name, "--budget")) {
             char *items[MAX_LIST];
             snprintf(lists[0], sizeof lists[0], "%s", val);

@@ -54,6 +54,9 @@ typedef struct {
     int pool_kernel;      /* 0 = 5, the default */
     int raw;              /* 1: inputs not representable in elem, the port rounds
                              them (spec 4.1), with ties and a wide exponent range */
+    kvr_store store;      /* exact parts in elem (0), or quantized (spec 18) */
+    int kivi_bits, kivi_group;  /* KIVI (spec 18.6): 0 = off; the body holds every token past
+                                   the sinks and the window of the script */
 } scenario;
 
 static const scenario scenarios[] = {
@@ -105,28 +108,50 @@ static const scenario scenarios[] = {
       "rounds them (spec 4.1) before anything uses them, prefill scores included (spec 4.3); h2o prefill, "
       "d=3 median, GQA 2",
       32, 1, 2, 0, 2, 4, 4, 3, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
-      1212, "P16/4 T 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1 },
+      1212, "P16/4 T 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1, KVR_STORE_ELEM, 0, 0 },
     { "round_bf16", "inputs NOT representable in bf16 (ties, float32 subnormals, magnitudes to 2^60): the "
       "port rounds them (spec 4.1); appended from empty, no candidates, d=2 mean rows, 2 kv heads",
       32, 2, 1, 0, 1, 4, 0, 2, 8, 8, KVR_ROWS_MEAN, 1, 0, KVR_IMP_NONE, KVR_BF16,
-      1313, "12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1 },
+      1313, "12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 1, KVR_STORE_ELEM, 0, 0 },
     { "median_even", "the median of an even number of rows (spec 8.2): d=4, the mean of the two middle "
       "values; small w, appended from empty, no candidates",
       32, 1, 1, 0, 1, 4, 0, 4, 4, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_NONE, KVR_F32,
-      1414, "A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
+      1414, "A3 20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM, 0, 0 },
     { "pool_max", "snapkv prefill with max pooling over a kernel of 7 (spec 6.2), 12 observed queries of "
       "which the last obs_window=6 count; one sink and a window of 2, so edge positions are in the middle",
       32, 1, 2, 0, 1, 2, 6, 2, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      1515, "P40/12 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_MAX, 7, 0 },
+      1515, "P40/12 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_MAX, 7, 0, KVR_STORE_ELEM, 0, 0 },
     { "pool_edge", "snapkv prefill with average pooling (kernel 5) where edge positions are in the middle "
       "(no sinks, a window of 1): the average divides by the kernel size at the edges too (spec 6.2); "
       "10 observed queries, obs_window=6; 2 kv heads",
       32, 2, 1, 0, 0, 1, 5, 1, 8, 6, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
-      1616, "P24/10 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
+      1616, "P24/10 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM, 0, 0 },
     { "tova_prefill", "tova prefill (spec 6.2): the scores are the last observed query's attention alone; "
       "8 observed queries, then appends that move window tokens to the candidates by those scores",
       32, 1, 4, 0, 2, 2, 4, 1, 8, 8, KVR_ROWS_MEAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
-      1717, "P30/8 A2 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0 },
+      1717, "P30/8 A2 T 3*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0, KVR_STORE_ELEM, 0, 0 },
+    { "store_q4_h2o", "quantized storage (spec 18): every exact key and value as 4-bit codes with a "
+      "float16 zero point and scale per token and head; h2o eviction, f16, 2 kv heads, GQA 2, "
+      "prefill of 60 then decode (a port quantizes the rounded inputs as it stores them)",
+      64, 2, 2, 0, 4, 8, 12, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_H2O, KVR_F16,
+      1818, "P60/8 10*A1T A3 T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q4, 0, 0 },
+    { "store_q8_snapkv", "quantized storage (spec 18), 8-bit codes; snapkv eviction, bf16, GQA 4, "
+      "prefill of 40 then decode",
+      32, 1, 4, 0, 2, 4, 8, 0, 0, 4, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_SNAPKV, KVR_BF16,
+      1919, "P40/4 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q8, 0, 0 },
+    { "store_q4_odd", "quantized storage (spec 18), 4-bit codes of an odd head_dim (37: the last "
+      "byte of a row holds one code), sinks and window only (streaming), f32, appended from empty",
+      37, 1, 1, 0, 1, 5, 0, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_NONE, KVR_F32,
+      2020, "20*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_Q4, 0, 0 },
+    { "kivi_b3", "KIVI (spec 18.6): every token kept; keys 3-bit per channel over groups of 3 body "
+      "positions (exact while the group fills), values 3-bit per token, 2 sinks and a residual of 4 "
+      "exact; f16, 2 kv heads, GQA 2, prefill of 20 then decode (parts: 5 = quantized)",
+      20, 2, 2, 0, 2, 4, 0, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_NONE, KVR_F16,
+      2121, "P20/0 T 13*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 3, 3 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -350,6 +375,14 @@ static int run_script(run_state *r, kvr_cache *cache)
             next += op->n;
         } else {
             const float *q = r->q + (size_t)step * Hq * D;
+            if (sc->store != KVR_STORE_ELEM || sc->kivi_bits > 0)
+                /* spec 18.7: the tolerance model takes the values the positions
+                 * carry now: dequantized (a KIVI key once its group is
+                 * complete); these scenarios have no sketch */
+                for (size_t h = 0; h < H; h++)
+                    for (long t = 0; t < kvr_length(cache, sc->layer); t++)
+                        (void)kvr_reconstruct(cache, sc->layer, (int)h, t, r->hk + (h * N + (size_t)t) * D,
+                                              r->hv + (h * N + (size_t)t) * D);   /* dropped: left as is */
             for (size_t h = 0; h < H && status == KVR_OK; h++)
                 status = kvr_tol_attend(kvr_cache_head(cache, sc->layer, (int)h), r->hk + h * N * D,
                                         r->hv + h * N * D, (int)G, q + h * G * D,
@@ -371,17 +404,22 @@ static int run_script(run_state *r, kvr_cache *cache)
 static void describe(vec_writer *w, const run_state *r)
 {
     const scenario *sc = r->sc;
+    char kivi[96] = "";
+    if (sc->kivi_bits > 0)
+        snprintf(kivi, sizeof kivi, " kivi_bits=%d kivi_group=%d kivi_tokens=%d", sc->kivi_bits, sc->kivi_group,
+                 r->n_tokens - sc->sinks - sc->window);
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
-            "rounded=%d vague=%s var_cap=%g revive=0 tokens=%d -- %s",
+            "rounded=%d vague=%s var_cap=%g revive=0%s%s%s tokens=%d -- %s",
             sc->name, sc->layer + 1, sc->layer, sc->kv_heads, sc->kv_heads * sc->group, sc->group,
             sc->head_dim, sc->sinks, sc->window, sc->candidates, sc->depth, sc->width,
             UINT64_C(0x5EED0000) + sc->data_seed, sc->rows == KVR_ROWS_MEDIAN ? "median" : "mean",
             sc->centre, sc->shrink, imp_name(sc->importance), sc->obs_window,
             sc->pool_kernel ? sc->pool_kernel : 5, sc->pool == KVR_POOL_MAX ? "max" : "avg",
             kvr_elem_name(sc->elem), !sc->raw, sc->vague == KVR_VAGUE_MOMENT ? "moment" : "reconstruct",
-            sc->var_cap, r->n_tokens, sc->about);
+            sc->var_cap, sc->store != KVR_STORE_ELEM ? " store=" : "",
+            sc->store != KVR_STORE_ELEM ? kvr_store_name(sc->store) : "", kivi, r->n_tokens, sc->about);
     char line[4096];
     size_t at = 0;
     long pos = 0;
@@ -564,6 +602,12 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.importance = sc->importance; cfg.obs_window = sc->obs_window; cfg.elem = sc->elem;
     cfg.vague = sc->vague; cfg.var_cap = sc->var_cap; cfg.revive = 0.0;
     cfg.pool = sc->pool; cfg.pool_kernel = sc->pool_kernel ? sc->pool_kernel : 5;
+    cfg.store = sc->store;
+    if (sc->kivi_bits > 0) {        /* spec 18.6: room for every token of the script */
+        cfg.kivi_bits = sc->kivi_bits;
+        cfg.kivi_group = sc->kivi_group;
+        cfg.kivi_tokens = r.n_tokens - sc->sinks - sc->window;
+    }
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
@@ -620,7 +664,8 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     PATH(rel, "expected/%s/parts.npy");
     if (vw_array(w, rel, KVR_NPY_I32, 3, s_parts, r.parts, "exact",
                  "level 4 (spec 3, 6, 10): part of each position after each operation [op][kv_head][position]: "
-                 "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped, -1 not appended yet") != 0)
+                 "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped%s, -1 not appended yet",
+                 sc->kivi_bits > 0 ? ", 5 quantized (KIVI's body, spec 18.6)" : "") != 0)
         goto done;
     if (r.n_attend > 0) {
         PATH(rel, "expected/%s/attend.npy");
@@ -630,6 +675,29 @@ static int write_scenario(vec_writer *w, const scenario *sc)
             || vw_array(w, rel, KVR_NPY_F32, 3, s_q, r.out, kind,
                         "level 7 (spec %s): attention output [attend step][q_head][dim]",
                         sc->vague == KVR_VAGUE_MOMENT ? "17" : "11") != 0)
+            goto done;
+    }
+    if (sc->store != KVR_STORE_ELEM || sc->kivi_bits > 0) {
+        /* spec 18.2, 18.3, 18.6: the stored (dequantized) key and value of every
+         * position after the script, bit-exact; 0 where dropped */
+        size_t s_st[4] = { 2, H, N, D };
+        float *st = calloc(2 * H * N * D, sizeof(float));
+        if (!st) {
+            msg_error("vectors: out of memory");
+            goto done;
+        }
+        for (size_t h = 0; h < H; h++)
+            for (size_t t = 0; t < N; t++)
+                if (kvr_reconstruct(cache, sc->layer, (int)h, (long)t, st + (h * N + t) * D,
+                                    st + ((H + h) * N + t) * D) != KVR_OK)
+                    memset(st + (h * N + t) * D, 0, D * sizeof(float));
+        PATH(rel, "expected/%s/stored.npy");
+        int bad = vw_array(w, rel, KVR_NPY_F32, 4, s_st, st, "exact",
+                           "level 2 (spec 18.2, 18.3): [0] key and [1] value [kv_head][position][dim] of every "
+                           "position as stored after the script: fl(z + q s) of its %s codes (bit-exact); "
+                           "0 where dropped", sc->kivi_bits > 0 ? "KIVI" : kvr_store_name(sc->store));
+        free(st);
+        if (bad)
             goto done;
     }
 #undef PATH
