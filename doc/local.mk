@@ -8,3 +8,4 @@ EXTRA_DIST += doc/eval.md doc/methods.md doc/results.md
 EXTRA_DIST += doc/files.md
 EXTRA_DIST += doc/model.md
 EXTRA_DIST += doc/cuda.md doc/gpu-results.md
+EXTRA_DIST += doc/tier.md

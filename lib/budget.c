@@ -151,6 +151,10 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         return kvr_fail(KVR_EINVAL, "kvr_plan: cfg.recent_share = %g is not a finite number <= 1",
                         cfg->recent_share);
 
+    if (cfg->tier_bits < 0 || cfg->tier_bits > 4)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: tier_bits = %d is not in [0, 4]", cfg->tier_bits);
+    if (cfg->tier_bits > 0 && !(cfg->tier_share >= 0.0 && cfg->tier_share < 1.0))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: tier_share = %g is not in [0, 1)", cfg->tier_share);
     if (cfg->kivi_bits != 0)
         return plan_kivi(ratio, context, head_dim, cfg);
     if (cfg->store != KVR_STORE_ELEM && cfg->store != KVR_STORE_Q8 && cfg->store != KVR_STORE_Q4)
@@ -170,6 +174,7 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         p.candidates = 0;
         p.depth = 0;
         p.width = 0;
+        p.tier_tokens = 0;
         *cfg = p;
         return KVR_OK;
     }
@@ -199,25 +204,30 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     if (used + kv > budget)
         return kvr_fail(KVR_EBUDGET, "kvr_plan: after the sketch, %zu of %zu bytes are left: not enough for a window of one token",
                         budget > used ? budget - used : 0, budget);
-    /* step 4: window and candidates share the rest */
+    /* step 4: window and candidates share the rest; with a quantized tier
+     * (spec §19.7) they share floor((1 - tier_share) rest) and the tier takes
+     * what they leave */
     size_t rest = budget - used;
+    int tier = p.tier_bits > 0 && p.importance != KVR_IMP_NONE;
+    size_t erest = tier ? (size_t)floor((1.0 - p.tier_share) * (double)rest) : rest;
     long max_exact = context - p.sinks;           /* no point holding more than the context */
     long R, C;
+    size_t cw = kv + 4, cc = kv + 8;
     if (p.importance == KVR_IMP_NONE) {
         R = (long)(rest / kv);
         C = 0;
     } else {
-        size_t cw = kv + 4, cc = kv + 8;
         if (p.recent_share < 0.0)
-            R = (long)(rest / cw) < p.obs_window ? (long)(rest / cw) : p.obs_window;
+            R = (long)(erest / cw) < p.obs_window ? (long)(erest / cw) : p.obs_window;
         else
-            R = (long)floor(p.recent_share * (double)rest / (double)cw);
+            R = (long)floor(p.recent_share * (double)erest / (double)cw);
         if (R < 1) R = 1;
-        if ((size_t)R * cw > rest) R = (long)(rest / cw);
-        C = (long)((rest - (size_t)R * cw) / cc);
+        if ((size_t)R * cw > erest) R = (long)(erest / cw);
+        C = (long)((erest - (size_t)R * cw) / cc);
     }
     if (R < 1)
-        return kvr_fail(KVR_EBUDGET, "kvr_plan: %zu bytes left cannot hold a window of one token", rest);
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: %zu bytes left cannot hold a window of one token%s", erest,
+                        tier ? " beside the quantized tier's share" : "");
     if (R > max_exact) R = max_exact;
     if (R + C > max_exact) C = max_exact - R;
     if (C == 0 && (size_t)R * kv < rest) {        /* no candidates: no scores to pay for */
@@ -231,8 +241,18 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     }
     if (R > INT32_MAX) R = INT32_MAX;
     if (C > INT32_MAX) C = INT32_MAX;
+    /* spec §19.7: the tier's Q from what the window and candidates leave */
+    long Q = 0;
+    if (tier && C > 0) {
+        size_t tq = 8 + 2 * ((D * (size_t)p.tier_bits + 7) / 8 + 4);
+        Q = (long)((rest - (size_t)R * cw - (size_t)C * cc) / tq);
+        if (Q > max_exact - R - C) Q = max_exact - R - C;
+        if (Q > INT32_MAX - R - C - p.sinks) Q = INT32_MAX - R - C - p.sinks;
+        if (Q < 0) Q = 0;
+    }
     p.window = (int)R;
     p.candidates = (int)C;
+    p.tier_tokens = (int)Q;
     *cfg = p;
     return KVR_OK;
 }

@@ -230,7 +230,7 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
 {
     int sketched = ref_cfg_has_sketch(&c->cfg);
     /* spec §18.1: values within float16's range quantize without overflow */
-    int quantized = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0;
+    int quantized = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 || c->cfg.tier_bits > 0;
     for (size_t i = 0; i < count; i++) {
         if (!isfinite(src[i]))
             return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)src[i]);

@@ -28,6 +28,9 @@ void kvr_config_default(kvr_config *cfg)
     cfg->elem = KVR_F32;
     cfg->sketch_share = 0.1;
     cfg->recent_share = 0.5;
+    cfg->tier_bits = 0;          /* spec §19: no tier unless bits= turns it on */
+    cfg->tier_share = 0.5;
+    cfg->tier_promote = 0.0;
 }
 
 int kvr_config_check(const kvr_config *cfg, int head_dim)
@@ -90,6 +93,21 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
             return kvr_fail(KVR_EINVAL, "config: sinks + window + kivi_tokens exceeds 2^31-1");
     } else if (cfg->kivi_group != 0 || cfg->kivi_tokens != 0) {
         return kvr_fail(KVR_EINVAL, "config: kivi_group = %d and kivi_tokens = %d need kivi_bits", cfg->kivi_group, cfg->kivi_tokens);
+    }
+    /* spec §19.1: the quantized tier */
+    if (cfg->tier_bits < 0 || cfg->tier_bits > 4 || cfg->tier_tokens < 0)
+        return kvr_fail(KVR_EINVAL, "config: tier_bits = %d is not in [0, 4] or tier_tokens = %d is negative",
+                        cfg->tier_bits, cfg->tier_tokens);
+    if (!(cfg->tier_promote >= 0.0) || !isfinite(cfg->tier_promote))
+        return kvr_fail(KVR_EINVAL, "config.tier_promote = %g is not a finite number >= 0", cfg->tier_promote);
+    if (cfg->tier_tokens > 0) {
+        if (cfg->tier_bits == 0)
+            return kvr_fail(KVR_EINVAL, "config: tier_tokens = %d needs tier_bits", cfg->tier_tokens);
+        if (cfg->kivi_bits != 0 || cfg->candidates == 0 || cfg->importance == KVR_IMP_NONE)
+            return kvr_fail(KVR_EINVAL, "config: a quantized tier (tier_tokens = %d) needs candidates and an importance rule, "
+                            "and no KIVI body", cfg->tier_tokens);
+        if ((long)cfg->sinks + cfg->window + cfg->candidates + cfg->tier_tokens > INT32_MAX)
+            return kvr_fail(KVR_EINVAL, "config: sinks + window + candidates + tier_tokens exceeds 2^31-1");
     }
     return KVR_OK;
 }
@@ -194,13 +212,16 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         double x = 0.0;
         int status = KVR_OK;
         int is_store = !strcmp(key, "store");
-        int is_kivi = !strcmp(key, "bits") || !strcmp(key, "group") || !strcmp(key, "residual");
+        int is_kivi = !strcmp(key, "group") || !strcmp(key, "residual");
+        int is_bits = !strcmp(key, "bits");        /* kivi's bits, or the kvreviver tier's (spec §19.1) */
         if (family == LEVERS_NONE)
             return kvr_fail(KVR_EINVAL, "lever '%s': the full cache takes no levers", key);
-        if (family == LEVERS_KIVI && !is_kivi)
+        if (family == LEVERS_KIVI && !is_kivi && !is_bits)
             return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for kivi (bits, group, residual)", key);
         if (family != LEVERS_KIVI && is_kivi)
             return kvr_fail(KVR_EINVAL, "lever '%s' applies to kivi only", key);
+        if (family == LEVERS_EVICTION && is_bits)
+            return kvr_fail(KVR_EINVAL, "lever 'bits' applies to kivi and the kvreviver methods only");
         if (family == LEVERS_EVICTION && !is_store)
             return kvr_fail(KVR_EINVAL, "lever '%s' applies to the kvreviver methods only (eviction methods take store=)", key);
         if (is_store) {
@@ -209,8 +230,20 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever store=%s: not q8, q4 or elem", val);
             kvr_store_parse(val, &st);
             cfg->store = st;
-        } else if (!strcmp(key, "bits")) {
+        } else if (is_bits && family == LEVERS_KIVI) {
             if ((status = lever_int(key, val, 2, 4, &cfg->kivi_bits)) != KVR_OK) return status;
+        } else if (is_bits) {
+            if ((status = lever_int(key, val, 0, 4, &cfg->tier_bits)) != KVR_OK) return status;
+        } else if (!strcmp(key, "tier")) {
+            if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
+            if (!(x >= 0.0 && x < 1.0))
+                return kvr_fail(KVR_EINVAL, "lever tier=%s: the tier's share is not in [0, 1)", val);
+            cfg->tier_share = x;
+        } else if (!strcmp(key, "promote")) {
+            if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
+            if (!(x >= 0.0))
+                return kvr_fail(KVR_EINVAL, "lever promote=%s: the threshold is not >= 0", val);
+            cfg->tier_promote = x;
         } else if (!strcmp(key, "group")) {
             if ((status = lever_int(key, val, 1, INT32_MAX, &cfg->kivi_group)) != KVR_OK) return status;
         } else if (!strcmp(key, "residual")) {
@@ -266,7 +299,7 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever %s=%s: not 0 or 1", key, val);
             *(!strcmp(key, "centre") ? &cfg->centre : &cfg->shrink) = val[0] - '0';
         } else {
-            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store)", key);
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store, bits, tier, promote)", key);
         }
         if (status != KVR_OK)
             return status;

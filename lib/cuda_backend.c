@@ -107,6 +107,10 @@ int kvr_cuda_backend_create(kvr_cache *c)
         return kvr_fail(KVR_EINVAL, "kvr_cache_create: the cuda backend does not run quantized storage "
                         "(store = %s, kivi_bits = %d); use the reference backend (KVR_BACKEND_REF)",
                         kvr_store_name(cfg->store), cfg->kivi_bits);
+    if (cfg->tier_bits > 0 || cfg->tier_tokens > 0)         /* spec §19.10: host only */
+        return kvr_fail(KVR_EINVAL, "kvr_cache_create: the cuda backend does not run the quantized tier "
+                        "(tier_bits = %d, tier_tokens = %d); use the reference backend (KVR_BACKEND_REF)",
+                        cfg->tier_bits, cfg->tier_tokens);
     if (c->group > KVR_CUDA_MAX_GROUP || c->head_dim > KVR_CUDA_MAX_DIM || cfg->depth > KVR_CUDA_MAX_DEPTH)
         return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend handles GQA groups <= %d, head_dim <= %d "
                         "and depth <= %d (got %d, %d, %d)", KVR_CUDA_MAX_GROUP, KVR_CUDA_MAX_DIM,

@@ -30,6 +30,7 @@
 #include "../ref/ref.h"
 
 #define FILE_MAGIC "KVRCACHE"
+#define FILE_VERSION_TIER 4u /* written when the configuration has a quantized tier (spec §19) */
 #define FILE_VERSION 3u      /* written when the configuration quantizes (spec §18) */
 #define FILE_VERSION_OLD 2u  /* written otherwise, and read: the layout before spec §18 */
 #define FILE_ENDIAN 0x01020304u
@@ -155,6 +156,14 @@ static void xfer_config(io_t *io, file_dims *f, uint32_t version)
         xfer_i32(io, &c->kivi_group);
         xfer_i32(io, &c->kivi_tokens);
     }
+    if (version >= 4) {                           /* spec §19.1 */
+        xfer_i32(io, &c->tier_bits);
+        xfer_i32(io, &c->tier_tokens);
+        xfer(io, &c->tier_share, 1, 8);
+        xfer(io, &c->tier_promote, 1, 8);
+    } else {                                      /* versions 2 and 3: no tier, the defaults */
+        c->tier_share = 0.5;
+    }
     c->store = (kvr_store)store;
     c->rows = (kvr_rows)rows;
     c->vague = (kvr_vague)vague;
@@ -173,6 +182,8 @@ static void xfer_head(io_t *io, ref_head *h)
     xfer(io, &n, 1, 8);
     xfer_i32(io, &h->n_cand);
     xfer(io, &n_vague, 1, 8);
+    if (ref_cfg_has_tier(&h->cfg))                /* spec §19.2: the tier's count, with a tier only */
+        xfer_i32(io, &h->n_tier);
     xfer(io, &h->layer, 1, 4);
     xfer(io, &h->kv_head, 1, 4);
     h->n = (long)n;
@@ -213,7 +224,10 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
     file_dims f = {c->n_layers, c->n_kv_heads, c->n_q_heads, c->head_dim, c->cfg};
     size_t n_heads = (size_t)c->n_layers * c->n_kv_heads;
     /* version 2 when nothing is quantized: such files stay as they were */
-    uint32_t version = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 ? FILE_VERSION : FILE_VERSION_OLD;
+    /* version 4 when a tier field is not its default (spec §19.1) */
+    uint32_t version = c->cfg.tier_bits > 0 || c->cfg.tier_tokens > 0 || c->cfg.tier_share != 0.5
+                       || c->cfg.tier_promote != 0.0 ? FILE_VERSION_TIER
+                     : c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 ? FILE_VERSION : FILE_VERSION_OLD;
     io_t io = {IO_COUNT, NULL, 0, 0, 0};
     xfer_config(&io, &f, version);
     for (size_t i = 0; i < n_heads; i++)
@@ -366,9 +380,9 @@ static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size
                         name);
     if (endian != FILE_ENDIAN)
         return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
-    if (version != FILE_VERSION && version != FILE_VERSION_OLD)
-        return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u and %u", name,
-                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION);
+    if (version != FILE_VERSION_TIER && version != FILE_VERSION && version != FILE_VERSION_OLD)
+        return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u to %u", name,
+                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION_TIER);
     uint64_t payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
     if (payload != len - HEADER_BYTES)
         return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %zu", name,

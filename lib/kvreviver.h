@@ -138,6 +138,11 @@ typedef struct {
     int kivi_bits;      /* 0: no quantized body; 2, 3 or 4: KIVI's body (spec §18.6) */
     int kivi_group;     /* G: KIVI's key group, in positions (kvr_plan: 0 chooses) */
     int kivi_tokens;    /* Q: capacity of KIVI's body, in positions (filled by kvr_plan) */
+    /* the quantized tier between the candidates and the bulk (spec §19) */
+    int tier_bits;       /* b: 0 (no tier) or 1..4 bits a code */
+    int tier_tokens;     /* Q: the tier's capacity in positions (filled by kvr_plan) */
+    double tier_share;   /* planner knob: share of the exact and tier bytes given to the tier, in [0, 1) */
+    double tier_promote; /* theta: promote a tier token whose attention over the group is above it; 0: never */
 } kvr_config;
 
 /* The KVReviver defaults (spec §13): S=4, one sketch row (d=1) given a
@@ -213,7 +218,7 @@ typedef enum {
     KVR_PART_CANDIDATE = 2,
     KVR_PART_VAGUE = 3,     /* in the sketch */
     KVR_PART_DROPPED = 4,   /* left the exact set with no sketch to hold it */
-    KVR_PART_QUANTIZED = 5  /* KIVI's body: kept, quantized (spec §18.6) */
+    KVR_PART_QUANTIZED = 5  /* kept, quantized: KIVI's body (spec §18.6) or the tier (spec §19) */
 } kvr_part;
 /* "sink", "recent", "candidate", "vague", "dropped"; "?" for an unknown
  * value.  Cannot fail. */

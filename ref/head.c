@@ -72,6 +72,9 @@ void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N
     int kb = cfg->kivi_bits;
     size_t Q = kb ? (size_t)cfg->kivi_tokens : 0, G = kb ? (size_t)cfg->kivi_group : 1;
     size_t m = Q / G, Bk = kb ? ref_quant_row_bytes(D, kb) : 0, fill = G < Q ? G : Q;
+    /* the quantized tier (spec §19.2): Q slots of ceil(D b / 8) code bytes */
+    size_t Qt = ref_cfg_has_tier(cfg) ? (size_t)cfg->tier_tokens : 0;
+    size_t Bt = Qt ? ref_quant_row_bytes(D, cfg->tier_bits) : 0;
 #define A(field, kind, size, count) {#field, offsetof(ref_head, field), kind, size, count}
     const ref_array t[REF_HEAD_N_ARRAYS] = {
         A(sink_k, kv_kind, kv_size, S * kv_row),    /* [S][D] elem, or [S][B] codes */
@@ -100,6 +103,12 @@ void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N
         A(kivi_kq, REF_QPARAM, 2, m * D * 2),       /* [m][D][2] */
         A(kivi_vc, REF_CODE, 1, Q * Bk),            /* [Q][B] */
         A(kivi_vq, REF_QPARAM, 2, Q * 2),           /* [Q][2] */
+        A(tier_pos, REF_INDEX, 4, Qt),              /* [Q] the quantized tier, spec §19 */
+        A(tier_score, REF_SCORE, 4, Qt),            /* [Q] */
+        A(tier_k, REF_CODE, 1, Qt * Bt),            /* [Q][B] */
+        A(tier_v, REF_CODE, 1, Qt * Bt),
+        A(tier_kq, REF_QPARAM, 2, Qt * 2),          /* [Q][2] */
+        A(tier_vq, REF_QPARAM, 2, Qt * 2),
     };
 #undef A
     memcpy(a, t, sizeof t);
@@ -142,8 +151,12 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
             *p = kvr_calloc(a[i].count, a[i].elem_size);
             ok = ok && *p != NULL;
         }
-    h->scratch = kvr_calloc(4 * (size_t)head_dim, sizeof(float));
+    h->scratch = kvr_calloc(6 * (size_t)head_dim, sizeof(float));
     ok = ok && h->scratch != NULL;
+    if (ref_cfg_has_tier(cfg)) {
+        h->tier_marks = kvr_calloc((size_t)cfg->tier_tokens, sizeof(int32_t));
+        ok = ok && h->tier_marks != NULL;
+    }
     if (!ok) {
         ref_head_free(h);
         return kvr_fail(KVR_ENOMEM, "head cache arrays: %zu bytes", kvr_head_bytes(cfg, head_dim));
@@ -161,6 +174,7 @@ void ref_head_free(ref_head *h)
     for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
         kvr_free(*ref_array_slot(h, &a[i]));
     kvr_free(h->scratch);
+    kvr_free(h->tier_marks);
     kvr_free(h);
 }
 
@@ -169,6 +183,7 @@ void ref_head_reset(ref_head *h)
 {
     h->n = 0;
     h->n_cand = 0;
+    h->n_tier = 0;
     h->n_vague = 0;
     ref_array a[REF_HEAD_N_ARRAYS];
     ref_head_arrays(&h->cfg, h->head_dim, a);
@@ -202,6 +217,8 @@ kvr_part ref_part_of(const ref_head *h, long pos)
         return KVR_PART_QUANTIZED;                  /* spec §18.6: KIVI keeps every token */
     if (ref_cand_find(h, pos) >= 0)
         return KVR_PART_CANDIDATE;
+    if (ref_has_tier(h) && ref_tier_find(h, pos) >= 0)
+        return KVR_PART_QUANTIZED;                  /* the quantized tier, spec §19.2 */
     return ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
 }
 
@@ -302,7 +319,10 @@ int ref_exact_kv(const ref_head *h, long pos, float *k, float *v)
         row_get(h, rows_of(h, part), (size_t)ref_cand_find(h, pos), k, v);
         return 1;
     case KVR_PART_QUANTIZED:
-        ref_kivi_get(h, pos, k, v);
+        if (h->cfg.kivi_bits > 0)
+            ref_kivi_get(h, pos, k, v);
+        else
+            ref_tier_get(h, ref_tier_find(h, pos), k, v);   /* spec §19.2 */
         return 1;
     default:
         return 0;
@@ -318,27 +338,39 @@ float *ref_score_slot(ref_head *h, long pos)
         return &h->win_score[pos % h->cfg.window];
     case KVR_PART_CANDIDATE:
         return &h->cand_score[ref_cand_find(h, pos)];
+    case KVR_PART_QUANTIZED:
+        return ref_has_tier(h) ? &h->tier_score[ref_tier_find(h, pos)] : NULL;
     default:
         return NULL;
     }
 }
 
-/* spec §3.3: a token leaves the exact set for the vague part; in KIVI it
- * enters the quantized body instead (spec §18.6). */
-static void to_vague(ref_head *h, long pos, const float *k, const float *v)
+/* spec §3.3: the bulk, the vague part proper: the sketch, or dropped. */
+void ref_to_bulk(ref_head *h, long pos, const float *k, const float *v)
 {
-    if (h->cfg.kivi_bits > 0)
-        ref_kivi_push(h, pos, k, v);
-    else if (ref_has_sketch(h))
+    if (ref_has_sketch(h))
         ref_sketch_insert(h, pos, k, v);
     else
         h->n_vague++;   /* eviction baseline: dropped for good */
 }
 
+/* spec §3.3: a token leaves the exact set (with its score) for the vague
+ * part; in KIVI it enters the quantized body instead (spec §18.6), with a
+ * tier it enters the tier (spec §19.3). */
+static void to_vague(ref_head *h, long pos, float score, const float *k, const float *v)
+{
+    if (h->cfg.kivi_bits > 0)
+        ref_kivi_push(h, pos, k, v);
+    else if (ref_has_tier(h))
+        ref_tier_enter(h, pos, score, k, v);
+    else
+        ref_to_bulk(h, pos, k, v);
+}
+
 /* spec §3.4: index of the candidate that leaves first: the lowest score;
  * among equal scores, the oldest (smallest) position.  Candidates are sorted
  * by position, so the first minimum found is the oldest. */
-static int least_important(const ref_head *h)
+int ref_cand_least(const ref_head *h)
 {
     int j = 0;
     for (int i = 1; i < h->n_cand; i++)
@@ -368,6 +400,32 @@ static size_t cand_open(ref_head *h, long pos, float score)
     return (size_t)j;
 }
 
+/* Remove candidate j, giving its key and value (float32, as stored). */
+void ref_cand_take(ref_head *h, int j, float *k, float *v)
+{
+    row_get(h, rows_of(h, KVR_PART_CANDIDATE), (size_t)j, k, v);
+    cand_remove(h, j);
+}
+
+/* Insert a candidate at its place in position order (n_cand < C): the
+ * later candidates shift up one slot; k and v (float32) are stored in the
+ * exact parts' storage type, so they must lie in its range. */
+void ref_cand_insert(ref_head *h, long pos, float score, const float *k, const float *v)
+{
+    part_rows c = rows_of(h, KVR_PART_CANDIDATE);
+    int j = h->n_cand;
+    while (j > 0 && h->cand_pos[j - 1] > pos)
+        j--;
+    int tail = h->n_cand - j;
+    memmove(&h->cand_pos[j + 1], &h->cand_pos[j], (size_t)tail * sizeof(int32_t));
+    memmove(&h->cand_score[j + 1], &h->cand_score[j], (size_t)tail * sizeof(float));
+    rows_move(h, c, (size_t)j + 1, c, (size_t)j, (size_t)tail);
+    h->n_cand++;
+    h->cand_pos[j] = (int32_t)pos;
+    h->cand_score[j] = score;
+    row_put(h, c, (size_t)j, k, v);
+}
+
 /* spec §3.3 step 2: the token at pos, pushed out of the window (from its
  * ring slot) with its score, becomes a candidate, its stored row moved as
  * it is; if the candidates are then over capacity, the least important one
@@ -379,7 +437,7 @@ static void admit_candidate(ref_head *h, long pos, float score, size_t slot)
     float *ok = h->scratch + 2 * (size_t)D, *ov = h->scratch + 3 * (size_t)D;  /* the window token */
     if (h->cfg.candidates == 0) {
         row_get(h, win, slot, ok, ov);
-        to_vague(h, pos, ok, ov);
+        to_vague(h, pos, score, ok, ov);
         return;
     }
     if (h->n_cand < h->cfg.candidates) {
@@ -388,17 +446,18 @@ static void admit_candidate(ref_head *h, long pos, float score, size_t slot)
     }
     /* Full: among the C candidates and the newcomer, the lowest score leaves;
      * the newcomer is the newest, so on a tie a candidate leaves before it. */
-    int j = least_important(h);
+    int j = ref_cand_least(h);
     if (score < h->cand_score[j]) {
         row_get(h, win, slot, ok, ov);
-        to_vague(h, pos, ok, ov);
+        to_vague(h, pos, score, ok, ov);
         return;
     }
     float *ek = h->scratch, *ev = h->scratch + D;  /* the evicted token's K and V */
     long epos = h->cand_pos[j];
+    float escore = h->cand_score[j];
     row_get(h, cand, (size_t)j, ek, ev);
     cand_remove(h, j);
-    to_vague(h, epos, ek, ev);
+    to_vague(h, epos, escore, ek, ev);
     rows_move(h, cand, cand_open(h, pos, score), win, slot, 1);
 }
 
@@ -444,8 +503,14 @@ void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float
     case KVR_PART_CANDIDATE:
         row_put(h, rows_of(h, part), cand_open(h, pos, score), k, v);
         break;
-    default:
-        to_vague(h, pos, k, v);
+    case KVR_PART_QUANTIZED:
+        ref_tier_enter(h, pos, score, k, v);        /* prefill into the tier, spec §19.8 */
+        break;
+    default:                                        /* with a tier, prefill chose the bulk */
+        if (ref_has_tier(h))
+            ref_to_bulk(h, pos, k, v);
+        else
+            to_vague(h, pos, score, k, v);
         break;
     }
     h->n = pos + 1;
@@ -482,9 +547,21 @@ int ref_head_check(const ref_head *h, char *why, size_t len)
     }
     if (h->cfg.kivi_bits == 0)
         n_body = 0;
-    if (n_sink + n_win + h->n_cand + h->n_vague + n_body != h->n) {
-        snprintf(why, len, "parts do not add up: %ld sinks + %ld recent + %d candidates + %ld vague != %ld",
-                 n_sink, n_win, h->n_cand, h->n_vague, h->n);
+    if (h->n_tier < 0 || h->n_tier > (ref_has_tier(h) ? h->cfg.tier_tokens : 0)) {
+        snprintf(why, len, "%d tier tokens, capacity %d", h->n_tier, ref_has_tier(h) ? h->cfg.tier_tokens : 0);
+        return 1;
+    }
+    for (int j = 0; j < h->n_tier; j++) {            /* spec §19.3 */
+        long p = h->tier_pos[j];
+        if (p < S || p >= h->n - n_win || (j > 0 && p <= h->tier_pos[j - 1]) || ref_cand_find(h, p) >= 0) {
+            snprintf(why, len, "tier slot %d at position %ld is outside [%ld, %ld), out of order or a candidate",
+                     j, p, S, h->n - n_win);
+            return 1;
+        }
+    }
+    if (n_sink + n_win + h->n_cand + h->n_tier + h->n_vague + n_body != h->n) {
+        snprintf(why, len, "parts do not add up: %ld sinks + %ld recent + %d candidates + %d tier + %ld vague != %ld",
+                 n_sink, n_win, h->n_cand, h->n_tier, h->n_vague, h->n);
         return 1;
     }
     if (ref_has_sketch(h)) {

@@ -34,7 +34,6 @@ static void update_one(const ref_head *h, float *score, float prob)
 
 void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group)
 {
-    (void)group;                                      /* prob is already the group's sum */
     if (!ref_keeps_scores(h))
         return;
     long first = h->n - h->cfg.window;               /* window positions */
@@ -43,6 +42,9 @@ void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group)
         update_one(h, &h->win_score[t % h->cfg.window], prob[t]);
     for (int j = 0; j < h->n_cand; j++)
         update_one(h, &h->cand_score[j], prob[h->cand_pos[j]]);
+    for (int j = 0; j < h->n_tier; j++)              /* the quantized tier, spec §19.4 */
+        update_one(h, &h->tier_score[j], prob[h->tier_pos[j]]);
+    ref_tier_promote(h, prob, group);                /* spec §19.5 (nothing when off) */
 }
 
 /* spec §6.2, pooling: out_t = pool over raw_{t-k/2} .. raw_{t+k/2}, positions

@@ -57,12 +57,16 @@ int ref_prefill(ref_head *h, int group, int n, const float *k, const float *v,
         qsort(middle, (size_t)M, sizeof(ranked), by_importance);
         for (int j = 0; j < C; j++)
             chosen[middle[j].pos] = 1;
+        int T = ref_has_tier(h) ? h->cfg.tier_tokens : 0;   /* spec §19.8: the next Q enter the tier */
+        for (int j = C; j < M && j < C + T; j++)
+            chosen[middle[j].pos] = 2;
     }
 
     for (int t = 0; t < n; t++) {
         kvr_part part = t < S ? KVR_PART_SINK
                       : t >= n - R ? KVR_PART_RECENT
-                      : (chosen && chosen[t]) ? KVR_PART_CANDIDATE
+                      : (chosen && chosen[t] == 1) ? KVR_PART_CANDIDATE
+                      : (chosen && chosen[t] == 2) ? KVR_PART_QUANTIZED
                       : KVR_PART_VAGUE;
         ref_place(h, t, part, k + (size_t)t * D, v + (size_t)t * D, score ? score[t] : 0.0f);
     }

@@ -55,7 +55,17 @@ typedef struct {
     unsigned char *kivi_vc;        /* [Q][B] value codes */
     uint16_t *kivi_vq;             /* [Q][2] per token {zero point, scale} */
 
-    float *scratch;          /* [4][D] workspace for moving tokens between parts;
+    /* the quantized tier (spec §19; cfg.tier_bits > 0 and tier_tokens > 0):
+     * Q = cfg.tier_tokens slots, n_tier used, sorted by position;
+     * B = ceil(D tier_bits / 8); NULL arrays otherwise */
+    int n_tier;
+    int32_t *tier_pos;             /* [Q] */
+    float *tier_score;             /* [Q] */
+    unsigned char *tier_k, *tier_v;  /* [Q][B] packed codes */
+    uint16_t *tier_kq, *tier_vq;   /* [Q][2] {zero point, scale} */
+    int32_t *tier_marks;           /* [Q] workspace of promotion (spec §19.5); not state */
+
+    float *scratch;          /* [6][D] workspace for moving tokens between parts;
                                 not state, so not counted in the bytes held */
 } ref_head;
 
@@ -81,7 +91,7 @@ typedef struct {
     size_t elem_size;   /* bytes of one element (and the unit of byte order in files) */
     size_t count;       /* elements at full capacity; 0 when the configuration has no such array */
 } ref_array;
-#define REF_HEAD_N_ARRAYS 26
+#define REF_HEAD_N_ARRAYS 32
 /* Fill a[] with the arrays of a head cache of configuration cfg and head
  * dimension head_dim, in file order.  Cannot fail. */
 void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS]);
@@ -119,6 +129,30 @@ void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float
 size_t ref_head_bytes(const ref_head *h);
 /* check the lifecycle invariants (spec §3.5); 0 when they hold */
 int ref_head_check(const ref_head *h, char *why, size_t why_len);
+
+/* head.c, for the tier (spec §19): a token going to the bulk (the vague
+ * part of spec §3.3: the sketch, or dropped); the candidate that leaves
+ * first (spec §3.4); remove candidate j, giving its key and value as
+ * float32; insert a candidate at its place in position order (n_cand < C),
+ * stored in the exact parts' storage type. */
+void ref_to_bulk(ref_head *h, long pos, const float *k, const float *v);
+int ref_cand_least(const ref_head *h);
+void ref_cand_take(ref_head *h, int j, float *k /*[D]*/, float *v /*[D]*/);
+void ref_cand_insert(ref_head *h, long pos, float score, const float *k, const float *v);
+
+/* tier.c (spec §19): the quantized tier */
+/* 1 when a head cache of this configuration has a tier (tier_bits > 0 and
+ * tier_tokens > 0): the one place that decides it. */
+int ref_cfg_has_tier(const kvr_config *cfg);
+int ref_has_tier(const ref_head *h);
+/* index of pos among the tier's slots, or -1 */
+int ref_tier_find(const ref_head *h, long pos);
+/* the dequantized key and value of slot j */
+void ref_tier_get(const ref_head *h, int j, float *k /*[D]*/, float *v /*[D]*/);
+/* spec §19.3: the token enters the tier (its values in float32 as stored) */
+void ref_tier_enter(ref_head *h, long pos, float score, const float *k, const float *v);
+/* spec §19.5: promote the tier tokens with prob[t] / group > tier_promote */
+void ref_tier_promote(ref_head *h, const float *prob /*[n]*/, int group);
 
 /* importance.c (spec §6) */
 void ref_importance_update(ref_head *h, const float *prob /*[n]*/, int group);

@@ -2,7 +2,7 @@
 # per concept, with the stem of ref/*.c and doc/*.md (spec §N in comments).
 # tests/hash is registered in tests/local.mk; it shares tests/testutil.c.
 REF_TESTS = tests/elem tests/head tests/sketch tests/reconstruct tests/bound \
-	tests/attend tests/moment tests/prefill tests/budget tests/api tests/quant
+	tests/attend tests/moment tests/prefill tests/budget tests/api tests/quant tests/tier
 check_PROGRAMS += $(REF_TESTS)
 TESTS += $(REF_TESTS)
 TESTUTIL = tests/testutil.h tests/testutil.c
@@ -13,6 +13,9 @@ tests_elem_LDADD = $(TEST_LDADD)
 tests_quant_SOURCES = tests/quant.c $(TESTUTIL)
 tests_quant_CFLAGS = $(TEST_CFLAGS)
 tests_quant_LDADD = $(TEST_LDADD)
+tests_tier_SOURCES = tests/tier.c $(TESTUTIL)
+tests_tier_CFLAGS = $(TEST_CFLAGS)
+tests_tier_LDADD = $(TEST_LDADD)
 tests_head_SOURCES = tests/head.c $(TESTUTIL)
 tests_head_CFLAGS = $(TEST_CFLAGS)
 tests_head_LDADD = $(TEST_LDADD)

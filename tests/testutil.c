@@ -93,10 +93,14 @@ void tu_assert_parts(const kvr_cache *c, int layer)
             int in_cand = 0;
             for (int j = 0; j < h->n_cand; j++)
                 in_cand += h->cand_pos[j] == p;
-            int parts = in_sink + in_win + in_cand;
-            TU_CHECK(parts <= 1, "head %d position %ld is in %d exact parts", kh, p, parts);
+            int in_tier = 0;                       /* the quantized tier, spec §19 */
+            for (int j = 0; j < h->n_tier; j++)
+                in_tier += h->tier_pos[j] == p;
+            int parts = in_sink + in_win + in_cand + in_tier;
+            TU_CHECK(parts <= 1, "head %d position %ld is in %d exact or tier parts", kh, p, parts);
             kvr_part want = in_sink ? KVR_PART_SINK : in_win ? KVR_PART_RECENT
                           : in_cand ? KVR_PART_CANDIDATE
+                          : in_tier ? KVR_PART_QUANTIZED
                           : h->cfg.kivi_bits > 0 ? KVR_PART_QUANTIZED   /* KIVI's body, spec §18.6 */
                           : ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
             rest += parts == 0 && h->cfg.kivi_bits == 0;
@@ -220,6 +224,7 @@ static int same_head(const head_snap *hs, const ref_head *h, int with_pointers, 
         for (int i = 0; i < N_ARRAYS; i++)
             *ref_array_slot(&a, &t[i]) = *ref_array_slot(&b, &t[i]) = NULL;
         a.scratch = b.scratch = NULL;
+        a.tier_marks = b.tier_marks = NULL;       /* promotion's workspace, not state (spec §19.5) */
     }
     if (memcmp(&a, &b, sizeof a) != 0) {
         snprintf(why, len, "head %d: fields differ (n %ld vs %ld, n_cand %d vs %d, n_vague %ld vs %ld)",

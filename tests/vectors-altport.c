@@ -114,6 +114,9 @@ typedef struct {
     const float *k, *v;       /* [N][H][D] */
     int kivi_bits, kivi_group, sinks;   /* KIVI (spec §18.6); kivi_bits 0: none */
     long n_body;              /* KIVI: positions in the body after the operation at hand */
+    int tier_bits;            /* the quantized tier (spec §19); 0: none */
+    const float *qk, *qv;     /* [N][H][D]: the inputs as the tier dequantizes them */
+    const unsigned char *via; /* [N]: the position has been in the tier (it keeps those values) */
 } scen;
 
 /* Bucket (row-major r*w + b) and sign of position t in row r of head h. */
@@ -143,7 +146,9 @@ static void build(const scen *s, int h, const int32_t *part /*[N]*/, sketch *k)
     for (size_t t = 0; t < s->N; t++) {
         if (part[t] != 3)
             continue;
-        const float *kt = s->k + (t * s->H + h) * s->D, *vt = s->v + (t * s->H + h) * s->D;
+        int q = s->tier_bits > 0 && s->via[t];   /* spec §19.3: it left the tier for the bulk */
+        const float *kt = (q ? s->qk : s->k) + (t * s->H + h) * s->D;
+        const float *vt = (q ? s->qv : s->v) + (t * s->H + h) * s->D;
         for (int r = 0; r < s->d; r++) {
             double sg;
             size_t b = bucket_of(s, h, r, (long)t, &sg);
@@ -203,6 +208,13 @@ static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long
         reconstruct(s, h, k, t, kv);
         return 1;
     }
+    if (part[t] == 5 && s->tier_bits > 0) {   /* spec §19.2: the tier's dequantized codes */
+        for (int i = 0; i < s->D; i++) {
+            kv[i] = s->qk[((size_t)t * s->H + h) * s->D + i];
+            kv[s->D + i] = s->qv[((size_t)t * s->H + h) * s->D + i];
+        }
+        return 1;
+    }
     if (part[t] == 5) {             /* spec §18.6: KIVI's body */
         int D = s->D, b = s->kivi_bits, G = s->kivi_group;
         long j = t - s->sinks, g = j / G;
@@ -260,6 +272,19 @@ static void moment_bulk(const scen *s, const sketch *k, const float *q, double *
     }
 }
 
+/* via[t] for head h after operation o: position t was in the tier (part 5)
+ * after some operation up to o.  Without promotion a token never leaves the
+ * tier but for the bulk, and with one-token appends every token that enters
+ * the tier is seen there after some operation (spec §19.3). */
+static void tier_history(const int32_t *pt, int o, int H, int h, size_t N, unsigned char *via)
+{
+    memset(via, 0, N);
+    for (int u = 0; u <= o; u++)
+        for (size_t t = 0; t < N; t++)
+            if (pt[((size_t)u * H + h) * N + t] == 5)
+                via[t] = 1;
+}
+
 static void run_scenario(const char *name, const char *line)
 {
     scen s;
@@ -307,6 +332,25 @@ static void run_scenario(const char *name, const char *line)
             store_quantized((float *)v.data + j * (size_t)s.D, s.D, store_bits);
         }
     }
+    const char *tb = strstr(line, " tier_bits=");
+    s.tier_bits = tb ? atoi(tb + 11) : 0;
+    float *qk = NULL, *qv = NULL;
+    unsigned char *via = malloc(s.N + 1);
+    if (!via) die(name, "out of memory");
+    if (s.tier_bits > 0) {
+        if (strstr(line, " tier_promote=0") == NULL)
+            die(name, "the tier with promotion is not covered by this port");
+        qk = malloc(k.count * sizeof(float) + 1);
+        qv = malloc(v.count * sizeof(float) + 1);
+        if (!qk || !qv) die(name, "out of memory");
+        memcpy(qk, k.data, k.count * sizeof(float));
+        memcpy(qv, v.data, v.count * sizeof(float));
+        for (size_t j = 0; j < k.shape[0] * k.shape[1]; j++) {
+            store_quantized(qk + j * (size_t)s.D, s.D, s.tier_bits);
+            store_quantized(qv + j * (size_t)s.D, s.D, s.tier_bits);
+        }
+    }
+    s.qk = qk; s.qv = qv; s.via = via;
     int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;
     const int32_t *ops = script.data, *pt = parts.data;
     size_t dw = (size_t)s.d * s.w, N = s.N;
@@ -334,6 +378,7 @@ static void run_scenario(const char *name, const char *line)
                 const int32_t *part = pt + ((size_t)o * s.H + h) * N;
                 s.n_body = 0;
                 for (size_t t = 0; t < N; t++) s.n_body += part[t] == 5;
+                tier_history(pt, o, s.H, h, N, via);
                 if (sk) build(&s, h, part, &kk);
                 for (size_t t = 0; t < N; t++)
                     held[t] = (unsigned char)seen(&s, h, &kk, part, (long)t, kv + t * 2 * D);
@@ -392,6 +437,7 @@ static void run_scenario(const char *name, const char *line)
         if (!sums || !counts || !running || !rec) die(name, "out of memory");
         for (int h = 0; h < s.H; h++) {
             const int32_t *part = pt + ((size_t)(n_ops - 1) * s.H + h) * N;
+            tier_history(pt, n_ops - 1, s.H, h, N, via);
             build(&s, h, part, &kk);
             for (size_t j = 0; j < dw * D; j++) {
                 sums[(size_t)h * dw * D + j] = (float)kk.sums[j];
@@ -443,6 +489,7 @@ static void run_scenario(const char *name, const char *line)
         free(stored);
     }
     free(kk.sums); free(kk.running); free(kk.count); free(kk.load); free(kv); free(p); free(held);
+    free(qk); free(qv); free(via);
     kvr_npy_free(&k); kvr_npy_free(&v); kvr_npy_free(&script); kvr_npy_free(&parts);
 }
 

@@ -57,6 +57,7 @@ typedef struct {
     kvr_store store;      /* exact parts in elem (0), or quantized (spec 18) */
     int kivi_bits, kivi_group;  /* KIVI (spec 18.6): 0 = off; the body holds every token past
                                    the sinks and the window of the script */
+    int tier_bits, tier_tokens; /* the quantized tier (spec 19): 0 = none; b bits, Q positions */
 } scenario;
 
 static const scenario scenarios[] = {
@@ -152,6 +153,14 @@ static const scenario scenarios[] = {
       20, 2, 2, 0, 2, 4, 0, 0, 0, 8, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_NONE, KVR_F16,
       2121, "P20/0 T 13*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
       KVR_STORE_ELEM, 3, 3 },
+    { "tier_b2", "the quantized tier (spec 19): 2-bit keys and values with a float16 zero point and "
+      "scale per token, 4 tier positions between the candidates and the bulk; tova with two distinct "
+      "keys, so tier scores tie exactly and the oldest of the tied leaves for the bulk first (spec 19.3); "
+      "tova prefill ranked into candidates, tier and bulk (spec 19.8); moment route, f16, GQA 2 "
+      "(parts: 5 = quantized)",
+      16, 1, 2, 0, 2, 3, 3, 3, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_TOVA, KVR_F16,
+      2222, "P16/4 T 14*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 2, 4 },
 };
 
 enum { OP_PREFILL = 0, OP_APPEND = 1, OP_ATTEND = 2 };
@@ -396,6 +405,18 @@ static int run_script(run_state *r, kvr_cache *cache)
             return 1;
         }
         record_parts(r, cache, o);
+        if (sc->tier_bits > 0)
+            /* spec 19.2, 19.3: a tier position carries its dequantized key and
+             * value, and keeps them when it leaves for the bulk (the script's
+             * appends are of one token, so every token that enters the tier
+             * is in it after some operation) */
+            for (size_t h = 0; h < H; h++)
+                for (long t = 0; t < kvr_length(cache, sc->layer); t++) {
+                    kvr_part p = KVR_PART_DROPPED;
+                    if (kvr_part_of(cache, sc->layer, (int)h, t, &p) == KVR_OK && p == KVR_PART_QUANTIZED)
+                        (void)kvr_reconstruct(cache, sc->layer, (int)h, t, r->hk + (h * N + (size_t)t) * D,
+                                              r->hv + (h * N + (size_t)t) * D);
+                }
     }
     return 0;
 }
@@ -408,6 +429,9 @@ static void describe(vec_writer *w, const run_state *r)
     if (sc->kivi_bits > 0)
         snprintf(kivi, sizeof kivi, " kivi_bits=%d kivi_group=%d kivi_tokens=%d", sc->kivi_bits, sc->kivi_group,
                  r->n_tokens - sc->sinks - sc->window);
+    else if (sc->tier_bits > 0)
+        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=0", sc->tier_bits,
+                 sc->tier_tokens);
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
@@ -608,6 +632,8 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         cfg.kivi_group = sc->kivi_group;
         cfg.kivi_tokens = r.n_tokens - sc->sinks - sc->window;
     }
+    cfg.tier_bits = sc->tier_bits;  /* spec 19: promotion off (tier_promote 0) */
+    cfg.tier_tokens = sc->tier_tokens;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
@@ -665,7 +691,8 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     if (vw_array(w, rel, KVR_NPY_I32, 3, s_parts, r.parts, "exact",
                  "level 4 (spec 3, 6, 10): part of each position after each operation [op][kv_head][position]: "
                  "0 sink, 1 recent, 2 candidate, 3 vague, 4 dropped%s, -1 not appended yet",
-                 sc->kivi_bits > 0 ? ", 5 quantized (KIVI's body, spec 18.6)" : "") != 0)
+                 sc->kivi_bits > 0 ? ", 5 quantized (KIVI's body, spec 18.6)"
+                 : sc->tier_bits > 0 ? ", 5 quantized (the tier, spec 19)" : "") != 0)
         goto done;
     if (r.n_attend > 0) {
         PATH(rel, "expected/%s/attend.npy");

@@ -1,0 +1,513 @@
+/* tier.c: the quantized tier (spec §19).
+ *
+ * - The lifecycle against an independent model: random configurations,
+ *   tokens appended with scores set by hand from a small set (so ties
+ *   happen); after every append the candidate and tier positions equal those
+ *   of a plain re-implementation of spec §3.3, §3.4 and §19.3 written here,
+ *   and ref_head_check holds (every position in exactly one part).
+ * - Prefill: candidates are the C best-ranked middle positions, the tier the
+ *   next Q, against a plain ranking of the prefill scores.
+ * - Dequantization: every tier token's key and value are within the bound of
+ *   spec §18.4 of the values it was stored with, over many seeds; a negative
+ *   control shows the error reaching half the bound, so the bound is not
+ *   vacuous.
+ * - Promotion (spec §19.5): exactly the tier tokens whose probability over
+ *   the group is above the threshold move to the candidates, with their
+ *   dequantized values as stored ones; the displaced candidates take their
+ *   slots; nothing else changes.
+ * - Bytes at capacity never exceed the budget over a sweep of ratios,
+ *   contexts, head dimensions, bits and shares, and the tier is used.
+ * - Random runs through the public API (prefill, append, attend with
+ *   promotion): invariants after every call, attention within the float64
+ *   tolerance over the reconstructed values, save/load bit-identical. */
+#include <config.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "testutil.h"
+
+/* ---- an independent model of the lifecycle ------------------------------ */
+
+/* Exact candidates and tier as plain lists of (position, score), kept in
+ * position order; the bulk only counted. */
+typedef struct {
+    int S, R, C, Q;
+    long n, n_bulk;
+    int nc, nt;
+    long cpos[64], tpos[64];
+    float cscore[64], tscore[64];
+} model;
+
+/* Index of the entry that leaves first among n (lowest score, then the
+ * oldest position), written as a plain scan over all entries. */
+static int model_least(const long *pos, const float *score, int n)
+{
+    int j = -1;
+    for (int i = 0; i < n; i++)
+        if (j < 0 || score[i] < score[j] || (score[i] == score[j] && pos[i] < pos[j]))
+            j = i;
+    return j;
+}
+
+static void model_insert(long *pos, float *score, int *n, long p, float s)
+{
+    int j = *n;
+    while (j > 0 && pos[j - 1] > p) {
+        pos[j] = pos[j - 1];
+        score[j] = score[j - 1];
+        j--;
+    }
+    pos[j] = p;
+    score[j] = s;
+    (*n)++;
+}
+
+static void model_remove(long *pos, float *score, int *n, int j)
+{
+    for (int i = j; i + 1 < *n; i++) {
+        pos[i] = pos[i + 1];
+        score[i] = score[i + 1];
+    }
+    (*n)--;
+}
+
+/* spec §19.3 over the Q + 1 tokens */
+static void model_tier(model *m, long p, float s)
+{
+    if (m->Q == 0) { m->n_bulk++; return; }
+    model_insert(m->tpos, m->tscore, &m->nt, p, s);
+    if (m->nt > m->Q) {
+        model_remove(m->tpos, m->tscore, &m->nt, model_least(m->tpos, m->tscore, m->nt));
+        m->n_bulk++;
+    }
+}
+
+/* spec §3.3 step 2 over the C + 1 tokens */
+static void model_cand(model *m, long p, float s)
+{
+    if (m->C == 0) { model_tier(m, p, s); return; }
+    model_insert(m->cpos, m->cscore, &m->nc, p, s);
+    if (m->nc > m->C) {
+        int j = model_least(m->cpos, m->cscore, m->nc);
+        long lp = m->cpos[j];
+        float ls = m->cscore[j];
+        model_remove(m->cpos, m->cscore, &m->nc, j);
+        model_tier(m, lp, ls);
+    }
+}
+
+/* The score a test gives position p before each append: a small set of
+ * values, so that ties are frequent. */
+static float hand_score(tu_rng *r)
+{
+    return (float)tu_int(r, 0, 3) * 0.25f;
+}
+
+static void lifecycle_run(uint64_t seed)
+{
+    tu_rng r;
+    tu_seed(&r, seed);
+    model m = {0};
+    m.S = tu_int(&r, 0, 3);
+    m.R = tu_int(&r, 1, 5);
+    m.C = tu_int(&r, 1, 6);
+    m.Q = tu_int(&r, 1, 8);
+    int depth = tu_int(&r, 0, 1), D = tu_int(&r, 1, 9);
+    kvr_config cfg = tu_config(m.S, m.R, m.C, depth, depth ? tu_int(&r, 1, 4) : 0, KVR_IMP_H2O);
+    cfg.tier_bits = tu_int(&r, 1, 4);
+    cfg.tier_tokens = m.Q;
+    cfg.store = (kvr_store)tu_int(&r, 0, 2);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    ref_head *h = (ref_head *)kvr_cache_head(c, 0, 0);
+    float k[16], v[16];
+    float win_score[8] = {0};                      /* the model's window scores, by ring slot */
+    for (int step = 0; step < 60; step++) {
+        /* set every scored position's score, in the cache and in the model */
+        for (long p = 0; p < h->n; p++) {
+            float *slot = ref_score_slot(h, p);
+            if (!slot)
+                continue;
+            float s = hand_score(&r);
+            *slot = s;
+            if (ref_part_of(h, p) == KVR_PART_RECENT)
+                win_score[p % m.R] = s;
+            for (int j = 0; j < m.nc; j++) if (m.cpos[j] == p) m.cscore[j] = s;
+            for (int j = 0; j < m.nt; j++) if (m.tpos[j] == p) m.tscore[j] = s;
+        }
+        tu_fill(&r, k, (size_t)D, 0.0, 1.0);
+        tu_fill(&r, v, (size_t)D, 0.0, 1.0);
+        TU_EQ(kvr_append(c, 0, 1, k, v), KVR_OK);
+        long pos = m.n++;
+        if (pos >= m.S && pos - m.R >= m.S)
+            model_cand(&m, pos - m.R, win_score[(pos - m.R) % m.R]);
+        if (pos >= m.S)
+            win_score[pos % m.R] = 0.0f;
+        char why[256] = "";
+        TU_CHECK(ref_head_check(h, why, sizeof why) == 0, "seed %llu step %d: %s", (unsigned long long)seed, step, why);
+        TU_EQ(h->n_cand, m.nc);
+        TU_EQ(h->n_tier, m.nt);
+        TU_EQ(h->n_vague, m.n_bulk);
+        for (int j = 0; j < m.nc; j++)
+            TU_EQ(h->cand_pos[j], m.cpos[j]);
+        for (int j = 0; j < m.nt; j++) {
+            TU_EQ(h->tier_pos[j], m.tpos[j]);
+            TU_CHECK(h->tier_score[j] == m.tscore[j], "tier slot %d: score %g, model %g", j,
+                     (double)h->tier_score[j], (double)m.tscore[j]);
+            kvr_part part;
+            TU_EQ(kvr_part_of(c, 0, 0, m.tpos[j], &part), KVR_OK);
+            TU_EQ(part, KVR_PART_QUANTIZED);
+        }
+    }
+    kvr_cache_free(c);
+}
+
+START_TEST(test_lifecycle_model)
+{
+    lifecycle_run((uint64_t)_i * 104729 + 3);
+}
+END_TEST
+
+/* ---- prefill (spec §19.8) ---------------------------------------------------- */
+
+/* 1 when middle position a ranks before b: higher score, then newer. */
+static int ranks_before(const float *score, long a, long b)
+{
+    return score[a] != score[b] ? score[a] > score[b] : a > b;
+}
+
+/* After kvr_prefill, the candidates are the C best-ranked middle positions
+ * and the tier the next Q, ranked here by a plain count of the positions
+ * that rank before each one, from the prefill scores of spec §6.2. */
+START_TEST(test_prefill_ranks)
+{
+    for (int seed = 0; seed < 200; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0x5151u + (uint64_t)seed);
+        int S = tu_int(&r, 0, 3), R = tu_int(&r, 1, 6), C = tu_int(&r, 1, 6), Q = tu_int(&r, 1, 10);
+        int D = tu_int(&r, 1, 8), G = tu_int(&r, 1, 2), n = tu_int(&r, 1, 40), n_obs = tu_int(&r, 1, n < 6 ? n : 6);
+        kvr_config cfg = tu_config(S, R, C, tu_int(&r, 0, 1), 3, (kvr_importance)tu_int(&r, 1, 3));
+        cfg.elem = KVR_F32;
+        cfg.tier_bits = tu_int(&r, 1, 4);
+        cfg.tier_tokens = Q;
+        kvr_cache *c;
+        TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+        float *k = malloc((size_t)n * D * sizeof *k), *v = malloc((size_t)n * D * sizeof *v);
+        float *q = malloc((size_t)n_obs * G * D * sizeof *q), *score = malloc((size_t)n * sizeof *score);
+        TU_OK(k && v && q && score);
+        tu_fill(&r, k, (size_t)n * D, 0.0, 1.0);
+        tu_fill(&r, v, (size_t)n * D, 0.0, 1.0);
+        tu_fill(&r, q, (size_t)n_obs * G * D, 0.0, 1.0);
+        if (seed % 3 == 0)                        /* identical keys: exact score ties */
+            for (int t = 1; t < n; t++) memcpy(k + (size_t)t * D, k, (size_t)D * sizeof *k);
+        TU_EQ(kvr_prefill(c, 0, n, k, v, n_obs, q), KVR_OK);
+        TU_EQ(ref_prefill_scores(&cfg, D, G, n, k, n_obs, q, score), KVR_OK);
+        const ref_head *h = kvr_cache_head(c, 0, 0);
+        long s0 = n < S ? n : S, r0 = n - s0 < R ? n - s0 : R;
+        int n_cand = 0, n_tier = 0;
+        for (long p = s0; p < n - r0; p++) {
+            long before = 0;
+            for (long o = s0; o < n - r0; o++)
+                before += o != p && ranks_before(score, o, p);
+            kvr_part want = before < C ? KVR_PART_CANDIDATE : before < C + Q ? KVR_PART_QUANTIZED
+                          : ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
+            kvr_part got;
+            TU_EQ(kvr_part_of(c, 0, 0, p, &got), KVR_OK);
+            TU_CHECK(got == want, "seed %d position %ld: %s, expected %s", seed, p, kvr_part_name(got), kvr_part_name(want));
+            n_cand += want == KVR_PART_CANDIDATE;
+            n_tier += want == KVR_PART_QUANTIZED;
+            if (want == KVR_PART_QUANTIZED) {
+                float got_score;
+                TU_EQ(kvr_score_of(c, 0, 0, p, &got_score), KVR_OK);
+                TU_OK(got_score == score[p]);     /* it keeps its prefill score */
+            }
+        }
+        TU_EQ(h->n_cand, n_cand);
+        TU_EQ(h->n_tier, n_tier);
+        tu_assert_heads_ok(c);
+        free(k); free(v); free(q); free(score);
+        kvr_cache_free(c);
+    }
+}
+END_TEST
+
+/* ---- dequantization within the bound of spec §18.4 ------------------------ */
+
+/* Tokens with keys and values of varied spread and offset go through a head
+ * whose candidates and bulk are tiny, so most pass into the tier; each tier
+ * token's reconstruction is compared with what was appended (f32 storage,
+ * so the appended value is the stored one). */
+START_TEST(test_dequant_bound)
+{
+    long misses = 0, over_half = 0, compared = 0;
+    for (int seed = 0; seed < 200; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0x7171u + (uint64_t)seed);
+        int D = tu_int(&r, 1, 64), b = 1 + seed % 4, N = 40;
+        kvr_config cfg = tu_config(1, 1, 1, 0, 0, KVR_IMP_H2O);
+        cfg.elem = KVR_F32;
+        cfg.tier_bits = b;
+        cfg.tier_tokens = N;
+        kvr_cache *c;
+        TU_EQ(kvr_cache_create(&c, 1, 1, 1, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *gk = malloc((size_t)D * sizeof *gk), *gv = malloc((size_t)D * sizeof *gv);
+        TU_OK(k && v && gk && gv);
+        double spread = ldexp(1.0, tu_int(&r, -8, 8)), offset = tu_int(&r, 0, 1) ? 0.0 : 100.0 * tu_gauss(&r);
+        tu_fill(&r, k, (size_t)N * D, offset, spread);
+        tu_fill(&r, v, (size_t)N * D, -offset, spread);
+        TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
+        const ref_head *h = kvr_cache_head(c, 0, 0);
+        TU_OK(h->n_tier > 0);
+        for (int j = 0; j < h->n_tier; j++) {
+            long p = h->tier_pos[j];
+            TU_EQ(kvr_reconstruct(c, 0, 0, p, gk, gv), KVR_OK);
+            double bk = ref_quant_bound(h->tier_kq[2 * j], h->tier_kq[2 * j + 1], b);
+            double bv = ref_quant_bound(h->tier_vq[2 * j], h->tier_vq[2 * j + 1], b);
+            for (int i = 0; i < D; i++) {
+                double ek = fabs((double)gk[i] - k[(size_t)p * D + i]);
+                double ev = fabs((double)gv[i] - v[(size_t)p * D + i]);
+                misses += (ek > bk) + (ev > bv);
+                over_half += (ek > bk / 2) + (ev > bv / 2);
+                compared += 2;
+            }
+        }
+        free(k); free(v); free(gk); free(gv);
+        kvr_cache_free(c);
+    }
+    printf("tier dequantization: %ld values, %ld beyond the bound, %ld beyond half of it\n",
+           compared, misses, over_half);
+    TU_EQ(misses, 0);
+    TU_OK(over_half > 0);                         /* negative control: the bound is nearly reached */
+}
+END_TEST
+
+/* ---- promotion (spec §19.5) ------------------------------------------------ */
+
+START_TEST(test_promotion_exact_set)
+{
+    for (int seed = 0; seed < 100; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0x9090u + (uint64_t)seed);
+        int C = tu_int(&r, 1, 5), Q = tu_int(&r, 2, 10), D = tu_int(&r, 1, 8), G = tu_int(&r, 1, 3);
+        kvr_config cfg = tu_config(1, 2, C, 0, 0, KVR_IMP_H2O);
+        cfg.elem = KVR_F32;
+        cfg.tier_bits = tu_int(&r, 1, 4);
+        cfg.tier_tokens = Q;
+        cfg.tier_promote = 0.25;
+        kvr_cache *c;
+        TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+        int N = 1 + 2 + C + Q + 3;
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *prob = calloc((size_t)N, sizeof *prob);
+        float dk[8], dv[8];
+        TU_OK(k && v && prob);
+        tu_fill(&r, k, (size_t)N * D, 0.0, 1.0);
+        tu_fill(&r, v, (size_t)N * D, 0.0, 1.0);
+        TU_EQ(kvr_append(c, 0, N, k, v), KVR_OK);
+        ref_head *h = (ref_head *)kvr_cache_head(c, 0, 0);
+        TU_EQ(h->n_cand, C);
+        TU_OK(h->n_tier > 0);
+        /* candidate scores 1.0; tier scores 2.0 (so a promoted token always
+         * displaces a candidate), some tier tokens over the threshold */
+        for (int j = 0; j < h->n_cand; j++) h->cand_score[j] = 1.0f;
+        long want[16];
+        float want_k[16][8], want_v[16][8];
+        int n_want = 0, n_tier0 = h->n_tier;
+        for (int j = 0; j < h->n_tier; j++) {
+            h->tier_score[j] = 2.0f;
+            long p = h->tier_pos[j];
+            int over = tu_int(&r, 0, 1);
+            /* over: (theta + a bit) G; under: exactly theta G, which is not strictly above */
+            prob[p] = over ? (0.25f + 0.01f) * (float)G : 0.25f * (float)G;
+            if (over && n_want < C) {
+                want[n_want] = p;
+                ref_tier_get(h, j, want_k[n_want], want_v[n_want]);
+                n_want++;
+            } else if (over) {
+                prob[p] = 0.0f;                   /* at most C promotions, so every one displaces a 1.0 */
+            }
+        }
+        long old_cand[8];
+        for (int j = 0; j < h->n_cand; j++) old_cand[j] = h->cand_pos[j];
+        ref_tier_promote(h, prob, G);
+        char why[256] = "";
+        TU_CHECK(ref_head_check(h, why, sizeof why) == 0, "%s", why);
+        TU_EQ(h->n_cand, C);
+        TU_EQ(h->n_tier, n_tier0);
+        for (int w = 0; w < n_want; w++) {
+            int j = ref_cand_find(h, want[w]);
+            TU_CHECK(j >= 0, "seed %d: position %ld was not promoted", seed, want[w]);
+            TU_OK(h->cand_score[j] == 2.0f);
+            TU_EQ(ref_exact_kv(h, want[w], dk, dv), 1);
+            TU_OK(memcmp(dk, want_k[w], (size_t)D * sizeof *dk) == 0);   /* its reconstruction became its stored value */
+            TU_OK(memcmp(dv, want_v[w], (size_t)D * sizeof *dv) == 0);
+        }
+        /* the n_want oldest-first lowest candidates (all 1.0: the oldest) moved to the tier */
+        int demoted = 0;
+        for (int j = 0; j < C; j++)
+            if (ref_tier_find(h, old_cand[j]) >= 0) demoted++;
+            else TU_OK(ref_cand_find(h, old_cand[j]) >= 0);
+        TU_EQ(demoted, n_want);
+        for (int j = 0; j < demoted; j++)
+            TU_OK(ref_tier_find(h, old_cand[j]) >= 0);   /* ties: the oldest left first */
+        free(k); free(v); free(prob);
+        kvr_cache_free(c);
+    }
+}
+END_TEST
+
+/* ---- bytes at capacity ------------------------------------------------------ */
+
+START_TEST(test_plan_sweep)
+{
+    static const double ratios[] = {0.02, 0.05, 0.1, 0.17, 0.25, 0.4, 0.6, 0.9};
+    static const long contexts[] = {64, 300, 512, 2048, 32768};
+    static const int dims[] = {8, 32, 64, 128};
+    static const double shares[] = {0.1, 0.3, 0.5, 0.7, 0.9};
+    long planned = 0, used = 0;
+    char name[96];
+    for (size_t a = 0; a < sizeof ratios / sizeof *ratios; a++)
+        for (size_t b = 0; b < sizeof contexts / sizeof *contexts; b++)
+            for (size_t d = 0; d < sizeof dims / sizeof *dims; d++)
+                for (int bits = 1; bits <= 4; bits++)
+                    for (size_t s = 0; s < sizeof shares / sizeof *shares; s++)
+                        for (int st = 0; st < 2; st++) {
+                            snprintf(name, sizeof name, "kvreviver/bits=%d/tier=%g%s", bits, shares[s],
+                                     st ? "/store=q4" : "");
+                            kvr_config cfg;
+                            int status = kvr_method_config(name, ratios[a], contexts[b], dims[d], KVR_F16, &cfg);
+                            if (status == KVR_EBUDGET)
+                                continue;
+                            TU_CHECK(status == KVR_OK, "%s at %g of %ld, D %d: %s", name, ratios[a], contexts[b],
+                                     dims[d], kvr_last_error());
+                            size_t full = kvr_full_bytes(contexts[b], dims[d], KVR_F16);
+                            size_t budget = (size_t)floor(ratios[a] * (double)full);
+                            TU_CHECK(kvr_head_bytes(&cfg, dims[d]) <= budget, "%s at %g of %ld, D %d: %zu > %zu",
+                                     name, ratios[a], contexts[b], dims[d], kvr_head_bytes(&cfg, dims[d]), budget);
+                            TU_OK((long)cfg.sinks + cfg.window + cfg.candidates + cfg.tier_tokens <= contexts[b]);
+                            planned++;
+                            used += cfg.tier_tokens > 0;
+                        }
+    printf("tier plans: %ld planned, %ld with a tier\n", planned, used);
+    TU_OK(planned > 1000);
+    TU_OK(used > planned / 2);                    /* negative control: the sweep exercises the tier */
+}
+END_TEST
+
+/* ---- random runs through the public API ------------------------------------ */
+
+static void api_run(uint64_t seed)
+{
+    tu_rng r;
+    tu_seed(&r, seed);
+    int S = tu_int(&r, 0, 3), R = tu_int(&r, 1, 6), C = tu_int(&r, 1, 5), Q = tu_int(&r, 1, 12);
+    int depth = tu_int(&r, 0, 2), width = depth ? tu_int(&r, 1, 8) : 0;
+    kvr_config cfg = tu_config(S, R, C, depth, width, (kvr_importance)tu_int(&r, 1, 3));
+    cfg.tier_bits = tu_int(&r, 1, 4);
+    cfg.tier_tokens = Q;
+    cfg.tier_promote = tu_int(&r, 0, 1) ? 0.0 : 0.05 * tu_int(&r, 1, 6);
+    cfg.vague = depth && tu_int(&r, 0, 1) ? KVR_VAGUE_MOMENT : KVR_VAGUE_RECONSTRUCT;
+    cfg.elem = (kvr_elem)tu_int(&r, 0, 2);
+    cfg.store = (kvr_store)tu_int(&r, 0, 2);
+    cfg.seed = tu_next(&r);
+    int H = tu_int(&r, 1, 2), G = tu_int(&r, 1, 3), D = tu_int(&r, 2, 8);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    size_t cap = 40 * (size_t)H * G * D;
+    float *k = malloc(cap * sizeof *k), *v = malloc(cap * sizeof *v), *q = malloc(cap * sizeof *q);
+    float *out = malloc((size_t)H * G * D * sizeof *out);
+    TU_OK(k && v && q && out);
+    int m = tu_int(&r, 1, 30), n_obs = tu_int(&r, 1, m < 8 ? m : 8);
+    tu_fill(&r, k, (size_t)m * H * D, 0.5, 1.0);
+    tu_fill(&r, v, (size_t)m * H * D, -0.5, 1.0);
+    tu_fill(&r, q, (size_t)n_obs * H * G * D, 0.0, 1.0);
+    TU_EQ(kvr_prefill(c, 0, m, k, v, n_obs, q), KVR_OK);
+    tu_assert_heads_ok(c);
+    tu_assert_parts(c, 0);
+    for (int op = 0; op < 40; op++) {
+        if (tu_int(&r, 0, 2) == 0) {
+            int a = tu_int(&r, 1, 4);
+            tu_fill(&r, k, (size_t)a * H * D, 0.5, 1.0);
+            tu_fill(&r, v, (size_t)a * H * D, -0.5, 1.0);
+            TU_EQ(kvr_append(c, 0, a, k, v), KVR_OK);
+        } else {
+            tu_fill(&r, q, (size_t)H * G * D, 0.0, 2.0);
+            int peek = tu_int(&r, 0, 1);
+            TU_EQ(kvr_attend(c, 0, q, out, peek ? KVR_ATTEND_PEEK : 0), KVR_OK);
+            /* after an update, promotion may have changed what is stored
+             * (spec §19.5); a peek leaves the cache as attention saw it */
+            if (peek && cfg.vague == KVR_VAGUE_RECONSTRUCT && depth == 0)
+                tu_assert_attention(c, 0, q, out);
+        }
+        tu_assert_heads_ok(c);
+        tu_assert_parts(c, 0);
+    }
+    void *buf;
+    size_t len;
+    kvr_cache *back;
+    TU_EQ(kvr_cache_save_mem(c, &buf, &len), KVR_OK);
+    TU_EQ(kvr_cache_load_mem(&back, buf, len), KVR_OK);
+    char why[256] = "";
+    TU_CHECK(tu_cache_same(c, back, why, sizeof why), "save/load: %s", why);
+    free(buf);
+    kvr_cache_free(back);
+    free(k); free(v); free(q); free(out);
+    kvr_cache_free(c);
+}
+
+START_TEST(test_api_random)
+{
+    api_run((uint64_t)_i * 6007 + 11);
+}
+END_TEST
+
+/* ---- configuration checks -------------------------------------------------- */
+
+START_TEST(test_config_refused)
+{
+    kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
+    cfg.tier_tokens = 4;
+    cfg.tier_bits = 5;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    cfg.tier_bits = 0;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);     /* tokens without bits */
+    cfg.tier_bits = 2;
+    cfg.tier_promote = -1.0;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    cfg.tier_promote = INFINITY;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    cfg.tier_promote = 0.1;
+    cfg.candidates = 0;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);     /* a tier needs candidates */
+    cfg.candidates = 2;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_OK);
+    kvr_config m;
+    TU_EQ(kvr_method_config("kvreviver/bits=0", 0.25, 512, 8, KVR_F16, &m), KVR_OK);
+    TU_EQ(m.tier_tokens, 0);
+    TU_EQ(kvr_method_config("kvreviver/bits=5", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("kvreviver/tier=1", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("kvreviver/promote=-1", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("h2o/bits=2", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("tier");
+    TCase *tc = tu_tcase(s, "lifecycle");
+    tcase_add_loop_test(tc, test_lifecycle_model, 0, 300);
+    tc = tu_tcase(s, "prefill");
+    tcase_add_test(tc, test_prefill_ranks);
+    tc = tu_tcase(s, "dequantization");
+    tcase_add_test(tc, test_dequant_bound);
+    tc = tu_tcase(s, "promotion");
+    tcase_add_test(tc, test_promotion_exact_set);
+    tc = tu_tcase(s, "planner");
+    tcase_add_test(tc, test_plan_sweep);
+    tc = tu_tcase(s, "api");
+    tcase_add_loop_test(tc, test_api_random, 0, 150);
+    tcase_add_test(tc, test_config_refused);
+    return tu_run(s);
+}
