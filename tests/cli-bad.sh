@@ -183,16 +183,13 @@ for word in 'kvreviver bench' 'model:PATH' '\-\-decode' '\-\-passkey' '\-\-force
   if grep -qF -- "$word" "$man"; then echo "ok: man page has $word"
   else echo "FAIL: $man lacks $word"; fails=$((fails + 1)); fi
 done
-# eval on branch evidence (issue 15): --workload's message names model:, and
-# a malformed trace file's message does not repeat itself.  On after that
-# merge (KVR_CLI_EVAL15=1).
-if [ "${KVR_CLI_EVAL15:-0}" = 1 ]; then
-  run 2 eval --workload bogus;              expect_err "model:"
-  mkdir -p "$tmp/trace/layer0"
-  for a in q k v; do echo garbage >"$tmp/trace/layer0/$a.npy"; done
-  run 1 eval --workload "trace:$tmp/trace"; expect_err "not a .npy file"
-  expect_no_err "malformed file (malformed file"
-fi
+# eval (issue 15): --workload's message names model:, and a malformed trace
+# file's message does not repeat itself.
+run 2 eval --workload bogus;              expect_err "model:"
+mkdir -p "$tmp/trace/layer0"
+for a in q k v; do echo garbage >"$tmp/trace/layer0/$a.npy"; done
+run 1 eval --workload "trace:$tmp/trace"; expect_err "not a .npy file"
+expect_no_err "malformed file (malformed file"
 
 echo "cli-bad: $cases cases, $fails failures"
 [ "$fails" -eq 0 ]

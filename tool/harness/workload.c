@@ -319,7 +319,7 @@ static int read_array(const char *dir, int layer, const char *name, kvr_npy *a, 
     layer_path(path, sizeof path, dir, layer, name);
     int status = kvr_npy_read(path, a);
     if (status != KVR_OK) {
-        snprintf(why, len, "%s: %s (%s)", path, kvr_strerror(status), kvr_last_error());
+        snprintf(why, len, "%s", kvr_last_error());   /* names the path and the code */
         return status;
     }
     if (a->ndim != 3 || (a->type != KVR_NPY_F32 && a->type != KVR_NPY_F64)) {
