@@ -20,7 +20,7 @@ const char *kvr_strerror(int status)
     case KVR_ENOMEM:     return "out of memory";
     case KVR_ENONFINITE: return "NaN or Inf in input";
     case KVR_ERANGE:     return "value not representable in the storage type";
-    case KVR_EBUDGET:    return "budget too small for the sinks and the window";
+    case KVR_EBUDGET:    return "budget too small";
     case KVR_ESTATE:     return "call does not fit the cache's state";
     case KVR_EBACKEND:   return "backend not available";
     case KVR_EIO:        return "input/output error";

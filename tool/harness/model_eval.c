@@ -297,9 +297,12 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 for (int r = 0; r < n_rows; r++) {
                     if (cst[r] == KVR_EBUDGET) {   /* as on every workload: skipped, with a warning */
                         msg_progress_done();
-                        if (si == 0 && w == 0)
+                        if (si == 0 && w == 0) {   /* this row's own message: plan it again */
+                            kvr_config probe;
+                            kvr_method_config(rows[r].method, rows[r].budget, o->context, m->head_dim, o->elem, &probe);
                             fprintf(stderr, "kvreviver: eval: warning: %s at budget %g skipped: %s\n", rows[r].method,
-                                    rows[r].budget, lm_model_error());
+                                    rows[r].budget, kvr_last_error());
+                        }
                         continue;
                     }
                     if (cst[r] != KVR_OK) {
