@@ -246,6 +246,9 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             rows[n_rows].budget = full ? 1.0 : o->budgets[b];
             n_rows++;
         }
+    int mw = 19;   /* the method column: the longest name, so long levers keep it aligned */
+    for (int r = 0; r < n_rows; r++)
+        if ((int)strlen(rows[r].method) > mw) mw = (int)strlen(rows[r].method);
     int to_stdout = o->csv == stdout, failed = 0;
     if (!to_stdout)
         printf("model %s: dim %d, %d layers, %d/%d heads, head_dim %d, vocab %d, trained context %d; cache in %s; "
@@ -329,16 +332,16 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             }
         msg_progress_done();
         if (!to_stdout) {
-            printf("\n%-7s %-19s %5s %11s %11s %10s %10s %9s\n", "budget", "method", "runs", "bytes_ratio",
+            printf("\n%-7s %-*s %5s %11s %11s %10s %10s %9s\n", "budget", mw, "method", "runs", "bytes_ratio",
                    "exact_ratio", "top1_agree", "kl", "ppl");
             for (int r = 0; r < n_rows; r++) {
                 cell_row *x = &rows[r];
                 if (!x->runs) {
-                    printf("%-7g %-19s %5d %s\n", x->budget, x->method, 0, "skipped or failed (see above)");
+                    printf("%-7g %-*s %5d %s\n", x->budget, mw, x->method, 0, "skipped or failed (see above)");
                     continue;
                 }
                 double k = x->runs;
-                printf("%-7g %-19s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, x->method, x->runs,
+                printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
                        x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
                        x->sum.ppl / k);
             }
@@ -350,16 +353,16 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         if (!to_stdout) {
             printf("\npasskey: %d trials x %d seed%s, prompts of about %d tokens, key depths (i + 0.5)/%d of the filler\n",
                    o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "", o->context - EV_PASSKEY_ANSWER, o->passkey);
-            printf("%-7s %-19s %6s %11s %16s\n", "budget", "method", "trials", "passkey_acc", "95% (Wilson)");
+            printf("%-7s %-*s %6s %11s %16s\n", "budget", mw, "method", "trials", "passkey_acc", "95% (Wilson)");
             for (int r = 0; r < n_rows; r++) {
                 cell_row *x = &rows[r];
                 if (!x->pk_ok) {
-                    printf("%-7g %-19s %6d %11s\n", x->budget, x->method, 0, "n/a");
+                    printf("%-7g %-*s %6d %11s\n", x->budget, mw, x->method, 0, "n/a");
                     continue;
                 }
                 double lo, hi;
                 ev_wilson(x->pk_right, x->pk_ok, &lo, &hi);
-                printf("%-7g %-19s %6d %11.3f   [%.3f, %.3f]\n", x->budget, x->method, x->pk_ok,
+                printf("%-7g %-*s %6d %11.3f   [%.3f, %.3f]\n", x->budget, mw, x->method, x->pk_ok,
                        (double)x->pk_right / x->pk_ok, lo, hi);
             }
         }
