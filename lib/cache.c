@@ -228,9 +228,15 @@ void kvr_cache_free(kvr_cache *c)
 static int round_input(const kvr_cache *c, const float *src, size_t count, float *dst,
                        const char *fn, const char *what)
 {
-    int sketched = ref_cfg_has_sketch(&c->cfg);
-    /* spec §18.1: values within float16's range quantize without overflow */
+    /* the largest magnitude this configuration stores: quantized storage
+     * needs float16's range (its zero points and scales are float16, spec
+     * §18.1); a sketch needs 2^95 so that bucket sums stay finite (§4.2) */
     int quantized = c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 || c->cfg.tier_bits > 0;
+    float max = quantized ? 65504.0f : ref_cfg_has_sketch(&c->cfg) ? KVR_SKETCH_INPUT_MAX : INFINITY;
+    const char *why = quantized ? "quantized storage holds float16's range (its zero points and scales are "
+                                  "float16, spec §18.1)"
+                                : "a cache with a sketch stores at most 2^95, so its bucket sums stay finite "
+                                  "(spec §4.2)";
     for (size_t i = 0; i < count; i++) {
         if (!isfinite(src[i]))
             return kvr_fail(KVR_ENONFINITE, "%s: %s[%zu] = %g is not finite", fn, what, i, (double)src[i]);
@@ -238,12 +244,9 @@ static int round_input(const kvr_cache *c, const float *src, size_t count, float
         if (!isfinite(dst[i]))
             return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g overflows %s", fn, what, i, (double)src[i],
                             kvr_elem_name(c->cfg.elem));
-        if (sketched && fabsf(dst[i]) > KVR_SKETCH_INPUT_MAX)   /* spec §4.2: bucket sums stay finite */
-            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is above 2^95 in magnitude, the largest value a "
-                            "cache with a sketch stores", fn, what, i, (double)src[i]);
-        if (quantized && fabsf(dst[i]) > 65504.0f)
-            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is outside [-65504, 65504], the range quantized storage "
-                            "needs (its zero points and scales are float16, spec §18.1)", fn, what, i, (double)src[i]);
+        if (fabsf(dst[i]) > max)
+            return kvr_fail(KVR_ERANGE, "%s: %s[%zu] = %g is above %g in magnitude: %s",
+                            fn, what, i, (double)src[i], (double)max, why);
     }
     return KVR_OK;
 }
