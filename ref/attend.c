@@ -35,7 +35,8 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
     grown.prob = kvr_malloc(cap * sizeof(float));
     grown.held = kvr_malloc(cap);
     grown.wide = kvr_malloc(cap * sizeof(double));
-    if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held || !grown.wide) {
+    grown.mean = kvr_malloc(2 * D * sizeof(float));
+    if (!grown.k || !grown.v || !grown.p || !grown.prob || !grown.held || !grown.wide || !grown.mean) {
         ref_work_free(&grown);
         return kvr_fail(KVR_ENOMEM, "attention workspace for %ld positions of dimension %d", n, head_dim);
     }
@@ -55,8 +56,8 @@ int ref_work_reserve(ref_work *w, long n, int head_dim)
 void ref_work_free(ref_work *w)
 {
     kvr_free(w->k); kvr_free(w->v); kvr_free(w->p); kvr_free(w->prob); kvr_free(w->held);
-    kvr_free(w->wide); kvr_free(w->moment); kvr_free(w->moment_sum);
-    w->k = w->v = w->p = w->prob = w->moment = NULL;
+    kvr_free(w->wide); kvr_free(w->mean); kvr_free(w->moment); kvr_free(w->moment_sum);
+    w->k = w->v = w->p = w->prob = w->mean = w->moment = NULL;
     w->wide = NULL;
     w->held = NULL;
     w->moment_sum = NULL;
@@ -65,16 +66,20 @@ void ref_work_free(ref_work *w)
     w->moment_dim = 0;
 }
 
-/* spec §11.1: the keys and values attention sees, position by position. */
+/* spec §11.1: the keys and values attention sees, position by position.
+ * The vague part's means are the same for every vague token, so they are
+ * computed once (the result is the same as ref_reconstruct's). */
 static void gather(const ref_head *h, ref_work *w)
 {
     int D = h->head_dim;
+    if (ref_has_sketch(h))
+        ref_vague_means(h, w->mean);
     for (long t = 0; t < h->n; t++) {
         float *k = w->k + (size_t)t * D, *v = w->v + (size_t)t * D;
         kvr_part part = ref_part_of(h, t);
         w->held[t] = part != KVR_PART_DROPPED;
         if (part == KVR_PART_VAGUE)
-            ref_reconstruct(h, t, k, v);
+            ref_reconstruct_with(h, t, w->mean, k, v);
         else if (part != KVR_PART_DROPPED)
             ref_exact_kv(h, t, k, v);
     }

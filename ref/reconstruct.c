@@ -12,11 +12,27 @@
 #include "internal.h"
 #include "ref.h"
 
+/* The median of three, as the stable sort below leaves it in the middle:
+ * order (a, b), then the middle is the larger of the low one and the
+ * smaller of the high one and c; each choice takes the later operand
+ * only when the earlier is strictly greater, as the sort swaps only then.
+ * Written as selects (no branches) for the paper's depth 3. */
+static inline float median3(float a, float b, float c)
+{
+    float lo = b < a ? b : a;
+    float hi = a > b ? a : b;
+    float mid = c < hi ? c : hi;
+    return lo > mid ? lo : mid;
+}
+
 /* Median of x[0..d-1] (spec §8.2): the middle value for odd d, the mean
  * 0.5f * (lo + hi) of the two middle values for even d.  Sorts x in place
- * (insertion sort: d is small). */
-static float median(float *x, int d)
+ * (insertion sort: d is small; for d = 3, median3, which leaves x as it
+ * is). */
+static inline float median(float *x, int d)
 {
+    if (d == 3)
+        return median3(x[0], x[1], x[2]);
     for (int i = 1; i < d; i++) {
         float key = x[i];
         int j = i - 1;
@@ -43,32 +59,55 @@ float ref_combine(float *x, int d, kvr_rows rows)
     return rows == KVR_ROWS_MEDIAN ? median(x, d) : mean(x, d);
 }
 
-/* One of key or value: sums is sk_k or sk_v, running sum_k or sum_v. */
+/* One of key or value: sums is sk_k or sk_v, running sum_k or sum_v; mu is
+ * the vague part's mean ([D]), or NULL to compute it here coordinate by
+ * coordinate (the same float32 values: ref_vague_mean). */
 static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*/,
-                     const double *running /*[D] or NULL*/, float *out /*[D]*/)
+                     const double *running /*[D] or NULL*/, const float *mu /*[D] or NULL*/,
+                     float *out /*[D]*/)
 {
     int D = h->head_dim, d = h->cfg.depth;
     float rows[64];                                 /* depth <= 64 (config check) */
-    size_t bucket[64];
+    const float *bucket_sums[64];                   /* [d] each row's bucket, [D] */
     float sign[64], alpha[64], count[64];
     for (int r = 0; r < d; r++) {
-        bucket[r] = ref_bucket(h, r, pos, &sign[r]);
-        count[r] = (float)h->sk_count[bucket[r]];
-        alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[bucket[r]] : 1.0f;
+        size_t b = ref_bucket(h, r, pos, &sign[r]);
+        bucket_sums[r] = sums + b * D;
+        count[r] = (float)h->sk_count[b];
+        alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[b] : 1.0f;
     }
+    int by_median = h->cfg.rows == KVR_ROWS_MEDIAN;
     for (int i = 0; i < D; i++) {
-        float mu = ref_vague_mean(h, running, i);
+        float m = mu ? mu[i] : ref_vague_mean(h, running, i);
         for (int r = 0; r < d; r++) {
-            float centred = sums[bucket[r] * D + i] - count[r] * mu;
-            rows[r] = sign[r] * (alpha[r] * centred) + mu;
+            float centred = bucket_sums[r][i] - count[r] * m;
+            rows[r] = sign[r] * (alpha[r] * centred) + m;
         }
-        out[i] = ref_combine(rows, d, h->cfg.rows);
+        out[i] = by_median ? median(rows, d) : mean(rows, d);
     }
 }
 
 /* spec §8: reconstruct the vague token at pos into k and v ([D]). */
 void ref_reconstruct(const ref_head *h, long pos, float *k, float *v)
 {
-    estimate(h, pos, h->sk_k, h->sum_k, k);
-    estimate(h, pos, h->sk_v, h->sum_v, v);
+    estimate(h, pos, h->sk_k, h->sum_k, NULL, k);
+    estimate(h, pos, h->sk_v, h->sum_v, NULL, v);
+}
+
+/* spec §8.1: the vague part's means, key then value (zero without
+ * centring or when the vague part is empty). */
+void ref_vague_means(const ref_head *h, float *mean)
+{
+    int D = h->head_dim;
+    for (int i = 0; i < D; i++) {
+        mean[i] = ref_vague_mean(h, h->sum_k, i);
+        mean[D + i] = ref_vague_mean(h, h->sum_v, i);
+    }
+}
+
+/* spec §8: ref_reconstruct with the means given (ref_vague_means of h). */
+void ref_reconstruct_with(const ref_head *h, long pos, const float *mean, float *k, float *v)
+{
+    estimate(h, pos, h->sk_k, h->sum_k, mean, k);
+    estimate(h, pos, h->sk_v, h->sum_v, mean + h->head_dim, v);
 }

@@ -168,8 +168,13 @@ void ref_sketch_insert(ref_head *h, long pos, const float *k, const float *v);
 float ref_vague_mean(const ref_head *h, const double *running /*[D] or NULL*/, int i);
 
 /* reconstruct.c (spec §8) */
-float ref_combine(float *x /*[d], sorted for the median*/, int d, kvr_rows rows);
+float ref_combine(float *x /*[d], may be reordered*/, int d, kvr_rows rows);
 void ref_reconstruct(const ref_head *h, long pos, float *k /*[D]*/, float *v /*[D]*/);
+/* The same for many tokens: mean holds the vague part's means, key then value
+ * (ref_vague_means), computed once instead of once per token. */
+void ref_vague_means(const ref_head *h, float *mean /*[2][D]*/);
+void ref_reconstruct_with(const ref_head *h, long pos, const float *mean /*[2][D]*/,
+                          float *k /*[D]*/, float *v /*[D]*/);
 
 /* attend.c (spec §11).  The workspace holds what one step needs for n
  * positions; reserve it before changing anything, so a step cannot fail
@@ -182,6 +187,7 @@ typedef struct {
     float *prob;            /* [cap] attention probability summed over the group */
     unsigned char *held;    /* [cap] 1 when the position takes part (2: revived, spec §17.2) */
     double *wide;           /* [cap] float64 logits of the wide pass (spec §12.4) */
+    float *mean;            /* [2][D] the vague part's means, key then value (spec §8.1) */
     float *moment;          /* [moment_cap] the moment route's buckets and vectors (moment.c) */
     double *moment_sum;     /* [moment_cap - 2 moment_dim]: sums of values [D], and for the wide
                                pass the bulk value [D] and the bucket logits [d*w] */
