@@ -67,7 +67,10 @@ uint16_t kvr_f32_to_f16(float x)
     return (uint16_t)(sign | m);
 }
 
-float kvr_f16_to_f32(uint16_t h)
+/* float16 -> float32, exact.  Static so that the row loader below can
+ * inline it (an exported function of a shared library is called through
+ * its symbol); kvr_f16_to_f32 is the same function. */
+static inline float f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t e = (h >> 10) & 0x1Fu, m = h & 0x3FFu;
@@ -78,6 +81,11 @@ float kvr_f16_to_f32(uint16_t h)
     if (e == 31)
         return bits_f32(sign | 0x7F800000u | (m << 13));
     return bits_f32(sign | ((e + 112u) << 23) | (m << 13));
+}
+
+float kvr_f16_to_f32(uint16_t h)
+{
+    return f16_to_f32(h);
 }
 
 /* float32 -> bfloat16: keep the top 16 bits, round to nearest even. */
@@ -127,6 +135,23 @@ float kvr_elem_load(kvr_elem elem, const void *src, size_t index)
     case KVR_BF16: return kvr_bf16_to_f32(((const uint16_t *)src)[index]);
     }
     return NAN;
+}
+
+void kvr_elem_load_row(kvr_elem elem, const void *src, size_t at, size_t n, float *dst)
+{
+    const uint16_t *half = (const uint16_t *)src + at;
+    switch (elem) {
+    case KVR_F32:
+        memcpy(dst, (const float *)src + at, n * sizeof(float));
+        return;
+    case KVR_F16:
+        for (size_t i = 0; i < n; i++) dst[i] = f16_to_f32(half[i]);
+        return;
+    case KVR_BF16:
+        for (size_t i = 0; i < n; i++) dst[i] = kvr_bf16_to_f32(half[i]);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) dst[i] = NAN;
 }
 
 float kvr_elem_round(kvr_elem elem, float x)

@@ -32,6 +32,9 @@ int kvr_fail(int status, const char *fmt, ...)
  * KVR_ERANGE when a finite value overflows the element type. */
 int kvr_elem_store(kvr_elem elem, float x, void *dst, size_t index);
 float kvr_elem_load(kvr_elem elem, const void *src, size_t index);
+/* n elements from index `at` as float32, the same values kvr_elem_load
+ * gives one by one (the type is looked at once, not per element). */
+void kvr_elem_load_row(kvr_elem elem, const void *src, size_t at, size_t n, float *dst /*[n]*/);
 uint16_t kvr_f32_to_f16(float x);
 float kvr_f16_to_f32(uint16_t h);
 uint16_t kvr_f32_to_bf16(float x);

@@ -115,19 +115,63 @@ static int finite_all(const float *out, int D)
     return 1;
 }
 
+void ref_dots(const float *q, const float *k, const long *pos, int m, int D, float *dot)
+{
+    if (m == 4) {
+        const float *k0 = k + (size_t)pos[0] * D, *k1 = k + (size_t)pos[1] * D;
+        const float *k2 = k + (size_t)pos[2] * D, *k3 = k + (size_t)pos[3] * D;
+        float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
+        for (int i = 0; i < D; i++) {
+            d0 += q[i] * k0[i];
+            d1 += q[i] * k1[i];
+            d2 += q[i] * k2[i];
+            d3 += q[i] * k3[i];
+        }
+        dot[0] = d0; dot[1] = d1; dot[2] = d2; dot[3] = d3;
+        return;
+    }
+    for (int j = 0; j < m; j++) {
+        const float *kj = k + (size_t)pos[j] * D;
+        float d = 0.0f;
+        for (int i = 0; i < D; i++)
+            d += q[i] * kj[i];
+        dot[j] = d;
+    }
+}
+
+/* spec §11.2: the logits of the held positions into w->p, four at a time
+ * (ref_dots). */
+static void logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
+{
+    long pos[4];
+    int m = 0;
+    for (long t = 0; t < n; t++) {
+        if (!w->held[t]) continue;
+        pos[m++] = t;
+        if (m == 4 || t == n - 1) {
+            float dot[4];
+            ref_dots(q, w->k, pos, m, D, dot);
+            for (int j = 0; j < m; j++)
+                w->p[pos[j]] = dot[j] * scale;
+            m = 0;
+        }
+    }
+    if (m > 0) {                                    /* the last held ones */
+        float dot[4];
+        ref_dots(q, w->k, pos, m, D, dot);
+        for (int j = 0; j < m; j++)
+            w->p[pos[j]] = dot[j] * scale;
+    }
+}
+
 /* spec §11.2: one query head; adds its probabilities into w->prob. */
 static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float *out /*[D]*/)
 {
     float scale = 1.0f / sqrtf((float)D);
     float max = -INFINITY;
-    for (long t = 0; t < n; t++) {
-        if (!w->held[t]) continue;
-        float dot = 0.0f;
-        for (int i = 0; i < D; i++)
-            dot += q[i] * w->k[(size_t)t * D + i];
-        w->p[t] = dot * scale;                      /* the logit, for now */
-        if (w->p[t] > max) max = w->p[t];
-    }
+    logits(n, D, q, scale, w);                      /* w->p holds the logits, for now */
+    for (long t = 0; t < n; t++)
+        if (w->held[t] && w->p[t] > max) max = w->p[t];
     float sum = 0.0f;
     for (long t = 0; t < n; t++) {
         if (!w->held[t]) continue;

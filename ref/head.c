@@ -225,8 +225,7 @@ kvr_part ref_part_of(const ref_head *h, long pos)
 /* Copy D stored elements starting at element offset `at` out as float32. */
 static void load_row(kvr_elem elem, const void *src, size_t at, int D, float *dst)
 {
-    for (int i = 0; i < D; i++)
-        dst[i] = kvr_elem_load(elem, src, at + (size_t)i);
+    kvr_elem_load_row(elem, src, at, (size_t)D, dst);
 }
 
 static void store_row(kvr_elem elem, void *dst, size_t at, int D, const float *src)

@@ -86,12 +86,15 @@ int ref_prefill_scores(const kvr_config *cfg, int D, int group, int n,
         for (int g = 0; g < group; g++) {
             const float *q = q_obs + ((size_t)j * group + g) * D;
             float max = -INFINITY, sum = 0.0f;
-            for (int t = 0; t <= qpos; t++) {         /* causal: positions 0 .. qpos */
-                float dot = 0.0f;
-                for (int i = 0; i < D; i++)
-                    dot += q[i] * k[(size_t)t * D + i];
-                p[t] = dot * scale;
-                if (p[t] > max) max = p[t];
+            for (int t = 0; t <= qpos; t += 4) {      /* causal: positions 0 .. qpos */
+                long pos[4] = {t, t + 1, t + 2, t + 3};
+                int m = qpos + 1 - t < 4 ? qpos + 1 - t : 4;
+                float dot[4];
+                ref_dots(q, k, pos, m, D, dot);         /* four at a time (spec §11.2's sums) */
+                for (int u = 0; u < m; u++) {
+                    p[t + u] = dot[u] * scale;
+                    if (p[t + u] > max) max = p[t + u];
+                }
             }
             for (int t = 0; t <= qpos; t++) {
                 p[t] = expf(p[t] - max);

@@ -103,13 +103,21 @@ void ref_pack_put(unsigned char *row, size_t i, int bits, unsigned code)
     }
 }
 
-unsigned ref_pack_get(const unsigned char *row, size_t i, int bits)
+/* ref_pack_get's body, static so that ref_dequant_row can inline it. */
+static inline unsigned pack_get(const unsigned char *row, size_t i, int bits)
 {
     size_t bit = i * (size_t)bits;
+    if (8 % bits == 0)              /* 1, 2, 4, 8 bits: the code lies in one byte */
+        return (unsigned)(row[bit / 8] >> (bit % 8)) & ((1u << bits) - 1u);
     unsigned code = 0;
     for (int k = 0; k < bits; k++, bit++)
         code |= (unsigned)((row[bit / 8] >> (bit % 8)) & 1u) << k;
     return code;
+}
+
+unsigned ref_pack_get(const unsigned char *row, size_t i, int bits)
+{
+    return pack_get(row, i, bits);
 }
 
 int ref_quant_row(const float *x, size_t n, int bits, unsigned char *codes,
@@ -130,8 +138,9 @@ int ref_quant_row(const float *x, size_t n, int bits, unsigned char *codes,
 void ref_dequant_row(const unsigned char *codes, const uint16_t *zs, size_t n,
                      int bits, float *x)
 {
+    float z = kvr_f16_to_f32(zs[0]), s = kvr_f16_to_f32(zs[1]);   /* ref_dequant's, once */
     for (size_t i = 0; i < n; i++)
-        x[i] = ref_dequant(ref_pack_get(codes, i, bits), zs[0], zs[1]);
+        x[i] = z + (float)pack_get(codes, i, bits) * s;
 }
 
 /* spec §18.4: B = s/2 + 2^-22 (L s + |z|) + 2^-140 (1 + s), in float64;

@@ -77,6 +77,16 @@ static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*
         alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[b] : 1.0f;
     }
     int by_median = h->cfg.rows == KVR_ROWS_MEDIAN;
+    if (d == 3 && by_median) {          /* the paper's rows: the loop below, unrolled */
+        for (int i = 0; i < D; i++) {
+            float m = mu ? mu[i] : ref_vague_mean(h, running, i);
+            float e0 = sign[0] * (alpha[0] * (bucket_sums[0][i] - count[0] * m)) + m;
+            float e1 = sign[1] * (alpha[1] * (bucket_sums[1][i] - count[1] * m)) + m;
+            float e2 = sign[2] * (alpha[2] * (bucket_sums[2][i] - count[2] * m)) + m;
+            out[i] = median3(e0, e1, e2);
+        }
+        return;
+    }
     for (int i = 0; i < D; i++) {
         float m = mu ? mu[i] : ref_vague_mean(h, running, i);
         for (int r = 0; r < d; r++) {

@@ -176,7 +176,14 @@ void ref_vague_means(const ref_head *h, float *mean /*[2][D]*/);
 void ref_reconstruct_with(const ref_head *h, long pos, const float *mean /*[2][D]*/,
                           float *k /*[D]*/, float *v /*[D]*/);
 
-/* attend.c (spec §11).  The workspace holds what one step needs for n
+/* attend.c (spec §11).  ref_dots: the m <= 4 dot products q . k[pos[j]]
+ * ([D] rows of k), each summed over i in increasing order in float32, the
+ * same float as computed alone; the four are computed side by side so that
+ * the processor overlaps their independent chains of additions. */
+void ref_dots(const float *q /*[D]*/, const float *k /*[.][D]*/, const long *pos /*[m]*/, int m, int D,
+              float *dot /*[m]*/);
+
+/* The workspace holds what one step needs for n
  * positions; reserve it before changing anything, so a step cannot fail
  * halfway. */
 typedef struct {

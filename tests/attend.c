@@ -314,11 +314,39 @@ START_TEST(test_huge_inputs)
 }
 END_TEST
 
+/* ref_dots (four dot products side by side) gives, bit for bit, the plain
+ * one-at-a-time sum over i in increasing order, for m = 1 to 4 rows in any
+ * order and every D from 1 to 70, on values whose sums round. */
+START_TEST(test_dots_side_by_side)
+{
+    tu_rng r;
+    tu_seed(&r, 5);
+    for (int D = 1; D <= 70; D++) {
+        float q[70], k[9 * 70];
+        for (int i = 0; i < D; i++) q[i] = (float)(tu_unif(&r) * 2.0 - 1.0);
+        for (int i = 0; i < 9 * D; i++) k[i] = (float)(tu_unif(&r) * 2.0 - 1.0) * 1e3f;
+        for (int m = 1; m <= 4; m++) {
+            long pos[4];
+            for (int j = 0; j < m; j++) pos[j] = tu_int(&r, 0, 8);
+            float dot[4];
+            ref_dots(q, k, pos, m, D, dot);
+            for (int j = 0; j < m; j++) {
+                float want = 0.0f;
+                for (int i = 0; i < D; i++) want += q[i] * k[(size_t)pos[j] * D + i];
+                TU_CHECK(!memcmp(&want, &dot[j], sizeof want), "D %d m %d row %d: %a against %a", D, m, j,
+                         (double)dot[j], (double)want);
+            }
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("attend");
     TCase *tc = tu_tcase(s, "attention");
     tcase_add_test(tc, test_full_budget);
+    tcase_add_test(tc, test_dots_side_by_side);
     tcase_add_loop_test(tc, test_with_sketch, 0, 6);
     tcase_add_loop_test(tc, test_peek, 0, 3);
     tcase_add_test(tc, test_huge_inputs);

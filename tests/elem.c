@@ -249,11 +249,34 @@ START_TEST(test_names)
 }
 END_TEST
 
+/* kvr_elem_load_row gives what kvr_elem_load gives one by one, bit for
+ * bit, on every 16-bit pattern (float16 and bfloat16) and on float32. */
+START_TEST(test_load_row)
+{
+    static uint16_t half[65536];
+    static float row[65536];
+    for (uint32_t h = 0; h < 65536; h++) half[h] = (uint16_t)h;
+    const kvr_elem types[] = {KVR_F16, KVR_BF16};
+    for (int e = 0; e < 2; e++) {
+        kvr_elem_load_row(types[e], half, 0, 65536, row);
+        for (uint32_t h = 0; h < 65536; h++) {
+            float one = kvr_elem_load(types[e], half, h);
+            TU_CHECK(bits(one) == bits(row[h]), "%s %04x: row %08x, one %08x", kvr_elem_name(types[e]), h,
+                     bits(row[h]), bits(one));
+        }
+    }
+    float f[5] = {1.5f, -0.0f, 3.0f, 65504.0f, -2.0f}, out[3];
+    kvr_elem_load_row(KVR_F32, f, 1, 3, out);
+    TU_OK(bits(out[0]) == bits(-0.0f) && out[1] == 3.0f && out[2] == 65504.0f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("elem");
     TCase *tc = tu_tcase(s, "exhaustive");
     tcase_add_test(tc, test_f16_every_pattern);
+    tcase_add_test(tc, test_load_row);
     tcase_add_test(tc, test_bf16_every_pattern);
     tcase_add_test(tc, test_f16_midpoints);
     tcase_add_test(tc, test_bf16_midpoints);

@@ -3,6 +3,7 @@
  * direct float64 evaluation from the sketch arrays, and shrinkage. */
 #include <config.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
@@ -227,9 +228,55 @@ START_TEST(test_same_sign_cancel)
 }
 END_TEST
 
+/* ref_combine's median of three (written as selects) against an insertion
+ * sort written here, bit for bit, on every ordered triple drawn from values
+ * with ties, both zeros and infinities, and on random triples with many
+ * equal values. */
+static float median_by_sort(const float *in, int d)
+{
+    float x[8];
+    memcpy(x, in, (size_t)d * sizeof(float));
+    for (int i = 1; i < d; i++)
+        for (int j = i; j > 0 && x[j - 1] > x[j]; j--) {
+            float t = x[j]; x[j] = x[j - 1]; x[j - 1] = t;
+        }
+    return d % 2 ? x[d / 2] : 0.5f * (x[d / 2 - 1] + x[d / 2]);
+}
+
+START_TEST(test_median_of_three_is_the_sort)
+{
+    const float special[] = {-0.0f, 0.0f, 1.0f, -1.0f, 1.0f, INFINITY, -INFINITY, 0x1p-149f, -3.5f};
+    int ns = (int)(sizeof special / sizeof special[0]), cases = 0;
+    for (int a = 0; a < ns; a++)
+        for (int b = 0; b < ns; b++)
+            for (int c = 0; c < ns; c++) {
+                float x[3] = {special[a], special[b], special[c]}, y[3];
+                memcpy(y, x, sizeof x);
+                float want = median_by_sort(x, 3), got = ref_combine(y, 3, KVR_ROWS_MEDIAN);
+                TU_CHECK(!memcmp(&want, &got, sizeof want), "median(%a, %a, %a) = %a, the sort gives %a",
+                         (double)x[0], (double)x[1], (double)x[2], (double)got, (double)want);
+                cases++;
+            }
+    tu_rng r;
+    tu_seed(&r, 17);
+    for (int n = 0; n < 100000; n++, cases++) {
+        float x[3];
+        for (int i = 0; i < 3; i++)
+            x[i] = (float)(tu_int(&r, -3, 3)) * (tu_int(&r, 0, 1) ? 1.0f : -1.0f) * 0.25f;  /* ties, both zeros */
+        float want = median_by_sort(x, 3), got = ref_combine(x, 3, KVR_ROWS_MEDIAN);
+        TU_CHECK(!memcmp(&want, &got, sizeof want), "random triple %d: %a against %a", n, (double)got, (double)want);
+    }
+    TU_OK(cases == 729 + 100000);
+    /* negative control: the median of three is not the mean */
+    float x[3] = {0.0f, 1.0f, 5.0f};
+    TU_OK(ref_combine(x, 3, KVR_ROWS_MEDIAN) == 1.0f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("reconstruct");
+    tcase_add_test(tu_tcase(s, "median of three"), test_median_of_three_is_the_sort);
     TCase *tc = tu_tcase(s, "no collisions");
     tcase_add_loop_test(tc, test_no_collisions_exact, 0, 40);
     tc = tu_tcase(s, "formula");

@@ -125,8 +125,9 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
     kvr_config *cfgs = malloc(sizeof *cfgs * (size_t)n_rows);
     int *idx = malloc(sizeof(int) * (size_t)n_rows);
     int *right = malloc(sizeof(int) * (size_t)n_rows), *st = malloc(sizeof(int) * (size_t)n_rows);
+    unsigned char *warned = calloc((size_t)n_rows, 1);   /* [n_rows] its planner message was shown */
     int failed = 0;
-    if (!ids || !cfgs || !idx || !right || !st) {
+    if (!ids || !cfgs || !idx || !right || !st || !warned) {
         msg_error("eval: passkey: out of memory");
         failed = 1;
     }
@@ -151,16 +152,17 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
                 int s = kvr_method_config(rows[i].method, rows[i].budget, n + EV_PASSKEY_ANSWER, m->head_dim,
                                           o->elem, &cfgs[k]);
                 if (s != KVR_OK) {
-                    msg_progress_done();
-                    msg_error("eval: passkey, %s at %g: %s", rows[i].method, rows[i].budget, kvr_last_error());
+                    if (!warned[i]) {   /* once a cell: every trial would say the same */
+                        msg_progress_done();
+                        msg_error("eval: passkey, %s at %g: %s", rows[i].method, rows[i].budget, kvr_last_error());
+                        warned[i] = 1;
+                    }
                     continue;   /* counted as not run */
                 }
                 cfgs[k].seed ^= o->seeds[si] * UINT64_C(0x9E3779B97F4A7C15);
                 idx[k++] = i;
             }
-            lm_blas_threads(1);
             int s = ev_passkey_answers(m, &b, &pr, k, cfgs, key, right, st, answer, sizeof answer, o->threads);
-            lm_blas_threads(o->threads);
             lm_prompt_free(&pr);
             if (s != KVR_OK) {
                 msg_progress_done();
@@ -185,7 +187,7 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
             }
         }
     msg_progress_done();
-    free(ids); free(cfgs); free(idx); free(right); free(st);
+    free(ids); free(cfgs); free(idx); free(right); free(st); free(warned);
     lm_bpe_free(&b);
     return failed;
 }
@@ -255,7 +257,10 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                "%d thread%s, %s\n", base, m->dim, m->n_layers, m->n_heads, m->n_kv_heads, m->head_dim, m->vocab_size,
                m->seq_len, kvr_elem_name(o->elem), o->threads, o->threads > 1 ? "s" : "",
                lm_blas() ? "OpenBLAS" : "plain loops");
-    lm_blas_threads(o->threads);
+    /* One BLAS thread, always: OpenBLAS's sums depend on how many threads
+     * share a product, and the results must not depend on --threads (the
+     * threads are the harness's own: one cache per thread, in lock step). */
+    lm_blas_threads(1);
     if (o->forced) {
         int runs = o->n_seeds * windows;
         prog_total = (long)runs * decode;
@@ -286,9 +291,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 }
                 for (int r = 0; r < n_rows; r++)
                     cells[r] = (ev_model_cell){rows[r].method, rows[r].budget, o->seeds[si]};
-                lm_blas_threads(1);   /* the threads below are the harness's own */
                 status = ev_model_eval_cells(&task, o->elem, n_rows, cells, res, cst, o->threads, progress_line);
-                lm_blas_threads(o->threads);
                 ev_model_task_free(&task);
                 prog_done += decode;
                 if (status != KVR_OK) {
