@@ -173,23 +173,30 @@ int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot
     int png;
     ev_report_plot_kind(path, &png);
     int bars = y == EV_PLOT_NEEDLE_ACC || y == EV_PLOT_PASSKEY_ACC;
-    /* the methods with a value, in order of first appearance; full apart:
-     * a reference line where y is a quality full has, left out of the error
-     * plot (its error is float rounding) */
+    /* the methods in order of first appearance among all rows (so that a
+     * method skipped at the small budgets keeps its place, and its style),
+     * then only those with a value; full apart: a reference line where y
+     * is a quality full has, left out of the error plot (its error is float
+     * rounding) */
     const char *methods[64];
-    int n_methods = 0;
+    int n_methods = 0, valued[64] = {0};
     double full = NAN, lo, hi;
     for (int i = 0; i < n_rows; i++) {
         double v = plot_value(&rows[i], y, &lo, &hi);
-        if (isnan(v) || isnan(rows[i].bytes_ratio)) continue;   /* skipped or failed */
+        int has = !isnan(v) && !isnan(rows[i].bytes_ratio);   /* not skipped or failed */
         if (!strcmp(rows[i].method, "full")) {
-            if (y != EV_PLOT_ATTN_REL_ERR) full = v;
+            if (has && y != EV_PLOT_ATTN_REL_ERR) full = v;
             continue;
         }
-        int seen = 0;
-        for (int m = 0; m < n_methods; m++) seen |= !strcmp(methods[m], rows[i].method);
-        if (!seen && n_methods < 64) methods[n_methods++] = rows[i].method;
+        int m = 0;
+        while (m < n_methods && strcmp(methods[m], rows[i].method)) m++;
+        if (m == n_methods && n_methods < 64) methods[n_methods++] = rows[i].method;
+        if (m < n_methods) valued[m] |= has;
     }
+    int kept = 0;
+    for (int m = 0; m < n_methods; m++)
+        if (valued[m]) methods[kept++] = methods[m];
+    n_methods = kept;
     if (n_methods == 0) {
         msg_error("--plot %s: nothing to plot: no compressed method has a value%s", path,
                   y == EV_PLOT_ATTN_REL_ERR ? " (full attention is not plotted: its error is float rounding)" : "");
