@@ -1,7 +1,8 @@
 #!/bin/sh
 # cli-eval.sh: the contract of `kvreviver eval` and `kvreviver demo`
 # (doc/eval.md, kvreviver(1)): exit codes 0/1/2, the CSV header, budget 1.0
-# at float32 rounding level, bytes_ratio <= budget, --plot, trace:DIR.
+# at float32 rounding level, bytes_ratio <= budget, --plot (every workload),
+# trace:DIR.
 set -u
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
@@ -96,11 +97,58 @@ empty=$(col needle_acc "$tmp/n.csv" | grep -c '^$')
   || fail "synthetic rows have needle_acc"
 
 # ---- --plot --------------------------------------------------------------------
+# valid_svg FILE: well-formed XML with an <svg> root (xmllint, else python3,
+# else the opening and closing tags)
+valid_svg() {
+  if command -v xmllint >/dev/null 2>&1; then
+    xmllint --noout "$1" 2>/dev/null && grep -q '<svg' "$1"
+  elif [ -n "${PYTHON3:-}" ]; then
+    "$PYTHON3" -c 'import sys, xml.etree.ElementTree as E; sys.exit(not E.parse(sys.argv[1]).getroot().tag.endswith("svg"))' "$1"
+  else
+    grep -q '<svg' "$1" && grep -q '</svg>' "$1"
+  fi
+}
+# ylabel FILE: the y axis label's text (its tags stripped), the one text
+# gnuplot turns upright (270)
+ylabel() { grep -A1 -e 'rotate(270)' -e 'rotate(-90)' "$1" | sed -n 2p | sed 's/<[^>]*>//g; s/^[[:space:]]*//'; }
 if grep -q '^#define KVR_GNUPLOT' "$top_builddir/config.h"; then
   expect 0 "--plot SVG" -- eval $small --method h2o,kvreviver --budget 0.1,0.25 --plot "$tmp/p.svg"
-  grep -q '<svg' "$tmp/p.svg" && ok "SVG written" || fail "no SVG in $tmp/p.svg"
+  valid_svg "$tmp/p.svg" && ok "SVG written, well-formed" || fail "no valid SVG in $tmp/p.svg"
+  case $(ylabel "$tmp/p.svg") in
+    attn_rel_err*lower\ is\ better*) ok "synthetic plot: y is attn_rel_err" ;;
+    *) fail "synthetic plot y label: '$(ylabel "$tmp/p.svg")'" ;;
+  esac
+  grep -q 'bytes_ratio' "$tmp/p.svg" && ok "x is the measured bytes_ratio" || fail "x label lacks bytes_ratio"
   expect 0 "--plot PNG" -- eval $small --method h2o --budget 0.1,0.25 --plot "$tmp/p.png"
   [ "$(head -c 4 "$tmp/p.png" | od -An -c | tr -d ' ')" = '211PNG' ] && ok "PNG written" || fail "not a PNG"
+  expect 0 "--plot needle" -- eval --workload needle --context 256 --decode 4 --head-dim 16 --method full,h2o,kvreviver \
+    --budget 0.25,0.5 --plot "$tmp/n.svg"
+  valid_svg "$tmp/n.svg" && ok "needle SVG well-formed" || fail "no valid SVG in $tmp/n.svg"
+  case $(ylabel "$tmp/n.svg") in
+    needle_acc*higher\ is\ better*) ok "needle plot: y is needle_acc" ;;
+    *) fail "needle plot y label: '$(ylabel "$tmp/n.svg")'" ;;
+  esac
+  grep -q '<title>full (budget 1)</title>' "$tmp/n.svg" && ok "needle plot: full as a reference line" \
+    || fail "needle plot lacks full's line"
+  model=${KVR_TEST_MODEL:-$top_srcdir/../shared/models/stories260K.bin}
+  if [ -r "$model" ]; then
+    expect 0 "--plot on a model" -- eval --workload "model:$model" --context 64 --decode 8 --budget 0.25,0.5 \
+      --method full,h2o,snapkv/store=q4,kvreviver --plot "$tmp/m.svg"
+    valid_svg "$tmp/m.svg" && ok "model SVG well-formed" || fail "no valid SVG in $tmp/m.svg"
+    for m in h2o snapkv/store=q4 'kvreviver (default)' 'full (the reference)'; do
+      grep -qF "<title>$m</title>" "$tmp/m.svg" && ok "model plot names $m" || fail "model plot lacks $m"
+    done
+    case $(ylabel "$tmp/m.svg") in
+      top1_agree*higher\ is\ better*) ok "model plot: y is top1_agree" ;;
+      *) fail "model plot y label: '$(ylabel "$tmp/m.svg")'" ;;
+    esac
+    grep -q 'attn_rel_err' "$tmp/m.svg" && fail "model plot mentions attn_rel_err" || ok "model plot: no attn_rel_err"
+    # a usage error found once the model is loaded leaves no plot behind
+    expect 2 "model --plot, context above trained" -- eval --workload "model:$model" --context 100000 --plot "$tmp/m2.svg"
+    [ -e "$tmp/m2.svg" ] && fail "an empty plot was left behind" || ok "no plot left after a usage error"
+  else
+    echo "# SKIP --plot on a model: no $model (set KVR_TEST_MODEL)"
+  fi
 else
   expect 1 "--plot without gnuplot" -- eval $small --method h2o --plot "$tmp/p.svg"
   grep -qi gnuplot "$tmp/err" && ok "says gnuplot is missing" || fail "no word on gnuplot"
@@ -172,8 +220,8 @@ grep -q "files set the heads" "$tmp/err" && ok "says the trace sets its heads" |
 expect 2 "unknown option on needle" -- eval --workload needle --frobnicate
 grep -q "unknown option '--frobnicate'" "$tmp/err" && ok "names the unknown option" || fail "unknown option message"
 expect 2 "unknown option on a model" -- eval --workload "model:$tmp/none" --frobnicate
-expect 2 "--plot on a model" -- eval --workload "model:$tmp/none" --plot "$tmp/x.svg"
-grep -q "does not measure" "$tmp/err" && ok "says why --plot does not apply to a model" || fail "--plot message"
+expect 2 "--plot with --forced 0" -- eval --workload "model:$tmp/none" --forced 0 --passkey 2 --plot "$tmp/x.svg"
+grep -q "forced 0 turns off" "$tmp/err" && ok "says why --plot needs the teacher-forced run" || fail "--plot message"
 expect 2 "--head-dim on a model" -- eval --workload "model:$tmp/none" --head-dim 8
 grep -q "model file sets its heads" "$tmp/err" && ok "says the model sets its heads" || fail "model heads message"
 expect 2 "--windows without --text" -- eval --workload "model:$tmp/none" --windows 2

@@ -76,10 +76,14 @@ static void usage(FILE *f)
         "Output:\n"
         "      --csv=FILE         write CSV to FILE ('-': standard output, instead of\n"
         "                         the table); one header for every workload\n"
-        "      --plot=FILE        plot attn_rel_err against budget per method with\n"
-        "                         gnuplot, SVG or PNG by FILE's extension (full is not\n"
-        "                         plotted; not for a model); needs gnuplot at build\n"
-        "                         time%s\n"
+        "      --plot=FILE        plot quality against the measured bytes_ratio, one\n"
+        "                         line per method, with gnuplot, SVG or PNG by FILE's\n"
+        "                         extension: attn_rel_err (synthetic, trace; full not\n"
+        "                         drawn), needle_acc (needle), top1_agree (a model),\n"
+        "                         or passkey_acc with --passkey; accuracies with their\n"
+        "                         Wilson 95%% bars, full as a dashed line at its value\n"
+        "                         (1 for top1_agree); not with --forced 0; needs\n"
+        "                         gnuplot at build time%s\n"
         "  -h, --help             display this help and exit\n"
         "\n"
         "Every metric is averaged over decode steps and query heads, then over the\n"
@@ -363,15 +367,15 @@ static int parse(int argc, char **argv, options *o)
     if (o->model_path) {
         if (have_heads)
             return bad("%s does not apply to a model workload: the model file sets its heads", heads_opt);
-        if (o->plot)
-            return bad("--plot draws attn_rel_err, which a model workload does not measure; "
-                       "write --csv and plot its top1_agree, kl or ppl columns");
         if (have_windows && !o->text)
             return bad("--windows needs --text: sampled text is one run per seed");
         if ((o->text || have_windows) && !o->forced)
             return bad("--text and --windows are for the teacher-forced comparison, which --forced 0 turns off");
         if (!o->forced && o->passkey == 0)
             return bad("--forced 0 with no --passkey trials leaves nothing to run");
+        if (!o->forced && o->plot)
+            return bad("--plot places each method at the bytes_ratio its teacher-forced run measures, "
+                       "which --forced 0 turns off");
         if (!have_context) o->context = 512;
         if (!have_steps) o->steps = 0;   /* context/2, in the harness */
         if (o->steps >= o->context)
@@ -407,7 +411,7 @@ static int run_model(const options *o, FILE *csv)
     }
     ev_model_opts mo = {o->model_path, o->text, o->context, o->steps, o->windows, o->elem, o->budgets,
                         o->n_budgets, o->methods, o->n_methods, o->seeds, o->n_seeds, o->passkey, o->forced,
-                        o->threads, csv};
+                        o->threads, csv, o->plot};
     int rc = ev_model_run(&m, &mo);
     lm_model_free(&m);
     return rc == 2 ? CLI_USAGE : rc ? CLI_FAIL : CLI_OK;
@@ -464,7 +468,7 @@ int cli_eval(int argc, char **argv)
     if (rc != CLI_OK) return rc;
 #ifndef KVR_GNUPLOT
     if (o.plot)
-        return ev_report_plot(o.plot, NULL, 0, "");   /* says there is no gnuplot; CLI_FAIL */
+        return ev_report_plot(o.plot, NULL, 0, EV_PLOT_ATTN_REL_ERR, "");   /* says there is no gnuplot; CLI_FAIL */
 #endif
     /* open the outputs first: a bad path fails before minutes of work */
     FILE *csv = NULL;
@@ -473,6 +477,15 @@ int cli_eval(int argc, char **argv)
         if (!csv) { msg_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno)); return CLI_FAIL; }
     } else if (o.csv) {
         csv = stdout;
+    }
+    if (o.plot) {
+        FILE *p = fopen(o.plot, "w");
+        if (!p) {
+            msg_error("eval: cannot write --plot %s: %s", o.plot, strerror(errno));
+            if (csv && csv != stdout) { fclose(csv); remove(o.csv); }
+            return CLI_FAIL;
+        }
+        fclose(p);
     }
     if (o.model_path) {
         rc = run_model(&o, csv);
@@ -483,16 +496,8 @@ int cli_eval(int argc, char **argv)
             }
             if (rc == CLI_USAGE) remove(o.csv);   /* nothing was run */
         }
+        if (rc == CLI_USAGE && o.plot) remove(o.plot);
         return rc;
-    }
-    if (o.plot) {
-        FILE *p = fopen(o.plot, "w");
-        if (!p) {
-            msg_error("eval: cannot write --plot %s: %s", o.plot, strerror(errno));
-            if (csv && csv != stdout) { fclose(csv); remove(o.csv); }
-            return CLI_FAIL;
-        }
-        fclose(p);
     }
     int runs_per_seed = 1, n_runs;
     if (o.trace_dir) {
@@ -603,7 +608,17 @@ int cli_eval(int argc, char **argv)
         char title[256];
         snprintf(title, sizeof title, "%s, context %d, %d KV heads, head_dim %d, %d run%s", o.workload, w0.n,
                  w0.n_kv_heads, w0.head_dim, n_runs, n_runs > 1 ? "s averaged" : "");
-        rc = ev_report_plot(o.plot, rows, n_rows, title);
+        ev_csv_row *plot_rows = malloc(sizeof *plot_rows * (size_t)(n_rows ? n_rows : 1));
+        if (!plot_rows) {
+            msg_error("eval: out of memory");
+            rc = CLI_FAIL;
+        } else {
+            for (int i = 0; i < n_rows; i++) ev_report_csv_of(&rows[i], &plot_rows[i]);
+            /* needle: its retrieval; synthetic and trace: attention error */
+            rc = ev_report_plot(o.plot, plot_rows, n_rows,
+                                !strcmp(o.workload, "needle") ? EV_PLOT_NEEDLE_ACC : EV_PLOT_ATTN_REL_ERR, title);
+            free(plot_rows);
+        }
     }
     int skipped = 0;
     for (int c = 0; c < n_cells; c++) skipped += state[c] == -1;

@@ -370,33 +370,59 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             }
         }
     }
+    /* the CSV rows, written and plotted */
+    ev_csv_row *out = malloc(sizeof *out * (size_t)n_rows);
+    if (!out) {
+        msg_error("eval: out of memory");
+        free(rows); free(cells); free(res); free(cst); free(doc);
+        return 1;
+    }
+    for (int r = 0; r < n_rows; r++) {
+        cell_row *x = &rows[r];
+        double k = x->runs;
+        ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs ? x->runs : o->n_seeds, m->n_kv_heads, m->n_heads,
+                        m->head_dim, o->forced ? decode : EV_PASSKEY_ANSWER, o->elem, NAN, NAN, NAN, NAN, NAN,
+                        NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, x->sum.bytes_held};
+        if (x->runs) {
+            c.bytes_ratio = x->sum.bytes_ratio / k;
+            c.exact_ratio = x->sum.exact_ratio / k;
+            c.top1_agree = x->sum.top1_agree / k;
+            c.kl = x->sum.kl / k;
+            c.ppl = x->sum.ppl / k;
+        }
+        if (x->pk_ok) {
+            c.passkey_acc = (double)x->pk_right / x->pk_ok;
+            ev_wilson(x->pk_right, x->pk_ok, &c.passkey_lo, &c.passkey_hi);
+            c.trials = x->pk_ok;
+        }
+        out[r] = c;
+    }
     if (o->csv) {
         ev_report_csv_header(o->csv);
-        for (int r = 0; r < n_rows; r++) {
-            cell_row *x = &rows[r];
-            double k = x->runs;
-            ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs ? x->runs : o->n_seeds, m->n_kv_heads, m->n_heads,
-                            m->head_dim, o->forced ? decode : EV_PASSKEY_ANSWER, o->elem, NAN, NAN, NAN, NAN, NAN,
-                            NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, x->sum.bytes_held};
-            if (x->runs) {
-                c.bytes_ratio = x->sum.bytes_ratio / k;
-                c.exact_ratio = x->sum.exact_ratio / k;
-                c.top1_agree = x->sum.top1_agree / k;
-                c.kl = x->sum.kl / k;
-                c.ppl = x->sum.ppl / k;
-            }
-            if (x->pk_ok) {
-                c.passkey_acc = (double)x->pk_right / x->pk_ok;
-                ev_wilson(x->pk_right, x->pk_ok, &c.passkey_lo, &c.passkey_hi);
-                c.trials = x->pk_ok;
-            }
-            ev_report_csv_fields(o->csv, &c);
-        }
+        for (int r = 0; r < n_rows; r++)
+            ev_report_csv_fields(o->csv, &out[r]);
         if (fflush(o->csv) != 0 || ferror(o->csv)) {
             msg_error("eval: writing the CSV: %s", strerror(errno));
             failed = 1;
         }
     }
+    if (o->plot && !failed) {
+        /* a passkey point stands at the bytes_ratio its cell measured in the
+         * teacher-forced run (same method, budget and context; the front
+         * end refuses --plot with --forced 0) */
+        char title[768];
+        if (o->passkey > 0)
+            snprintf(title, sizeof title, "%s, passkey, about %d tokens, %d trials x %d seed%s, %s",
+                     workload, o->context - EV_PASSKEY_ANSWER, o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "",
+                     kvr_elem_name(o->elem));
+        else
+            snprintf(title, sizeof title, "%s, %s, context %d (%d decoded), %d run%s, %s", workload,
+                     o->text ? "text windows" : "sampled text", o->context, decode,
+                     o->n_seeds * windows, o->n_seeds * windows > 1 ? "s averaged" : "", kvr_elem_name(o->elem));
+        failed |= ev_report_plot(o->plot, out, n_rows, o->passkey > 0 ? EV_PLOT_PASSKEY_ACC : EV_PLOT_TOP1_AGREE,
+                                 title) != 0;
+    }
+    free(out);
     free(rows); free(cells); free(res); free(cst); free(doc);
     return failed ? 1 : 0;
 }

@@ -116,12 +116,14 @@ typedef struct {
     int forced;                /* run the teacher-forced comparison */
     int threads;
     FILE *csv;                 /* NULL: none; may be stdout (then no table) */
+    const char *plot;          /* --plot FILE (.svg or .png), or NULL */
 } ev_model_opts;
 
 /* Run the methods at the budgets on model m: the teacher-forced comparison
  * on every (seed, window) when forced, averaged; then the passkey trials;
  * print the tables on stdout (unless the CSV goes there) and the CSV rows
- * (doc/eval.md §5).  Returns 0 when every run succeeded and stayed within
+ * (doc/eval.md §5), and plot them when o->plot is set: passkey_acc when
+ * there are passkey trials, otherwise top1_agree, against bytes_ratio.  Returns 0 when every run succeeded and stayed within
  * its budget, 1 otherwise (each failure reported on stderr), 2 when the
  * options do not fit the model or text (a usage error, said why). */
 int ev_model_run(const lm_model *m, const ev_model_opts *o);

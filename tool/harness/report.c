@@ -101,7 +101,7 @@ void ev_report_csv_fields(FILE *f, const ev_csv_row *r)
     fprintf(f, ",%zu\n", r->bytes_held);
 }
 
-void ev_report_csv_row(FILE *f, const ev_row *row)
+void ev_report_csv_of(const ev_row *row, ev_csv_row *out)
 {
     ev_csv_row r = {row->workload, row->context, row->budget, row->method, row->seeds, row->kv_heads,
                     row->q_heads, row->head_dim, row->steps, row->elem, row->r.bytes_ratio,
@@ -111,6 +111,13 @@ void ev_report_csv_row(FILE *f, const ev_row *row)
         ev_wilson(row->r.found, row->r.needles, &r.needle_lo, &r.needle_hi);
         r.trials = row->r.needles;
     }
+    *out = r;
+}
+
+void ev_report_csv_row(FILE *f, const ev_row *row)
+{
+    ev_csv_row r;
+    ev_report_csv_of(row, &r);
     ev_report_csv_fields(f, &r);
 }
 
@@ -140,29 +147,59 @@ static void gp_string(FILE *f, const char *s)
     }
     fputc('\'', f);
 }
+
+/* Row r's y value and its interval (lo, hi: NAN when y has none). */
+static double plot_value(const ev_csv_row *r, ev_plot_y y, double *lo, double *hi)
+{
+    *lo = *hi = NAN;
+    switch (y) {
+    case EV_PLOT_NEEDLE_ACC:  *lo = r->needle_lo; *hi = r->needle_hi; return r->needle_acc;
+    case EV_PLOT_TOP1_AGREE:  return r->top1_agree;
+    case EV_PLOT_PASSKEY_ACC: *lo = r->passkey_lo; *hi = r->passkey_hi; return r->passkey_acc;
+    case EV_PLOT_ATTN_REL_ERR:
+    default:                  return r->attn_rel_err;
+    }
+}
 #endif
 
-int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char *title)
+int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot_y y, const char *title)
 {
 #ifndef KVR_GNUPLOT
-    (void)rows; (void)n_rows; (void)title;
+    (void)rows; (void)n_rows; (void)y; (void)title;
     msg_error("--plot %s: this kvreviver was built without gnuplot (configure did not find it); "
               "install gnuplot and rebuild, or use --csv", path);
     return 1;
 #else
     int png;
     ev_report_plot_kind(path, &png);
-    /* the methods in order of first appearance, full left out */
+    int bars = y == EV_PLOT_NEEDLE_ACC || y == EV_PLOT_PASSKEY_ACC;
+    /* the methods in order of first appearance among all rows (so that a
+     * method skipped at the small budgets keeps its place, and its style),
+     * then only those with a value; full apart: a reference line where y
+     * is a quality full has, left out of the error plot (its error is float
+     * rounding) */
     const char *methods[64];
-    int n_methods = 0;
+    int n_methods = 0, valued[64] = {0};
+    double full = NAN, lo, hi;
     for (int i = 0; i < n_rows; i++) {
-        if (!strcmp(rows[i].method, "full")) continue;
-        int seen = 0;
-        for (int m = 0; m < n_methods; m++) seen |= !strcmp(methods[m], rows[i].method);
-        if (!seen && n_methods < 64) methods[n_methods++] = rows[i].method;
+        double v = plot_value(&rows[i], y, &lo, &hi);
+        int has = !isnan(v) && !isnan(rows[i].bytes_ratio);   /* not skipped or failed */
+        if (!strcmp(rows[i].method, "full")) {
+            if (has && y != EV_PLOT_ATTN_REL_ERR) full = v;
+            continue;
+        }
+        int m = 0;
+        while (m < n_methods && strcmp(methods[m], rows[i].method)) m++;
+        if (m == n_methods && n_methods < 64) methods[n_methods++] = rows[i].method;
+        if (m < n_methods) valued[m] |= has;
     }
+    int kept = 0;
+    for (int m = 0; m < n_methods; m++)
+        if (valued[m]) methods[kept++] = methods[m];
+    n_methods = kept;
     if (n_methods == 0) {
-        msg_error("--plot %s: nothing to plot (full attention is not plotted: its error is float rounding)", path);
+        msg_error("--plot %s: nothing to plot: no compressed method has a value%s", path,
+                  y == EV_PLOT_ATTN_REL_ERR ? " (full attention is not plotted: its error is float rounding)" : "");
         return 1;
     }
     fflush(stdout);
@@ -171,23 +208,44 @@ int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char 
         msg_error("--plot %s: cannot run %s: %s", path, KVR_GNUPLOT, strerror(errno));
         return 1;
     }
-    fprintf(gp, "set terminal %s size 800,500 font 'sans,11'\nset output ", png ? "pngcairo" : "svg");
+    fprintf(gp, "set terminal %s size 900,540 font 'sans,11'\nset output ", png ? "pngcairo" : "svg");
     gp_string(gp, path);
-    fputs("\nset logscale y\nset grid\nset key outside right\n"
-          "set xlabel 'budget: bytes held / bytes of the full cache'\n"
-          "set ylabel 'attn\\_rel\\_err  ||o - o_{full}|| / ||o_{full}||'\nset title ", gp);
+    /* a little room at the sides: a point at a budget's edge stays whole */
+    fputs("\nset grid\nset key outside right\nset bars small\nset offsets graph 0.03, graph 0.03, 0, 0\n"
+          "set xlabel 'bytes\\_ratio: bytes held / bytes of the full cache (measured)'\n", gp);
+    static const char *const ylabels[] = {
+        [EV_PLOT_ATTN_REL_ERR] = "attn\\_rel\\_err  ||o - o_{full}|| / ||o_{full}||  (lower is better)",
+        [EV_PLOT_NEEDLE_ACC] = "needle\\_acc, Wilson 95%  (higher is better)",
+        [EV_PLOT_TOP1_AGREE] = "top1\\_agree with full  (higher is better)",
+        [EV_PLOT_PASSKEY_ACC] = "passkey\\_acc, Wilson 95%  (higher is better)",
+    };
+    if (y == EV_PLOT_ATTN_REL_ERR)
+        fputs("set logscale y\n", gp);
+    else
+        fputs("set yrange [0:1.05]\n", gp);     /* shares: 0 to 1, room for the top points */
+    fputs("set ylabel ", gp);
+    gp_string(gp, ylabels[y]);
+    fputs("\nset title ", gp);
     gp_string(gp, title);
     fputs(" noenhanced\n", gp);                     /* head_dim as written, not a subscript */
+    /* $m<i>: x y [lo hi] per row of method i, by x */
     for (int m = 0; m < n_methods; m++) {
         fprintf(gp, "$m%d << EOD\n", m);
-        for (int i = 0; i < n_rows; i++)
-            if (!strcmp(rows[i].method, methods[m]))
-                fprintf(gp, "%.9g %.9g\n", rows[i].budget, rows[i].r.attn_rel_err);
+        for (int i = 0; i < n_rows; i++) {
+            if (strcmp(rows[i].method, methods[m])) continue;
+            double v = plot_value(&rows[i], y, &lo, &hi);
+            if (isnan(v) || isnan(rows[i].bytes_ratio)) continue;
+            if (bars)
+                fprintf(gp, "%.9g %.9g %.9g %.9g\n", rows[i].bytes_ratio, v, isnan(lo) ? v : lo, isnan(hi) ? v : hi);
+            else
+                fprintf(gp, "%.9g %.9g\n", rows[i].bytes_ratio, v);
+        }
         fputs("EOD\n", gp);
     }
     /* every method its own colour, dash and point type; the default,
      * kvreviver, in black, boldest and drawn last, on top, so that flat
-     * lines that overlap still show each other */
+     * lines that overlap still show each other; an interval as thin bars in
+     * the method's colour under its line */
     static const char *const colours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                           "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"};
     static const int points[] = {4, 6, 8, 10, 12, 14, 1, 2, 3, 5};
@@ -196,13 +254,25 @@ int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char 
     int drawn = 0, k = 0, def = -1;
     for (int m = 0; m < n_methods; m++) {
         if (!strcmp(methods[m], "kvreviver")) { def = m; continue; }
-        fprintf(gp, "%s$m%d with linespoints lw 2 dt %d lc rgb '%s' pt %d ps 1.3 title ", drawn++ ? ", " : "",
-                m, 1 + k % 5, colours[k % N_STYLES], points[(k + k / N_STYLES) % N_STYLES]);
+        const char *colour = colours[k % N_STYLES];
+        if (bars)
+            fprintf(gp, "%s$m%d using 1:2:3:4 with yerrorbars lw 1 lc rgb '%s' pt 7 ps 0 notitle", drawn++ ? ", " : "",
+                    m, colour);
+        fprintf(gp, "%s$m%d using 1:2 with linespoints lw 2 dt %d lc rgb '%s' pt %d ps 1.3 title ",
+                drawn++ ? ", " : "", m, 1 + k % 5, colour, points[(k + k / N_STYLES) % N_STYLES]);
         gp_string(gp, methods[m]);
         k++;
     }
+    if (!isnan(full)) {
+        fprintf(gp, "%s%.9g with lines lw 2 dt 2 lc rgb '#808080' title ", drawn++ ? ", " : "", full);
+        gp_string(gp, y == EV_PLOT_TOP1_AGREE ? "full (the reference)" : "full (budget 1)");
+    }
     if (def >= 0) {
-        fprintf(gp, "%s$m%d with linespoints lw 4 lc rgb '#000000' pt 7 ps 1.6 title ", drawn ? ", " : "", def);
+        if (bars)
+            fprintf(gp, "%s$m%d using 1:2:3:4 with yerrorbars lw 2 lc rgb '#000000' pt 7 ps 0 notitle",
+                    drawn++ ? ", " : "", def);
+        fprintf(gp, "%s$m%d using 1:2 with linespoints lw 4 lc rgb '#000000' pt 7 ps 1.6 title ",
+                drawn ? ", " : "", def);
         gp_string(gp, "kvreviver (default)");
     }
     fputs("\nset output\n", gp);

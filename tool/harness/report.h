@@ -50,13 +50,28 @@ typedef struct {
     size_t bytes_held;
 } ev_csv_row;
 void ev_report_csv_fields(FILE *f, const ev_csv_row *r);
+/* The CSV row of an ev_row (the needle's Wilson interval filled in when it
+ * has needles). */
+void ev_report_csv_of(const ev_row *row, ev_csv_row *out);
 /* 1 when path ends in .svg or .png (case-insensitive), the terminals --plot
  * knows; *png says which. */
 int ev_report_plot_kind(const char *path, int *png);
-/* Plot attn_rel_err against budget, one line per method (full left out),
- * with gnuplot into path.  0 on success; otherwise a message on stderr and
- * 1. */
-int ev_report_plot(const char *path, const ev_row *rows, int n_rows, const char *title);
+/* The quality a plot draws on its y axis (doc/eval.md §5): one CSV column
+ * per workload. */
+typedef enum {
+    EV_PLOT_ATTN_REL_ERR,   /* synthetic, trace: log scale, lower is better */
+    EV_PLOT_NEEDLE_ACC,     /* needle: with needle_lo..needle_hi as error bars */
+    EV_PLOT_TOP1_AGREE,     /* model, teacher-forced: agreement with full */
+    EV_PLOT_PASSKEY_ACC     /* model --passkey: with passkey_lo..passkey_hi */
+} ev_plot_y;
+/* Plot quantity y against the measured bytes_ratio, one line per method in
+ * order of first appearance, with gnuplot into path; the default kvreviver
+ * in black, boldest, drawn last.  A row whose y or bytes_ratio is NAN
+ * (skipped, failed) is left out.  full is left out of the attn_rel_err
+ * plot (its error is float rounding) and drawn on the others as a grey
+ * dashed horizontal line at its value.  0 on success; otherwise a message
+ * on stderr and 1. */
+int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot_y y, const char *title);
 /* A short plain reading of rows of one workload: per budget, the method with
  * the lowest error, the best eviction baseline against the paper-faithful
  * KVReviver and its best variant, and needle_acc where it applies. */
