@@ -79,7 +79,7 @@ run 0 demo --help
 
 # ---- stub or final: bad input is refused (1 for a stub, 2 when final), -
 # ---- never accepted and never a crash ----------------------------------
-for cmd in eval vectors validate bench; do
+for cmd in eval vectors validate bench keys; do
   run "1|2" $cmd --no-such-flag
   run "1|2" $cmd --no-such-flag=1 extra
 done
@@ -97,7 +97,7 @@ run "1|2" bench --backend no-such-backend
 # Unknown flags, missing values and bad numbers: usage on stderr, exit 2.
 # Missing or unreadable files: a message naming the path, exit 1.
 if [ "$final" = 1 ]; then
-  for cmd in eval vectors validate bench; do
+  for cmd in eval vectors validate bench keys; do
     run 2 $cmd --no-such-flag;          expect_err "Usage:"
     run 0 $cmd --help
   done
@@ -140,7 +140,7 @@ run 2 eval --method kvreviver/varcap=-1;    expect_err "varcap=-1"
 run 2 eval --budget 1.5;                    expect_err "1.5"
 # Options: getopt_long everywhere, the same conventions in every command;
 # the offending option is named.
-for cmd in demo vectors validate bench; do
+for cmd in demo vectors validate bench keys; do
   run 0 $cmd --version;                     expect_out "kvreviver "
   run 0 $cmd -h;                            expect_out "Usage:"
   run 2 $cmd --help=1;                      expect_err "takes no value"
@@ -178,7 +178,8 @@ expect_out "--batch"; expect_out "--budget"
 man="$top_builddir/tool/kvreviver.1"
 [ -f "$man" ] || man="${top_srcdir:-.}/tool/kvreviver.1"
 for word in 'kvreviver bench' 'model:PATH' '\-\-decode' '\-\-passkey' '\-\-forced' \
-            '\-\-context' '\-\-batch' 'kvreviver validate' 'kvreviver vectors' 'kvreviver demo'; do
+            '\-\-context' '\-\-batch' 'kvreviver validate' 'kvreviver vectors' 'kvreviver demo' \
+            'kvreviver keys' 'chan_q4'; do
   cases=$((cases + 1))
   if grep -qF -- "$word" "$man"; then echo "ok: man page has $word"
   else echo "FAIL: $man lacks $word"; fails=$((fails + 1)); fi
@@ -190,6 +191,33 @@ mkdir -p "$tmp/trace/layer0"
 for a in q k v; do echo garbage >"$tmp/trace/layer0/$a.npy"; done
 run 1 eval --workload "trace:$tmp/trace"; expect_err "not a .npy file"
 expect_no_err "malformed file (malformed file"
+# keys: the options of eval's model workload, checked the same way; a model
+# that does not fit (a context above its trained one, --text without a
+# tokenizer) is a usage error once the model is read.
+run 2 keys;                                 expect_err "--workload model:PATH is required"
+run 2 keys --workload needle;               expect_err "is not model:PATH"
+run 2 keys --workload model:;               expect_err "needs a model file"
+run 2 keys --workload model:x --context 1;  expect_err "--context '1'"
+run 2 keys --workload model:x --context 12x; expect_err "--context '12x'"
+run 2 keys --workload model:x --seed -1;    expect_err "--seed '-1'"
+run 2 keys --workload model:x --csv=;       expect_err "--csv needs a file name"
+run 2 keys --workload model:x --text=;      expect_err "--text needs a file name"
+run 2 keys --workload model:x --text;       expect_err "'--text' needs a value"
+run 2 keys --workload model:x extra;        expect_err "unexpected argument 'extra'"
+run 2 keys --budget 0.1;                    expect_err "'--budget'"
+run 1 keys --workload "model:$missing";     expect_err "$missing"
+run 1 keys --workload "model:$tmp";         expect_err "$tmp"
+run 1 keys --workload "model:$missing" --csv "$missing"; expect_err "$missing"
+[ -e "$missing" ] && { echo "FAIL: keys left $missing"; fails=$((fails + 1)); }
+model=${KVR_TEST_MODEL:-${top_srcdir:-.}/../shared/models/stories260K.bin}
+if [ -r "$model" ]; then
+  run 2 keys --workload "model:$model" --context 100000;          expect_err "trained context of 512"
+  run 2 keys --workload "model:$model" --text "${top_srcdir:-.}/NEWS"; expect_err "no tokenizer"
+  run 2 keys --workload "model:$model" --context 64 --csv "$tmp/k.csv" --text "${top_srcdir:-.}/NEWS"
+  [ -e "$tmp/k.csv" ] && { echo "FAIL: keys kept a CSV of a usage error"; fails=$((fails + 1)); }
+else
+  echo "# SKIP keys on a model: $model is absent (set KVR_TEST_MODEL)"
+fi
 
 echo "cli-bad: $cases cases, $fails failures"
 [ "$fails" -eq 0 ]

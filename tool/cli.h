@@ -16,6 +16,7 @@ int cli_eval(int argc, char **argv);      /* cmd_eval.c */
 int cli_vectors(int argc, char **argv);   /* cmd_vectors.c */
 int cli_validate(int argc, char **argv);  /* cmd_vectors.c */
 int cli_bench(int argc, char **argv);     /* cmd_bench.c */
+int cli_keys(int argc, char **argv);      /* cmd_keys.c */
 
 /* Parse a non-negative decimal integer that fits in 64 bits (a seed); 1 on
  * success, 0 for anything else (sign, empty, trailing text, overflow). */

@@ -28,6 +28,8 @@ static void usage(FILE *f)
         "  vectors     write the conformance vectors\n"
         "  validate    check a port's outputs against conformance vectors\n"
         "  bench       time decode attention, append and prefill\n"
+        "  keys        a real model's key and value channels and their quantization\n"
+        "              error per token and per channel\n"
         "\n"
         "Run 'kvreviver COMMAND --help' for a command's options.\n"
         "Exit status: 0 success, 1 failure at run time, 2 usage error.\n"
@@ -99,7 +101,7 @@ int main(int argc, char **argv)
     }
     static const struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"demo", cli_demo}, {"eval", cli_eval}, {"vectors", cli_vectors},
-        {"validate", cli_validate}, {"bench", cli_bench},
+        {"validate", cli_validate}, {"bench", cli_bench}, {"keys", cli_keys},
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))

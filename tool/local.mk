@@ -14,7 +14,7 @@ include tool/harness/local.mk
 
 bin_PROGRAMS = tool/kvreviver
 tool_kvreviver_SOURCES = tool/kvreviver.c tool/cli.h tool/demo.c tool/cmd_eval.c \
-	tool/cmd_vectors.c tool/cmd_bench.c
+	tool/cmd_vectors.c tool/cmd_bench.c tool/cmd_keys.c
 tool_kvreviver_CPPFLAGS = $(TOOL_CPPFLAGS)
 tool_kvreviver_CFLAGS = $(AM_CFLAGS) $(GSL_CFLAGS)
 tool_kvreviver_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_CONFORMANCE_LIB) \
@@ -27,7 +27,7 @@ tool_kvreviver_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_CONFORMANC
 # the build tree, and distclean removes it there.
 dist_man_MANS = tool/kvreviver.1
 TOOL_MAN_DEPS = $(srcdir)/tool/kvreviver.c $(srcdir)/tool/demo.c $(srcdir)/tool/cmd_eval.c \
-	$(srcdir)/tool/cmd_vectors.c $(srcdir)/tool/cmd_bench.c \
+	$(srcdir)/tool/cmd_vectors.c $(srcdir)/tool/cmd_bench.c $(srcdir)/tool/cmd_keys.c \
 	$(srcdir)/tool/kvreviver.h2m $(srcdir)/tool/man.sh $(top_srcdir)/configure.ac
 if KVR_HELP2MAN
 tool/kvreviver.1: $(TOOL_MAN_DEPS) | tool/kvreviver$(EXEEXT)

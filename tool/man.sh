@@ -26,7 +26,7 @@ verbatim() {
 
 cat "$include" >"$tmp"
 printf '\n[COMMANDS]\n' >>"$tmp"
-for cmd in demo eval "eval --workload model:PATH" vectors validate bench; do
+for cmd in demo eval "eval --workload model:PATH" vectors validate bench keys; do
   printf '.SS "kvreviver %s"\n' "$cmd" >>"$tmp"
   case $cmd in
     "eval --workload model:PATH") "$prog" eval --workload model:PATH --help ;;
