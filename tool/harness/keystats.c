@@ -217,7 +217,7 @@ int ev_keys_run(const lm_model *m, const ev_keys_opts *o)
     int *doc = NULL, n_doc = 0;
     ev_model_task task = {0};
     const int *tokens;
-    lm_blas_threads(o->threads);
+    lm_blas_threads(1);                  /* as eval: the numbers must not depend on the threads */
     msg_progress_clock();
     if (o->text) {
         int s = ev_model_text_tokens(m, o->text, &doc, &n_doc);
