@@ -25,6 +25,7 @@
 #include "common/message.h"
 #include "keystats.h"
 #include "model_eval.h"
+#include "report.h"
 #include "ref.h"
 
 const int ev_keys_bits[EV_KEYS_BITS] = {4, 2};
@@ -176,28 +177,12 @@ static void table_row(const char *label, const ev_keys_stats *s)
     printf("\n");
 }
 
-/* A CSV field: as it is, or quoted (doubling its quotes) when it holds a
- * comma, a quote or a line break. */
-static void csv_field(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 static void csv_row(FILE *f, const char *model, int context, const char *text, const lm_model *m, const char *layer,
                     const ev_keys_stats *s)
 {
-    csv_field(f, model);
+    ev_report_csv_field(f, model);
     fprintf(f, ",%d,", context);
-    csv_field(f, text);
+    ev_report_csv_field(f, text);
     fprintf(f, ",%s,%d,%d,%d,%.6g,%.6g,%.6g,%.6g", layer, m->n_kv_heads, m->head_dim,
             EV_KEYS_GROUP, s->range_ratio[0], s->range_ratio[1], s->top_share[0], s->top_share[1]);
     for (int w = 0; w < 2; w++)

@@ -61,7 +61,7 @@ void ev_report_csv_header(FILE *f)
 }
 
 /* A CSV field (RFC 4180): quoted when it holds a comma, quote or newline. */
-static void csv_field(FILE *f, const char *s)
+void ev_report_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n\r")) {
         fputs(s, f);
@@ -85,9 +85,9 @@ static void csv_metric(FILE *f, double x)
 
 void ev_report_csv_fields(FILE *f, const ev_csv_row *r)
 {
-    csv_field(f, r->workload);
+    ev_report_csv_field(f, r->workload);
     fprintf(f, ",%d,%.6g,", r->context, r->budget);
-    csv_field(f, r->method);
+    ev_report_csv_field(f, r->method);
     fprintf(f, ",%d,%d,%d,%d,%d,%s", r->seeds, r->kv_heads, r->q_heads, r->head_dim, r->steps,
             kvr_elem_name(r->elem));
     const double m[] = {r->bytes_ratio, r->exact_ratio, r->attn_rel_err, r->mass_exact, r->needle_acc,

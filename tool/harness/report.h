@@ -50,6 +50,9 @@ typedef struct {
     size_t bytes_held;
 } ev_csv_row;
 void ev_report_csv_fields(FILE *f, const ev_csv_row *r);
+/* One CSV field (RFC 4180): as it is, or quoted, its quotes doubled, when it
+ * holds a comma, a quote or a line break. */
+void ev_report_csv_field(FILE *f, const char *s);
 /* The CSV row of an ev_row (the needle's Wilson interval filled in when it
  * has needles). */
 void ev_report_csv_of(const ev_row *row, ev_csv_row *out);
