@@ -17,6 +17,7 @@
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include "harness/keystats.h"
+#include "testutil.h"
 
 enum { N = 256, D = 64, SEEDS = 20 };
 
@@ -183,17 +184,11 @@ END_TEST
 int main(void)
 {
     Suite *s = suite_create("keystats");
-    TCase *tc = tcase_create("statistics");
-    tcase_set_timeout(tc, 60);
+    TCase *tc = tu_tcase(s, "statistics");
     tcase_add_test(tc, exact_codes);
     tcase_add_test(tc, top_share_bounds);
     tcase_add_test(tc, offset_channel_control);
     tcase_add_test(tc, range_ratio);
     tcase_add_test(tc, failures_change_nothing);
-    suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return tu_run(s);
 }

@@ -8,7 +8,7 @@ tests_model_SOURCES += tests/testutil.h tests/testutil.c
 # the statistics of `kvreviver keys` (tool/harness/keystats.c)
 check_PROGRAMS += tests/keystats
 TESTS += tests/keystats
-tests_keystats_SOURCES = tests/keystats.c
+tests_keystats_SOURCES = tests/keystats.c tests/testutil.h tests/testutil.c
 tests_keystats_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tool
 tests_keystats_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
 TESTS += tests/cli-keys.sh
