@@ -145,11 +145,16 @@ typedef struct {
     double tier_promote; /* theta: promote a tier token whose attention over the group is above it; 0: never */
 } kvr_config;
 
-/* The KVReviver defaults (spec §13): S=4, one sketch row (d=1) given a
- * tenth of the budget, centring on, no shrinkage, the moment route with the
- * mean-field bulk (var_cap 0, revive 0), H2O importance (prefill from the
- * last W=32 queries), float32: the measured winner of doc/results.md.  kvr_method_config("kvreviver-paper", ...) gives the
- * paper-faithful configuration.  R, C and w are left 0: kvr_plan() fills
+/* The KVReviver defaults (spec §13), which every method by name starts
+ * from: S=4, one sketch row (d=1) given a tenth of the budget, centring on,
+ * no shrinkage, the moment route with the mean-field bulk (var_cap 0,
+ * revive 0), H2O importance (prefill from the last W=32 queries), no
+ * quantized tier (tier_bits 0), float32: the method kvreviver-moment.  The
+ * default method, the measured winner of doc/results.md, is these with
+ * tier_bits = 4 (spec §19): kvr_method_config("kvreviver", ...), or set
+ * cfg->tier_bits = 4 before kvr_plan() (the cuda backend refuses a tier).
+ * kvr_method_config("kvreviver-paper", ...) gives the paper-faithful
+ * configuration.  R, C, w and the tier's Q are left 0: kvr_plan() fills
  * them for a budget.  Cannot fail; cfg must not be NULL. */
 void kvr_config_default(kvr_config *cfg);
 /* The paper-faithful configuration (doc/methods.md): the defaults with every

@@ -139,6 +139,15 @@ void ref_dots(const float *q, const float *k, const long *pos, int m, int D, flo
     }
 }
 
+/* y += a x, coordinate by coordinate (y[i] = y[i] + a * x[i]); x and y do
+ * not overlap, so a compiler may do several coordinates at once with the
+ * same float32 results. */
+static void add_scaled(int D, float a, const float *restrict x /*[D]*/, float *restrict y /*[D]*/)
+{
+    for (int i = 0; i < D; i++)
+        y[i] += a * x[i];
+}
+
 /* spec §11.2: the logits of the held positions into w->p, four at a time
  * (ref_dots). */
 static void logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
@@ -180,11 +189,9 @@ static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float
     }
     for (int i = 0; i < D; i++)
         out[i] = 0.0f;
-    for (long t = 0; t < n; t++) {
-        if (!w->held[t]) continue;
-        for (int i = 0; i < D; i++)
-            out[i] += w->p[t] * w->v[(size_t)t * D + i];
-    }
+    for (long t = 0; t < n; t++)
+        if (w->held[t])
+            add_scaled(D, w->p[t], w->v + (size_t)t * D, out);
     for (int i = 0; i < D; i++)
         out[i] /= sum;
     if (!finite_all(out, D)) {                      /* spec §12.4: the wide pass */

@@ -59,6 +59,28 @@ float ref_combine(float *x, int d, kvr_rows rows)
     return rows == KVR_ROWS_MEDIAN ? median(x, d) : mean(x, d);
 }
 
+/* The paper's rows (d = 3, median) with the means given: the general loop
+ * of estimate() below for that case, written with no branch and no call in
+ * the loop and with unaliased arrays, so that a compiler may do several
+ * coordinates at once (each coordinate's float32 operations and their order
+ * are those of the general loop, so the result is the same bit for bit). */
+static void median3_rows(int D, const float *restrict s0, const float *restrict s1,
+                         const float *restrict s2 /*[D] the three rows' buckets*/,
+                         const float *restrict mu /*[D]*/, const float sign[3],
+                         const float alpha[3], const float count[3], float *restrict out /*[D]*/)
+{
+    float g0 = sign[0], g1 = sign[1], g2 = sign[2];
+    float a0 = alpha[0], a1 = alpha[1], a2 = alpha[2];
+    float c0 = count[0], c1 = count[1], c2 = count[2];
+    for (int i = 0; i < D; i++) {
+        float m = mu[i];
+        float e0 = g0 * (a0 * (s0[i] - c0 * m)) + m;
+        float e1 = g1 * (a1 * (s1[i] - c1 * m)) + m;
+        float e2 = g2 * (a2 * (s2[i] - c2 * m)) + m;
+        out[i] = median3(e0, e1, e2);
+    }
+}
+
 /* One of key or value: sums is sk_k or sk_v, running sum_k or sum_v; mu is
  * the vague part's mean ([D]), or NULL to compute it here coordinate by
  * coordinate (the same float32 values: ref_vague_mean). */
@@ -77,14 +99,8 @@ static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*
         alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[b] : 1.0f;
     }
     int by_median = h->cfg.rows == KVR_ROWS_MEDIAN;
-    if (d == 3 && by_median) {          /* the paper's rows: the loop below, unrolled */
-        for (int i = 0; i < D; i++) {
-            float m = mu ? mu[i] : ref_vague_mean(h, running, i);
-            float e0 = sign[0] * (alpha[0] * (bucket_sums[0][i] - count[0] * m)) + m;
-            float e1 = sign[1] * (alpha[1] * (bucket_sums[1][i] - count[1] * m)) + m;
-            float e2 = sign[2] * (alpha[2] * (bucket_sums[2][i] - count[2] * m)) + m;
-            out[i] = median3(e0, e1, e2);
-        }
+    if (d == 3 && by_median && mu) {
+        median3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
         return;
     }
     for (int i = 0; i < D; i++) {

@@ -61,9 +61,11 @@ END_TEST
 START_TEST(test_with_sketch)
 {
     enum { N = 300, H = 2, D = 16 };
+    static const char *const paper[] = {"kvreviver-paper", "kvreviver-mean", "kvreviver-shrink",
+                                        "kvreviver-nocentre"};
     int G = 1 << (_i % 3);
     kvr_config cfg;
-    TU_EQ(kvr_method_config(kvr_method_name(6 + _i % 4), 0.3, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_EQ(kvr_method_config(paper[_i % 4], 0.3, N, D, KVR_F32, &cfg), KVR_OK);
     TU_OK(cfg.depth > 0 && cfg.width > 0);
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
@@ -234,7 +236,9 @@ END_TEST
 /* spec §12.4, the wide pass: finite inputs far above 2^40 (scales 2^64,
  * 2^90 and 2^100, float32 and bfloat16 storage) give a finite output with
  * KVR_OK for every method, except that a configuration with a sketch
- * refuses inputs above 2^95 (spec §4.2: KVR_ERANGE, nothing stored); where the output is a convex combination of stored
+ * refuses inputs above 2^95 (spec §4.2: KVR_ERANGE, nothing stored) and one
+ * with a quantized tier (the default kvreviver) inputs above 65504 (spec
+ * §18.2, §19.2: KVR_ERANGE, nothing stored); where the output is a convex combination of stored
  * values (nothing reconstructed) it lies within their range.  At
  * budget 1 the logits are spread by about 2^128 or more, so the softmax is
  * one-hot: the output is exactly the value of the largest logit, found here
@@ -268,7 +272,10 @@ START_TEST(test_huge_inputs)
                 for (int i = 0; i < N * D; i++) { k[i] *= (float)scale; v[i] *= (float)scale; }
                 for (int i = 0; i < G * D; i++) q[i] *= (float)scale;
                 int sketched = cfg.depth > 0 && cfg.width > 0;
-                if (sketched && scale > 0x1p95) {   /* spec §4.2: refused, nothing stored */
+                int tiered = cfg.tier_bits > 0 && cfg.tier_tokens > 0;
+                if ((sketched && scale > 0x1p95) || (tiered && scale > 1.0)) {
+                    /* spec §4.2 (a sketch) and §18.2 (codes: |x| <= 65504,
+                     * which every scale above 1 passes): refused, nothing stored */
                     TU_EQ(kvr_append(c, 0, N, k, v), KVR_ERANGE);
                     TU_EQ(kvr_length(c, 0), 0);
                     kvr_cache_free(c);

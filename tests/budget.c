@@ -191,6 +191,44 @@ START_TEST(test_plan_refuses)
 }
 END_TEST
 
+/* doc/methods.md §13.2: the default method kvreviver is the moment route
+ * (kvreviver-moment, the defaults of kvr_config_default) with a 4-bit tier,
+ * field for field, at every budget, context and type of a small grid; the
+ * tier holds positions where the budget leaves room for one, and
+ * kvreviver-moment is kvr_config_default planned (no tier).  The CUDA
+ * backend refuses the default and takes kvreviver-moment (or is absent). */
+START_TEST(test_default_method)
+{
+    static const double ratios[] = {0.1, 0.25, 0.5};
+    static const long contexts[] = {1000, 2048, 32768};
+    int with_tier = 0;
+    for (int ri = 0; ri < 3; ri++)
+        for (int ci = 0; ci < 3; ci++)
+            for (int e = 0; e < 3; e++) {
+                kvr_config def, moment, tiered, base;
+                TU_EQ(kvr_method_config("kvreviver", ratios[ri], contexts[ci], 64, (kvr_elem)e, &def), KVR_OK);
+                TU_EQ(kvr_method_config("kvreviver-moment", ratios[ri], contexts[ci], 64, (kvr_elem)e, &moment), KVR_OK);
+                TU_EQ(kvr_method_config("kvreviver-moment/bits=4", ratios[ri], contexts[ci], 64, (kvr_elem)e, &tiered), KVR_OK);
+                TU_OK(memcmp(&def, &tiered, sizeof def) == 0);
+                TU_EQ(def.tier_bits, 4);
+                TU_EQ(moment.tier_bits, 0);
+                TU_EQ(moment.tier_tokens, 0);
+                kvr_config_default(&base);
+                base.elem = (kvr_elem)e;
+                TU_EQ(kvr_plan(ratios[ri], contexts[ci], 64, &base), KVR_OK);
+                TU_OK(memcmp(&base, &moment, sizeof base) == 0);
+                with_tier += def.tier_tokens > 0;
+            }
+    TU_OK(with_tier >= 18);   /* every budget below "everything fits" at 2048 and 32768 */
+    kvr_config cfg;
+    kvr_cache *c = NULL;
+    TU_EQ(kvr_method_config("kvreviver", 0.1, 2048, 64, KVR_F16, &cfg), KVR_OK);
+    int status = kvr_cache_create(&c, 1, 1, 1, 64, &cfg, KVR_BACKEND_CUDA);
+    TU_OK(status == KVR_EINVAL || status == KVR_EBACKEND);
+    TU_OK(c == NULL);
+}
+END_TEST
+
 /* spec §9.2 step 5: when the candidates end at 0 the window keeps no scores,
  * so the planner gives their bytes to window tokens.  h2o at head_dim 64,
  * float32 (kv = 512 bytes) over 100 positions, budget 3072 bytes: 4 sinks
@@ -313,6 +351,7 @@ int main(void)
     tcase_add_test(tc, test_plan_no_candidates);
     tcase_add_test(tc, test_plan_fields);
     tcase_add_test(tc, test_method_levers);
+    tcase_add_test(tc, test_default_method);
     tc = tu_tcase(s, "bytes");
     tcase_add_loop_test(tc, test_bytes_counted, 0, 30);
     tcase_add_loop_test(tc, test_cache_within_budget, 0, 36);

@@ -68,7 +68,7 @@ esac
 for col in bytes_ratio exact_ratio attn_rel_err mass_exact needle_acc seeds; do
   echo "$header" | tr ',' '\n' | grep -qx "$col" && ok "CSV has $col" || fail "CSV lacks $col"
 done
-[ "$(grep -c . "$tmp/out")" -eq 20 ] && ok "one row per method and budget, full once (19 + header)" \
+[ "$(grep -c . "$tmp/out")" -eq 22 ] && ok "one row per method and budget, full once (21 + header)" \
   || fail "CSV rows: $(grep -c . "$tmp/out") lines"
 [ -s "$tmp/err" ] && fail "stderr not empty without a terminal: $(cat "$tmp/err")" || ok "no progress line when stderr is not a terminal"
 
@@ -81,7 +81,7 @@ col() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name
 # under 1e-3 for these heads, while every compressed row errs by more than 0.1.
 expect 0 "eval --budget 1.0, every method" -- eval $small --budget 1.0 --csv "$tmp/one.csv"
 bad=$(col attn_rel_err "$tmp/one.csv" | awk '$1 >= 1e-3 || $1 != $1 + 0 { print }')
-[ -z "$bad" ] && [ "$(grep -c . "$tmp/one.csv")" -eq 11 ] && ok "budget 1.0: attn_rel_err < 1e-3 for all 10 methods" \
+[ -z "$bad" ] && [ "$(grep -c . "$tmp/one.csv")" -eq 12 ] && ok "budget 1.0: attn_rel_err < 1e-3 for all 11 methods" \
   || fail "budget 1.0 errors: $bad"
 grep -q "^synthetic" "$tmp/out" && ok "table on stdout beside --csv FILE" || fail "table on stdout"
 

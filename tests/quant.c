@@ -320,10 +320,11 @@ static const char *sweep_methods[] = {
     "streaming/store=q8", "streaming/store=q4", "h2o/store=q8", "h2o/store=q4",
     "snapkv/store=q8", "snapkv/store=q4", "tova/store=q8", "tova/store=q4",
     "kvreviver/store=q8", "kvreviver/store=q4", "kvreviver-paper/store=q4", "h2o/store=elem",
+    "kvreviver-moment/store=q4", "kvreviver/bits=2", "kvreviver/bits=1/tier=0.75", "kvreviver-paper/bits=4",
 };
 
 /* Bytes of a head cache of this configuration counted here from spec §9.1,
- * §18.5 and §18.6, independently of lib/budget.c. */
+ * §18.5, §18.6 and §19.6, independently of lib/budget.c. */
 static size_t indep_head_bytes(const kvr_config *c, size_t D)
 {
     size_t e = c->elem == KVR_F32 ? 4 : 2;
@@ -335,6 +336,8 @@ static size_t indep_head_bytes(const kvr_config *c, size_t D)
                  + (size_t)c->candidates * (kv + 8);
     if (sketch)
         bytes += (size_t)c->depth * c->width * (8 * D + 8) + (c->centre ? 16 * D : 0);
+    if (c->tier_bits > 0)                         /* spec §19.6: position, score, K and V codes + zero, scale */
+        bytes += (size_t)c->tier_tokens * (4 + 4 + 2 * ((D * (size_t)c->tier_bits + 7) / 8 + 4));
     if (c->kivi_bits) {
         size_t Q = (size_t)c->kivi_tokens, G = (size_t)c->kivi_group, row = (D * c->kivi_bits + 7) / 8;
         size_t groups = Q / G;                    /* complete groups at capacity */

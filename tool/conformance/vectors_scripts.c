@@ -100,8 +100,8 @@ static const scenario scenarios[] = {
       "(reconstructions of every 8th vague position)",
       64, 1, 1, 0, 4, 32, 64, 3, 64, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_SNAPKV, KVR_F32,
       808, "P2048/32 6*A1T", KEYS_RANDOM, 0, 0, 8, KVR_VAGUE_RECONSTRUCT, 0.0 },
-    { "moment_default", "the default configuration's route (spec 17): moment route with the mean-field "
-      "bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
+    { "moment_default", "the moment route without a tier (spec 17; kvreviver-moment, the default "
+      "before the tier): the mean-field bulk, d=1, h2o prefill of 300 then decode, 2 kv heads, GQA 2",
       64, 2, 2, 0, 4, 16, 16, 1, 8, 32, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F32,
       909, "P300/32 8*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0 },
     { "moment_gauss_f16", "moment route with the uncapped Gaussian bulk (variance and covariance terms), "
@@ -168,6 +168,13 @@ static const scenario scenarios[] = {
       16, 1, 2, 0, 2, 3, 3, 3, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_TOVA, KVR_F16,
       2222, "P16/4 T 14*A1T", KEYS_TWO, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_POOL_AVG, 0, 0,
       KVR_STORE_ELEM, 0, 0, 2, 4 },
+    { "tier_default", "the default kvreviver (doc/methods.md 13.2): exact sinks, window and candidates "
+      "in f16, a 4-bit tier of 12 positions (spec 19), the moment route's mean-field bulk behind it, "
+      "d=1, h2o prefill of 80 then decode (tokens leave the candidates for the tier and the tier's "
+      "least important for the bulk), 2 kv heads, GQA 2 (parts: 5 = quantized)",
+      64, 2, 2, 0, 4, 8, 8, 1, 8, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      2323, "P80/16 12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 4, 12 },
 };
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop

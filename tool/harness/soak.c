@@ -9,7 +9,9 @@
  *   - invariants: ref_head_check() (spec §3.5) and the length;
  *   - error bound (spec §15): vague positions drawn at random, one
  *     coordinate of K and of V each, reconstructed and compared with the
- *     exact value.
+ *     exact value;
+ *   - the quantized tier (spec §19; the default kvreviver has one): every
+ *     tier position, every coordinate, within its code's bound (§18.4).
  *
  * The bound.  Tokens come from a seeded generator (any position can be
  * regenerated), so the tail energy T_i = sum over vague u of
@@ -114,6 +116,37 @@ static void remove_exact(energy *e, uint64_t seed, int D, long pos)
 /* One checkpoint; returns 0 when every check held, 1 otherwise (reported).
  * Accumulates the statistical check's counts into *fails and *samples and
  * the worst hard-check ratio into *worst. */
+/* spec §18.4, §19.4: every tier position reconstructs to its stored value
+ * within the bound of its own zero point and scale, coordinate by
+ * coordinate (a deterministic bound: no sampling). */
+static int check_tier(kvr_cache *c, const ref_head *h, int D, long appended, uint64_t seed, FILE *report)
+{
+    float k[4096], v[4096];
+    if (D > 4096) return 0;
+    for (int j = 0; j < h->n_tier; j++) {
+        long pos = h->tier_pos[j];
+        kvr_part part;
+        if (kvr_part_of(c, 0, 0, pos, &part) != KVR_OK || part != KVR_PART_QUANTIZED
+            || kvr_reconstruct(c, 0, 0, pos, k, v) != KVR_OK) {
+            if (report) fprintf(report, "soak: FAIL at %ld appends: tier position %ld is not quantized\n", appended, pos);
+            return 1;
+        }
+        for (int which = 0; which < 2; which++) {
+            const uint16_t *zs = (which ? h->tier_vq : h->tier_kq) + 2 * (size_t)j;
+            double bound = ref_quant_bound(zs[0], zs[1], h->cfg.tier_bits);
+            for (int i = 0; i < D; i++) {
+                double err = fabs((double)(which ? v[i] : k[i]) - (double)token_value(seed, which, i, pos));
+                if (err > bound) {
+                    if (report) fprintf(report, "soak: FAIL at %ld appends: tier position %ld %s[%d] error %g > %g (spec §18.4 bound)\n",
+                                        appended, pos, which ? "v" : "k", i, err, bound);
+                    return 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static int checkpoint(kvr_cache *c, const kvr_config *cfg, int D, long appended, size_t planned,
                       uint64_t seed, energy *e, double p_hard, double p_stat, long *fails, long *samples,
                       double *worst, double *rms_acc, FILE *report)
@@ -131,6 +164,8 @@ static int checkpoint(kvr_cache *c, const kvr_config *cfg, int D, long appended,
                             kvr_length(c, 0) != appended ? "length" : why);
         return 1;
     }
+    if (check_tier(c, h, D, appended, seed, report) != 0)
+        return 1;
     if (h->n_vague == 0 || !ref_has_sketch(h))
         return 0;
     /* vague sums: all tokens minus sinks, window and candidates */
@@ -140,6 +175,7 @@ static int checkpoint(kvr_cache *c, const kvr_config *cfg, int D, long appended,
     for (long p = 0; p < S && p < appended; p++) remove_exact(e, seed, D, p);
     for (long p = appended - R > S ? appended - R : S; p < appended; p++) remove_exact(e, seed, D, p);
     for (int j = 0; j < h->n_cand; j++) remove_exact(e, seed, D, h->cand_pos[j]);
+    for (int j = 0; j < h->n_tier; j++) remove_exact(e, seed, D, h->tier_pos[j]);   /* not in the sketch */
     double nv = (double)h->n_vague, w = cfg->width, d = cfg->depth;
     float k[4096], v[4096];
     if (D > 4096) return 0;
@@ -187,9 +223,9 @@ int ev_soak_run(long appends, int head_dim, double ratio, long context, uint64_t
         return status;
     size_t planned = kvr_head_bytes(&cfg, D), limit = (size_t)floor(ratio * (double)kvr_full_bytes(context, D, KVR_F32));
     if (report)
-        fprintf(report, "soak: %ld appends, head_dim %d, budget %.3g of %ld tokens: S=%d R=%d C=%d d=%d w=%d, "
-                "%zu bytes planned (limit %zu)\n", appends, D, ratio, context, cfg.sinks, cfg.window,
-                cfg.candidates, cfg.depth, cfg.width, planned, limit);
+        fprintf(report, "soak: %ld appends, head_dim %d, budget %.3g of %ld tokens: S=%d R=%d C=%d Q=%d (%d-bit tier) "
+                "d=%d w=%d, %zu bytes planned (limit %zu)\n", appends, D, ratio, context, cfg.sinks, cfg.window,
+                cfg.candidates, cfg.tier_tokens, cfg.tier_bits, cfg.depth, cfg.width, planned, limit);
     if (planned > limit) {
         if (report) fprintf(report, "soak: FAIL: the plan exceeds the budget\n");
         return 1;
