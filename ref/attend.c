@@ -74,14 +74,15 @@ static void gather(const ref_head *h, ref_work *w)
     int D = h->head_dim;
     if (ref_has_sketch(h))
         ref_vague_means(h, w->mean);
+    ref_walk wk = {0, 0};
     for (long t = 0; t < h->n; t++) {
         float *k = w->k + (size_t)t * D, *v = w->v + (size_t)t * D;
-        kvr_part part = ref_part_of(h, t);
+        kvr_part part = ref_walk_part(h, &wk, t);
         w->held[t] = part != KVR_PART_DROPPED;
         if (part == KVR_PART_VAGUE)
             ref_reconstruct_with(h, t, w->mean, k, v);
         else if (part != KVR_PART_DROPPED)
-            ref_exact_kv(h, t, k, v);
+            ref_walk_exact_kv(h, &wk, t, part, k, v);
     }
 }
 
@@ -139,10 +140,7 @@ void ref_dots(const float *q, const float *k, const long *pos, int m, int D, flo
     }
 }
 
-/* y += a x, coordinate by coordinate (y[i] = y[i] + a * x[i]); x and y do
- * not overlap, so a compiler may do several coordinates at once with the
- * same float32 results. */
-static void add_scaled(int D, float a, const float *restrict x /*[D]*/, float *restrict y /*[D]*/)
+void ref_add_scaled(int D, float a, const float *restrict x /*[D]*/, float *restrict y /*[D]*/)
 {
     for (int i = 0; i < D; i++)
         y[i] += a * x[i];
@@ -191,7 +189,7 @@ static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float
         out[i] = 0.0f;
     for (long t = 0; t < n; t++)
         if (w->held[t])
-            add_scaled(D, w->p[t], w->v + (size_t)t * D, out);
+            ref_add_scaled(D, w->p[t], w->v + (size_t)t * D, out);
     for (int i = 0; i < D; i++)
         out[i] /= sum;
     if (!finite_all(out, D)) {                      /* spec §12.4: the wide pass */

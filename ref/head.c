@@ -304,9 +304,10 @@ static void rows_move(const ref_head *h, part_rows dst, size_t dj, part_rows src
     }
 }
 
-int ref_exact_kv(const ref_head *h, long pos, float *k, float *v)
+/* The stored key and value of an exact position whose part is known, with
+ * its candidate or tier slot (ignored for the other parts). */
+static int exact_at(const ref_head *h, long pos, kvr_part part, int cand, int tier, float *k, float *v)
 {
-    kvr_part part = ref_part_of(h, pos);
     switch (part) {
     case KVR_PART_SINK:
         row_get(h, rows_of(h, part), (size_t)pos, k, v);
@@ -315,17 +316,55 @@ int ref_exact_kv(const ref_head *h, long pos, float *k, float *v)
         row_get(h, rows_of(h, part), (size_t)(pos % h->cfg.window), k, v);
         return 1;
     case KVR_PART_CANDIDATE:
-        row_get(h, rows_of(h, part), (size_t)ref_cand_find(h, pos), k, v);
+        row_get(h, rows_of(h, part), (size_t)cand, k, v);
         return 1;
     case KVR_PART_QUANTIZED:
         if (h->cfg.kivi_bits > 0)
             ref_kivi_get(h, pos, k, v);
         else
-            ref_tier_get(h, ref_tier_find(h, pos), k, v);   /* spec §19.2 */
+            ref_tier_get(h, tier, k, v);   /* spec §19.2 */
         return 1;
     default:
         return 0;
     }
+}
+
+int ref_exact_kv(const ref_head *h, long pos, float *k, float *v)
+{
+    kvr_part part = ref_part_of(h, pos);
+    int cand = part == KVR_PART_CANDIDATE ? ref_cand_find(h, pos) : -1;
+    int tier = part == KVR_PART_QUANTIZED && h->cfg.kivi_bits == 0 ? ref_tier_find(h, pos) : -1;
+    return exact_at(h, pos, part, cand, tier, k, v);
+}
+
+/* ref_part_of for positions visited in increasing order: the candidate and
+ * tier slots are sorted by position (spec §3.1, §19.2), so a cursor into
+ * each replaces the search.  The same part as ref_part_of, by the same
+ * tests in the same order. */
+kvr_part ref_walk_part(const ref_head *h, ref_walk *wk, long pos)
+{
+    if (pos < h->cfg.sinks)
+        return KVR_PART_SINK;
+    if (pos >= h->n - h->cfg.window)
+        return KVR_PART_RECENT;
+    if (h->cfg.kivi_bits > 0)
+        return KVR_PART_QUANTIZED;
+    while (wk->cand < h->n_cand && h->cand_pos[wk->cand] < pos)
+        wk->cand++;
+    if (wk->cand < h->n_cand && h->cand_pos[wk->cand] == pos)
+        return KVR_PART_CANDIDATE;
+    if (ref_has_tier(h)) {
+        while (wk->tier < h->n_tier && h->tier_pos[wk->tier] < pos)
+            wk->tier++;
+        if (wk->tier < h->n_tier && h->tier_pos[wk->tier] == pos)
+            return KVR_PART_QUANTIZED;
+    }
+    return ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
+}
+
+int ref_walk_exact_kv(const ref_head *h, const ref_walk *wk, long pos, kvr_part part, float *k, float *v)
+{
+    return exact_at(h, pos, part, wk->cand, wk->tier, k, v);
 }
 
 float *ref_score_slot(ref_head *h, long pos)

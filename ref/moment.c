@@ -219,6 +219,32 @@ static void attend_one_wide(const ref_head *h, const float *q /*[D]*/, ref_work 
 /* One query head (spec §17): the output and the probabilities of the exact
  * positions (added into w->prob).  P ([d*w]), u and scratch ([D]) are
  * workspace; mk, mv ([D]) the vague means; sum_v ([D]) float64 workspace. */
+
+/* spec §17.4: the logits of the exact positions (held 1) into w->p, each
+ * dot product summed in coordinate order, four positions side by side
+ * (ref_dots); revived (2) and other positions are left as they are. */
+static void exact_logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
+{
+    long pos[4];
+    float dot[4];
+    int m = 0;
+    for (long t = 0; t < n; t++) {
+        if (w->held[t] != 1) continue;
+        pos[m++] = t;
+        if (m == 4) {
+            ref_dots(q, w->k, pos, m, D, dot);
+            for (int j = 0; j < m; j++)
+                w->p[pos[j]] = dot[j] * scale;
+            m = 0;
+        }
+    }
+    if (m > 0) {
+        ref_dots(q, w->k, pos, m, D, dot);
+        for (int j = 0; j < m; j++)
+            w->p[pos[j]] = dot[j] * scale;
+    }
+}
+
 static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
                        float *P, const float *mk, const float *mv, float *u,
                        float *scratch, double *sum_v, float *out /*[D]*/)
@@ -272,17 +298,12 @@ static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
 
     /* spec §17.4: one softmax over exact positions, revived tokens, bulk */
     float max = bulk_logit;
+    exact_logits(h->n, D, q, scale, w);               /* held 1: w->p = q . k scale */
     for (long t = 0; t < h->n; t++) {
-        if (w->held[t] == 1) {
-            float dot = 0.0f;
-            for (int i = 0; i < D; i++)
-                dot += q[i] * w->k[(size_t)t * D + i];
-            w->p[t] = dot * scale;
-        } else if (w->held[t] == 2) {
+        if (w->held[t] == 2)
             w->p[t] = m + w->p[t];
-        } else {
+        else if (w->held[t] != 1)
             continue;
-        }
         if (w->p[t] > max) max = w->p[t];
     }
     float sum = 0.0f;
@@ -292,8 +313,7 @@ static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
         if (!w->held[t]) continue;
         w->p[t] = expf(w->p[t] - max);
         sum += w->p[t];
-        for (int i = 0; i < D; i++)
-            out[i] += w->p[t] * w->v[(size_t)t * D + i];
+        ref_add_scaled(D, w->p[t], w->v + (size_t)t * D, out);
     }
     if (n_b > 0) {
         float p_bulk = expf(bulk_logit - max);
@@ -351,11 +371,12 @@ void ref_attend_moment(ref_head *h, int group, const float *q /*[group][D]*/,
         mk[i] = ref_vague_mean(h, h->sum_k, i);
         mv[i] = ref_vague_mean(h, h->sum_v, i);
     }
+    ref_walk wk = {0, 0};
     for (long t = 0; t < h->n; t++) {                /* exact keys and values */
-        kvr_part part = ref_part_of(h, t);
+        kvr_part part = ref_walk_part(h, &wk, t);
         w->held[t] = part != KVR_PART_VAGUE && part != KVR_PART_DROPPED;
         if (w->held[t])
-            ref_exact_kv(h, t, w->k + (size_t)t * D, w->v + (size_t)t * D);
+            ref_walk_exact_kv(h, &wk, t, part, w->k + (size_t)t * D, w->v + (size_t)t * D);
         w->prob[t] = 0.0f;
     }
     for (int g = 0; g < group; g++)

@@ -135,10 +135,28 @@ int ref_quant_row(const float *x, size_t n, int bits, unsigned char *codes,
     return KVR_OK;
 }
 
+/* ref_dequant_row for 4-bit codes: element 2j is the low nibble of byte j
+ * and 2j + 1 the high one (pack_get), each z + code * s in float32 as
+ * there; unaliased, so a compiler may do several at once. */
+static void dequant_row4(const unsigned char *restrict codes, size_t n, float z, float s,
+                         float *restrict x /*[n]*/)
+{
+    for (size_t j = 0; j < n / 2; j++) {
+        x[2 * j] = z + (float)(codes[j] & 15u) * s;
+        x[2 * j + 1] = z + (float)(codes[j] >> 4) * s;
+    }
+    if (n % 2)
+        x[n - 1] = z + (float)(codes[n / 2] & 15u) * s;
+}
+
 void ref_dequant_row(const unsigned char *codes, const uint16_t *zs, size_t n,
                      int bits, float *x)
 {
     float z = kvr_f16_to_f32(zs[0]), s = kvr_f16_to_f32(zs[1]);   /* ref_dequant's, once */
+    if (bits == 4) {            /* two codes a byte, the low nibble first: the loop below, unrolled */
+        dequant_row4(codes, n, z, s, x);
+        return;
+    }
     for (size_t i = 0; i < n; i++)
         x[i] = z + (float)pack_get(codes, i, bits) * s;
 }

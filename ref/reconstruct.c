@@ -81,26 +81,63 @@ static void median3_rows(int D, const float *restrict s0, const float *restrict 
     }
 }
 
+/* The same for mean rows (d = 3): the sum in row order from 0 (as mean()
+ * does: 0 + e0 turns -0 into +0), divided by 3. */
+static void mean3_rows(int D, const float *restrict s0, const float *restrict s1,
+                       const float *restrict s2 /*[D]*/, const float *restrict mu /*[D]*/,
+                       const float sign[3], const float alpha[3], const float count[3],
+                       float *restrict out /*[D]*/)
+{
+    float g0 = sign[0], g1 = sign[1], g2 = sign[2];
+    float a0 = alpha[0], a1 = alpha[1], a2 = alpha[2];
+    float c0 = count[0], c1 = count[1], c2 = count[2];
+    for (int i = 0; i < D; i++) {
+        float m = mu[i];
+        float sum = 0.0f;
+        sum += g0 * (a0 * (s0[i] - c0 * m)) + m;
+        sum += g1 * (a1 * (s1[i] - c1 * m)) + m;
+        sum += g2 * (a2 * (s2[i] - c2 * m)) + m;
+        out[i] = sum / 3.0f;
+    }
+}
+
+/* Where a position lies in the sketch: its bucket (r w + b) and sign in
+ * each row, the same for the key and the value sums (spec §5). */
+typedef struct {
+    size_t bucket[64];                              /* depth <= 64 (config check) */
+    float sign[64];
+} buckets;
+
+static void buckets_of(const ref_head *h, long pos, buckets *at)
+{
+    for (int r = 0; r < h->cfg.depth; r++)
+        at->bucket[r] = ref_bucket(h, r, pos, &at->sign[r]);
+}
+
 /* One of key or value: sums is sk_k or sk_v, running sum_k or sum_v; mu is
  * the vague part's mean ([D]), or NULL to compute it here coordinate by
  * coordinate (the same float32 values: ref_vague_mean). */
-static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*/,
+static void estimate(const ref_head *h, const buckets *at, const float *sums /*[d][w][D]*/,
                      const double *running /*[D] or NULL*/, const float *mu /*[D] or NULL*/,
                      float *out /*[D]*/)
 {
     int D = h->head_dim, d = h->cfg.depth;
-    float rows[64];                                 /* depth <= 64 (config check) */
+    float rows[64];
     const float *bucket_sums[64];                   /* [d] each row's bucket, [D] */
-    float sign[64], alpha[64], count[64];
+    float alpha[64], count[64];
+    const float *sign = at->sign;
     for (int r = 0; r < d; r++) {
-        size_t b = ref_bucket(h, r, pos, &sign[r]);
+        size_t b = at->bucket[r];
         bucket_sums[r] = sums + b * D;
         count[r] = (float)h->sk_count[b];
         alpha[r] = h->cfg.shrink ? 1.0f / (float)h->sk_load[b] : 1.0f;
     }
     int by_median = h->cfg.rows == KVR_ROWS_MEDIAN;
-    if (d == 3 && by_median && mu) {
-        median3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
+    if (d == 3 && mu) {
+        if (by_median)
+            median3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
+        else
+            mean3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
         return;
     }
     for (int i = 0; i < D; i++) {
@@ -116,8 +153,10 @@ static void estimate(const ref_head *h, long pos, const float *sums /*[d][w][D]*
 /* spec §8: reconstruct the vague token at pos into k and v ([D]). */
 void ref_reconstruct(const ref_head *h, long pos, float *k, float *v)
 {
-    estimate(h, pos, h->sk_k, h->sum_k, NULL, k);
-    estimate(h, pos, h->sk_v, h->sum_v, NULL, v);
+    buckets at;
+    buckets_of(h, pos, &at);
+    estimate(h, &at, h->sk_k, h->sum_k, NULL, k);
+    estimate(h, &at, h->sk_v, h->sum_v, NULL, v);
 }
 
 /* spec §8.1: the vague part's means, key then value (zero without
@@ -134,6 +173,8 @@ void ref_vague_means(const ref_head *h, float *mean)
 /* spec §8: ref_reconstruct with the means given (ref_vague_means of h). */
 void ref_reconstruct_with(const ref_head *h, long pos, const float *mean, float *k, float *v)
 {
-    estimate(h, pos, h->sk_k, h->sum_k, mean, k);
-    estimate(h, pos, h->sk_v, h->sum_v, mean + h->head_dim, v);
+    buckets at;
+    buckets_of(h, pos, &at);
+    estimate(h, &at, h->sk_k, h->sum_k, mean, k);
+    estimate(h, &at, h->sk_v, h->sum_v, mean + h->head_dim, v);
 }

@@ -119,6 +119,15 @@ int ref_has_sketch(const ref_head *h);
 int ref_cand_find(const ref_head *h, long pos);
 /* the stored (exact) key and value of an exact position; 0 if not exact */
 int ref_exact_kv(const ref_head *h, long pos, float *k, float *v);
+/* A walk over positions in increasing order, from {0, 0}: ref_walk_part
+ * gives ref_part_of(h, pos) and leaves the cursors at the position's
+ * candidate or tier slot, which ref_walk_exact_kv reads (as ref_exact_kv,
+ * with the part that ref_walk_part gave). */
+typedef struct {
+    int cand, tier;   /* cursors into cand_pos and tier_pos */
+} ref_walk;
+kvr_part ref_walk_part(const ref_head *h, ref_walk *wk, long pos);
+int ref_walk_exact_kv(const ref_head *h, const ref_walk *wk, long pos, kvr_part part, float *k, float *v);
 /* pointer to the score of an exact scored position, or NULL */
 float *ref_score_slot(ref_head *h, long pos);
 /* append one token whose k, v ([D]) are already known representable */
@@ -182,6 +191,10 @@ void ref_reconstruct_with(const ref_head *h, long pos, const float *mean /*[2][D
  * the processor overlaps their independent chains of additions. */
 void ref_dots(const float *q /*[D]*/, const float *k /*[.][D]*/, const long *pos /*[m]*/, int m, int D,
               float *dot /*[m]*/);
+/* y += a x, coordinate by coordinate (y[i] = y[i] + a * x[i]); x and y must
+ * not overlap, so a compiler may do several coordinates at once with the
+ * same float32 results. */
+void ref_add_scaled(int D, float a, const float *restrict x /*[D]*/, float *restrict y /*[D]*/);
 
 /* The workspace holds what one step needs for n
  * positions; reserve it before changing anything, so a step cannot fail

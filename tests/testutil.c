@@ -75,7 +75,30 @@ void tu_assert_heads_ok(const kvr_cache *c)
             char why[256] = "";
             TU_CHECK(ref_head_check(kvr_cache_head(c, l, h), why, sizeof why) == 0,
                           "layer %d head %d: %s", l, h, why);
+            tu_assert_walk(kvr_cache_head(c, l, h));
         }
+}
+
+/* The walk (ref_walk_part, ref_walk_exact_kv) gives, position by position
+ * in order, the part ref_part_of gives and the bytes ref_exact_kv gives. */
+void tu_assert_walk(const ref_head *h)
+{
+    int D = h->head_dim;
+    float *k = malloc(4 * (size_t)D * sizeof(float));
+    ck_assert_ptr_nonnull(k);
+    float *v = k + D, *k2 = v + D, *v2 = k2 + D;
+    ref_walk wk = {0, 0};
+    for (long p = 0; p < h->n; p++) {
+        kvr_part part = ref_walk_part(h, &wk, p);
+        TU_CHECK(part == ref_part_of(h, p), "walk: position %ld part %d, ref_part_of %d", p, (int)part,
+                 (int)ref_part_of(h, p));
+        int a = ref_walk_exact_kv(h, &wk, p, part, k, v), b = ref_exact_kv(h, p, k2, v2);
+        TU_EQ(a, b);
+        if (a)
+            TU_CHECK(memcmp(k, k2, (size_t)D * sizeof(float)) == 0 && memcmp(v, v2, (size_t)D * sizeof(float)) == 0,
+                     "walk: position %ld: key or value differs from ref_exact_kv", p);
+    }
+    free(k);
 }
 
 void tu_assert_parts(const kvr_cache *c, int layer)

@@ -79,7 +79,11 @@ kvr_config tu_config(int sinks, int window, int candidates, int depth, int width
                      kvr_importance importance);
 
 /* ---- invariants ----------------------------------------------------------- */
-/* ref_head_check() holds for every head of every layer (ck_assert). */
+/* The walk over positions gives ref_part_of's parts and ref_exact_kv's
+ * bytes at every position of h (ck_assert). */
+void tu_assert_walk(const ref_head *h);
+/* ref_head_check() holds for every head of every layer, and the walk
+ * agrees with ref_part_of there (ck_assert). */
 void tu_assert_heads_ok(const kvr_cache *c);
 /* Every position of `layer` is in exactly one part, counted independently of
  * ref_part_of() from the sink range, the window range and the candidate list;

@@ -146,6 +146,7 @@ static void lifecycle_run(uint64_t seed)
             win_score[pos % m.R] = 0.0f;
         char why[256] = "";
         TU_CHECK(ref_head_check(h, why, sizeof why) == 0, "seed %llu step %d: %s", (unsigned long long)seed, step, why);
+        tu_assert_walk(h);
         TU_EQ(h->n_cand, m.nc);
         TU_EQ(h->n_tier, m.nt);
         TU_EQ(h->n_vague, m.n_bulk);
