@@ -146,17 +146,17 @@ void ref_add_scaled(int D, float a, const float *restrict x /*[D]*/, float *rest
         y[i] += a * x[i];
 }
 
-/* spec §11.2: the logits of the held positions into w->p, four at a time
- * (ref_dots). */
-static void logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
+/* spec §11.2: the logits of the positions with held 1 into w->p, four at a
+ * time (ref_dots); the other positions are left as they are. */
+void ref_logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
 {
     long pos[4];
+    float dot[4];
     int m = 0;
     for (long t = 0; t < n; t++) {
-        if (!w->held[t]) continue;
+        if (w->held[t] != 1) continue;
         pos[m++] = t;
-        if (m == 4 || t == n - 1) {
-            float dot[4];
+        if (m == 4) {
             ref_dots(q, w->k, pos, m, D, dot);
             for (int j = 0; j < m; j++)
                 w->p[pos[j]] = dot[j] * scale;
@@ -164,7 +164,6 @@ static void logits(long n, int D, const float *q /*[D]*/, float scale, ref_work 
         }
     }
     if (m > 0) {                                    /* the last held ones */
-        float dot[4];
         ref_dots(q, w->k, pos, m, D, dot);
         for (int j = 0; j < m; j++)
             w->p[pos[j]] = dot[j] * scale;
@@ -176,7 +175,7 @@ static void attend_one(long n, int D, const float *q /*[D]*/, ref_work *w, float
 {
     float scale = 1.0f / sqrtf((float)D);
     float max = -INFINITY;
-    logits(n, D, q, scale, w);                      /* w->p holds the logits, for now */
+    ref_logits(n, D, q, scale, w);                  /* w->p holds the logits, for now */
     for (long t = 0; t < n; t++)
         if (w->held[t] && w->p[t] > max) max = w->p[t];
     float sum = 0.0f;

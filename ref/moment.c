@@ -219,32 +219,6 @@ static void attend_one_wide(const ref_head *h, const float *q /*[D]*/, ref_work 
 /* One query head (spec §17): the output and the probabilities of the exact
  * positions (added into w->prob).  P ([d*w]), u and scratch ([D]) are
  * workspace; mk, mv ([D]) the vague means; sum_v ([D]) float64 workspace. */
-
-/* spec §17.4: the logits of the exact positions (held 1) into w->p, each
- * dot product summed in coordinate order, four positions side by side
- * (ref_dots); revived (2) and other positions are left as they are. */
-static void exact_logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w)
-{
-    long pos[4];
-    float dot[4];
-    int m = 0;
-    for (long t = 0; t < n; t++) {
-        if (w->held[t] != 1) continue;
-        pos[m++] = t;
-        if (m == 4) {
-            ref_dots(q, w->k, pos, m, D, dot);
-            for (int j = 0; j < m; j++)
-                w->p[pos[j]] = dot[j] * scale;
-            m = 0;
-        }
-    }
-    if (m > 0) {
-        ref_dots(q, w->k, pos, m, D, dot);
-        for (int j = 0; j < m; j++)
-            w->p[pos[j]] = dot[j] * scale;
-    }
-}
-
 static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
                        float *P, const float *mk, const float *mv, float *u,
                        float *scratch, double *sum_v, float *out /*[D]*/)
@@ -298,7 +272,7 @@ static void attend_one(const ref_head *h, const float *q /*[D]*/, ref_work *w,
 
     /* spec §17.4: one softmax over exact positions, revived tokens, bulk */
     float max = bulk_logit;
-    exact_logits(h->n, D, q, scale, w);               /* held 1: w->p = q . k scale */
+    ref_logits(h->n, D, q, scale, w);                 /* held 1: w->p = q . k scale */
     for (long t = 0; t < h->n; t++) {
         if (w->held[t] == 2)
             w->p[t] = m + w->p[t];

@@ -221,6 +221,10 @@ int ref_work_reserve(ref_work *w, long n, int head_dim);
  * more term (logit bulk_logit, value bulk_v [D]); writes out ([D]) and
  * exp(logit - max) into w->p, returns the sum of the terms (>= 1). */
 double ref_softmax_wide(long n, int D, ref_work *w, double bulk_logit, const double *bulk_v, float *out);
+/* spec §11.2: q . k scale into w->p for the positions with held 1 (the
+ * exact ones; 2, a revived token of spec §17.2, and 0 are left as they
+ * are), four at a time with ref_dots: each the same float as alone. */
+void ref_logits(long n, int D, const float *q /*[D]*/, float scale, ref_work *w);
 void ref_work_free(ref_work *w);
 void ref_attend(ref_head *h, int group, const float *q /*[group][D]*/,
                 float *out /*[group][D]*/, int update, ref_work *w);
