@@ -59,15 +59,18 @@ float ref_combine(float *x, int d, kvr_rows rows)
     return rows == KVR_ROWS_MEDIAN ? median(x, d) : mean(x, d);
 }
 
-/* The paper's rows (d = 3, median) with the means given: the general loop
- * of estimate() below for that case, written with no branch and no call in
- * the loop and with unaliased arrays, so that a compiler may do several
- * coordinates at once (each coordinate's float32 operations and their order
- * are those of the general loop, so the result is the same bit for bit). */
-static void median3_rows(int D, const float *restrict s0, const float *restrict s1,
+/* Three rows (the paper's depth) with the means given: the general loop of
+ * estimate() below for d = 3, written with no call in the loop and with
+ * unaliased arrays, so that a compiler may do several coordinates at once
+ * (each coordinate's float32 operations and their order are the general
+ * loop's, so the result is the same bit for bit).  by_median is a constant
+ * at each call, so the choice leaves the loop: median3, or the sum in row
+ * order from 0 (as mean() does: 0 + e0 turns -0 into +0) divided by 3. */
+static inline void rows3(int D, const float *restrict s0, const float *restrict s1,
                          const float *restrict s2 /*[D] the three rows' buckets*/,
                          const float *restrict mu /*[D]*/, const float sign[3],
-                         const float alpha[3], const float count[3], float *restrict out /*[D]*/)
+                         const float alpha[3], const float count[3], int by_median,
+                         float *restrict out /*[D]*/)
 {
     float g0 = sign[0], g1 = sign[1], g2 = sign[2];
     float a0 = alpha[0], a1 = alpha[1], a2 = alpha[2];
@@ -77,27 +80,15 @@ static void median3_rows(int D, const float *restrict s0, const float *restrict 
         float e0 = g0 * (a0 * (s0[i] - c0 * m)) + m;
         float e1 = g1 * (a1 * (s1[i] - c1 * m)) + m;
         float e2 = g2 * (a2 * (s2[i] - c2 * m)) + m;
-        out[i] = median3(e0, e1, e2);
-    }
-}
-
-/* The same for mean rows (d = 3): the sum in row order from 0 (as mean()
- * does: 0 + e0 turns -0 into +0), divided by 3. */
-static void mean3_rows(int D, const float *restrict s0, const float *restrict s1,
-                       const float *restrict s2 /*[D]*/, const float *restrict mu /*[D]*/,
-                       const float sign[3], const float alpha[3], const float count[3],
-                       float *restrict out /*[D]*/)
-{
-    float g0 = sign[0], g1 = sign[1], g2 = sign[2];
-    float a0 = alpha[0], a1 = alpha[1], a2 = alpha[2];
-    float c0 = count[0], c1 = count[1], c2 = count[2];
-    for (int i = 0; i < D; i++) {
-        float m = mu[i];
-        float sum = 0.0f;
-        sum += g0 * (a0 * (s0[i] - c0 * m)) + m;
-        sum += g1 * (a1 * (s1[i] - c1 * m)) + m;
-        sum += g2 * (a2 * (s2[i] - c2 * m)) + m;
-        out[i] = sum / 3.0f;
+        if (by_median) {
+            out[i] = median3(e0, e1, e2);
+        } else {
+            float sum = 0.0f;
+            sum += e0;
+            sum += e1;
+            sum += e2;
+            out[i] = sum / 3.0f;
+        }
     }
 }
 
@@ -135,9 +126,9 @@ static void estimate(const ref_head *h, const buckets *at, const float *sums /*[
     int by_median = h->cfg.rows == KVR_ROWS_MEDIAN;
     if (d == 3 && mu) {
         if (by_median)
-            median3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
+            rows3(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, 1, out);
         else
-            mean3_rows(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, out);
+            rows3(D, bucket_sums[0], bucket_sums[1], bucket_sums[2], mu, sign, alpha, count, 0, out);
         return;
     }
     for (int i = 0; i < D; i++) {

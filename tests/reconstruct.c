@@ -133,9 +133,16 @@ START_TEST(test_formula)
     TU_EQ(kvr_append(c, 0, N, &k[0][0], &v[0][0]), KVR_OK);
     const ref_head *h = kvr_cache_head(c, 0, 0);
     tu_tally all = TU_TALLY_INIT;          /* mark: the position; i: (pos * 2 + (v?)) * D + coord */
+    float means[2 * D];
+    ref_vague_means(h, means);
     for (long p = 0; p < N - R; p++) {
-        float rk[D], rv[D];
+        float rk[D], rv[D], wk[D], wv[D];
         TU_EQ(kvr_reconstruct(c, 0, 0, p, rk, rv), KVR_OK);
+        /* attention's gather (the means given, the d = 3 loops) is the same
+         * float as kvr_reconstruct's general loop, bit for bit */
+        ref_reconstruct_with(h, p, means, wk, wv);
+        TU_CHECK(memcmp(rk, wk, sizeof rk) == 0 && memcmp(rv, wv, sizeof rv) == 0,
+                 "d %d rows %d: ref_reconstruct_with differs from kvr_reconstruct at %ld", d, (int)cfg.rows, p);
         all.mark = p;
         for (int kv = 0; kv < 2; kv++)
             for (int i = 0; i < D; i++) {
