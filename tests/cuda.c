@@ -526,9 +526,11 @@ START_TEST(test_limits)
     ck_assert_ptr_null(c);
     ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, 512, &cfg, KVR_BACKEND_CUDA), KVR_EBACKEND);
     ck_assert_ptr_null(c);
-    /* quantized storage and KIVI run on the host only (spec §18) */
-    static const char *quantized[] = {"h2o/store=q4", "kvreviver/store=q8", "kivi"};
-    for (int i = 0; i < 3; i++) {
+    /* quantized storage, KIVI and the quantized tier (so the default
+     * kvreviver) run on the host only (spec §18, §19.10) */
+    static const char *quantized[] = {"h2o/store=q4", "kvreviver-moment/store=q8", "kivi", "kvreviver",
+                                      "kvreviver-paper/bits=2"};
+    for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(kvr_method_config(quantized[i], 0.25, 1024, 64, KVR_F32, &cfg), KVR_OK);
         ck_assert_int_eq(kvr_cache_create(&c, 1, 1, 1, 64, &cfg, KVR_BACKEND_CUDA), KVR_EINVAL);
         ck_assert_ptr_null(c);

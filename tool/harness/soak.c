@@ -121,8 +121,7 @@ static void remove_exact(energy *e, uint64_t seed, int D, long pos)
  * coordinate (a deterministic bound: no sampling). */
 static int check_tier(kvr_cache *c, const ref_head *h, int D, long appended, uint64_t seed, FILE *report)
 {
-    float k[4096], v[4096];
-    if (D > 4096) return 0;
+    float k[4096], v[4096];                         /* D <= 4096: ev_soak_run */
     for (int j = 0; j < h->n_tier; j++) {
         long pos = h->tier_pos[j];
         kvr_part part;
