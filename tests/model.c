@@ -457,8 +457,9 @@ static void gguf_build(buf *o, const float *w, uint32_t emb_type, const unsigned
     put(o, "GGUF", 4);
     put_u32(o, 3);
     put_u64(o, (uint64_t)nt);
-    put_u64(o, 15);
+    put_u64(o, 16);
     put_str(o, "general.architecture"); put_u32(o, 8); put_str(o, "llama");
+    put_str(o, "tokenizer.ggml.pre"); put_u32(o, 8); put_str(o, "smollm");
     put_str(o, "general.tags"); put_u32(o, 9); put_u32(o, 9); put_u64(o, 2);   /* array of arrays */
     put_u32(o, 5); put_u64(o, 1); put_u32(o, 7);
     put_u32(o, 8); put_u64(o, 1); put_str(o, "x");
@@ -581,6 +582,52 @@ START_TEST(gguf_equals_llama2c)
         ck_assert_str_eq(out, cases[i].text);
     }
     lm_bpe_free(&bp);
+    /* the pre-tokenizers' pieces (doc/model.md §2.3): GPT-2's pattern, and
+     * smollm's digits cut one by one first */
+    static const struct { const char *pre, *text, *pieces; } cuts[] = {
+        {"smollm", "x 1", "x| |1"},
+        {"gpt2", "x 12", "x| 12"},
+        {"smollm", "x 12", "x| |1|2"},
+        {"smollm", "a1b", "a|1|b"},
+        {"smollm", "It's they're", "It|'s| they|'re"},
+        {"smollm", "DON'T", "DON|'|T"},
+        {"smollm", "we'll I'd 'm", "we|'ll| I|'d| '|m"},
+        {"smollm", "a  b", "a| | b"},
+        {"smollm", "a\t\tb", "a|\t|\t|b"},
+        {"smollm", "x  ", "x|  "},
+        {"smollm", "hi!! ?!", "hi|!!| ?!"},
+        {"smollm", "caf\xc3\xa9 na\xc3\xafve", "caf\xc3\xa9| na\xc3\xafve"},
+        {"smollm", "x \xc2\xbd", "x| |\xc2\xbd"},          /* U+00BD is category N */
+        {"smollm", "a\n\n  b", "a|\n\n | b"},
+    };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        lm_model mb = b;
+        snprintf(mb.tok_pre, sizeof mb.tok_pre, "%s", cuts[i].pre);
+        ck_assert_int_eq(lm_bpe_init(&bp, &mb), KVR_OK);
+        size_t ends[32];
+        int np;
+        ck_assert_int_eq(lm_bpe_split(&bp, cuts[i].text, ends, 32, &np), KVR_OK);
+        char got[96] = "";
+        size_t k = 0, from = 0;
+        for (int j = 0; j < np; j++) {
+            if (j) got[k++] = '|';
+            memcpy(got + k, cuts[i].text + from, ends[j] - from);
+            k += ends[j] - from;
+            from = ends[j];
+        }
+        got[k] = '\0';
+        ck_assert_msg(!strcmp(got, cuts[i].pieces), "%s \"%s\": pieces \"%s\", want \"%s\"", cuts[i].pre,
+                      cuts[i].text, got, cuts[i].pieces);
+        lm_bpe_free(&bp);
+    }
+    /* a pre-tokenizer we do not implement, or none, is refused by name */
+    lm_model mu = b;
+    snprintf(mu.tok_pre, sizeof mu.tok_pre, "llama3");
+    ck_assert_int_eq(lm_bpe_init(&bp, &mu), KVR_EFORMAT);
+    ck_assert_msg(strstr(lm_model_error(), "\"llama3\" is not supported"), "%s", lm_model_error());
+    mu.tok_pre[0] = '\0';
+    ck_assert_int_eq(lm_bpe_init(&bp, &mu), KVR_EFORMAT);
+    ck_assert_msg(strstr(lm_model_error(), "(missing)"), "%s", lm_model_error());
     /* the same logits */
     kvr_config cfg;
     ck_assert_int_eq(kvr_method_config("full", 1.0, 8, 8, KVR_F32, &cfg), KVR_OK);

@@ -13,3 +13,13 @@ tests_keystats_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tool
 tests_keystats_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
 TESTS += tests/cli-keys.sh
 dist_check_SCRIPTS += tests/cli-keys.sh
+# the runtime beside llama.cpp (doc/model.md §8): tokens and logits of the
+# same text; skips where llama-cpp-python, NumPy or a GGUF model is absent
+check_PROGRAMS += tests/lm-dump
+tests_lm_dump_SOURCES = tests/lm-dump.c
+tests_lm_dump_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tool
+tests_lm_dump_LDADD = $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
+TESTS += tests/llamacpp.sh
+dist_check_SCRIPTS += tests/llamacpp.sh
+EXTRA_DIST += tests/llamacpp-check.py tests/llamacpp-sample.txt
+EXTRA_DIST += scripts/install-llamacpp.sh scripts/fetch-smollm2.sh

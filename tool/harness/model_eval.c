@@ -322,7 +322,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     x->exact_ratio += y->exact_ratio;
                     x->top1_agree += y->top1_agree;
                     x->kl += y->kl;
-                    x->ppl += y->ppl;
+                    x->nll += y->nll;   /* equal steps per run: the mean is the pooled one */
                     x->bytes_held = y->bytes_held;
                     x->seconds += y->seconds;
                     rows[r].runs++;
@@ -346,7 +346,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 double k = x->runs;
                 printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
                        x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
-                       x->sum.ppl / k);
+                       exp(x->sum.nll / k));
             }
             fflush(stdout);
         }
@@ -388,7 +388,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             c.exact_ratio = x->sum.exact_ratio / k;
             c.top1_agree = x->sum.top1_agree / k;
             c.kl = x->sum.kl / k;
-            c.ppl = x->sum.ppl / k;
+            c.ppl = exp(x->sum.nll / k);   /* pooled over every decoded token, as llama.cpp's */
         }
         if (x->pk_ok) {
             c.passkey_acc = (double)x->pk_right / x->pk_ok;

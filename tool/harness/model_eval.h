@@ -29,7 +29,8 @@ typedef struct {
     double exact_ratio;  /* exactly held positions / (layers * kv heads * n) */
     double top1_agree;   /* share of decode steps whose argmax equals full's */
     double kl;           /* mean over decode steps of KL(full || method), nats */
-    double ppl;          /* exp(-mean log p_method(next token)) */
+    double nll;          /* -mean log p_method(next token), nats */
+    double ppl;          /* exp(nll) */
     size_t bytes_held;
     double seconds;      /* wall time of the lock step that ran it */
 } ev_model_result;

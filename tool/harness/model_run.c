@@ -376,7 +376,8 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
         r->exact_ratio = (double)exact / ((double)m->n_layers * m->n_kv_heads * t->n);
         r->top1_agree = (double)c->agree / (double)steps;
         r->kl = c->kl / (double)steps;
-        r->ppl = exp(c->nll / (double)steps);
+        r->nll = c->nll / (double)steps;
+        r->ppl = exp(r->nll);
         r->seconds = seconds;
     }
 done:

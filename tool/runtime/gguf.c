@@ -340,7 +340,7 @@ int lm_model_load_gguf(lm_model *m, const char *path)
         bad(&r, "tensor or metadata count larger than the file can hold");
 
     /* metadata */
-    gstr arch = {NULL, 0};
+    gstr arch = {NULL, 0}, pre = {NULL, 0};
     double num[16];
     int have[16] = {0};
     static const char *const keys[16] = {
@@ -368,6 +368,8 @@ int lm_model_load_gguf(lm_model *m, const char *path)
             have[which] = 1;
         } else if (str_is(key, "general.architecture") && type == G_STRING) {
             arch = get_str(&r, "truncated architecture");
+        } else if (str_is(key, "tokenizer.ggml.pre") && type == G_STRING) {
+            pre = get_str(&r, "truncated tokenizer.ggml.pre");
         } else if ((str_is(key, "tokenizer.ggml.tokens") || str_is(key, "tokenizer.ggml.merges"))
                    && type == G_ARRAY) {
             uint64_t at = r.pos;
@@ -409,6 +411,12 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     m->rope_dims = have[9] && num[9] >= 0 && num[9] <= 4096 ? (int)num[9] : m->head_dim;
     m->bos = have[11] && num[11] >= 0 && num[11] < 1e9 ? (int)num[11] : 1;
     m->eos = have[12] && num[12] >= 0 && num[12] < 1e9 ? (int)num[12] : -1;
+    if (pre.s && pre.n < sizeof m->tok_pre) {   /* a longer name is no name we know */
+        memcpy(m->tok_pre, pre.s, pre.n);
+        m->tok_pre[pre.n] = '\0';
+    } else if (pre.s) {
+        snprintf(m->tok_pre, sizeof m->tok_pre, "%.*s...", (int)sizeof m->tok_pre - 4, pre.s);
+    }
     if ((status = lm_model_check(m, path)) != KVR_OK) {
         r.status = status;
         goto fail;

@@ -43,6 +43,7 @@ typedef struct {
     char **tokens;          /* [vocab_size] token strings (GPT-2 byte-level) */
     char **merges;          /* [n_merges] "left right" */
     int n_merges;
+    char tok_pre[32];       /* tokenizer.ggml.pre ("" when absent) */
     void *owned[16];        /* allocations to free */
     int n_owned;
 } lm_model;

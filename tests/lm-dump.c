@@ -1,0 +1,118 @@
+/* lm-dump: the runtime's tokens and logits for tests/llamacpp.sh, which
+ * compares them with llama.cpp's (doc/model.md §8).
+ *
+ *   lm-dump tokens MODEL TEXT          ids of TEXT, one per line, on stdout
+ *   lm-dump logits MODEL IDS OUT P     full float32 cache: the first P ids
+ *                                      through the prompt path
+ *                                      (lm_model_prompt, lm_prompt_prefill),
+ *                                      the rest one decode step each
+ *                                      (lm_model_step); OUT gets the float32
+ *                                      logits after positions P-1 .. n-1,
+ *                                      [n-P+1][vocab_size], row-major
+ * Exit 0, or 1 with a message on stderr. */
+#include <config.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "kvreviver.h"
+#include "runtime/model.h"
+#include "runtime/bpe.h"
+
+static char *read_file(const char *path, long *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *t = NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (*n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0
+        && (t = malloc((size_t)*n + 1)) && fread(t, 1, (size_t)*n, f) == (size_t)*n)
+        t[*n] = '\0';
+    else {
+        free(t);
+        t = NULL;
+    }
+    fclose(f);
+    return t;
+}
+
+static int tokens(const lm_model *m, const char *path)
+{
+    long n;
+    char *text = read_file(path, &n);
+    if (!text) { fprintf(stderr, "lm-dump: cannot read %s\n", path); return 1; }
+    lm_bpe b;
+    int *ids = malloc(sizeof(int) * ((size_t)n + 1)), k = 0, rc = 1;
+    if (!ids || lm_bpe_init(&b, m) != KVR_OK) {
+        fprintf(stderr, "lm-dump: %s\n", ids ? lm_model_error() : "out of memory");
+        free(ids); free(text);
+        return 1;
+    }
+    if (lm_bpe_encode(&b, text, ids, (int)n + 1, &k) != KVR_OK)
+        fprintf(stderr, "lm-dump: %s\n", lm_model_error());
+    else {
+        for (int i = 0; i < k; i++) printf("%d\n", ids[i]);
+        rc = fflush(stdout) != 0;
+    }
+    lm_bpe_free(&b);
+    free(ids); free(text);
+    return rc;
+}
+
+static int logits(const lm_model *m, const char *ids_path, const char *out_path, int P)
+{
+    FILE *f = fopen(ids_path, "r");
+    if (!f) { fprintf(stderr, "lm-dump: cannot read %s\n", ids_path); return 1; }
+    int cap = 1024, n = 0, id, rc = 1;
+    int *ids = malloc(sizeof(int) * (size_t)cap);
+    while (ids && fscanf(f, "%d", &id) == 1) {
+        if (n == cap) { int *g = realloc(ids, sizeof(int) * (size_t)(cap *= 2)); if (!g) { free(ids); ids = NULL; break; } ids = g; }
+        ids[n++] = id;
+    }
+    fclose(f);
+    if (!ids || P < 1 || P > n) { fprintf(stderr, "lm-dump: need 1 <= P <= %d ids\n", n); free(ids); return 1; }
+    kvr_config cfg;
+    kvr_cache *c = NULL;
+    lm_prompt pr = {0};
+    lm_model_state s = {0};
+    float *lg = malloc(sizeof(float) * (size_t)m->vocab_size);   /* [vocab_size] */
+    FILE *o = fopen(out_path, "wb");
+    if (!lg || !o || kvr_method_config("full", 1.0, n, m->head_dim, KVR_F32, &cfg) != KVR_OK
+        || lm_model_cache(m, &cfg, &c) != KVR_OK || lm_model_state_init(&s, m) != KVR_OK
+        || lm_model_prompt(m, P, ids, 256, &pr) != KVR_OK || lm_prompt_prefill(m, &pr, c) != KVR_OK) {
+        fprintf(stderr, "lm-dump: %s / %s\n", lm_model_error(), kvr_last_error());
+        goto done;
+    }
+    if (fwrite(pr.logits, sizeof(float), (size_t)m->vocab_size, o) != (size_t)m->vocab_size)
+        goto done;
+    for (int t = P; t < n; t++) {
+        if (lm_model_step(m, &s, c, ids[t], lg) != KVR_OK) {
+            fprintf(stderr, "lm-dump: %s\n", lm_model_error());
+            goto done;
+        }
+        if (fwrite(lg, sizeof(float), (size_t)m->vocab_size, o) != (size_t)m->vocab_size)
+            goto done;
+    }
+    rc = 0;
+done:
+    if (o && fclose(o) != 0) rc = 1;
+    free(lg); free(ids);
+    lm_prompt_free(&pr);
+    lm_model_state_free(&s);
+    kvr_cache_free(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4 || (strcmp(argv[1], "tokens") && strcmp(argv[1], "logits")) || (!strcmp(argv[1], "logits") && argc != 6)) {
+        fprintf(stderr, "usage: lm-dump tokens MODEL TEXT | lm-dump logits MODEL IDS OUT P\n");
+        return 2;
+    }
+    lm_model m;
+    if (lm_model_load(&m, argv[2]) != KVR_OK) {
+        fprintf(stderr, "lm-dump: %s\n", lm_model_error());
+        return 1;
+    }
+    int rc = !strcmp(argv[1], "tokens") ? tokens(&m, argv[3]) : logits(&m, argv[3], argv[4], atoi(argv[5]));
+    lm_model_free(&m);
+    return rc;
+}
