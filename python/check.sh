@@ -17,7 +17,7 @@ for m in numpy pytest; do
     fi
 done
 lib="$top_builddir/.libs"
-if ! ls "$lib"/libkvreviver.so "$lib"/libkvreviver.dylib >/dev/null 2>&1 && ! ls "$lib"/libkvreviver.so* >/dev/null 2>&1; then
+if ! ls "$lib"/libkvreviver.so* "$lib"/libkvreviver*.dylib 2>/dev/null | grep -q .; then
     echo "SKIP: no shared libkvreviver in $lib (configured with --disable-shared?)"
     exit 77
 fi

@@ -78,6 +78,9 @@ def test_plan_of_a_cache():
         assert p.full_head_bytes == kvr.full_bytes(1024, 64, "f16")
         assert 0.2 < p.head_bytes / p.full_head_bytes <= 0.25
         assert "tier" in repr(p) and "sketch" in repr(p)
+        assert p.as_dict()["head_bytes"] == kvr.head_bytes(cfg, 64)
+        assert repr(c) == ("<kvreviver.Cache kvreviver at 0.25, 1 layer(s) x 2 kv heads, 4 q heads, "
+                           "head_dim 64, lengths [0]>")
 
 
 def test_full_method_is_full_attention():
