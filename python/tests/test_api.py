@@ -221,3 +221,20 @@ def test_arrays_are_passed_without_a_copy():
     view = np.zeros((10, H, D), dtype=np.float32)[2:5]                # a contiguous view: its own data
     p = kvr._f32("k", view, (None, H, D))
     assert ctypes.cast(p, ctypes.c_void_p).value == view.ctypes.data
+
+
+def test_cuda_backend_agrees_with_ref():
+    # on a machine with a GPU and a CUDA build: the same partition, and
+    # attention within float32 reordering of the reference's (doc/cuda.md)
+    if not kvr.backend_available("cuda"):
+        pytest.skip("no usable CUDA backend here (a build without nvcc, or no GPU)")
+    k, v, q = data(seed=6, d=64)
+    outs, parts = [], []
+    for backend in ("ref", "cuda"):
+        with kvr.Cache("kvreviver-moment", 0.25, N, H, HQ, 64, elem="f32", backend=backend) as c:
+            c.prefill(k[:N - 4], v[:N - 4], q[N - 36:N - 4])
+            c.append(k[N - 4:], v[N - 4:])
+            outs.append(c.attend(q[-1]))
+            parts.append(c.parts())
+    np.testing.assert_array_equal(parts[0], parts[1])
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-4, atol=1e-5)
