@@ -26,7 +26,7 @@ from . import _lib
 from ._lib import Config, lib
 
 __version__ = "0.1.0"
-__all__ = ["Error", "Config", "Cache", "Plan", "version", "methods", "method_config", "plan",
+__all__ = ["Error", "Config", "Cache", "Plan", "version", "methods", "method_config", "plan", "check_config",
            "head_bytes", "full_bytes", "elem_round", "elem_size", "backend_available", "hash",
            "hash_bucket", "hash_sign", "part_name", "STATUS_NAMES", "PART_NAMES",
            "PART_SINK", "PART_RECENT", "PART_CANDIDATE", "PART_VAGUE", "PART_DROPPED", "PART_QUANTIZED",
