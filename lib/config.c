@@ -189,8 +189,8 @@ static int lever_int(const char *key, const char *val, long lo, long hi, int *ou
 
 /* Apply levers "/key=value/key=value..." to cfg (doc/methods.md §13.4):
  * for the kvreviver methods share, recent, depth, rows, centre, shrink,
- * vague, varcap, revive, importance and store; for the eviction methods
- * store; for kivi bits, group and residual.  A lever the method does not
+ * vague, varcap, revive, importance, store and obs; for the eviction
+ * methods store and obs; for kivi bits, group and residual.  A lever the method does not
  * take is KVR_EINVAL.  Each value is checked against its lever's range
  * here, so a bad one is reported by the lever's name and range, not by the
  * field or function it feeds; KVR_EINVAL and a message otherwise. */
@@ -215,6 +215,7 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         int is_store = !strcmp(key, "store");
         int is_kivi = !strcmp(key, "group") || !strcmp(key, "residual");
         int is_bits = !strcmp(key, "bits");        /* kivi's bits, or the kvreviver tier's (spec §19.1) */
+        int is_obs = !strcmp(key, "obs");          /* the prefill observation window W (spec §6.2) */
         if (family == LEVERS_NONE)
             return kvr_fail(KVR_EINVAL, "lever '%s': the full cache takes no levers", key);
         if (family == LEVERS_KIVI && !is_kivi && !is_bits)
@@ -223,9 +224,11 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
             return kvr_fail(KVR_EINVAL, "lever '%s' applies to kivi only", key);
         if (family == LEVERS_EVICTION && is_bits)
             return kvr_fail(KVR_EINVAL, "lever 'bits' applies to kivi and the kvreviver methods only");
-        if (family == LEVERS_EVICTION && !is_store)
-            return kvr_fail(KVR_EINVAL, "lever '%s' applies to the kvreviver methods only (eviction methods take store=)", key);
-        if (is_store) {
+        if (family == LEVERS_EVICTION && !is_store && !is_obs)
+            return kvr_fail(KVR_EINVAL, "lever '%s' applies to the kvreviver methods only (eviction methods take store= and obs=)", key);
+        if (is_obs) {
+            if ((status = lever_int(key, val, 1, 65536, &cfg->obs_window)) != KVR_OK) return status;
+        } else if (is_store) {
             kvr_store st;
             if (strcmp(val, "q8") && strcmp(val, "q4") && strcmp(val, "elem"))
                 return kvr_fail(KVR_EINVAL, "lever store=%s: not q8, q4 or elem", val);

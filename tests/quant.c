@@ -446,8 +446,8 @@ START_TEST(test_kivi_largest_residual)
 }
 END_TEST
 
-/* The levers: store= on eviction and kvreviver methods, bits=, group=,
- * residual= on kivi; anything else is KVR_EINVAL with cfg unchanged. */
+/* The levers: store= and obs= on eviction and kvreviver methods, bits=,
+ * group=, residual= on kivi; anything else is KVR_EINVAL with cfg unchanged. */
 START_TEST(test_quant_levers)
 {
     enum { N = 4096, D = 64 };
@@ -458,6 +458,13 @@ START_TEST(test_quant_levers)
     TU_EQ(cfg.store, KVR_STORE_Q8);
     TU_EQ(kvr_method_config("kivi/bits=4/group=64/residual=100", 0.5, N, D, KVR_F32, &cfg), KVR_OK);
     TU_OK(cfg.kivi_bits == 4 && cfg.kivi_group == 64 && cfg.window == 100 && cfg.kivi_tokens == N - 4 - 100);
+    /* obs=: the observation window, and SnapKV's window with it (spec §6.2, §9.2) */
+    TU_EQ(kvr_method_config("snapkv/obs=16", 0.1, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_OK(cfg.obs_window == 16 && cfg.window == 16);
+    TU_EQ(kvr_method_config("h2o/obs=8/store=q4", 0.1, N, D, KVR_F32, &cfg), KVR_OK);
+    TU_OK(cfg.obs_window == 8 && cfg.store == KVR_STORE_Q4);
+    TU_EQ(kvr_method_config("kvreviver/obs=64", 0.1, N, D, KVR_F16, &cfg), KVR_OK);
+    TU_EQ(cfg.obs_window, 64);
     TU_EQ(kvr_method_config("kivi", 0.1, N, D, KVR_F32, &cfg), KVR_OK);
     TU_OK(cfg.kivi_bits == 2 && cfg.kivi_group == 32);
     before = cfg;
@@ -465,6 +472,7 @@ START_TEST(test_quant_levers)
         "h2o/store=q3", "h2o/store=", "h2o/store=f16", "kivi/bits=5", "kivi/bits=8", "kivi/bits=1", "kivi/bits=2.5",
         "kivi/store=q4", "h2o/bits=2", "kvreviver/group=32", "full/store=q4", "kivi/share=0.1",
         "kivi/group=0", "kivi/residual=0", "snapkv/depth=2", "kivi/group=-3",
+        "snapkv/obs=0", "snapkv/obs=1.5", "kivi/obs=8", "full/obs=8", "tova/obs=70000",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kvr_method_config(bad[i], 0.5, N, D, KVR_F32, &cfg) != KVR_EINVAL)
