@@ -252,6 +252,26 @@ if [ -r "$model" ]; then
 else
   echo "# SKIP model workload: $model is absent (set KVR_TEST_MODEL)"
 fi
+# --late-question: usage errors, and with a GGUF model (KVR_TEST_GGUF, or
+# scripts/fetch-smollm2.sh's) the full cache answers every trial both ways
+expect 2 "--late-question on needle" -- eval --workload needle --late-question
+expect 2 "--late-question with the forced comparison" -- eval --workload "model:$tmp/none" --passkey 2 --late-question
+grep -q -- "--late-question needs --forced 0" "$tmp/err" && ok "says why" || fail "--late-question message: $(cat "$tmp/err")"
+gguf=${KVR_TEST_GGUF:-}
+[ -n "$gguf" ] || for f in "${KVR_MODELS:-$HOME/.cache/kvreviver}"/*.gguf; do [ -f "$f" ] && gguf=$f && break; done
+gguf=${gguf%% *}
+if [ -n "$gguf" ] && [ -r "$gguf" ]; then
+  for late in "" --late-question; do
+    expect 0 "passkey ${late:-early} on $(basename "$gguf")" -- eval --workload "model:$gguf" --context 256 --passkey 2 \
+      --forced 0 --method full --budget 0.5 $late --csv -
+    [ "$(col passkey_acc "$tmp/out" | sed -n 1p)" = 1 ] && ok "full answers both trials ${late:-early}" \
+      || fail "full passkey ${late:-early}: $(cat "$tmp/out")"
+  done
+  [ "$(col workload "$tmp/out" | sed -n 1p)" = "model:$(basename "$gguf")+late" ] && ok "late rows are model:NAME+late" \
+    || fail "late workload: $(col workload "$tmp/out")"
+else
+  echo "# SKIP passkey with a GGUF model: none found (set KVR_TEST_GGUF, or run scripts/fetch-smollm2.sh)"
+fi
 cd - >/dev/null || exit 99
 
 echo "1..$n"

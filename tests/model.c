@@ -712,7 +712,7 @@ START_TEST(text_needs_tokenizer)
     const double budgets[] = {0.5};
     const char *methods[] = {"full"};
     const unsigned long long seeds[] = {1};
-    ev_model_opts o = {path, text, 8, 4, 1, KVR_F32, budgets, 1, methods, 1, seeds, 1, 0, 1, 1, NULL};
+    ev_model_opts o = {path, text, 8, 4, 1, KVR_F32, budgets, 1, methods, 1, seeds, 1, 0, 0, 1, 1, NULL};
     ck_assert_int_eq(ev_model_run(&m, &o), 2);
     o.text = NULL;
     o.context = small_hdr[6] + 1;   /* above the trained context */
@@ -757,7 +757,7 @@ START_TEST(text_windows)
     const double budgets[] = {1.0};
     const char *methods[] = {"full", "streaming"};
     const unsigned long long seeds[] = {1};
-    ev_model_opts eo = {gp, text, 8, 4, 5, KVR_F32, budgets, 1, methods, 2, seeds, 1, 0, 1, 2, out};
+    ev_model_opts eo = {gp, text, 8, 4, 5, KVR_F32, budgets, 1, methods, 2, seeds, 1, 0, 0, 1, 2, out};
     ck_assert_int_eq(ev_model_run(&m, &eo), 2);        /* 5 windows of 8 need 41 tokens */
     eo.windows = 4;
     ck_assert_int_eq(ev_model_run(&m, &eo), 0);

@@ -56,6 +56,10 @@ static void usage(FILE *f)
         "                         --text document, averaged (default 1)\n"
         "      --passkey=N        also N passkey trials per seed, the key's depth\n"
         "                         spread evenly (needs a tokenizer; default 0)\n"
+        "      --late-question    the passkey's question arrives after compression:\n"
+        "                         each cache is prefilled from the document alone,\n"
+        "                         then the question's tokens are appended one decode\n"
+        "                         step each, then the answer is decoded\n"
         "      --forced=0|1       run the teacher-forced comparison (default 1)\n"
         "      --threads=N        threads the methods run on (default: the CPUs)\n"
         "Methods and budgets:\n"
@@ -173,12 +177,12 @@ typedef struct {
     int n_seeds;
     const char *csv, *plot;
     const char *text;          /* model only */
-    int windows, passkey, forced, threads;
+    int windows, passkey, forced, threads, late_question;
 } options;
 
 /* The long options: one table for every workload. */
 enum { O_KV_HEADS = 256, O_Q_HEADS, O_HEAD_DIM, O_ELEM, O_SEEDS, O_CSV, O_PLOT, O_TEXT, O_WINDOWS,
-       O_PASSKEY, O_FORCED, O_THREADS };
+       O_PASSKEY, O_FORCED, O_THREADS, O_LATE };
 static const struct option long_options[] = {
     {"workload", required_argument, NULL, 'w'},
     {"context", required_argument, NULL, 'c'},
@@ -191,6 +195,7 @@ static const struct option long_options[] = {
     {"text", required_argument, NULL, O_TEXT},
     {"windows", required_argument, NULL, O_WINDOWS},
     {"passkey", required_argument, NULL, O_PASSKEY},
+    {"late-question", no_argument, NULL, O_LATE},
     {"forced", required_argument, NULL, O_FORCED},
     {"threads", required_argument, NULL, O_THREADS},
     {"budget", required_argument, NULL, 'b'},
@@ -283,6 +288,9 @@ static int parse(int argc, char **argv, options *o)
         case O_PASSKEY:
             if (!parse_int(val, 0, 100000, &o->passkey)) return bad("--passkey '%s' is not a count of trials", val);
             have_passkey = 1;
+            break;
+        case O_LATE:
+            o->late_question = 1;
             break;
         case O_FORCED:
             if (!parse_int(val, 0, 1, &o->forced)) return bad("--forced '%s' is not 0 or 1", val);
@@ -377,6 +385,10 @@ static int parse(int argc, char **argv, options *o)
             return bad("--text and --windows are for the teacher-forced comparison, which --forced 0 turns off");
         if (!o->forced && o->passkey == 0)
             return bad("--forced 0 with no --passkey trials leaves nothing to run");
+        if (o->late_question && o->passkey == 0)
+            return bad("--late-question applies to the passkey trials, and --passkey is 0");
+        if (o->late_question && o->forced)
+            return bad("--late-question needs --forced 0: its rows (workload model:NAME+late) hold the passkey only");
         if (!o->forced && o->plot)
             return bad("--plot places each method at the bytes_ratio its teacher-forced run measures, "
                        "which --forced 0 turns off");
@@ -387,6 +399,7 @@ static int parse(int argc, char **argv, options *o)
         return CLI_OK;
     }
     const char *only = o->text ? "--text" : have_windows ? "--windows" : have_passkey ? "--passkey"
+                     : o->late_question ? "--late-question"
                      : have_forced ? "--forced" : have_threads ? "--threads" : NULL;
     if (only)
         return bad("%s applies only to --workload model:PATH (%s)", only,
@@ -414,7 +427,8 @@ static int run_model(const options *o, FILE *csv)
         return CLI_FAIL;
     }
     ev_model_opts mo = {o->model_path, o->text, o->context, o->steps, o->windows, o->elem, o->budgets,
-                        o->n_budgets, o->methods, o->n_methods, o->seeds, o->n_seeds, o->passkey, o->forced,
+                        o->n_budgets, o->methods, o->n_methods, o->seeds, o->n_seeds, o->passkey, o->late_question,
+                        o->forced,
                         o->threads, csv, o->plot};
     int rc = ev_model_run(&m, &mo);
     lm_model_free(&m);

@@ -135,13 +135,14 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
     msg_progress_clock();
     for (int si = 0; si < o->n_seeds && !failed; si++)
         for (int trial = 0; trial < o->passkey && !failed; trial++, done++) {
-            int n;
+            int n, n_doc;
             char key[6], answer[256] = "";
             lm_prompt pr;
             msg_progress_count(done, trials, "eval: passkey trial %d/%d, seed %llu", trial + 1, o->passkey,
                                o->seeds[si]);
-            if (ev_passkey_prompt(&b, o->context, o->seeds[si], trial, o->passkey, ids, o->context, &n, key) != KVR_OK
-                || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK) {
+            if (ev_passkey_prompt(&b, o->context, o->seeds[si], trial, o->passkey, ids, o->context, &n, &n_doc, key)
+                    != KVR_OK
+                || lm_model_prompt(m, o->late_question ? n_doc : n, ids, 256, &pr) != KVR_OK) {
                 msg_progress_done();
                 msg_error("eval: passkey trial %d: %s", trial, lm_model_error());
                 failed = 1;
@@ -162,7 +163,9 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
                 cfgs[k].seed ^= o->seeds[si] * UINT64_C(0x9E3779B97F4A7C15);
                 idx[k++] = i;
             }
-            int s = ev_passkey_answers(m, &b, &pr, k, cfgs, key, right, st, answer, sizeof answer, o->threads);
+            int n_late = o->late_question ? n - n_doc : 0;
+            int s = ev_passkey_answers(m, &b, &pr, n_late, ids + n - n_late, k, cfgs, key, right, st, answer,
+                                       sizeof answer, o->threads);
             lm_prompt_free(&pr);
             if (s != KVR_OK) {
                 msg_progress_done();
@@ -196,7 +199,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
 {
     const char *base = strrchr(o->path, '/') ? strrchr(o->path, '/') + 1 : o->path;
     char workload[512];
-    snprintf(workload, sizeof workload, "model:%s", base);
+    snprintf(workload, sizeof workload, "model:%s%s", base, o->passkey > 0 && o->late_question ? "+late" : "");
     int decode = o->decode > 0 ? o->decode : o->context - o->context / 2;
     if (m->seq_len > 0 && o->context > m->seq_len) {
         msg_error("eval: --context %d is above the model's trained context of %d positions (%s)", o->context,
@@ -354,8 +357,9 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
     if (o->passkey > 0 && !failed) {
         failed |= run_passkey(m, o, rows, n_rows);
         if (!to_stdout) {
-            printf("\npasskey: %d trials x %d seed%s, prompts of about %d tokens, key depths (i + 0.5)/%d of the filler\n",
-                   o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "", o->context - EV_PASSKEY_ANSWER, o->passkey);
+            printf("\npasskey: %d trials x %d seed%s, prompts of about %d tokens, key depths (i + 0.5)/%d of the filler, "
+                   "%s\n", o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "", o->context - EV_PASSKEY_ANSWER, o->passkey,
+                   o->late_question ? "question after compression (--late-question)" : "question in the prompt");
             printf("%-7s %-*s %6s %11s %16s\n", "budget", mw, "method", "trials", "passkey_acc", "95% (Wilson)");
             for (int r = 0; r < n_rows; r++) {
                 cell_row *x = &rows[r];
@@ -412,9 +416,9 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
          * end refuses --plot with --forced 0) */
         char title[768];
         if (o->passkey > 0)
-            snprintf(title, sizeof title, "%s, passkey, about %d tokens, %d trials x %d seed%s, %s",
-                     workload, o->context - EV_PASSKEY_ANSWER, o->passkey, o->n_seeds, o->n_seeds > 1 ? "s" : "",
-                     kvr_elem_name(o->elem));
+            snprintf(title, sizeof title, "%s, passkey%s, about %d tokens, %d trials x %d seed%s, %s",
+                     workload, o->late_question ? " (question late)" : "", o->context - EV_PASSKEY_ANSWER, o->passkey,
+                     o->n_seeds, o->n_seeds > 1 ? "s" : "", kvr_elem_name(o->elem));
         else
             snprintf(title, sizeof title, "%s, %s, context %d (%d decoded), %d run%s, %s", workload,
                      o->text ? "text windows" : "sampled text", o->context, decode,

@@ -86,17 +86,22 @@ enum { EV_PASSKEY_ANSWER = 12 };  /* answer tokens decoded (numbers are one toke
 /* The prompt of trial `trial` of n_trials (about context - EV_PASSKEY_ANSWER
  * tokens) and its key (5 digits + NUL); the key sentence goes after
  * (trial + 0.5) / n_trials of the filler, so the depths of the trials are
- * spread evenly.   ids: [cap] */
+ * spread evenly.  The prompt is the document (the instruction, the filler
+ * and the key) followed by the question and the answer's start; *n_doc
+ * gets the document's token count (ids[0 .. *n_doc-1], encoded on its own,
+ * then the question's ids).   ids: [cap] */
 int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, int n_trials,
-                      int *ids, int cap, int *n_out, char key[6]);
-/* Prefill a cache for each of cfgs[0..n-1] from the prompt, decode each
- * answer greedily in lock step on `threads` threads, and say for each
- * whether it holds the key (correct[i]; status[i] KVR_OK when cache i ran).
- * answer0 (cap bytes) gets the first cache's answer.  Returns KVR_OK or
- * KVR_ENOMEM. */
-int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n,
-                       const kvr_config *cfgs, const char *key, int *correct, int *status,
-                       char *answer0, size_t cap, int threads);
+                      int *ids, int cap, int *n_out, int *n_doc, char key[6]);
+/* Prefill a cache for each of cfgs[0..n-1] from the prompt pr, append the
+ * n_late tokens `late` to each (one decode step each: the question asked
+ * after compression, --late-question; n_late 0 when the prompt holds it),
+ * decode each answer greedily in lock step on `threads` threads, and say
+ * for each whether it holds the key (correct[i]; status[i] KVR_OK when
+ * cache i ran).  answer0 (cap bytes) gets the first cache's answer.
+ * Returns KVR_OK or KVR_ENOMEM.   late: [n_late] */
+int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n_late,
+                       const int *late, int n, const kvr_config *cfgs, const char *key, int *correct,
+                       int *status, char *answer0, size_t cap, int threads);
 
 /* ---- the run of every method (model_eval.c) ----------------------------- */
 
@@ -114,6 +119,7 @@ typedef struct {
     const unsigned long long *seeds;
     int n_seeds;
     int passkey;               /* trials per cell, 0: none */
+    int late_question;         /* passkey: the question arrives after the document's prefill */
     int forced;                /* run the teacher-forced comparison */
     int threads;
     FILE *csv;                 /* NULL: none; may be stdout (then no table) */

@@ -5,7 +5,9 @@
  * inside a chat prompt that ends with the question and the start of the
  * answer ("The pass key is"); trial i of N puts it after (i + 0.5) / N of
  * the filler, so the trials' depths are spread evenly over the context.
- * The model then decodes greedily up to EV_PASSKEY_ANSWER tokens; the trial
+ * With the question late (--late-question), the caches are prefilled
+ * from the document alone and the question's tokens arrive as ordinary
+ * appends after compression.  The model then decodes greedily up to EV_PASSKEY_ANSWER tokens; the trial
  * succeeds when the decoded answer contains the key's five digits in a
  * row.  The prompt's computation is shared by every method; each method
  * prefills its own cache from it, and the methods decode in lock step. */
@@ -33,7 +35,7 @@ static uint64_t mix(uint64_t z)
 }
 
 int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, int n_trials,
-                      int *ids, int cap, int *n_out, char key[6])
+                      int *ids, int cap, int *n_out, int *n_doc, char key[6])
 {
     uint64_t r1 = mix(seed ^ mix((uint64_t)trial));
     if (n_trials < 1 || trial < 0 || trial >= n_trials)
@@ -68,15 +70,23 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     for (int i = 0; i < before; i++) p += sprintf(p, "%s", filler);
     p += sprintf(p, "%s", needle);
     for (int i = before; i < reps; i++) p += sprintf(p, "%s", filler);
-    sprintf(p, "%s", tail);
-    status = lm_bpe_encode(b, text, ids, cap, n_out);
+    /* the document, then the question on its own: the same ids in both
+     * question settings */
+    int nd = 0, nq = 0;
+    status = lm_bpe_encode(b, text, ids, cap, &nd);
+    if (status == KVR_OK)
+        status = lm_bpe_encode(b, tail, ids + nd, cap - nd, &nq);
     free(text);
+    if (status == KVR_OK) {
+        *n_out = nd + nq;
+        if (n_doc) *n_doc = nd;
+    }
     return status;
 }
 
-int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n,
-                       const kvr_config *cfgs, const char *key, int *correct, int *status,
-                       char *answer0, size_t cap, int threads)
+int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n_late,
+                       const int *late, int n, const kvr_config *cfgs, const char *key, int *correct,
+                       int *status, char *answer0, size_t cap, int threads)
 {
     int V = m->vocab_size, fail = KVR_OK;
     kvr_cache **c = calloc((size_t)n + 1, sizeof *c);
@@ -110,6 +120,23 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
         if (status[i] == KVR_OK)
             memcpy(lg[i], pr->logits, sizeof(float) * (size_t)V);
         run[i] = status[i] == KVR_OK;
+    }
+    /* the question after compression: ordinary appends, in lock step */
+    for (int q = 0; q < n_late; q++) {
+        int k = 0;
+        for (int i = 0; i < n; i++) {
+            if (!run[i]) continue;
+            idx[k] = i; tok[k] = late[q]; rc[k] = c[i]; rs[k] = &s[i]; rl[k] = lg[i];
+            k++;
+        }
+        if (k == 0) break;
+        int *st = malloc(sizeof(int) * (size_t)k);
+        if (!st) { fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory"); goto done; }
+        for (int j = 0; j < k; j++) st[j] = KVR_OK;
+        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
+        for (int j = 0; j < k; j++)
+            if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
+        free(st);
     }
     /* greedy decoding: each step takes every cache's argmax; a cache stops
      * at EOS, the end of turn, or EV_PASSKEY_ANSWER tokens */
