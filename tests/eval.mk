@@ -17,3 +17,12 @@ TESTS += tests/cli-eval.sh
 dist_check_SCRIPTS += tests/cli-eval.sh
 TESTS += tests/layers.sh
 dist_check_SCRIPTS += tests/layers.sh
+# doc/results.md's cheap tables, rerun and compared with the doc (issue 23)
+TESTS += tests/results-repro.sh
+dist_check_SCRIPTS += tests/results-repro.sh
+EXTRA_DIST += tests/results-repro.py
+check-results-smollm2: all
+	@test -n "$(KVR_SMOLLM2)" || { echo "check-results-smollm2: set KVR_SMOLLM2=MODEL.gguf (scripts/fetch-smollm2.sh)" >&2; exit 1; }
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' KVR_SMOLLM2='$(KVR_SMOLLM2)' \
+	  $(SHELL) $(abs_top_srcdir)/tests/results-repro.sh
+.PHONY: check-results-smollm2

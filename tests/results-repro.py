@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""results-repro.py: the numbers of doc/results.md, rerun (issue 23).
+
+    results-repro.py KVREVIVER DOC [--model stories260K.bin] [--smollm2 MODEL.gguf]
+
+Each entry of TABLES names a table of DOC by its heading, the command that
+made it (printed in DOC) and what each column holds.  The command is run
+with --csv, and every cell of the table is compared with the CSV: a number
+printed with k significant digits must be the CSV's value rounded to them
+(within half a unit of its last digit), "does not fit" must be a row the
+planner refused (absent from the CSV), an interval "[lo, hi]" must hold
+the CSV's Wilson bounds to its digits.  The tables are deterministic (fixed
+seeds, one BLAS thread), so any difference is a change of the code that
+the doc has not caught up with.  Exit 0 when every cell matches, 1 with the
+cells that do not, 77 when an input is absent.
+"""
+import csv
+import io
+import os
+import re
+import subprocess
+import sys
+
+Q = ("h2o/store=q4,snapkv/store=q4,tova/store=q4,streaming/store=q4,kivi,kivi/bits=4,"
+     "kvreviver-moment/store=q4,kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4")
+
+# heading -> (argument list with {model}, [(column header, csv field, budget)])
+TABLES = [
+    ("### stories260K, context 512, seeds 1-3 (mean), f16 bytes", "model",
+     ["eval", "--workload", "model:{model}", "--context", "512", "--budget", "0.1,0.25", "--seeds", "3",
+      "--elem", "f16", "--method", "all," + Q],
+     [("top-1 10%", "top1_agree", "0.1"), ("KL 10%", "kl", "0.1"),
+      ("top-1 25%", "top1_agree", "0.25"), ("KL 25%", "kl", "0.25")]),
+    ("### synthetic, context 2048, seeds 1-3 (mean), f16 bytes", None,
+     ["eval", "--workload", "synthetic", "--context", "2048", "--budget", "0.1,0.25", "--seeds", "3",
+      "--elem", "f16", "--method", "all," + Q],
+     [("attn_rel_err 10%", "attn_rel_err", "0.1"), ("attn_rel_err 25%", "attn_rel_err", "0.25")]),
+    ("### needle, context 2048, seeds 1-3 (pooled, Wilson 95% interval), f16 bytes", None,
+     ["eval", "--workload", "needle", "--context", "2048", "--budget", "0.1,0.25", "--seeds", "3",
+      "--elem", "f16", "--method", "all," + Q],
+     [("needles found [95%] 10%", "needle_acc", "0.1"), ("needles found [95%] 25%", "needle_acc", "0.25")]),
+]
+SMOLLM2 = [
+    ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2",
+     None,   # the command printed under the heading
+     [("10%", "passkey_acc", "0.1"), ("25%", "passkey_acc", "0.25")]),
+]
+
+
+def doc_table(doc, heading):
+    """The markdown table under heading: header cells and {method: cells}."""
+    at = doc.find(heading + "\n")
+    if at < 0:
+        return None, None, None
+    body = doc[at + len(heading):]
+    nxt = re.search(r"^#{2,3} ", body, re.M)
+    if nxt:
+        body = body[:nxt.start()]
+    lines = [l for l in body.splitlines() if l.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for l in lines[2:]:
+        cells = [c.strip() for c in l.strip("|").split("|")]
+        rows[cells[0].strip("`")] = cells
+    cmd = re.search(r"^    kvreviver (eval .*?)\n(?!    )", body, re.M | re.S)
+    return header, rows, cmd.group(1) if cmd else None
+
+
+def matches(shown, value):
+    """shown (as printed in the doc) equals value rounded to its digits."""
+    m = re.fullmatch(r"-?(\d+)(?:\.(\d+))?(?:e([-+]\d+))?", shown)
+    if not m:
+        return False
+    dec = len(m.group(2) or "")
+    exp = int(m.group(3) or 0)
+    half = 0.5 * 10.0 ** (exp - dec)
+    return abs(float(shown) - value) <= half * (1 + 1e-9)
+
+
+def check_cell(shown, row, field, problems, where):
+    if shown == "does not fit":
+        if row is not None:
+            problems.append("%s: the doc says 'does not fit', the run has %s" % (where, row.get(field)))
+        return
+    if row is None:
+        problems.append("%s: the doc shows %s, the run has no row" % (where, shown))
+        return
+    m = re.fullmatch(r"(\S+)(?: \[(\S+), (\S+)\])?", shown)
+    parts = [(m.group(1), field)] if m else []
+    if m and m.group(2):
+        base = field[:-4] if field.endswith("_acc") else field
+        parts += [(m.group(2), base + "_lo"), (m.group(3), base + "_hi")]
+    for text, f in parts:
+        if f not in row or row[f] == "":
+            problems.append("%s: no %s in the run" % (where, f))
+        elif text == "0" and float(row[f]) == 0.0:
+            continue
+        elif not matches(text, float(row[f])):
+            problems.append("%s: the doc shows %s, the run gives %s = %s" % (where, text, f, row[f]))
+
+
+def main():
+    args = sys.argv[1:]
+    kvr, doc_path = args[0], args[1]
+    inputs = {"model": None, "smollm2": None}
+    for i, a in enumerate(args):
+        if a == "--model": inputs["model"] = args[i + 1]
+        if a == "--smollm2": inputs["smollm2"] = args[i + 1]
+    doc = open(doc_path, encoding="utf-8").read()
+    tables = list(TABLES) + (SMOLLM2 if inputs["smollm2"] else [])
+    problems, checked, skipped = [], 0, 0
+    for heading, need, argv, cols in tables:
+        if need and not (inputs[need] and os.path.exists(inputs[need])):
+            print("# SKIP %s: no %s" % (heading, need))
+            skipped += 1
+            continue
+        header, rows, printed = doc_table(doc, heading)
+        if header is None:
+            problems.append("%s: not in %s" % (heading, doc_path))
+            continue
+        if argv is None:   # the command the doc prints, with the model's path
+            argv = printed.replace("\\\n", " ").split()
+            argv = [a.replace("model:SmolLM2-135M-Instruct.Q4_1.gguf", "model:" + inputs[need]) for a in argv]
+        else:
+            argv = [a.format(**{k: v or "" for k, v in inputs.items()}) for a in argv]
+        out = subprocess.run([kvr] + argv + ["--csv", "-"], capture_output=True, text=True)
+        if out.returncode not in (0, 1):
+            problems.append("%s: kvreviver exited %d: %s" % (heading, out.returncode, out.stderr[-400:]))
+            continue
+        run = {}
+        for r in csv.DictReader(io.StringIO(out.stdout)):
+            if r.get("bytes_ratio", "") == "":   # a cell the planner refused: "does not fit"
+                continue
+            run[(r["method"], r["budget"] if r["method"] != "full" else "full")] = r
+        for method, cells in rows.items():
+            for (col, field, budget) in cols:
+                shown = cells[header.index(col)]
+                key = (method, "full" if method == "full" else budget)
+                row = run.get(key)
+                if row is None and method != "full":
+                    row = next((r for (m, b), r in run.items() if m == method and float(b) == float(budget)), None)
+                check_cell(shown, row, field, problems, "%s | %s | %s" % (heading.lstrip("# "), method, col))
+                checked += 1
+    for p in problems:
+        print("FAIL " + p)
+    print("%d cells checked, %d differ, %d table(s) skipped" % (checked, len(problems), skipped))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
