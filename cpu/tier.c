@@ -1,0 +1,115 @@
+/* tier.c: the quantized tier's rows on the CPU (spec §19.4), mirror of
+ * ref_tier_get in ref/tier.c and ref_dequant_row in ref/quant.c.
+ *
+ * A tier row is read as its packed codes (D / 2 bytes at 4 bits) and its
+ * float16 zero point z and scale s: each 8 coordinates are unpacked from 4
+ * bytes in a register and dequantized as z + code * s in float32, the
+ * reference's two operations (code * s is exact, so the value is the
+ * reference's bit for bit), then enter the dot products or the value sums
+ * as an exact row's coordinates do (attend.c).  Nothing is written back:
+ * the tier is never expanded to float32 in memory.  Other bit widths take
+ * the portable kernels (attend.c, ref_dequant_row a row at a time). */
+#include <config.h>
+#include "internal.h"
+#include "cpu.h"
+
+#ifdef KVR_CPU_X86
+#define TILE 16   /* rows of a tile of the value sums (their codes stay in L1) */
+
+/* The dequantized coordinates i .. i+7 of a tier row. */
+KVR_AVX2 static inline __m256 deq8(const unsigned char *codes, int i, __m256 z, __m256 s, int swap)
+{
+    return _mm256_add_ps(z, _mm256_mul_ps(kvr_v8_codes4(codes + i / 2, swap), s));
+}
+
+/* logits of up to 4 query heads (gn) for the rows of s: two rows at a time
+ * share the loads of q. */
+KVR_AVX2 static inline __attribute__((always_inline)) void
+logits4(const cpu_seg *s, int D, int gn, const float *q, float scale, float *lg, long ld, int swap)
+{
+    size_t B = (size_t)D / 2;
+    const unsigned char *K = s->k;
+    long t = 0;
+    for (; t + 2 <= s->m; t += 2) {
+        __m256 a0[4], a1[4];
+        for (int g = 0; g < 4; g++) a0[g] = a1[g] = _mm256_setzero_ps();
+        const unsigned char *r0 = K + (size_t)t * B, *r1 = r0 + B;
+        __m256 z0 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t])), s0 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t + 1]));
+        __m256 z1 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t + 2])), s1 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t + 3]));
+        for (int i = 0; i < D; i += 8) {
+            __m256 k0 = deq8(r0, i, z0, s0, swap), k1 = deq8(r1, i, z1, s1, swap);
+            for (int g = 0; g < gn; g++) {
+                __m256 qq = _mm256_loadu_ps(q + (size_t)g * D + i);
+                a0[g] = _mm256_fmadd_ps(qq, k0, a0[g]);
+                a1[g] = _mm256_fmadd_ps(qq, k1, a1[g]);
+            }
+        }
+        for (int g = 0; g < gn; g++) {
+            lg[g * ld + t] = kvr_v8_hsum(a0[g]) * scale;
+            lg[g * ld + t + 1] = kvr_v8_hsum(a1[g]) * scale;
+        }
+    }
+    for (; t < s->m; t++) {
+        __m256 a0[4];
+        for (int g = 0; g < 4; g++) a0[g] = _mm256_setzero_ps();
+        const unsigned char *r0 = K + (size_t)t * B;
+        __m256 z0 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t])), s0 = _mm256_set1_ps(kvr_f16_to_f32(s->kq[2 * t + 1]));
+        for (int i = 0; i < D; i += 8) {
+            __m256 k0 = deq8(r0, i, z0, s0, swap);
+            for (int g = 0; g < gn; g++)
+                a0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)g * D + i), k0, a0[g]);
+        }
+        for (int g = 0; g < gn; g++)
+            lg[g * ld + t] = kvr_v8_hsum(a0[g]) * scale;
+    }
+}
+
+KVR_AVX2 void cpu_tier4_logits_avx2(const cpu_seg *s, int D, int G, const float *q, float scale, float *lg, long ld)
+{
+    int swap = kvr_cpu_mutant == 2;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        if (G - g0 >= 4)
+            logits4(s, D, 4, q + (size_t)g0 * D, scale, lg + g0 * ld, ld, swap);
+        else
+            logits4(s, D, G - g0, q + (size_t)g0 * D, scale, lg + g0 * ld, ld, swap);
+    }
+}
+
+/* out[g] += sum over the rows of p[g][row] * value row, for up to 4 query
+ * heads: a tile of rows, 8 coordinates at a time, the 4 sums in registers. */
+KVR_AVX2 static inline __attribute__((always_inline)) void
+accum4(const cpu_seg *s, int D, int gn, const float *p, long ld, float *out, int swap)
+{
+    size_t B = (size_t)D / 2;
+    const unsigned char *V = s->v;
+    for (long t0 = 0; t0 < s->m; t0 += TILE) {
+        long tn = s->m - t0 < TILE ? s->m - t0 : TILE;
+        __m256 zs[TILE], ss[TILE];
+        for (long t = 0; t < tn; t++) {
+            zs[t] = _mm256_set1_ps(kvr_f16_to_f32(s->vq[2 * (t0 + t)]));
+            ss[t] = _mm256_set1_ps(kvr_f16_to_f32(s->vq[2 * (t0 + t) + 1]));
+        }
+        for (int i = 0; i < D; i += 8) {
+            __m256 acc[4];
+            for (int g = 0; g < gn; g++) acc[g] = _mm256_loadu_ps(out + (size_t)g * D + i);
+            for (long t = 0; t < tn; t++) {
+                __m256 x = deq8(V + (size_t)(t0 + t) * B, i, zs[t], ss[t], swap);
+                for (int g = 0; g < gn; g++)
+                    acc[g] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + g * ld + t0 + t), x, acc[g]);
+            }
+            for (int g = 0; g < gn; g++) _mm256_storeu_ps(out + (size_t)g * D + i, acc[g]);
+        }
+    }
+}
+
+KVR_AVX2 void cpu_tier4_accum_avx2(const cpu_seg *s, int D, int G, const float *p, long ld, float *out)
+{
+    int swap = kvr_cpu_mutant == 2;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        if (G - g0 >= 4)
+            accum4(s, D, 4, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
+        else
+            accum4(s, D, G - g0, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
+    }
+}
+#endif
