@@ -52,3 +52,6 @@ dist_check_SCRIPTS += tests/cpu-portable.sh
 tests_cpu_SOURCES = tests/cpu.c tests/testutil.h tests/testutil.c
 tests_cpu_CFLAGS = $(TEST_CFLAGS)
 tests_cpu_LDADD = $(TEST_LDADD)
+# the conformance vectors run on the cpu backend, and eval --backend cpu
+TESTS += tests/cpu-vectors.sh tests/cpu-eval.sh
+dist_check_SCRIPTS += tests/cpu-vectors.sh tests/cpu-eval.sh
