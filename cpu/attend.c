@@ -197,16 +197,19 @@ logits_e4(kvr_elem e, const char *K, long m, int D, int gn, const float *q, floa
     long t = 0;
     for (; t + 2 <= m; t += 2) {
         __m256 a0[4], a1[4];
+        #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) a0[g] = a1[g] = _mm256_setzero_ps();
         const char *r0 = K + (size_t)t * rb, *r1 = r0 + rb;
         for (int i = 0; i < D; i += 8) {
             __m256 k0 = kvr_v8_load(e, r0, i), k1 = kvr_v8_load(e, r1, i);
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++) {
                 __m256 qq = _mm256_loadu_ps(q + (size_t)g * D + i);
                 a0[g] = _mm256_fmadd_ps(qq, k0, a0[g]);
                 a1[g] = _mm256_fmadd_ps(qq, k1, a1[g]);
             }
         }
+        #pragma GCC unroll 4
         for (int g = 0; g < gn; g++) {
             lg[g * ld + t] = kvr_v8_hsum(a0[g]) * scale;
             lg[g * ld + t + 1] = kvr_v8_hsum(a1[g]) * scale;
@@ -214,13 +217,16 @@ logits_e4(kvr_elem e, const char *K, long m, int D, int gn, const float *q, floa
     }
     for (; t < m; t++) {
         __m256 a0[4];
+        #pragma GCC unroll 4
         for (int g = 0; g < 4; g++) a0[g] = _mm256_setzero_ps();
         const char *r0 = K + (size_t)t * rb;
         for (int i = 0; i < D; i += 8) {
             __m256 k0 = kvr_v8_load(e, r0, i);
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++)
                 a0[g] = _mm256_fmadd_ps(_mm256_loadu_ps(q + (size_t)g * D + i), k0, a0[g]);
         }
+        #pragma GCC unroll 4
         for (int g = 0; g < gn; g++)
             lg[g * ld + t] = kvr_v8_hsum(a0[g]) * scale;
     }
@@ -237,14 +243,17 @@ accum_e4(kvr_elem e, const char *V, long m, int D, int gn, const float *p, long 
         long tn = m - t0 < TILE ? m - t0 : TILE;
         int i = 0;
         for (; i + 32 <= D; i += 32) {
-            __m256 acc[4][4];
+            __m256 acc[4][4] = {{_mm256_setzero_ps()}};   /* (rows g >= gn unused) */
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++)
+                #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     acc[g][c] = _mm256_loadu_ps(out + (size_t)g * D + i + 8 * c);
             for (long t = 0; t < tn; t++) {
                 const char *r = V + (size_t)(t0 + t) * rb;
                 __m256 x0 = kvr_v8_load(e, r, i), x1 = kvr_v8_load(e, r, i + 8);
                 __m256 x2 = kvr_v8_load(e, r, i + 16), x3 = kvr_v8_load(e, r, i + 24);
+                #pragma GCC unroll 4
                 for (int g = 0; g < gn; g++) {
                     __m256 w = _mm256_broadcast_ss(p + g * ld + t0 + t);
                     acc[g][0] = _mm256_fmadd_ps(w, x0, acc[g][0]);
@@ -253,18 +262,23 @@ accum_e4(kvr_elem e, const char *V, long m, int D, int gn, const float *p, long 
                     acc[g][3] = _mm256_fmadd_ps(w, x3, acc[g][3]);
                 }
             }
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++)
+                #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     _mm256_storeu_ps(out + (size_t)g * D + i + 8 * c, acc[g][c]);
         }
         for (; i < D; i += 8) {
-            __m256 acc[4];
+            __m256 acc[4] = {_mm256_setzero_ps()};
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++) acc[g] = _mm256_loadu_ps(out + (size_t)g * D + i);
             for (long t = 0; t < tn; t++) {
                 __m256 x = kvr_v8_load(e, V + (size_t)(t0 + t) * rb, i);
+                #pragma GCC unroll 4
                 for (int g = 0; g < gn; g++)
                     acc[g] = _mm256_fmadd_ps(_mm256_broadcast_ss(p + g * ld + t0 + t), x, acc[g]);
             }
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++) _mm256_storeu_ps(out + (size_t)g * D + i, acc[g]);
         }
     }
@@ -298,6 +312,74 @@ KVR_AVX2 static void accum_avx2(kvr_elem e, const cpu_seg *s, int D, int G, cons
         BY_ELEM_GN(e, gn, CALL_A);
 #undef CALL_A
     }
+}
+#endif
+
+/* ---- the weights: expf of many logits ------------------------------------- */
+#ifdef KVR_CPU_X86
+/* exp(d) of 4 float32 arguments d <= 0 (or NaN), evaluated in float64 and
+ * rounded once to float32.  With r = d - n ln2 (|r| <= ln2 / 2, ln2 in two
+ * parts, so r is within 2^-60 relative), the degree-12 Taylor polynomial of
+ * exp(r) has truncation error below |r|^13 / 13! < 2^-59, and its float64
+ * evaluation adds about 13 u64: the float64 value is within 2^-50 of
+ * exp(d) relatively, and its one rounding to float32 puts the result within
+ * 0.5 ulp + 2^-50 of exp(d), inside the 2 ulp (relative 4u) that the
+ * tolerance model of spec §14.4 allows expf.  d < -104 is taken as -104:
+ * both round to 0 in float32 (exp(-104) < 2^-150), as expf gives; a NaN
+ * stays NaN (so the caller's finiteness check sees it). */
+KVR_AVX2 static inline __m128 exp4(__m128 d)
+{
+    __m256d x = _mm256_max_pd(_mm256_set1_pd(-104.0), _mm256_cvtps_pd(d));   /* NaN: x */
+    __m256d n = _mm256_round_pd(_mm256_mul_pd(x, _mm256_set1_pd(1.4426950408889634)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256d r = _mm256_fnmadd_pd(n, _mm256_set1_pd(6.93147180369123816490e-01), x);
+    r = _mm256_fnmadd_pd(n, _mm256_set1_pd(1.90821492927058770002e-10), r);
+    __m256d p = _mm256_set1_pd(1.0 / 479001600.0);                       /* 1/12! */
+    static const double c[12] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0,
+                                 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int i = 0; i < 12; i++)
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(c[i]));
+    /* 2^n: n in [-151, 0], so 1023 + n is a normal exponent */
+    __m128i ni = _mm256_cvtpd_epi32(n);
+    __m256i e = _mm256_slli_epi64(_mm256_add_epi64(_mm256_cvtepi32_epi64(ni), _mm256_set1_epi64x(1023)), 52);
+    return _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(e)));
+}
+
+/* l[e] = expf(l[e] - max) for e < E (the subtraction in float32, as the
+ * reference's); returns their sum (8 partial sums, then the lanes: another
+ * order of the same additions, which gamma_{n-1} of the model covers). */
+KVR_AVX2 static float weights_avx2(float *l, long E, float max)
+{
+    __m256 mx = _mm256_set1_ps(max), acc = _mm256_setzero_ps();
+    long e = 0;
+    for (; e + 8 <= E; e += 8) {
+        __m256 dd = _mm256_sub_ps(_mm256_loadu_ps(l + e), mx);
+        __m256 w = _mm256_set_m128(exp4(_mm256_extractf128_ps(dd, 1)), exp4(_mm256_castps256_ps128(dd)));
+        _mm256_storeu_ps(l + e, w);
+        acc = _mm256_add_ps(acc, w);
+    }
+    float sm = kvr_v8_hsum(acc);
+    for (; e < E; e++) {
+        l[e] = expf(l[e] - max);
+        sm += l[e];
+    }
+    return sm;
+}
+
+/* The largest of max and l[0 .. E-1] (the same value in any order). */
+KVR_AVX2 static float max_avx2(const float *l, long E, float max)
+{
+    __m256 m = _mm256_set1_ps(max);
+    long e = 0;
+    for (; e + 8 <= E; e += 8)
+        m = _mm256_max_ps(_mm256_loadu_ps(l + e), m);
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_movehdup_ps(h));
+    float r = _mm_cvtss_f32(h);
+    for (; e < E; e++)
+        if (l[e] > r) r = l[e];
+    return r;
 }
 #endif
 
@@ -335,15 +417,23 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
         if (bulk)
             cpu_bulk_term(h, gn, q + (size_t)g0 * D, bulk_logit, u, mk);
         /* pass 2: weights and their sums */
+        #pragma GCC unroll 4
         for (int g = 0; g < gn; g++) {
             float *l = lg + (size_t)(g0 + g) * ld;
-            float max = bulk ? bulk_logit[g] : -INFINITY;
-            for (long e = 0; e < E; e++)
-                if (l[e] > max) max = l[e];
-            float sm = 0.0f;
-            for (long e = 0; e < E; e++) {
-                l[e] = expf(l[e] - max);
-                sm += l[e];
+            float max = bulk ? bulk_logit[g] : -INFINITY, sm = 0.0f;
+#ifdef KVR_CPU_X86
+            if (vec) {
+                max = max_avx2(l, E, max);
+                sm = weights_avx2(l, E, max);
+            } else
+#endif
+            {
+                for (long e = 0; e < E; e++)
+                    if (l[e] > max) max = l[e];
+                for (long e = 0; e < E; e++) {
+                    l[e] = expf(l[e] - max);
+                    sm += l[e];
+                }
             }
             if (bulk) {
                 float pb = expf(bulk_logit[g] - max);
@@ -363,6 +453,7 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
 #endif
             accum_portable(h, sg, gn, pg + at, ld, og, x);
         }
+        #pragma GCC unroll 4
         for (int g = 0; g < gn; g++) {
             float *o = og + (size_t)g * D;
             if (bulk)
@@ -376,6 +467,7 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
         if (!finite)
             return 0;
         if (prob)                                    /* spec §6.1: summed over the group, g in order */
+            #pragma GCC unroll 4
             for (int g = 0; g < gn; g++) {
                 const float *l = pg + (size_t)g * ld;
                 for (int s = 0, at = 0; s < ns; at += (int)seg[s].m, s++)
