@@ -5,21 +5,23 @@
  * One head cache's held rows are read where they lie, as runs (cpu_seg):
  * the sinks, the window's ring (one or two runs of slots), the candidates
  * and the tier, each in its storage type: f32, f16 or bf16 rows converted
- * 8 coordinates at a time in registers (simd.h), 4-bit tier codes unpacked
- * and dequantized in registers (tier.c).  Two passes, as the reference's:
+ * 16 (AVX-512) or 8 (AVX2) coordinates at a time in registers (simd.h),
+ * 4-bit tier codes unpacked and dequantized in registers (tier.c).  Two
+ * passes, as the reference's:
  *
  *   1. logits: every key row once for the G query heads of the group
  *      (two rows at a time share the loads of q), l = dot * scale, into a
  *      [G][rows] buffer; the bulk term's logit (moment.c);
- *   2. weights p = expf(l - max), their sum, and the value sums: every
- *      value row once, a tile of rows at a time with the G sums of 8
- *      coordinates in registers; then the bulk's value, the division by
- *      the sum, and the probabilities for the importance update.
+ *   2. weights p = exp(l - max) (exp4: evaluated in float64, rounded
+ *      once), their sum, and the value sums: every value row once, a tile
+ *      of rows at a time with the G sums of 32 or 64 coordinates in
+ *      registers; then the bulk's value, the division by the sum, and the
+ *      probabilities for the importance update.
  *
  * Each key and value byte is read once a step, nothing is written but the
  * logits (4 G bytes a row), and no float32 copy of the cache is made.
  * What differs from the reference is the order of the float32 sums (the
- * dot products' coordinates are summed 8 lanes at a time, the rows in part
+ * dot products' coordinates are summed 8 or 16 lanes at a time, the rows in part
  * order rather than position order) and the fused multiply-adds: the
  * tolerance model of spec §14.4 bounds any order and either rounding
  * (gamma_n over n operations), so the output is within kvr_tol_attend of
@@ -39,15 +41,20 @@ void kvr_cpu_set_mutant(int mutant)
     kvr_cpu_mutant = mutant;
 }
 
-static int use_avx2(void)
+/* The vector kernels the processor runs: 2 AVX-512, 1 AVX2 (with FMA and
+ * F16C), 0 none; KVR_CPU_ISA=portable or avx2 caps it (tests). */
+static int isa_level(void)
 {
 #ifdef KVR_CPU_X86
     static int cached = -1;
     if (cached < 0) {
         const char *e = getenv("KVR_CPU_ISA");
         __builtin_cpu_init();
-        cached = !(e && !strcmp(e, "portable")) && __builtin_cpu_supports("avx2")
-                 && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        int level = avx2 ? 1 + (__builtin_cpu_supports("avx512f") != 0) : 0;
+        if (e && !strcmp(e, "portable")) level = 0;
+        if (e && !strcmp(e, "avx2") && level > 1) level = 1;
+        cached = level;
     }
     return cached;
 #else
@@ -55,9 +62,15 @@ static int use_avx2(void)
 #endif
 }
 
+static int use_avx2(void)
+{
+    return isa_level() >= 1;
+}
+
 const char *kvr_cpu_isa(void)
 {
-    return use_avx2() ? "avx2" : "portable";
+    static const char *const names[] = {"portable", "avx2", "avx512"};
+    return names[isa_level()];
 }
 
 int kvr_cpu_supports(const kvr_config *cfg)
@@ -315,6 +328,121 @@ KVR_AVX2 static void accum_avx2(kvr_elem e, const cpu_seg *s, int D, int G, cons
 }
 #endif
 
+/* ---- AVX-512 kernels for rows in the element type (D a multiple of 16) ---- */
+#ifdef KVR_CPU_X86
+KVR_AVX512 static inline __attribute__((always_inline)) void
+logits_e16(kvr_elem e, const char *K, long m, int D, int gn, const float *q, float scale, float *lg, long ld)
+{
+    size_t rb = (size_t)D * kvr_elem_size(e);
+    long t = 0;
+    for (; t + 2 <= m; t += 2) {
+        __m512 a0[4], a1[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) a0[g] = a1[g] = _mm512_setzero_ps();
+        const char *r0 = K + (size_t)t * rb, *r1 = r0 + rb;
+        for (int i = 0; i < D; i += 16) {
+            __m512 k0 = kvr_v16_load(e, r0, i), k1 = kvr_v16_load(e, r1, i);
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++) {
+                __m512 qq = _mm512_loadu_ps(q + (size_t)g * D + i);
+                a0[g] = _mm512_fmadd_ps(qq, k0, a0[g]);
+                a1[g] = _mm512_fmadd_ps(qq, k1, a1[g]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < gn; g++) {
+            lg[g * ld + t] = kvr_v16_hsum(a0[g]) * scale;
+            lg[g * ld + t + 1] = kvr_v16_hsum(a1[g]) * scale;
+        }
+    }
+    for (; t < m; t++) {
+        __m512 a0[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) a0[g] = _mm512_setzero_ps();
+        const char *r0 = K + (size_t)t * rb;
+        for (int i = 0; i < D; i += 16) {
+            __m512 k0 = kvr_v16_load(e, r0, i);
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++)
+                a0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(q + (size_t)g * D + i), k0, a0[g]);
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < gn; g++)
+            lg[g * ld + t] = kvr_v16_hsum(a0[g]) * scale;
+    }
+}
+
+KVR_AVX512 static inline __attribute__((always_inline)) void
+accum_e16(kvr_elem e, const char *V, long m, int D, int gn, const float *p, long ld, float *out)
+{
+    size_t rb = (size_t)D * kvr_elem_size(e);
+    for (long t0 = 0; t0 < m; t0 += TILE) {
+        long tn = m - t0 < TILE ? m - t0 : TILE;
+        int i = 0;
+        for (; i + 64 <= D; i += 64) {
+            __m512 acc[4][4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    acc[g][c] = g < gn ? _mm512_loadu_ps(out + (size_t)g * D + i + 16 * c) : _mm512_setzero_ps();
+            for (long t = 0; t < tn; t++) {
+                const char *r = V + (size_t)(t0 + t) * rb;
+                __m512 x0 = kvr_v16_load(e, r, i), x1 = kvr_v16_load(e, r, i + 16);
+                __m512 x2 = kvr_v16_load(e, r, i + 32), x3 = kvr_v16_load(e, r, i + 48);
+#pragma GCC unroll 4
+                for (int g = 0; g < gn; g++) {
+                    __m512 w = _mm512_set1_ps(p[g * ld + t0 + t]);
+                    acc[g][0] = _mm512_fmadd_ps(w, x0, acc[g][0]);
+                    acc[g][1] = _mm512_fmadd_ps(w, x1, acc[g][1]);
+                    acc[g][2] = _mm512_fmadd_ps(w, x2, acc[g][2]);
+                    acc[g][3] = _mm512_fmadd_ps(w, x3, acc[g][3]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++)
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    _mm512_storeu_ps(out + (size_t)g * D + i + 16 * c, acc[g][c]);
+        }
+        for (; i < D; i += 16) {
+            __m512 acc[4] = {_mm512_setzero_ps()};
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++) acc[g] = _mm512_loadu_ps(out + (size_t)g * D + i);
+            for (long t = 0; t < tn; t++) {
+                __m512 x = kvr_v16_load(e, V + (size_t)(t0 + t) * rb, i);
+#pragma GCC unroll 4
+                for (int g = 0; g < gn; g++)
+                    acc[g] = _mm512_fmadd_ps(_mm512_set1_ps(p[g * ld + t0 + t]), x, acc[g]);
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++) _mm512_storeu_ps(out + (size_t)g * D + i, acc[g]);
+        }
+    }
+}
+
+KVR_AVX512 static void logits_avx512(kvr_elem e, const cpu_seg *s, int D, int G, const float *q, float scale,
+                                     float *lg, long ld)
+{
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        int gn = G - g0 < 4 ? G - g0 : 4;
+#define CALL_L(E, GN) logits_e16(E, s->k, s->m, D, GN, q + (size_t)g0 * D, scale, lg + g0 * ld, ld)
+        BY_ELEM_GN(e, gn, CALL_L);
+#undef CALL_L
+    }
+}
+
+KVR_AVX512 static void accum_avx512(kvr_elem e, const cpu_seg *s, int D, int G, const float *p, long ld, float *out)
+{
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        int gn = G - g0 < 4 ? G - g0 : 4;
+#define CALL_A(E, GN) accum_e16(E, s->v, s->m, D, GN, p + g0 * ld, ld, out + (size_t)g0 * D)
+        BY_ELEM_GN(e, gn, CALL_A);
+#undef CALL_A
+    }
+}
+#endif
+
 /* ---- the weights: expf of many logits ------------------------------------- */
 #ifdef KVR_CPU_X86
 /* exp(d) of 4 float32 arguments d <= 0 (or NaN), evaluated in float64 and
@@ -383,6 +511,22 @@ KVR_AVX2 static float max_avx2(const float *l, long E, float max)
 }
 #endif
 
+#ifdef KVR_CPU_X86
+KVR_AVX2 static float expf_avx2(float d)
+{
+    return _mm_cvtss_f32(exp4(_mm_set1_ps(d)));
+}
+#endif
+
+float kvr_cpu_expf(float d)
+{
+#ifdef KVR_CPU_X86
+    if (use_avx2())
+        return expf_avx2(d);
+#endif
+    return expf(d);
+}
+
 /* ---- one head ------------------------------------------------------------ */
 
 int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, float *prob, kvr_cpu_ws *ws)
@@ -395,7 +539,7 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
     for (int s = 0; s < ns; s++) E += seg[s].m;
     long ld = ws->cap;                               /* E <= S + R + C + Q <= cap */
     float *lg = ws->lg, *x = ws->row, *u = ws->u, *mk = ws->u + D;
-    int vec = use_avx2() && D % 8 == 0;
+    int vec = use_avx2() && D % 8 == 0, v512 = isa_level() >= 2 && D % 32 == 0 && D <= KVR_TIER_QP;
     int bulk = ref_has_sketch(h) && h->n_vague > 0;
     float bulk_logit[KVR_CPU_GROUP_BLOCK];
 
@@ -403,6 +547,8 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
     for (int s = 0, at = 0; s < ns; at += (int)seg[s].m, s++) {
         const cpu_seg *sg = &seg[s];
 #ifdef KVR_CPU_X86
+        if (v512 && !sg->tier) { logits_avx512(h->cfg.elem, sg, D, G, q, scale, lg + at, ld); continue; }
+        if (v512 && sg->tier && h->cfg.tier_bits == 4) { cpu_tier4_logits_avx512(sg, D, G, q, scale, lg + at, ld); continue; }
         if (vec && !sg->tier) { logits_avx2(h->cfg.elem, sg, D, G, q, scale, lg + at, ld); continue; }
         if (vec && sg->tier && h->cfg.tier_bits == 4) { cpu_tier4_logits_avx2(sg, D, G, q, scale, lg + at, ld); continue; }
 #endif
@@ -448,6 +594,8 @@ int kvr_cpu_attend_head(const ref_head *h, int G, const float *q, float *out, fl
         for (int s = 0, at = 0; s < ns; at += (int)seg[s].m, s++) {
             const cpu_seg *sg = &seg[s];
 #ifdef KVR_CPU_X86
+            if (v512 && !sg->tier) { accum_avx512(h->cfg.elem, sg, D, gn, pg + at, ld, og); continue; }
+            if (v512 && sg->tier && h->cfg.tier_bits == 4) { cpu_tier4_accum_avx512(sg, D, gn, pg + at, ld, og); continue; }
             if (vec && !sg->tier) { accum_avx2(h->cfg.elem, sg, D, gn, pg + at, ld, og); continue; }
             if (vec && sg->tier && h->cfg.tier_bits == 4) { cpu_tier4_accum_avx2(sg, D, gn, pg + at, ld, og); continue; }
 #endif

@@ -31,6 +31,11 @@ extern int kvr_cpu_mutant;       /* attend.c; kvr_cpu_set_mutant */
 #ifdef KVR_CPU_X86
 void cpu_tier4_logits_avx2(const cpu_seg *s, int D, int G, const float *q, float scale, float *lg, long ld);
 void cpu_tier4_accum_avx2(const cpu_seg *s, int D, int G, const float *p, long ld, float *out);
+/* The same with AVX-512, for D a multiple of 32 up to KVR_TIER_QP (the
+ * exact-row kernels of attend.c take the same D then). */
+#define KVR_TIER_QP 512
+void cpu_tier4_logits_avx512(const cpu_seg *s, int D, int G, const float *q, float scale, float *lg, long ld);
+void cpu_tier4_accum_avx512(const cpu_seg *s, int D, int G, const float *p, long ld, float *out);
 #endif
 
 /* moment.c (spec §17.1, §17.3): the bulk term of the mean-field moment

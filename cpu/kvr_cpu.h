@@ -34,9 +34,10 @@ int kvr_cpu_pool_threads(const kvr_cpu_pool *p);
 void kvr_cpu_pool_run(kvr_cpu_pool *p, int n_items, void (*fn)(void *arg, int item, int thread), void *arg);
 
 /* ---- attend.c: decode attention ---------------------------------------- */
-/* "avx2" when the vector kernels run (AVX2, FMA and F16C present at run
- * time, head_dim a multiple of 8), else "portable".  KVR_CPU_ISA=portable in
- * the environment forces the portable kernels. */
+/* The kernels chosen at run time: "avx512" (AVX512F; head_dim a multiple
+ * of 32 up to 512, else the AVX2 ones), "avx2" (AVX2, FMA and F16C; head_dim
+ * a multiple of 8, else the portable ones) or "portable".  KVR_CPU_ISA=avx2
+ * or KVR_CPU_ISA=portable in the environment caps the choice. */
 const char *kvr_cpu_isa(void);
 /* 1 when the CPU kernels take this configuration: exact parts in their
  * element type (store = elem, no KIVI), any tier, and either no sketch
@@ -77,6 +78,12 @@ int kvr_cpu_attend_head(const ref_head *h, int group, const float *q, float *out
  *   finite: [n_heads], kvr_cpu_attend_head's result per head. */
 void kvr_cpu_attend(kvr_cpu_pool *pool, const ref_head *const *heads, int n_heads, int group,
                     const float *q, float *out, float *const *prob, kvr_cpu_ws *ws, int *finite);
+
+/* The weights' exponential as the kernels compute it, exp(d) for d <= 0
+ * rounded to float32 (for tests/cpu.c, which checks it is within 0.5 ulp
+ * plus 2^-50 relative of exp(d), inside the 2 ulp the tolerance model
+ * allows expf). */
+float kvr_cpu_expf(float d);
 
 /* For tests only: a deliberately wrong variant of the kernels, which the
  * conformance suite must catch (0: none; 1: the bulk term without its

@@ -99,7 +99,6 @@ static void deinterleave(const float *q, int D, int gn, float *qp)
 
 /* logits4 for D a multiple of 16 (at most KVR_TIER_QP): 16 coordinates a
  * step from 8 bytes (deq16), against the deinterleaved queries. */
-#define KVR_TIER_QP 512
 KVR_AVX2 static inline __attribute__((always_inline)) void
 logits16(const cpu_seg *s, int D, int gn, const float *q, float scale, float *lg, long ld, int swap)
 {
@@ -242,6 +241,126 @@ KVR_AVX2 void cpu_tier4_accum_avx2(const cpu_seg *s, int D, int G, const float *
             accum4(s, D, 4, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
         else
             accum4(s, D, G - g0, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
+    }
+}
+
+/* ---- AVX-512: 32 coordinates a step from 16 bytes ------------------------ */
+
+/* deq16's 16-lane form: lo the even coordinates of i .. i+31, hi the odd. */
+KVR_AVX512 static inline void deq32(const unsigned char *codes, int i, __m512 z, __m512 s, int swap,
+                                    __m512 *lo, __m512 *hi)
+{
+    __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(codes + i / 2)));
+    __m512 l = _mm512_cvtepi32_ps(_mm512_and_si512(b, _mm512_set1_epi32(15)));
+    __m512 h = _mm512_cvtepi32_ps(_mm512_srli_epi32(b, 4));
+    *lo = _mm512_fmadd_ps(swap ? h : l, s, z);
+    *hi = _mm512_fmadd_ps(swap ? l : h, s, z);
+}
+
+/* q deinterleaved by 32: qp[g][32c + j] = q[g][32c + 2j], qp[g][32c + 16 + j] = q[g][32c + 2j + 1]. */
+static void deinterleave32(const float *q, int D, int gn, float *qp)
+{
+    for (int g = 0; g < gn; g++)
+        for (int c = 0; c < D; c += 32)
+            for (int j = 0; j < 16; j++) {
+                qp[g * D + c + j] = q[(size_t)g * D + c + 2 * j];
+                qp[g * D + c + 16 + j] = q[(size_t)g * D + c + 2 * j + 1];
+            }
+}
+
+KVR_AVX512 static inline __attribute__((always_inline)) void
+logits32(const cpu_seg *s, int D, int gn, const float *q, float scale, float *lg, long ld, int swap)
+{
+    float qp[4 * KVR_TIER_QP];
+    deinterleave32(q, D, gn, qp);
+    size_t B = (size_t)D / 2;
+    const unsigned char *K = s->k;
+    for (long t = 0; t < s->m; t++) {
+        __m512 a0[4], a1[4];
+#pragma GCC unroll 4
+        for (int g = 0; g < 4; g++) a0[g] = a1[g] = _mm512_setzero_ps();
+        const unsigned char *r0 = K + (size_t)t * B;
+        __m512 z0 = _mm512_set1_ps(kvr_f16_to_f32(s->kq[2 * t])), s0 = _mm512_set1_ps(kvr_f16_to_f32(s->kq[2 * t + 1]));
+        for (int i = 0; i < D; i += 32) {
+            __m512 lo, hi;
+            deq32(r0, i, z0, s0, swap, &lo, &hi);
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++) {
+                a0[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qp + g * D + i), lo, a0[g]);
+                a1[g] = _mm512_fmadd_ps(_mm512_loadu_ps(qp + g * D + i + 16), hi, a1[g]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int g = 0; g < gn; g++)
+            lg[g * ld + t] = kvr_v16_hsum(_mm512_add_ps(a0[g], a1[g])) * scale;
+    }
+}
+
+KVR_AVX512 void cpu_tier4_logits_avx512(const cpu_seg *s, int D, int G, const float *q, float scale, float *lg, long ld)
+{
+    int swap = kvr_cpu_mutant == 2;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        if (G - g0 >= 4)
+            logits32(s, D, 4, q + (size_t)g0 * D, scale, lg + g0 * ld, ld, swap);
+        else
+            logits32(s, D, G - g0, q + (size_t)g0 * D, scale, lg + g0 * ld, ld, swap);
+    }
+}
+
+KVR_AVX512 static inline __attribute__((always_inline)) void
+accum32(const cpu_seg *s, int D, int gn, const float *p, long ld, float *out, int swap)
+{
+    float op[4 * KVR_TIER_QP];
+    size_t B = (size_t)D / 2;
+    const unsigned char *V = s->v;
+    for (int k = 0; k < gn * D; k++) op[k] = 0.0f;
+    for (long t0 = 0; t0 < s->m; t0 += TILE) {
+        long tn = s->m - t0 < TILE ? s->m - t0 : TILE;
+        float zs[TILE], ss[TILE];
+        for (long t = 0; t < tn; t++) {
+            zs[t] = kvr_f16_to_f32(s->vq[2 * (t0 + t)]);
+            ss[t] = kvr_f16_to_f32(s->vq[2 * (t0 + t) + 1]);
+        }
+        for (int i = 0; i < D; i += 32) {
+            __m512 a0[4], a1[4];
+#pragma GCC unroll 4
+            for (int g = 0; g < 4; g++) {
+                a0[g] = g < gn ? _mm512_loadu_ps(op + g * D + i) : _mm512_setzero_ps();
+                a1[g] = g < gn ? _mm512_loadu_ps(op + g * D + i + 16) : _mm512_setzero_ps();
+            }
+            for (long t = 0; t < tn; t++) {
+                __m512 lo, hi;
+                deq32(V + (size_t)(t0 + t) * B, i, _mm512_set1_ps(zs[t]), _mm512_set1_ps(ss[t]), swap, &lo, &hi);
+#pragma GCC unroll 4
+                for (int g = 0; g < gn; g++) {
+                    __m512 w = _mm512_set1_ps(p[g * ld + t0 + t]);
+                    a0[g] = _mm512_fmadd_ps(w, lo, a0[g]);
+                    a1[g] = _mm512_fmadd_ps(w, hi, a1[g]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int g = 0; g < gn; g++) {
+                _mm512_storeu_ps(op + g * D + i, a0[g]);
+                _mm512_storeu_ps(op + g * D + i + 16, a1[g]);
+            }
+        }
+    }
+    for (int g = 0; g < gn; g++)                     /* back to coordinate order */
+        for (int c = 0; c < D; c += 32)
+            for (int j = 0; j < 16; j++) {
+                out[(size_t)g * D + c + 2 * j] += op[g * D + c + j];
+                out[(size_t)g * D + c + 2 * j + 1] += op[g * D + c + 16 + j];
+            }
+}
+
+KVR_AVX512 void cpu_tier4_accum_avx512(const cpu_seg *s, int D, int G, const float *p, long ld, float *out)
+{
+    int swap = kvr_cpu_mutant == 2;
+    for (int g0 = 0; g0 < G; g0 += 4) {
+        if (G - g0 >= 4)
+            accum32(s, D, 4, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
+        else
+            accum32(s, D, G - g0, p + g0 * ld, ld, out + (size_t)g0 * D, swap);
     }
 }
 #endif

@@ -27,9 +27,12 @@
  *      ln(n_b), the tier's nibbles swapped, the newest window token left
  *      out) must be caught by the same comparison;
  *   d. a configuration the kernels do not take (kvreviver-paper) runs the
- *      reference's code on a cpu cache: bit for bit.
- * KVR_CPU_ISA=portable (tests/cpu-portable.sh) runs all of it on the
- * portable kernels. */
+ *      reference's code on a cpu cache: bit for bit;
+ *   e. the kernels' exponential is within 0.5 ulp (plus 2^-50 relative) of
+ *      exp, inside the model's 2 ulp.
+ * The kernels are those the processor runs (AVX-512, AVX2 or portable);
+ * KVR_CPU_ISA=avx2 (tests/cpu-avx2.sh) and KVR_CPU_ISA=portable
+ * (tests/cpu-portable.sh) run all of it on the others. */
 #include <config.h>
 #include <math.h>
 #include <stdio.h>
@@ -260,6 +263,34 @@ START_TEST(test_mutants)
 }
 END_TEST
 
+/* e. the kernels' exponential (attend.c exp4): within 0.5 ulp plus 2^-50
+ * relative of exp(d) (its derivation), over 2^22 arguments spread over the
+ * bit patterns of [-104, 0] and the special ones; the tolerance model allows
+ * expf 2 ulp. */
+START_TEST(test_expf)
+{
+    long n = 0;
+    double worst = 0.0, half = strcmp(kvr_cpu_isa(), "portable") ? 0.5 : 2.0;   /* portable: libm's expf, the model's 2 ulp */
+    for (uint32_t b = 0x80000000u; b <= 0xC2D00000u; b += 0x42D00000u / (1u << 22)) {
+        float d;
+        memcpy(&d, &b, sizeof d);
+        double ex = exp((double)d);
+        float cr = (float)ex, y = kvr_cpu_expf(d);
+        double up = (double)nextafterf(cr, INFINITY) - cr, down = cr - (double)nextafterf(cr, 0.0f);
+        double ulp = up > down ? up : down;
+        if (ulp <= 0) ulp = 0x1p-149;
+        double err = fabs((double)y - ex) / ulp;
+        if (err > worst) worst = err;
+        TU_CHECK(fabs((double)y - ex) <= half * ulp + 0x1p-50 * ex, "exp(%.9g): %.9g, exp %.17g, %.3g ulp", (double)d,
+                 (double)y, ex, err);
+        n++;
+    }
+    TU_OK(kvr_cpu_expf(-INFINITY) == 0.0f && kvr_cpu_expf(0.0f) == 1.0f && isnan(kvr_cpu_expf(NAN)));
+    TU_OK(kvr_cpu_expf(-1e30f) == 0.0f);
+    printf("expf (%s): %ld arguments, worst %.4f ulp\n", kvr_cpu_isa(), n, worst);
+}
+END_TEST
+
 /* d. */
 START_TEST(test_fallback)
 {
@@ -308,5 +339,6 @@ int main(void)
     tcase_add_loop_test(tc, test_mutants, 0, 3);
     tc = tu_tcase(s, "fallback");
     tcase_add_test(tc, test_fallback);
+    tcase_add_test(tc, test_expf);
     return tu_run(s);
 }
