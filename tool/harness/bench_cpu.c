@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include "common/message.h"
 #include "bench.h"
 #include "internal.h"
@@ -226,14 +227,21 @@ int ev_bench_cpu(int repeats, long max_n, int quick, const ev_bench_grid *g)
     kvr_cpu_pool *pool = NULL;
     if (kvr_cpu_pool_create(&pool, 0) != KVR_OK) { msg_error("bench: %s", kvr_last_error()); return 1; }
     int T = kvr_cpu_pool_threads(pool);
-    size_t big = (size_t)1 << 30;                    /* 1 GiB: beyond any last-level cache here */
+    /* the read buffer: 4 times the last-level cache as the system reports
+     * it, at least 1 GiB and at most 4 GiB */
+    long llc = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    size_t big = (size_t)1 << 30;
+    if (llc > 0 && 4 * (size_t)llc > big) big = 4 * (size_t)llc;
+    if (big > ((size_t)4 << 30)) big = (size_t)4 << 30;
+    big &= ~(size_t)4095;
     char *buf = aligned_alloc(4096, big);
-    if (!buf) { kvr_cpu_pool_free(pool); msg_error("bench: out of memory (1 GiB read buffer)"); return 1; }
+    if (!buf) { kvr_cpu_pool_free(pool); msg_error("bench: out of memory (%zu byte read buffer)", big); return 1; }
     for (size_t i = 0; i < big; i += 8) { uint64_t r = next64() & 0x3F3F3F3F3F3F3F3Fu; memcpy(buf + i, &r, 8); }
     double bw1 = read_bandwidth(pool, buf, big, 1), bwall = read_bandwidth(pool, buf, big, T);
     free(buf);
-    printf("backend cpu: kernels %s, %d threads; streaming read of 1 GiB: %.2f GB/s (1 thread), %.2f GB/s "
-           "(%d threads)\n", kvr_cpu_isa(), T, bw1, bwall, T);
+    printf("backend cpu: kernels %s, %d threads; streaming read of %.2f GiB (last-level cache %.0f MiB): "
+           "%.2f GB/s (1 thread), %.2f GB/s (%d threads)\n", kvr_cpu_isa(), T, (double)big / (1 << 30),
+           llc > 0 ? (double)llc / (1 << 20) : 0.0, bw1, bwall, T);
     printf("decode attention: head_dim %d, %d query heads on %d KV heads per sequence, float16 exact parts;\n"
            "kvreviver: 4-bit tier, mean-field bulk; full: every position exact (the baseline)\n", BD, BQ, BH);
     printf("%7s %5s  %-24s %11s %9s %7s %8s %8s %9s %9s\n", "N", "batch", "method", "us/step", "MB_read", "GB/s",
