@@ -9,3 +9,4 @@ EXTRA_DIST += doc/files.md
 EXTRA_DIST += doc/model.md
 EXTRA_DIST += doc/cuda.md doc/gpu-results.md
 EXTRA_DIST += doc/tier.md
+EXTRA_DIST += doc/cpu-results.md

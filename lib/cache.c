@@ -13,6 +13,7 @@
 #ifdef KVR_HAVE_CUDA
 #include "cuda_backend.h"   /* CUDA dispatch (lib/cuda_backend.c) */
 #endif
+#include "cpu_backend.h"    /* CPU dispatch (lib/cpu_backend.c) */
 
 /* The live caches (spec §12.1): every cache kvr_cache_create made and
  * kvr_cache_free has not freed.  A call with any other pointer (freed, or
@@ -102,6 +103,7 @@ int kvr_backend_available(kvr_backend backend)
 {
     switch (backend) {
     case KVR_BACKEND_REF:
+    case KVR_BACKEND_CPU:
         return 1;
     case KVR_BACKEND_CUDA:
 #ifdef KVR_HAVE_CUDA
@@ -118,6 +120,7 @@ const char *kvr_backend_name(kvr_backend backend)
     switch (backend) {
     case KVR_BACKEND_REF:  return "ref";
     case KVR_BACKEND_CUDA: return "cuda";
+    case KVR_BACKEND_CPU:  return "cpu";
     }
     return "?";
 }
@@ -151,7 +154,7 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
     int status = kvr_config_check(cfg, head_dim);
     if (status != KVR_OK)
         return status;
-    if (backend != KVR_BACKEND_REF && backend != KVR_BACKEND_CUDA)
+    if (backend != KVR_BACKEND_REF && backend != KVR_BACKEND_CUDA && backend != KVR_BACKEND_CPU)
         return kvr_fail(KVR_EINVAL, "kvr_cache_create: backend = %d is unknown", (int)backend);
     if (backend == KVR_BACKEND_CUDA && !kvr_backend_available(backend))
         return kvr_fail(KVR_EBACKEND, "kvr_cache_create: the cuda backend is not available (%s)",
@@ -198,6 +201,11 @@ int kvr_cache_create(kvr_cache **out, int n_layers, int n_kv_heads, int n_q_head
         return status;
     }
 #endif
+    /* CPU dispatch: the thread pool and the workspaces */
+    if (backend == KVR_BACKEND_CPU && (status = kvr_cpu_backend_create(c)) != KVR_OK) {
+        kvr_cache_free(c);
+        return status;
+    }
     *out = c;
     return KVR_OK;
 }
@@ -211,8 +219,11 @@ void kvr_cache_free(kvr_cache *c)
     kvr_free(c->heads);
     ref_work_free(&c->work);
 #ifdef KVR_HAVE_CUDA
-    kvr_cuda_backend_free(c);   /* CUDA dispatch */
+    if (c->backend == KVR_BACKEND_CUDA)
+        kvr_cuda_backend_free(c);   /* CUDA dispatch */
 #endif
+    if (c->backend == KVR_BACKEND_CPU)
+        kvr_cpu_backend_free(c);    /* CPU dispatch */
     kvr_free(c);
 }
 
@@ -399,6 +410,8 @@ int kvr_attend(kvr_cache *c, int layer, const float *q, float *out, unsigned fla
         && !(c->cfg.vague == KVR_VAGUE_MOMENT && c->cfg.depth > 0 && c->cfg.width > 0))
         return kvr_cuda_backend_attend(c, layer, q, out, !(flags & KVR_ATTEND_PEEK));
 #endif
+    if (kvr_cpu_backend_takes(c))   /* CPU dispatch; other configurations run below */
+        return kvr_cpu_backend_attend(c, layer, q, out, !(flags & KVR_ATTEND_PEEK));
     size_t group_stride = (size_t)c->group * c->head_dim;
     for (int h = 0; h < c->n_kv_heads; h++)   /* spec §17: hands anything else to ref_attend */
         ref_attend_moment(head_at(c, layer, h), c->group, q + h * group_stride,

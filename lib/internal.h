@@ -13,7 +13,7 @@ struct kvr_cache {
     kvr_backend backend;
     ref_head **heads;    /* [n_layers][n_kv_heads] */
     ref_work work;       /* attention workspace, grown on demand */
-    void *backend_state; /* the CUDA backend's device state, or NULL */
+    void *backend_state; /* the CUDA backend's device state, the CPU backend's pool, or NULL */
 };
 
 /* lib/cache.c: KVR_OK when c is a live cache (made by kvr_cache_create and

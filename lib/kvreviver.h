@@ -106,7 +106,11 @@ typedef enum { KVR_ROWS_MEDIAN = 0, KVR_ROWS_MEAN = 1 } kvr_rows;
  * tokens the sketch shows to stand out. */
 typedef enum { KVR_VAGUE_RECONSTRUCT = 0, KVR_VAGUE_MOMENT = 1 } kvr_vague;
 typedef enum { KVR_POOL_AVG = 0, KVR_POOL_MAX = 1 } kvr_pool;
-typedef enum { KVR_BACKEND_REF = 0, KVR_BACKEND_CUDA = 1 } kvr_backend;
+/* Backends (kvr_cache_create): the scalar reference; CUDA (doc/cuda.md);
+ * the optimized CPU path (KVR_BACKEND_CPU: vector kernels and threads over
+ * the KV heads for decode attention of the configurations it takes, the
+ * reference's code for the rest; doc/cpu-results.md). */
+typedef enum { KVR_BACKEND_REF = 0, KVR_BACKEND_CUDA = 1, KVR_BACKEND_CPU = 2 } kvr_backend;
 
 typedef struct {
     /* partition sizes, per head cache (spec §3) */
@@ -325,7 +329,8 @@ int kvr_cache_dims(const kvr_cache *cache, int *n_layers, int *n_kv_heads,
 /* 1 when the backend is compiled in and usable on this machine, else 0
  * (also for an unknown value).  Cannot fail. */
 int kvr_backend_available(kvr_backend backend);
-/* "ref", "cuda"; "?" for an unknown value.  Cannot fail. */
+/* "ref", "cuda", "cpu"; "?" for an unknown value.  Cannot fail.  The cpu
+ * backend is always available. */
 const char *kvr_backend_name(kvr_backend backend);
 
 /* ---- hashing (spec §5) --------------------------------------------------- */

@@ -43,3 +43,15 @@ tests_budget_LDADD = $(TEST_LDADD)
 tests_api_SOURCES = tests/api.c $(TESTUTIL)
 tests_api_CFLAGS = $(TEST_CFLAGS)
 tests_api_LDADD = $(TEST_LDADD)
+
+# the CPU backend's conformance with the reference (issue 25), and the same
+# on the AVX2 and the portable kernels
+check_PROGRAMS += tests/cpu
+TESTS += tests/cpu tests/cpu-avx2.sh tests/cpu-portable.sh
+dist_check_SCRIPTS += tests/cpu-avx2.sh tests/cpu-portable.sh
+tests_cpu_SOURCES = tests/cpu.c tests/testutil.h tests/testutil.c
+tests_cpu_CFLAGS = $(TEST_CFLAGS)
+tests_cpu_LDADD = $(TEST_LDADD)
+# the conformance vectors run on the cpu backend, and eval --backend cpu
+TESTS += tests/cpu-vectors.sh tests/cpu-eval.sh
+dist_check_SCRIPTS += tests/cpu-vectors.sh tests/cpu-eval.sh

@@ -32,16 +32,17 @@ command -v "$cc" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($cc)"; exit 77;
 
 # a private copy of the sources the generator needs, and a config.h without CUDA
 src="$tmp/src"
-mkdir -p "$src/lib" "$src/ref" "$src/tool/conformance" "$src/tool/common" "$tmp/obj" || exit 99
+mkdir -p "$src/lib" "$src/ref" "$src/cpu" "$src/tool/conformance" "$src/tool/common" "$tmp/obj" || exit 99
 cp "$top_srcdir"/lib/*.c "$top_srcdir"/lib/*.h "$src/lib/" &&
 cp "$top_srcdir"/ref/*.c "$top_srcdir"/ref/*.h "$src/ref/" &&
+cp "$top_srcdir"/cpu/*.c "$top_srcdir"/cpu/*.h "$src/cpu/" &&
 cp "$top_srcdir"/tool/conformance/vectors.h "$top_srcdir"/tool/conformance/vectors_*.c "$src/tool/conformance/" &&
 cp "$top_srcdir"/tool/common/*.c "$top_srcdir"/tool/common/*.h "$src/tool/common/" &&
 cp "$top_srcdir/tests/vectors-mutants-gen.c" "$src/" || exit 99
 rm -f "$src/lib/cuda_backend.c"
 chmod -R u+w "$src"
 printf '#include "%s/config.h"\n#undef KVR_HAVE_CUDA\n' "$top_builddir" >"$tmp/config.h"
-sources=$(cd "$src" && ls lib/*.c ref/*.c tool/conformance/vectors_*.c tool/common/*.c vectors-mutants-gen.c)
+sources=$(cd "$src" && ls lib/*.c ref/*.c cpu/*.c tool/conformance/vectors_*.c tool/common/*.c vectors-mutants-gen.c)
 obj() { echo "$tmp/obj/$(echo "$1" | tr / _).o"; }
 compile() {  # compile SRC-relative file $1 into object $2
     "$cc" -O0 -ffp-contract=off -DHAVE_CONFIG_H -I"$tmp" -I"$src/lib" -I"$src/ref" -I"$src/tool" \
@@ -53,7 +54,7 @@ link() {
     for f in $sources; do
         if [ "$f" = "${2:-}" ]; then objs="$objs $1"; else objs="$objs $(obj "$f")"; fi
     done
-    "$cc" -o "$3" $objs -lm
+    "$cc" -o "$3" $objs -lm -lpthread
 }
 # run generator $1 into $2, validate; output in $2.out, returns validate's status
 run_validate() {

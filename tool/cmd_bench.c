@@ -35,7 +35,7 @@ static const struct option options[] = {
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: kvreviver bench [--backend cuda|ref] [--context N[,N...]] [--batch B[,B...]]\n"
+        "Usage: kvreviver bench [--backend cuda|cpu|ref] [--context N[,N...]] [--batch B[,B...]]\n"
         "                       [--budget R[,R...]] [--repeats R] [--max-n N] [--quick]\n"
         "       kvreviver bench --soak [--appends N] [--seed S]\n"
         "\n"
@@ -58,6 +58,22 @@ static void usage(FILE *f)
         "                   bytes written per second by cudaMemcpy of 1 GiB), and the\n"
         "                   speed-up over the baseline.  Then sketch insertion (append)\n"
         "                   and prefill-score throughput.\n"
+        "  --backend cpu    the CPU kernels (doc/cpu-results.md): decode attention of\n"
+        "                   head_dim 128, 32 query heads on 8 KV heads per sequence,\n"
+        "                   float16 exact parts, over the grid of --context (default\n"
+        "                   2k,8k,32k,128k), --batch (default 1,8) and --budget, for\n"
+        "                   the default kvreviver (the 4-bit tier and the mean-field\n"
+        "                   bulk) next to the full-cache float16 attention through the\n"
+        "                   same kernels (the baseline), all the sequences' KV heads\n"
+        "                   of a step spread over the threads (KVR_CPU_THREADS, default\n"
+        "                   every online CPU).  First the streaming read bandwidth of\n"
+        "                   a buffer of 4 times the last-level cache (1 to 4 GiB), one\n"
+        "                   thread and all threads; then per line:\n"
+        "                   microseconds per step (2 warm-up steps, median of R),\n"
+        "                   megabytes the step must read, achieved GB/s, that as a\n"
+        "                   share of the one-thread and the all-thread read bandwidth,\n"
+        "                   the speed-up over the baseline, and microseconds per 1024\n"
+        "                   positions per sequence (linear cost: a flat column).\n"
         "  --backend ref    the CPU reference: one layer, 8 KV heads, 32 query heads,\n"
         "                   head_dim 128, kvreviver (the default route) at the first\n"
         "                   --budget (default 10%%), float32; prefill then decode\n"
@@ -68,11 +84,13 @@ static void usage(FILE *f)
         "  --batch B,...    cuda: sequences per launch (default 1,8,32)\n"
         "  --budget R,...   budgets in (0, 1): bytes held over the bytes of the full\n"
         "                   cache (default 0.1,0.25 on cuda, 0.1 on ref)\n"
-        "  --repeats R      timed repeats per measurement (default 20 on cuda, 3 on\n"
-        "                   ref; cuda uses max(3, R/4) at N >= 128k)\n"
+        "  --repeats R      timed repeats per measurement (default 20 on cuda, 10 on\n"
+        "                   cpu, 3 on ref; cuda uses max(3, R/4) at N >= 128k, cpu\n"
+        "                   max(3, R/3) at N >= 64k)\n"
         "  --max-n N        largest context to run (default: all); a usage error when\n"
         "                   it leaves no context to run\n"
-        "  --quick          cuda: batch 1 and 8 only, the first budget (a smoke run)\n"
+        "  --quick          cuda: batch 1 and 8 only, the first budget (a smoke run);\n"
+        "                   cpu: the first budget, contexts up to 32k\n"
         "  --soak           the load test instead: one head cache (head_dim 16) takes\n"
         "                   N appends (default 1,000,000) at a fixed 10%% budget of a\n"
         "                   32k context; checks that the bytes held stay at the\n"
@@ -181,8 +199,9 @@ int cli_bench(int argc, char **argv)
         case 'b':
             if (!strcmp(optarg, "cuda")) backend = KVR_BACKEND_CUDA;
             else if (!strcmp(optarg, "ref")) backend = KVR_BACKEND_REF;
+            else if (!strcmp(optarg, "cpu")) backend = KVR_BACKEND_CPU;
             else {
-                msg_error("bench: --backend '%s' is not cuda or ref", optarg);
+                msg_error("bench: --backend '%s' is not cuda, cpu or ref", optarg);
                 usage(stderr);
                 return CLI_USAGE;
             }
@@ -226,6 +245,16 @@ int cli_bench(int argc, char **argv)
         msg_error("bench: --max-n %ld leaves no context to run (the smallest is %ld)", max_n, smallest);
         usage(stderr);
         return CLI_USAGE;
+    }
+    if (backend == KVR_BACKEND_CPU) {
+        int batch_given = 0;
+        for (int i = 1; i < argc; i++)
+            batch_given |= !strncmp(argv[i], "--batch", 7);
+        if (!batch_given)
+            grid.n_batch = 2;                        /* 1 and 8 */
+        if (quick && max_n == 0)
+            max_n = 32768;
+        return ev_bench_cpu(repeats > 0 ? repeats : 10, max_n, quick, &grid) ? CLI_FAIL : CLI_OK;
     }
     if (backend == KVR_BACKEND_REF)
         return ev_bench_ref(repeats > 0 ? repeats : 3, max_n, &grid) ? CLI_FAIL : CLI_OK;

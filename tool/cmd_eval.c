@@ -19,7 +19,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "harness/eval.h"
 #include "harness/model_eval.h"
+#include "runtime/model.h"
 #include "harness/report.h"
 
 enum { MAX_LIST = 64 };
@@ -62,6 +64,10 @@ static void usage(FILE *f)
         "                         step each, then the answer is decoded\n"
         "      --forced=0|1       run the teacher-forced comparison (default 1)\n"
         "      --threads=N        threads the methods run on (default: the CPUs)\n"
+        "      --backend=B        decode attention on ref (default: the scalar\n"
+        "                         reference) or cpu (the vector kernels, threads over\n"
+        "                         the KV heads; the same tables within the tolerance\n"
+        "                         of spec 14; doc/cpu-results.md)\n"
         "Methods and budgets:\n"
         "  -b, --budget=B[,B...]  memory budgets in (0, 1]: bytes held over the full\n"
         "                         cache's bytes (default 0.1,0.25)\n"
@@ -182,7 +188,7 @@ typedef struct {
 
 /* The long options: one table for every workload. */
 enum { O_KV_HEADS = 256, O_Q_HEADS, O_HEAD_DIM, O_ELEM, O_SEEDS, O_CSV, O_PLOT, O_TEXT, O_WINDOWS,
-       O_PASSKEY, O_FORCED, O_THREADS, O_LATE };
+       O_PASSKEY, O_FORCED, O_THREADS, O_LATE, O_BACKEND };
 static const struct option long_options[] = {
     {"workload", required_argument, NULL, 'w'},
     {"context", required_argument, NULL, 'c'},
@@ -198,6 +204,7 @@ static const struct option long_options[] = {
     {"late-question", no_argument, NULL, O_LATE},
     {"forced", required_argument, NULL, O_FORCED},
     {"threads", required_argument, NULL, O_THREADS},
+    {"backend", required_argument, NULL, O_BACKEND},
     {"budget", required_argument, NULL, 'b'},
     {"method", required_argument, NULL, 'm'},
     {"seed", required_argument, NULL, 's'},
@@ -295,6 +302,11 @@ static int parse(int argc, char **argv, options *o)
         case O_FORCED:
             if (!parse_int(val, 0, 1, &o->forced)) return bad("--forced '%s' is not 0 or 1", val);
             have_forced = 1;
+            break;
+        case O_BACKEND:
+            if (!strcmp(val, "ref")) ev_backend = lm_cache_backend = KVR_BACKEND_REF;
+            else if (!strcmp(val, "cpu")) ev_backend = lm_cache_backend = KVR_BACKEND_CPU;
+            else return bad("--backend '%s' is not ref or cpu", val);
             break;
         case O_THREADS:
             if (!parse_int(val, 1, EV_MODEL_MAX_THREADS, &o->threads))

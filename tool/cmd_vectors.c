@@ -12,6 +12,7 @@
  * made from it). */
 static const struct option vectors_options[] = {
     {"out", required_argument, NULL, 'o'},
+    {"backend", required_argument, NULL, 'b'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -20,11 +21,14 @@ static const struct option vectors_options[] = {
 static void vectors_usage(FILE *f)
 {
     fprintf(f,
-        "Usage: kvreviver vectors --out DIR\n"
+        "Usage: kvreviver vectors --out DIR [--backend ref|cpu]\n"
         "Write the conformance vectors: DIR/MANIFEST, DIR/inputs/, DIR/expected/ and\n"
         "DIR/tolerance/ (NumPy .npy files).  See doc/porting.md.\n"
         "\n"
         "  --out DIR      the directory to write (made when missing)\n"
+        "  --backend B    run the scripted scenarios on backend ref (default) or\n"
+        "                 cpu; DIR/expected then holds that backend's outputs, a\n"
+        "                 port's to validate against the reference's vectors\n"
         "  -h, --help     this text\n"
         "  -V, --version  the version\n");
 }
@@ -72,11 +76,17 @@ static int parse_options(int argc, char **argv, const struct option *options, co
 
 int cli_vectors(int argc, char **argv)
 {
-    const char *values[3] = {NULL, NULL, NULL}, *out;
+    const char *values[4] = {NULL, NULL, NULL, NULL}, *out;
     int r = parse_options(argc, argv, vectors_options, values, vectors_usage);
     if (r != CLI_OK)
         return r < 0 ? CLI_OK : r;
     out = values[0];
+    if (values[1] && strcmp(values[1], "ref") && strcmp(values[1], "cpu")) {
+        msg_error("vectors: --backend '%s' is not ref or cpu", values[1]);
+        vectors_usage(stderr);
+        return CLI_USAGE;
+    }
+    vec_backend = values[1] && !strcmp(values[1], "cpu") ? KVR_BACKEND_CPU : KVR_BACKEND_REF;
     if (!out || !*out) {
         msg_error("vectors: --out DIR is required");
         vectors_usage(stderr);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include "npy.h"
+#include "kvreviver.h"
 
 /* The manifest's format version: bump it when a line's meaning changes. */
 #define VEC_FORMAT 1
@@ -56,6 +57,9 @@ int vec_write_hashes(vec_writer *w);
 int vec_write_elem(vec_writer *w);
 int vec_write_planner(vec_writer *w);
 int vec_write_scripts(vec_writer *w);
+/* The backend the scripted scenarios run on (vectors --backend; default
+ * KVR_BACKEND_REF, which the committed vectors come from). */
+extern kvr_backend vec_backend;
 
 /* ---- reading (validate.c) ---------------------------------------------- */
 typedef struct {

@@ -24,6 +24,8 @@
 #include "common/message.h"
 #include "vectors.h"
 
+kvr_backend vec_backend = KVR_BACKEND_REF;
+
 /* How the keys are drawn (values are always independent uniforms). */
 typedef enum {
     KEYS_RANDOM,   /* independent uniforms in [-1, 1) */
@@ -656,7 +658,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     if (make_inputs(&r) != 0)
         goto done;
     if (kvr_cache_create(&cache, sc->layer + 1, sc->kv_heads, sc->kv_heads * sc->group,
-                         sc->head_dim, &cfg, KVR_BACKEND_REF) != KVR_OK) {
+                         sc->head_dim, &cfg, vec_backend) != KVR_OK) {
         msg_error("vectors: scenario %s: %s", sc->name, kvr_last_error());
         goto done;
     }

@@ -20,6 +20,13 @@ typedef struct {
  * returns 0, or 1 after reporting a failure on stderr. */
 int ev_bench_ref(int repeats, long max_n, const ev_bench_grid *g);
 
+/* The CPU kernels (bench_cpu.c, doc/cpu-results.md) over the grid g
+ * (contexts up to max_n; quick: the first budget only): the machine's
+ * streaming read bandwidth (one thread, all threads), then per (N, batch)
+ * the full-cache f16 baseline and the default kvreviver at each budget.
+ * Returns 0, or 1 after reporting a failure on stderr. */
+int ev_bench_cpu(int repeats, long max_n, int quick, const ev_bench_grid *g);
+
 #ifdef KVR_HAVE_CUDA
 /* The CUDA kernels over the grid g (contexts up to max_n; quick: two batch
  * sizes and one budget), then the throughput rows.  Returns 0, or 1 after

@@ -10,6 +10,9 @@
 #include <string.h>
 #include "eval.h"
 
+/* The backend of the caches ev_run makes (kvreviver eval --backend). */
+kvr_backend ev_backend = KVR_BACKEND_REF;
+
 void ev_full_attention(const ev_workload *w, int h, int n, const float *q,
                              kvr_elem elem, double *out, double *prob)
 {
@@ -98,7 +101,7 @@ int ev_run_config(const ev_workload *w, const kvr_config *cfg, ev_result *res)
     int D = w->head_dim, H = w->n_kv_heads, Hq = w->n_q_heads, G = Hq / H;
     kvr_elem elem = cfg->elem;
     kvr_cache *c = NULL;
-    int status = kvr_cache_create(&c, 1, H, Hq, D, cfg, KVR_BACKEND_REF);
+    int status = kvr_cache_create(&c, 1, H, Hq, D, cfg, ev_backend);
     if (status != KVR_OK)
         return status;
     float *out = malloc(sizeof(float) * (size_t)Hq * D);

@@ -5,6 +5,10 @@
 #include "kvreviver.h"
 #include "workload.h"
 
+/* The backend of the caches ev_run makes: KVR_BACKEND_REF (the default) or
+ * KVR_BACKEND_CPU (kvreviver eval --backend cpu). */
+extern kvr_backend ev_backend;
+
 typedef struct {
     double bytes_ratio;   /* bytes held / bytes of the full cache, at the end */
     double exact_ratio;   /* exact tokens / context, at the end, over the KV heads */

@@ -90,10 +90,12 @@ void lm_model_state_free(lm_model_state *s)
     memset(s, 0, sizeof *s);
 }
 
+kvr_backend lm_cache_backend = KVR_BACKEND_REF;
+
 int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out)
 {
     return kvr_cache_create(out, m->n_layers, m->n_kv_heads, m->n_heads, m->head_dim,
-                            cfg, KVR_BACKEND_REF);
+                            cfg, lm_cache_backend);
 }
 
 /* ---- building blocks ---------------------------------------------------- */

@@ -36,6 +36,9 @@ void lm_model_state_free(lm_model_state *s);
 /* A cache for this model with configuration cfg (one head cache per layer
  * and KV head). */
 int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out);
+/* The backend lm_model_cache creates caches with (default KVR_BACKEND_REF;
+ * kvreviver eval --backend cpu sets KVR_BACKEND_CPU). */
+extern kvr_backend lm_cache_backend;
 
 /* One decode step: token `token` at position kvr_length(cache, 0); appends
  * its K and V to every layer and writes the next-token logits.  On failure
