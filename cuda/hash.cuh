@@ -1,5 +1,5 @@
 /* hash.cuh: the device copy of the sketch hash (spec §5), bit-identical to
- * kvr_hash, kvr_hash_bucket and kvr_hash_sign in lib/hash.c: only 64-bit
+ * kvr_hash, kvr_hash_bucket and kvr_hash_sign in base/hash.c: only 64-bit
  * integer arithmetic modulo 2^64.  kvr_cuda_hash_check (device.cu) compares
  * the two on many inputs. */
 #ifndef KVR_CUDA_HASH_CUH

@@ -6,7 +6,7 @@
  * positive cudaError_t value); kvr_cuda_error_string() names it.
  *
  * The kernels mirror ref/ concept by concept:
- *   cuda/hash.cuh         ref: lib/hash.c        the sketch hash, bit-identical
+ *   cuda/hash.cuh         ref: base/hash.c        the sketch hash, bit-identical
  *   cuda/sketch.cu        ref/sketch.c           insertion (spec §7.3)
  *   cuda/reconstruct.cu   ref/reconstruct.c      reconstruction (spec §8)
  *   cuda/attend.cu        ref/attend.c and ref/sketchattend.c  decode attention (spec §11)

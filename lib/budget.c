@@ -32,16 +32,11 @@ size_t kvr_kivi_body_bytes(size_t Q, size_t G, size_t D, size_t e, int bits)
     return fill + m * G * row + m * D * 4 + Q * (row + 4);
 }
 
-/* spec §9.1: the sum of the bytes of every array of the head cache's table
- * (ref_head_arrays), each at full capacity in its own type. */
+/* spec §9.1: the bytes of every array of the head cache's table, as the
+ * reference counts them (ref_cfg_bytes). */
 size_t kvr_head_bytes(const kvr_config *cfg, int head_dim)
 {
-    ref_array a[REF_HEAD_N_ARRAYS];
-    ref_head_arrays(cfg, head_dim, a);
-    size_t bytes = 0;
-    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
-        bytes += a[i].count * a[i].elem_size;
-    return bytes;
+    return ref_cfg_bytes(cfg, head_dim);
 }
 
 size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem)

@@ -20,7 +20,7 @@
 #include <config.h>
 #include <math.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 int ref_work_reserve(ref_work *w, long n, int head_dim)
@@ -114,36 +114,6 @@ static int finite_all(const float *out, int D)
     for (int i = 0; i < D; i++)
         if (!isfinite(out[i])) return 0;
     return 1;
-}
-
-void ref_dots(const float *q, const float *k, const long *pos, int m, int D, float *dot)
-{
-    if (m == 4) {
-        const float *k0 = k + (size_t)pos[0] * D, *k1 = k + (size_t)pos[1] * D;
-        const float *k2 = k + (size_t)pos[2] * D, *k3 = k + (size_t)pos[3] * D;
-        float d0 = 0.0f, d1 = 0.0f, d2 = 0.0f, d3 = 0.0f;
-        for (int i = 0; i < D; i++) {
-            d0 += q[i] * k0[i];
-            d1 += q[i] * k1[i];
-            d2 += q[i] * k2[i];
-            d3 += q[i] * k3[i];
-        }
-        dot[0] = d0; dot[1] = d1; dot[2] = d2; dot[3] = d3;
-        return;
-    }
-    for (int j = 0; j < m; j++) {
-        const float *kj = k + (size_t)pos[j] * D;
-        float d = 0.0f;
-        for (int i = 0; i < D; i++)
-            d += q[i] * kj[i];
-        dot[j] = d;
-    }
-}
-
-void ref_add_scaled(int D, float a, const float *restrict x /*[D]*/, float *restrict y /*[D]*/)
-{
-    for (int i = 0; i < D; i++)
-        y[i] += a * x[i];
 }
 
 /* spec §11.2: the logits of the positions with held 1 into w->p, four at a

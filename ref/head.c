@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 int ref_cfg_keeps_scores(const kvr_config *cfg)
@@ -159,7 +159,7 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
     }
     if (!ok) {
         ref_head_free(h);
-        return kvr_fail(KVR_ENOMEM, "head cache arrays: %zu bytes", kvr_head_bytes(cfg, head_dim));
+        return kvr_fail(KVR_ENOMEM, "head cache arrays: %zu bytes", ref_cfg_bytes(cfg, head_dim));
     }
     *out = h;
     return KVR_OK;
@@ -554,9 +554,21 @@ void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float
     h->n = pos + 1;
 }
 
+/* spec §9.1: the sum of the bytes of every array of the table
+ * (ref_head_arrays), each at full capacity in its own type. */
+size_t ref_cfg_bytes(const kvr_config *cfg, int head_dim)
+{
+    ref_array a[REF_HEAD_N_ARRAYS];
+    ref_head_arrays(cfg, head_dim, a);
+    size_t bytes = 0;
+    for (int i = 0; i < REF_HEAD_N_ARRAYS; i++)
+        bytes += a[i].count * a[i].elem_size;
+    return bytes;
+}
+
 size_t ref_head_bytes(const ref_head *h)
 {
-    return kvr_head_bytes(&h->cfg, h->head_dim);
+    return ref_cfg_bytes(&h->cfg, h->head_dim);
 }
 
 /* spec §3.5: the invariants that hold after every operation. */

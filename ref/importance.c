@@ -20,7 +20,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* spec §6.1 */

@@ -40,7 +40,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* spec §17.2: mark the revived vague tokens of one query head (held[t] = 2,

@@ -12,7 +12,7 @@
  * (C = 0) the result equals appending the tokens one by one. */
 #include <config.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 typedef struct {

@@ -11,7 +11,7 @@
 #include <config.h>
 #include <math.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* The float16 bits of the largest float16 value <= v (v finite); +0 for a

@@ -9,7 +9,7 @@
  * no fused multiply-add. */
 #include <config.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* The median of three, as the stable sort below leaves it in the middle:

@@ -2,8 +2,10 @@
  *
  * One head cache is one KV head of one layer (spec §2).  Read the files in
  * this order: head.c (the parts and the lifecycle, spec §3), importance.c
- * (spec §6), sketch.c (spec §7), reconstruct.c (spec §8), attend.c
- * (spec §11), prefill.c (spec §10), quant.c (spec §18). */
+ * (spec §6), sketch.c (spec §7), reconstruct.c (spec §8), dot.c and
+ * attend.c (spec §11), prefill.c (spec §10), quant.c (spec §18).  The
+ * reference stands on base/ (base.h: errors, storage types, hash,
+ * allocation) and on nothing above it (lib/): tests/floors.sh. */
 #ifndef KVR_REF_H
 #define KVR_REF_H
 
@@ -136,6 +138,9 @@ void ref_append(ref_head *h, const float *k, const float *v);
 void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float *v, float score);
 /* how many bytes the arrays hold (spec §9.1) */
 size_t ref_head_bytes(const ref_head *h);
+/* the same for a head cache of configuration cfg: the sum over the table of
+ * ref_head_arrays, each at full capacity in its own type (kvr_head_bytes) */
+size_t ref_cfg_bytes(const kvr_config *cfg, int head_dim);
 /* check the lifecycle invariants (spec §3.5); 0 when they hold */
 int ref_head_check(const ref_head *h, char *why, size_t why_len);
 
@@ -185,7 +190,7 @@ void ref_vague_means(const ref_head *h, float *mean /*[2][D]*/);
 void ref_reconstruct_with(const ref_head *h, long pos, const float *mean /*[2][D]*/,
                           float *k /*[D]*/, float *v /*[D]*/);
 
-/* attend.c (spec §11).  ref_dots: the m <= 4 dot products q . k[pos[j]]
+/* dot.c (spec §11.2, §6.2).  ref_dots: the m <= 4 dot products q . k[pos[j]]
  * ([D] rows of k), each summed over i in increasing order in float32, the
  * same float as computed alone; the four are computed side by side so that
  * the processor overlaps their independent chains of additions. */

@@ -9,7 +9,7 @@
  * Layout (spec §7.2): sums [d][w][D] float32, counts and loads [d][w] int32,
  * all row-major. */
 #include <config.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* spec §5, §7.2: the bucket of position pos in row r, as an index r*w + b

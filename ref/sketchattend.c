@@ -22,7 +22,7 @@
 #include <config.h>
 #include <math.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 /* Row r's bucket index (r*w + b), sign and alpha of position pos. */

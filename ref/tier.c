@@ -17,7 +17,7 @@
  *                          value becoming its stored ones. */
 #include <config.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 #include "ref.h"
 
 int ref_cfg_has_tier(const kvr_config *cfg)

@@ -26,3 +26,8 @@ TESTS += tests/install.sh
 dist_check_SCRIPTS += tests/install.sh
 EXTRA_DIST += tests/install-app.c
 AM_TESTS_ENVIRONMENT += KVR_MAKE='$(MAKE)' KVR_CC='$(CC)' KVR_PKG_CONFIG='$(PKG_CONFIG)'; export KVR_MAKE KVR_CC KVR_PKG_CONFIG;
+
+# The library's layers call one way: base/ <- ref/ <- lib/ (base/README).
+TESTS += tests/floors.sh
+dist_check_SCRIPTS += tests/floors.sh
+EXTRA_DIST += base/README

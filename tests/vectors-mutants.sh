@@ -1,7 +1,7 @@
 #!/bin/sh
 # vectors-mutants.sh: the conformance vectors catch wrong readings of the
 # spec (issue 16).  For every mutant of tests/vectors-mutants.tab (one wrong
-# reading: a source file of the library or the reference with one sed script
+# reading: a source file of the library, the reference or its primitives with one sed script
 # applied), build the vectors generator with that file mutated, let it write
 # its outputs in the port layout, and require `kvreviver validate` against
 # the committed vectors to fail, naming the arrays the table lists (or, for a
@@ -32,7 +32,8 @@ command -v "$cc" >/dev/null 2>&1 || { echo "SKIP: no C compiler ($cc)"; exit 77;
 
 # a private copy of the sources the generator needs, and a config.h without CUDA
 src="$tmp/src"
-mkdir -p "$src/lib" "$src/ref" "$src/cpu" "$src/tool/conformance" "$src/tool/common" "$tmp/obj" || exit 99
+mkdir -p "$src/base" "$src/lib" "$src/ref" "$src/cpu" "$src/tool/conformance" "$src/tool/common" "$tmp/obj" || exit 99
+cp "$top_srcdir"/base/*.c "$top_srcdir"/base/*.h "$src/base/" &&
 cp "$top_srcdir"/lib/*.c "$top_srcdir"/lib/*.h "$src/lib/" &&
 cp "$top_srcdir"/ref/*.c "$top_srcdir"/ref/*.h "$src/ref/" &&
 cp "$top_srcdir"/cpu/*.c "$top_srcdir"/cpu/*.h "$src/cpu/" &&
@@ -42,10 +43,10 @@ cp "$top_srcdir/tests/vectors-mutants-gen.c" "$src/" || exit 99
 rm -f "$src/lib/cuda_backend.c"
 chmod -R u+w "$src"
 printf '#include "%s/config.h"\n#undef KVR_HAVE_CUDA\n' "$top_builddir" >"$tmp/config.h"
-sources=$(cd "$src" && ls lib/*.c ref/*.c cpu/*.c tool/conformance/vectors_*.c tool/common/*.c vectors-mutants-gen.c)
+sources=$(cd "$src" && ls base/*.c lib/*.c ref/*.c cpu/*.c tool/conformance/vectors_*.c tool/common/*.c vectors-mutants-gen.c)
 obj() { echo "$tmp/obj/$(echo "$1" | tr / _).o"; }
 compile() {  # compile SRC-relative file $1 into object $2
-    "$cc" -O0 -ffp-contract=off -DHAVE_CONFIG_H -I"$tmp" -I"$src/lib" -I"$src/ref" -I"$src/tool" \
+    "$cc" -O0 -ffp-contract=off -DHAVE_CONFIG_H -I"$tmp" -I"$src/base" -I"$src/lib" -I"$src/ref" -I"$src/tool" \
         -c "$src/$1" -o "$2"
 }
 # link with every object, $1 replacing the object of file $2 (if any); into $3

@@ -150,26 +150,34 @@ done:
  *   c  no sketch, and budgets built so that the rest of step 4 is exactly k
  *      windows of cw bytes: there recent_share * rest / cw, left to right,
  *      and recent_share * (rest / cw) floor to different integers for some
- *      shares, so the order of step 4 is observable.
+ *      shares, so the order of step 4 is observable;
+ *   d  quantized storage (store= q8, q4) and the quantized tier (tier_bits 2,
+ *      4, two tier shares), with and without a sketch: the bytes of every
+ *      quantized vector include its float16 zero point and scale (spec
+ *      §18.5, §19.6), so a port that leaves them out plans more tokens.
  * Infeasible budgets give status KVR_EBUDGET and zeros. */
-enum { PLAN_COLS = 7 };
+enum { PLAN_COLS = 10, PLAN_OUT = 7 };
 
 static void plan_row(double *g, int32_t *p, uint64_t *bytes, double ratio, long context, int dim,
-                     kvr_elem elem, int depth, double sketch_share, double recent_share)
+                     kvr_elem elem, int depth, double sketch_share, double recent_share,
+                     kvr_store store, int tier_bits, double tier_share)
 {
     g[0] = ratio; g[1] = (double)context; g[2] = dim; g[3] = elem; g[4] = depth;
-    g[5] = sketch_share; g[6] = recent_share;
+    g[5] = sketch_share; g[6] = recent_share; g[7] = store; g[8] = tier_bits; g[9] = tier_share;
     kvr_config cfg;
     kvr_config_paper(&cfg);
     cfg.elem = elem;
     cfg.depth = depth;
     cfg.sketch_share = sketch_share;
     cfg.recent_share = recent_share;
+    cfg.store = store;
+    cfg.tier_bits = tier_bits;
+    cfg.tier_share = tier_share;
     int st = kvr_plan(ratio, context, dim, &cfg);
     p[0] = st;
     if (st == KVR_OK) {
         p[1] = cfg.sinks; p[2] = cfg.window; p[3] = cfg.candidates;
-        p[4] = cfg.depth; p[5] = cfg.width;
+        p[4] = cfg.depth; p[5] = cfg.width; p[6] = cfg.tier_tokens;
         *bytes = kvr_head_bytes(&cfg, dim);
     }
 }
@@ -187,9 +195,16 @@ int vec_write_planner(vec_writer *w)
     const size_t na = LEN(ratios) * LEN(contexts) * LEN(dims) * LEN(elems) * LEN(depths);
     const size_t nb = LEN(ratios) * LEN(big_contexts) * LEN(dims) * 2 * LEN(sketch_shares);
     const size_t nc = LEN(dims) * LEN(elems) * LEN(windows) * LEN(recent_shares);
-    const size_t n = na + nb + nc;
+    static const double d_ratios[] = { 0.05, 0.1, 0.25 };
+    static const long d_contexts[] = { 2048, 32768 };
+    static const kvr_store stores[] = { KVR_STORE_ELEM, KVR_STORE_Q8, KVR_STORE_Q4 };
+    static const int tier_bits[] = { 0, 2, 4 };
+    static const double tier_shares[] = { 0.3, 0.5 };
+    const size_t nd = LEN(d_ratios) * LEN(d_contexts) * LEN(dims) * 2 * LEN(stores) * LEN(tier_bits)
+                      * LEN(tier_shares);
+    const size_t n = na + nb + nc + nd;
     double *grid = malloc(n * PLAN_COLS * sizeof *grid);
-    int32_t *plan = calloc(n * 6, sizeof *plan);
+    int32_t *plan = calloc(n * PLAN_OUT, sizeof *plan);
     uint64_t *bytes = calloc(n, sizeof *bytes);
     int status = 1;
     if (!grid || !plan || !bytes) {
@@ -197,19 +212,20 @@ int vec_write_planner(vec_writer *w)
         goto done;
     }
     size_t j = 0;
-#define ROW(...) (plan_row(grid + j * PLAN_COLS, plan + j * 6, bytes + j, __VA_ARGS__), j++)
+#define ROW(...) (plan_row(grid + j * PLAN_COLS, plan + j * PLAN_OUT, bytes + j, __VA_ARGS__), j++)
     for (size_t a = 0; a < LEN(ratios); a++)             /* block a */
         for (size_t b = 0; b < LEN(contexts); b++)
             for (size_t c = 0; c < LEN(dims); c++)
                 for (size_t e = 0; e < LEN(elems); e++)
                     for (size_t r = 0; r < LEN(depths); r++)
-                        ROW(ratios[a], contexts[b], dims[c], elems[e], depths[r], 0.5, 0.5);
+                        ROW(ratios[a], contexts[b], dims[c], elems[e], depths[r], 0.5, 0.5, KVR_STORE_ELEM, 0, 0.5);
     for (size_t a = 0; a < LEN(ratios); a++)             /* block b: f16, depths 1 and 3 */
         for (size_t b = 0; b < LEN(big_contexts); b++)
             for (size_t c = 0; c < LEN(dims); c++)
                 for (size_t r = 0; r < 2; r++)
                     for (size_t s = 0; s < LEN(sketch_shares); s++)
-                        ROW(ratios[a], big_contexts[b], dims[c], KVR_F16, depths[r], sketch_shares[s], 0.6);
+                        ROW(ratios[a], big_contexts[b], dims[c], KVR_F16, depths[r], sketch_shares[s], 0.6,
+                            KVR_STORE_ELEM, 0, 0.5);
     for (size_t c = 0; c < LEN(dims); c++)               /* block c: depth 0, context 4096 */
         for (size_t e = 0; e < LEN(elems); e++)
             for (size_t k = 0; k < LEN(windows); k++)
@@ -218,18 +234,28 @@ int vec_write_planner(vec_writer *w)
                      * so that floor(ratio * full) lands on it whatever the rounding */
                     double kv = 2.0 * dims[c] * (double)kvr_elem_size(elems[e]);
                     double full = 4096.0 * kv, budget = 4 * kv + windows[k] * (kv + 4) + 0.5;
-                    ROW(budget / full, 4096, dims[c], elems[e], 0, 0.5, recent_shares[s]);
+                    ROW(budget / full, 4096, dims[c], elems[e], 0, 0.5, recent_shares[s], KVR_STORE_ELEM, 0, 0.5);
                 }
+    for (size_t a = 0; a < LEN(d_ratios); a++)           /* block d: store= and the tier, f16 */
+        for (size_t b = 0; b < LEN(d_contexts); b++)
+            for (size_t c = 0; c < LEN(dims); c++)
+                for (size_t r = 0; r < 2; r++)
+                    for (size_t q = 0; q < LEN(stores); q++)
+                        for (size_t t = 0; t < LEN(tier_bits); t++)
+                            for (size_t s = 0; s < LEN(tier_shares); s++)
+                                ROW(d_ratios[a], d_contexts[b], dims[c], KVR_F16, (int)r, 0.5, 0.5,
+                                    stores[q], tier_bits[t], tier_shares[s]);
 #undef ROW
-    size_t s_grid[2] = { n, PLAN_COLS }, s_plan[2] = { n, 6 }, s_n[1] = { n };
+    size_t s_grid[2] = { n, PLAN_COLS }, s_plan[2] = { n, PLAN_OUT }, s_n[1] = { n };
     vw_line(w, "scenario planner sinks=4 importance=snapkv obs_window=32 centre=1 -- kvr_plan from the "
                "paper-faithful configuration (kvr_config_paper, spec 13) with the grid row's elem (0 f32, "
-               "1 f16, 2 bf16), depth, sketch_share and recent_share");
+               "1 f16, 2 bf16), depth, sketch_share, recent_share, store (0 elem, 1 q8, 2 q4), tier_bits and "
+               "tier_share");
     if (vw_array(w, "inputs/planner/grid.npy", KVR_NPY_F64, 2, s_grid, grid, "input",
                  "level 3 (spec 9.2): rows of (ratio, context, head_dim, elem, depth, sketch_share, "
-                 "recent_share)") == 0
+                 "recent_share, store, tier_bits, tier_share)") == 0
         && vw_array(w, "expected/planner/plan.npy", KVR_NPY_I32, 2, s_plan, plan, "exact",
-                    "level 3 (spec 9.2): (status, sinks, window, candidates, depth, width) per row; "
+                    "level 3 (spec 9.2, 19.7): (status, sinks, window, candidates, depth, width, tier_tokens) per row; "
                     "status 0 ok or -5 budget too small (then zeros)") == 0
         && vw_array(w, "expected/planner/bytes.npy", KVR_NPY_U64, 1, s_n, bytes, "exact",
                     "level 3 (spec 9.1): bytes one head cache holds with the plan (0 when infeasible)") == 0)

@@ -31,9 +31,19 @@ typedef enum {
     KEYS_RANDOM,   /* independent uniforms in [-1, 1) */
     KEYS_TWO,      /* two fixed vectors: A at positions p % 3 != 0, B at p % 3 == 0,
                       so attention weights (and TOVA scores) tie exactly within each */
-    KEYS_LOW       /* random, except one fixed low-scoring key at the positions
+    KEYS_LOW,      /* random, except one fixed low-scoring key at the positions
                       low_from <= p < low_to and at p % 7 == 3 beyond the prefill:
                       equal prefill and decode scores, so the tie rules decide */
+    KEYS_BLOCKS    /* three key types (head_dim a multiple of 3): type y = "12012120"[p % 8]
+                      is 1 on the y-th third of the coordinates and 0 elsewhere; the
+                      last observed query of query head g (g < 3) is 128 on the thirds
+                      of the types in {0}, {1}, {1, 2} and 0 elsewhere, so each softmax
+                      is exactly uniform over the positions of those types (every other
+                      weight is exp(-147.8) = 0): the prefill scores are sums of
+                      fl(1/m), independent of the exponential; with 10, 15 and 15
+                      positions of each type in a prompt of 40, type 0 scores
+                      fl(1/10) and type 1 fl(fl(1/15) + fl(1/30)), different, but
+                      equal once divided by 3 */
 } key_pattern;
 
 typedef struct {
@@ -60,6 +70,11 @@ typedef struct {
     int kivi_bits, kivi_group;  /* KIVI (spec 18.6): 0 = off; the body holds every token past
                                    the sinks and the window of the script */
     int tier_bits, tier_tokens; /* the quantized tier (spec 19): 0 = none; b bits, Q positions */
+    int zero_step;        /* 0, or an attend step (from 1) whose query is 0: every logit is 0,
+                             so every held position gets exactly fl(1/n) per query head,
+                             whatever the exponential: under tova every score ties */
+    int promote;          /* 1: the promotion threshold (spec 19.5) is that fl(1/n), so at
+                             the zero step every tier token is exactly at it; 0: no promotion */
 } scenario;
 
 /* A scenario leaves out the fields after its last one on purpose: they are
@@ -177,6 +192,30 @@ static const scenario scenarios[] = {
       64, 2, 2, 0, 4, 8, 8, 1, 8, 16, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
       2323, "P80/16 12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_MOMENT, 0.0, KVR_POOL_AVG, 0, 0,
       KVR_STORE_ELEM, 0, 0, 4, 12 },
+    { "tier_promote", "promotion (spec 19.5): a 4-bit tier of 6 positions, tova, promote= the float32 "
+      "1/43, so that tokens attended above it return to the candidates (swapping with the candidate "
+      "that leaves first when they are full) and, at attend step 4, whose query is 0, every position "
+      "is attended with exactly 1/43 (scores tie): every tier token is exactly at the threshold and "
+      "stays (strictly above promotes); the reconstruction route, d=2 median, f16, GQA 2 "
+      "(parts: 5 = quantized)",
+      16, 1, 2, 0, 2, 4, 4, 2, 8, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_TOVA, KVR_F16,
+      2424, "P40/8 T 12*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 4, 6, 4, 1 },
+    { "tier_newcomer", "the tier's tie clause (spec 19.3): tova, a 2-bit tier of 3 positions behind 6 "
+      "candidates, filled by the prefill (one repeated low key at positions 8-17: the candidates are "
+      "older than the tier); the first attend step's query is 0, so every score ties, "
+      "and at the append after it the oldest candidate leaves for the full tier tied with the "
+      "tier's leaving token (its oldest) and older than it: it goes to the bulk itself; then "
+      "decode; moment route, f16, GQA 2 (parts: 5 = quantized)",
+      16, 1, 2, 0, 1, 2, 6, 1, 8, 4, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_TOVA, KVR_F16,
+      2525, "P20/4 T 12*A1T", KEYS_LOW, 8, 18, 1, KVR_VAGUE_MOMENT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 2, 3, 1, 0 },
+    { "tova_g3", "tova with a GQA group of 3 (not a power of two): three key types and observed "
+      "queries that make the prefill scores of two types differ by one ulp, and tie once divided by "
+      "3 (the scores are the group's sum, spec 6.2); eviction (no sketch), f32, head_dim 12, "
+      "prefill of 40 then decode",
+      12, 1, 3, 0, 2, 4, 6, 0, 0, 1, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
+      2626, "P40/1 T 6*A1T", KEYS_BLOCKS, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
 };
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
@@ -339,6 +378,8 @@ static int make_inputs(run_state *r)
                 float x = uniform(&st), y = uniform(&st);
                 if (sc->keys == KEYS_TWO)
                     x = (t % 3 == 0 ? fixed_b : fixed_a)[i];
+                else if (sc->keys == KEYS_BLOCKS)
+                    x = (size_t)("12012120"[t % 8] - '0') == i / (D / 3) ? 1.0f : 0.0f;
                 else if (low)
                     x = -0.5f;
                 size_t at = (t * H + h) * D + i;
@@ -350,9 +391,18 @@ static int make_inputs(run_state *r)
         float x = uniform(&st);
         r->q_obs[j] = positive ? 0.625f + 0.375f * x : 3.0f * x;
     }
+    if (sc->keys == KEYS_BLOCKS && r->n_obs > 0)    /* the last observed query: see KEYS_BLOCKS */
+        for (size_t g = 0; g < Hq; g++)
+            for (size_t i = 0; i < D; i++) {
+                static const unsigned sets[3] = { 1u, 2u, 6u };
+                size_t y = i / (D / 3);
+                r->q_obs[((size_t)(r->n_obs - 1) * Hq + g) * D + i] = g < 3 && (sets[g] >> y & 1u) ? 128.0f : 0.0f;
+            }
     for (size_t j = 0; j < (size_t)r->n_attend * Hq * D; j++) {
         float x = uniform(&st);
         r->q[j] = positive ? 0.625f + 0.375f * x : 3.0f * x;
+        if (sc->zero_step > 0 && j / (Hq * D) == (size_t)sc->zero_step - 1)
+            r->q[j] = 0.0f;
     }
     for (size_t h = 0; h < H; h++)
         for (size_t t = 0; t < N; t++) {
@@ -432,12 +482,34 @@ static int run_script(run_state *r, kvr_cache *cache)
             for (size_t h = 0; h < H; h++)
                 for (long t = 0; t < kvr_length(cache, sc->layer); t++) {
                     kvr_part p = KVR_PART_DROPPED;
-                    if (kvr_part_of(cache, sc->layer, (int)h, t, &p) == KVR_OK && p == KVR_PART_QUANTIZED)
+                    /* and a promoted one (spec 19.5) its stored values, which are
+                     * the tier's, rounded: every exact part as stored */
+                    if (kvr_part_of(cache, sc->layer, (int)h, t, &p) == KVR_OK && p != KVR_PART_VAGUE
+                        && p != KVR_PART_DROPPED)
                         (void)kvr_reconstruct(cache, sc->layer, (int)h, t, r->hk + (h * N + (size_t)t) * D,
                                               r->hv + (h * N + (size_t)t) * D);
                 }
     }
     return 0;
+}
+
+/* spec 19.5: the promotion threshold of a scenario: 0 (off), or with a
+ * zero_step the float32 1/n at that attend step (n: the positions appended
+ * before it, all held: the scenarios with a tier have a sketch), as a
+ * double that converts back to that float32 exactly. */
+static double promote_of(const run_state *r)
+{
+    if (r->sc->tier_bits == 0 || r->sc->zero_step == 0 || !r->sc->promote)
+        return 0.0;
+    long n = 0;
+    int step = 0;
+    for (int o = 0; o < r->n_ops; o++) {
+        if (r->ops[o].op != OP_ATTEND)
+            n += r->ops[o].n;
+        else if (++step == r->sc->zero_step)
+            break;
+    }
+    return (double)(1.0f / (float)n);
 }
 
 /* Write the manifest lines describing the scenario and its script. */
@@ -449,8 +521,8 @@ static void describe(vec_writer *w, const run_state *r)
         snprintf(kivi, sizeof kivi, " kivi_bits=%d kivi_group=%d kivi_tokens=%d", sc->kivi_bits, sc->kivi_group,
                  r->n_tokens - sc->sinks - sc->window);
     else if (sc->tier_bits > 0)
-        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=0", sc->tier_bits,
-                 sc->tier_tokens);
+        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=%.9g", sc->tier_bits,
+                 sc->tier_tokens, promote_of(r));
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
@@ -651,8 +723,9 @@ static int write_scenario(vec_writer *w, const scenario *sc)
         cfg.kivi_group = sc->kivi_group;
         cfg.kivi_tokens = r.n_tokens - sc->sinks - sc->window;
     }
-    cfg.tier_bits = sc->tier_bits;  /* spec 19: promotion off (tier_promote 0) */
+    cfg.tier_bits = sc->tier_bits;  /* spec 19: promotion off (tier_promote 0) but with a zero_step */
     cfg.tier_tokens = sc->tier_tokens;
+    cfg.tier_promote = promote_of(&r);
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)

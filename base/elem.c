@@ -7,7 +7,7 @@
 #include <config.h>
 #include <math.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 
 size_t kvr_elem_size(kvr_elem elem)
 {

@@ -3,7 +3,7 @@
  * public call then returns KVR_ENOMEM, leaks nothing and stays usable. */
 #include <config.h>
 #include <stdlib.h>
-#include "internal.h"
+#include "base.h"
 
 static long fail_countdown = 0;   /* 0: never fail; k: the k-th allocation from now fails */
 

@@ -7,7 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include "internal.h"
+#include "base.h"
 
 static _Thread_local char last_message[512];
 static kvr_error_handler *handler = NULL;

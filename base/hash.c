@@ -4,7 +4,7 @@
  * rounds of the SplitMix64 finalizer.  Only 64-bit integer arithmetic modulo
  * 2^64 is used, so every platform and the GPU produce the same bits. */
 #include <config.h>
-#include "kvreviver.h"
+#include "base.h"
 
 /* SplitMix64: add the golden-ratio increment, then two xor-shift-multiply
  * steps and a final xor-shift (spec §5.1). */
