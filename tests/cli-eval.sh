@@ -30,6 +30,12 @@ expect 0 "eval --help" -- eval --help
 grep -q -- '--budget' "$tmp/out" && grep -q -- '--plot' "$tmp/out" && grep -q -- '--seeds' "$tmp/out" \
   && ok "--help lists --budget, --plot, --seeds" || fail "--help lists the options"
 expect 0 "demo --help" -- demo --help
+# the demo: float16 bytes, every family beside the default, what does not fit
+expect 0 "demo" -- demo
+grep -q "float16 bytes" "$tmp/out" && grep -q "^needle .* kivi/bits=3 " "$tmp/out" \
+  && grep -q "Against the best KIVI" "$tmp/out" && grep -q "Against the best eviction with quantized storage" "$tmp/out" \
+  && grep -q "kivi does not fit this budget" "$tmp/out" && ok "demo: f16 bytes, every family, what does not fit" \
+  || fail "demo reading: $(tail -n 20 "$tmp/out")"
 
 # ---- usage errors: exit 2 ----------------------------------------------------
 expect 2 "unknown option" -- eval --frobnicate

@@ -1,10 +1,14 @@
 /* demo.c: `kvreviver demo`, the built-in workload (README's main job).
  *
- * Every method at budgets 10% and 25% on the synthetic and needle workloads
- * at 2k context, one table, then a plain reading of it computed from the
- * numbers (tool/report.c).  The same as
- *   kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S
- * for W = synthetic and needle. */
+ * Every method, and every family a practitioner would pick beside it
+ * (eviction with 4-bit storage, KIVI at 2, 3 and 4 bits), at budgets 10%
+ * and 25% on the synthetic and needle workloads at 2k context, in float16
+ * bytes (the engines' type), one table, then a plain reading of it computed
+ * from the numbers (tool/harness/report.c) that names the best of each
+ * family.  The same as
+ *   kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S \
+ *       --elem f16 --method all,EXTRA
+ * for W = synthetic and needle, EXTRA the list below. */
 #include <config.h>
 #include <math.h>
 #include <stdio.h>
@@ -28,9 +32,14 @@ static void usage(FILE *f)
         "Usage: kvreviver demo [--seed S]\n"
         "Run every method at budgets 10%% and 25%% on the synthetic and needle\n"
         "workloads at 2048 tokens (2 KV heads, 4 query heads, head_dim 64,\n"
-        "16 decode steps, float32) and print one table, then a plain reading of\n"
-        "it.  The same numbers as\n"
+        "16 decode steps), with bytes counted in float16 as engines store the\n"
+        "cache, beside the families a practitioner would pick (eviction with\n"
+        "4-bit storage, KIVI at 2, 3 and 4 bits), and print one table, then a\n"
+        "plain reading of it naming the best of each family.  A method the\n"
+        "budget cannot hold is listed as not fitting.  The same numbers as\n"
         "  kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S\n"
+        "      --elem f16 --method all,h2o/store=q4,snapkv/store=q4,tova/store=q4,\n"
+        "      streaming/store=q4,kivi,kivi/bits=3,kivi/bits=4\n"
         "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
         "for the metrics.\n"
         "\n"
@@ -39,7 +48,12 @@ static void usage(FILE *f)
         "  -V, --version  the version\n");
 }
 
-enum { N_BUDGETS = 2 };
+enum { N_BUDGETS = 2, N_EXTRA = 7 };
+
+/* the other families, after every named method */
+static const char *const extra[N_EXTRA] = {
+    "h2o/store=q4", "snapkv/store=q4", "tova/store=q4", "streaming/store=q4", "kivi", "kivi/bits=3", "kivi/bits=4",
+};
 
 int cli_demo(int argc, char **argv)
 {
@@ -66,14 +80,17 @@ int cli_demo(int argc, char **argv)
     const double budgets[N_BUDGETS] = {0.10, 0.25};
     ev_workload_shape shape = {2, 4, 64, 16};
     int context = 2048, n_methods = 0;
-    while (kvr_method_name(n_methods)) n_methods++;
+    const char *names[64];
+    while (kvr_method_name(n_methods) && n_methods < 64 - N_EXTRA) {
+        names[n_methods] = kvr_method_name(n_methods);
+        n_methods++;
+    }
+    for (int k = 0; k < N_EXTRA; k++)
+        names[n_methods++] = extra[k];
     ev_row *rows = calloc((size_t)2 * N_BUDGETS * n_methods, sizeof *rows);
     if (!rows) { msg_error("demo: out of memory"); return CLI_FAIL; }
     int n_rows = 0;
-    const char *names[64];
-    for (int mi = 0; mi < n_methods && mi < 64; mi++)
-        names[mi] = kvr_method_name(mi);
-    ev_report_method_width(names, n_methods < 64 ? n_methods : 64);
+    ev_report_method_width(names, n_methods);
     ev_report_header(stdout);
     for (int wi = 0; wi < 2; wi++) {
         ev_workload w;
@@ -86,13 +103,17 @@ int cli_demo(int argc, char **argv)
         }
         for (int bi = 0; bi < N_BUDGETS; bi++)
             for (int mi = 0; mi < n_methods; mi++) {
-                const char *m = kvr_method_name(mi);
+                const char *m = names[mi];
                 if (!strcmp(m, "full") && bi > 0) continue;
                 double budget = strcmp(m, "full") ? budgets[bi] : 1.0;
                 ev_row *row = &rows[n_rows];
                 msg_progress("demo: %s  budget %.2f  %s", workloads[wi], budget, m);
-                status = ev_run(&w, m, budget, KVR_F32, seed, &row->r);
+                status = ev_run(&w, m, budget, KVR_F16, seed, &row->r);
                 msg_progress_done();
+                if (status == KVR_EBUDGET) {   /* as eval does: the row is skipped, saying why */
+                    printf("%-9s %7d %6.2f %s does not fit this budget\n", workloads[wi], context, budget, m);
+                    continue;
+                }
                 if (status != KVR_OK) {
                     msg_error("demo: %s on %s at budget %g: %s", m, workloads[wi], budget, kvr_last_error());
                     ev_workload_free(&w);
@@ -108,14 +129,14 @@ int cli_demo(int argc, char **argv)
                 row->q_heads = shape.n_q_heads;
                 row->head_dim = shape.head_dim;
                 row->steps = shape.decode_steps;
-                row->elem = KVR_F32;
+                row->elem = KVR_F16;
                 ev_report_row(stdout, row);
                 fflush(stdout);
                 n_rows++;
             }
         ev_workload_free(&w);
     }
-    printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of bytes):\n");
+    printf("\nReading (lower attn_rel_err is better; every row holds at most its budget of float16 bytes):\n");
     ev_report_reading(stdout, rows, n_rows);
     printf("mass_exact: the share of full attention's weight on the positions a method holds exactly.\n");
     printf("Metrics: doc/eval.md.  Methods and their papers: doc/methods.md.  Results: doc/results.md.\n");

@@ -303,6 +303,22 @@ static int is_reviver(const char *m)
     return !strncmp(m, "kvreviver", 9);
 }
 
+/* an eviction method keeping its tokens quantized (store=q8 or q4) */
+static int is_eviction_quant(const char *m)
+{
+    size_t n = strcspn(m, "/");
+    char base[16];
+    if (n >= sizeof base || (strcmp(m + n, "/store=q4") && strcmp(m + n, "/store=q8"))) return 0;
+    memcpy(base, m, n);
+    base[n] = '\0';
+    return is_eviction(base);
+}
+
+static int is_kivi(const char *m)
+{
+    return !strcmp(m, "kivi") || !strncmp(m, "kivi/", 5);
+}
+
 /* Best (lowest error, or highest needle_acc when needle is set) among rows
  * at budget b for which pick() holds; NULL when none. */
 static const ev_row *best(const ev_row *rows, int n, const char *workload, double b,
@@ -388,6 +404,20 @@ void ev_report_reading(FILE *f, const ev_row *rows, int n)
             say_errors(f, kv, ev);
             fputs(".\n", f);
         }
+        /* the other families a practitioner would pick (issue 23) */
+        const ev_row *evq = best(rows, n, wl, b, is_eviction_quant, 0);
+        const ev_row *ki = best(rows, n, wl, b, is_kivi, 0);
+        const ev_row *fam[2] = {evq, ki};
+        const char *fam_name[2] = {"eviction with quantized storage", "KIVI"};
+        for (int k = 0; k < 2 && kv; k++) {
+            if (!fam[k]) {
+                if (k == 1) fprintf(f, "  KIVI: does not fit this budget.\n");
+                continue;
+            }
+            fprintf(f, "  Against the best %s, %s %.3g: ", fam_name[k], fam[k]->method, fam[k]->r.attn_rel_err);
+            say_errors(f, kv, fam[k]);
+            fputs(".\n", f);
+        }
         if (ev && kp) {
             fprintf(f, "  Paper-faithful kvreviver-paper %.3g: ", kp->r.attn_rel_err);
             say_errors(f, kp, ev);
@@ -407,6 +437,14 @@ void ev_report_reading(FILE *f, const ev_row *rows, int n)
                 fprintf(f, "  Needles found: the default kvreviver %.0f%%, the best eviction baseline %s %.0f%%: ",
                         100.0 * kvn->r.needle_acc, evn->method, 100.0 * evn->r.needle_acc);
                 say_needles(f, kvn, evn);
+                fputs(".\n", f);
+            }
+            const ev_row *famn[2] = {best(rows, n, wl, b, is_eviction_quant, 1), best(rows, n, wl, b, is_kivi, 1)};
+            for (int k = 0; k < 2 && kvn; k++) {
+                if (!famn[k]) continue;
+                fprintf(f, "  Needles found by the best %s, %s: %.0f%%: ",
+                        k ? "KIVI" : "eviction with quantized storage", famn[k]->method, 100.0 * famn[k]->r.needle_acc);
+                say_needles(f, kvn, famn[k]);
                 fputs(".\n", f);
             }
             if (evn && varn && kvn && varn != kvn && varn->r.needle_acc > kvn->r.needle_acc) {
