@@ -140,7 +140,6 @@ def main():
     if len(ids) < N_IDS:
         print("FAIL logits: the first text has %d ids, the check needs %d" % (len(ids), N_IDS))
         return 1
-    V = None
     ours = ours_logits(lm_dump, model, ids, work)
     # ---- 2a. float32 weights, float32 cache: rounding only
     try:

@@ -4,7 +4,7 @@
     results-repro.py KVREVIVER DOC [--model stories260K.bin] [--smollm2 MODEL.gguf]
 
 Each entry of TABLES names a table of DOC by its heading, the command that
-made it (printed in DOC) and what each column holds.  The command is run
+made it (as DOC prints it) and what each column holds.  The command is run
 with --csv, and every cell of the table is compared with the CSV: a number
 printed with k significant digits must be the CSV's value rounded to them
 (within half a unit of its last digit), "does not fit" must be a row the
@@ -56,7 +56,7 @@ def doc_table(doc, heading):
     """The markdown table under heading: header cells and {method: cells}."""
     at = doc.find(heading + "\n")
     if at < 0:
-        return None, None, None
+        return None, None
     body = doc[at + len(heading):]
     nxt = re.search(r"^#{2,3} ", body, re.M)
     if nxt:
@@ -67,8 +67,7 @@ def doc_table(doc, heading):
     for l in lines[2:]:
         cells = [c.strip() for c in l.strip("|").split("|")]
         rows[cells[0].strip("`")] = cells
-    cmd = re.search(r"^    kvreviver (eval .*?)\n(?!    )", body, re.M | re.S)
-    return header, rows, cmd.group(1) if cmd else None
+    return header, rows
 
 
 def matches(shown, value):
@@ -119,7 +118,7 @@ def main():
             print("# SKIP %s: no %s" % (heading, need))
             skipped += 1
             continue
-        header, rows, printed = doc_table(doc, heading)
+        header, rows = doc_table(doc, heading)
         if header is None:
             problems.append("%s: not in %s" % (heading, doc_path))
             continue

@@ -84,6 +84,22 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     return status;
 }
 
+/* One lock-step decode of the k caches listed (cache idx[j] takes tok[j]);
+ * a cache that fails gets its status and stops running.  KVR_OK, or
+ * KVR_ENOMEM.   idx, tok: [k] */
+static int step_caches(const lm_model *m, int k, const int *idx, lm_model_state **rs, kvr_cache **rc,
+                       const int *tok, float **rl, int *status, int *run, int threads)
+{
+    int *st = malloc(sizeof(int) * (size_t)k);
+    if (!st) return lm_model_fail(KVR_ENOMEM, "passkey: out of memory");
+    for (int j = 0; j < k; j++) st[j] = KVR_OK;
+    ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
+    for (int j = 0; j < k; j++)
+        if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
+    free(st);
+    return KVR_OK;
+}
+
 int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n_late,
                        const int *late, int n, const kvr_config *cfgs, const char *key, int *correct,
                        int *status, char *answer0, size_t cap, int threads)
@@ -130,13 +146,7 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
             k++;
         }
         if (k == 0) break;
-        int *st = malloc(sizeof(int) * (size_t)k);
-        if (!st) { fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory"); goto done; }
-        for (int j = 0; j < k; j++) st[j] = KVR_OK;
-        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
-        for (int j = 0; j < k; j++)
-            if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
-        free(st);
+        if ((fail = step_caches(m, k, idx, rs, rc, tok, rl, status, run, threads)) != KVR_OK) goto done;
     }
     /* greedy decoding: each step takes every cache's argmax; a cache stops
      * at EOS, the end of turn, or EV_PASSKEY_ANSWER tokens */
@@ -154,13 +164,7 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
             k++;
         }
         if (k == 0) break;
-        int *st = malloc(sizeof(int) * (size_t)k);
-        if (!st) { fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory"); goto done; }
-        for (int j = 0; j < k; j++) st[j] = KVR_OK;
-        ev_model_step_threads(m, k, rs, rc, tok, rl, st, threads, NULL);
-        for (int j = 0; j < k; j++)
-            if (st[j] != KVR_OK) { status[idx[j]] = st[j]; run[idx[j]] = 0; }
-        free(st);
+        if ((fail = step_caches(m, k, idx, rs, rc, tok, rl, status, run, threads)) != KVR_OK) goto done;
     }
     for (int i = 0; i < n; i++) {
         if (status[i] != KVR_OK) continue;
