@@ -41,6 +41,40 @@ void kvr_cpu_set_mutant(int mutant)
     kvr_cpu_mutant = mutant;
 }
 
+#ifdef KVR_CPU_X86
+#include <cpuid.h>
+
+/* XCR0, the register states the operating system saves (XGETBV 0). */
+static unsigned long long xcr0(void)
+{
+    unsigned int lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((unsigned long long)hi << 32) | lo;
+}
+
+/* 2 when the processor and the OS give AVX-512F, 1 for AVX2 + FMA + F16C,
+ * else 0.  Read from CPUID itself: compilers differ in the feature names
+ * __builtin_cpu_supports knows (clang 14 has no "f16c"). */
+static int cpuid_level(void)
+{
+    unsigned int a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+    if (!(fma && osxsave && avx && f16c))
+        return 0;
+    unsigned long long x = xcr0();
+    if ((x & 0x6) != 0x6)                  /* XMM and YMM state */
+        return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
+    if (!avx2)
+        return 0;
+    return avx512f && (x & 0xe6) == 0xe6 ? 2 : 1;   /* + opmask, ZMM state */
+}
+#endif
+
 /* The vector kernels the processor runs: 2 AVX-512, 1 AVX2 (with FMA and
  * F16C), 0 none; KVR_CPU_ISA=portable or avx2 caps it (tests). */
 static int isa_level(void)
@@ -49,9 +83,7 @@ static int isa_level(void)
     static int cached = -1;
     if (cached < 0) {
         const char *e = getenv("KVR_CPU_ISA");
-        __builtin_cpu_init();
-        int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-        int level = avx2 ? 1 + (__builtin_cpu_supports("avx512f") != 0) : 0;
+        int level = cpuid_level();
         if (e && !strcmp(e, "portable")) level = 0;
         if (e && !strcmp(e, "avx2") && level > 1) level = 1;
         cached = level;

@@ -3,7 +3,7 @@
  *
  * The AVX2 kernels are compiled for AVX2 + FMA + F16C with a function
  * attribute (KVR_AVX2), the AVX-512 ones for AVX512F (KVR_AVX512), and
- * chosen at run time (__builtin_cpu_supports), so one build runs on any
+ * chosen at run time (CPUID and XGETBV, cpu/attend.c), so one build runs on any
  * x86-64; on other processors the portable kernels run.  Each load gives 8 coordinates as float32, exactly the
  * values kvr_elem_load gives: f16 through vcvtph2ps (exact, subnormals
  * included), bf16 by a 16-bit shift (exact), f32 as is. */
@@ -22,9 +22,9 @@
 KVR_AVX2 static inline __m256 kvr_v8_load(kvr_elem elem, const void *row, int i)
 {
     if (elem == KVR_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+        return _mm256_cvtph_ps(_mm_loadu_si128((const void *)((const uint16_t *)row + i)));
     if (elem == KVR_BF16) {
-        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)((const uint16_t *)row + i)));
+        __m256i w = _mm256_cvtepu16_epi32(_mm_loadu_si128((const void *)((const uint16_t *)row + i)));
         return _mm256_castsi256_ps(_mm256_slli_epi32(w, 16));
     }
     return _mm256_loadu_ps((const float *)row + i);
@@ -58,9 +58,9 @@ KVR_AVX2 static inline __m256 kvr_v8_codes4(const unsigned char *codes, int swap
 KVR_AVX512 static inline __m512 kvr_v16_load(kvr_elem elem, const void *row, int i)
 {
     if (elem == KVR_F16)
-        return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i)));
+        return _mm512_cvtph_ps(_mm256_loadu_si256((const void *)((const uint16_t *)row + i)));
     if (elem == KVR_BF16) {
-        __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)((const uint16_t *)row + i)));
+        __m512i w = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const void *)((const uint16_t *)row + i)));
         return _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
     }
     return _mm512_loadu_ps((const float *)row + i);
