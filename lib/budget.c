@@ -125,6 +125,53 @@ static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
                     budget, ratio, full, context, b, S, p.window > 0 ? p.window : 1, G, least);
 }
 
+/* spec §19.11: the planner's step 4 and 5 for a complete tier
+ * (tier_share < 0): every middle token is held, exact or in the tier, so
+ * the tier's Q = M - R - C with M = context - S.  The M tier tokens are
+ * paid first (and the balancer's D exponents, spec §19.12); an exact window
+ * token then costs cw - tq more than a tier token and a candidate cc - tq,
+ * and the window takes recent_share of what is left, as in step 4.  p holds
+ * the configuration after steps 0-3 (sinks capped, no sketch: a complete
+ * tier leaves the bulk nothing); on success *cfg = *p. */
+static int plan_complete_tier(kvr_config *p, long context, int head_dim, size_t budget, size_t used,
+                              size_t kv, kvr_config *cfg)
+{
+    size_t D = (size_t)head_dim;
+    size_t tq = 8 + 2 * ((D * (size_t)p->tier_bits + 7) / 8 + 4);   /* spec §19.6 */
+    size_t bal = p->tier_balance ? 4 * D : 0;                       /* spec §19.12 */
+    size_t cw = kv + 4, cc = kv + 8;
+    long M = context - p->sinks;
+    if (cw <= tq)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: a complete tier's token (%zu bytes at %d bits) costs no less than an "
+                        "exact one (%zu): hold them exact instead", tq, p->tier_bits, cw);
+    size_t dw = cw - tq, dc = cc - tq;
+    if ((size_t)M > (SIZE_MAX - used - bal - dw) / tq || used + (size_t)M * tq + bal + dw > budget)
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: a budget of %zu bytes cannot keep all %ld tokens: %d sinks, "
+                        "%ld tokens at %d bits and a window of one need %zu bytes", budget, context, p->sinks,
+                        M - 1, p->tier_bits, used + (size_t)(M - 1) * tq + bal + cw);
+    size_t rest = budget - used - (size_t)M * tq - bal;
+    long R, C;
+    if (p->recent_share < 0.0)
+        R = (long)(rest / dw) < p->obs_window ? (long)(rest / dw) : p->obs_window;
+    else
+        R = (long)floor(p->recent_share * (double)rest / (double)dw);
+    if (R < 1) R = 1;
+    if ((size_t)R * dw > rest) R = (long)(rest / dw);
+    C = (long)((rest - (size_t)R * dw) / dc);
+    if (R > M) R = M;
+    if (R + C > M) C = M - R;
+    if (C == 0 && R < M)
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: %zu bytes beside the complete tier hold a window of %ld but no "
+                        "candidate (the tier needs scores, spec §19.1)", rest, R);
+    p->window = (int)R;
+    p->candidates = (int)C;
+    p->tier_tokens = (int)(M - R - C);
+    p->depth = 0;                                 /* the bulk receives nothing */
+    p->width = 0;
+    *cfg = *p;
+    return KVR_OK;
+}
+
 int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
 {
     if (!cfg)
@@ -148,8 +195,9 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
 
     if (cfg->tier_bits < 0 || cfg->tier_bits > 4)
         return kvr_fail(KVR_EINVAL, "kvr_plan: tier_bits = %d is not in [0, 4]", cfg->tier_bits);
-    if (cfg->tier_bits > 0 && !(cfg->tier_share >= 0.0 && cfg->tier_share < 1.0))
-        return kvr_fail(KVR_EINVAL, "kvr_plan: tier_share = %g is not in [0, 1)", cfg->tier_share);
+    if (cfg->tier_bits > 0 && (!(cfg->tier_share < 1.0) || !isfinite(cfg->tier_share)))
+        return kvr_fail(KVR_EINVAL, "kvr_plan: tier_share = %g is not a finite number < 1 (below 0: a complete tier)",
+                        cfg->tier_share);
     if (cfg->kivi_bits != 0)
         return plan_kivi(ratio, context, head_dim, cfg);
     if (cfg->store != KVR_STORE_ELEM && cfg->store != KVR_STORE_Q8 && cfg->store != KVR_STORE_Q4)
@@ -178,6 +226,9 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     if (used + kv > budget)
         return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes (ratio %g of %zu) cannot hold %d sinks and a window of one token (%zu bytes)",
                         budget, ratio, full, p.sinks, used + kv);
+    /* spec §19.11: a complete tier plans its own steps 3-5 */
+    if (p.tier_bits > 0 && p.importance != KVR_IMP_NONE && p.tier_share < 0.0)
+        return plan_complete_tier(&p, context, head_dim, budget, used, kv, cfg);
     /* step 3: the sketch gets floor(sketch_share * budget) bytes */
     p.width = 0;
     if (p.depth > 0 && p.sketch_share > 0.0) {

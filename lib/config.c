@@ -31,6 +31,7 @@ void kvr_config_default(kvr_config *cfg)
     cfg->tier_bits = 0;          /* spec §19: no tier unless bits= turns it on */
     cfg->tier_share = 0.5;
     cfg->tier_promote = 0.0;
+    cfg->tier_balance = 0;       /* spec §19.12: no channel balancer */
 }
 
 int kvr_config_check(const kvr_config *cfg, int head_dim)
@@ -98,6 +99,8 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
     if (cfg->tier_bits < 0 || cfg->tier_bits > 4 || cfg->tier_tokens < 0)
         return kvr_fail(KVR_EINVAL, "config: tier_bits = %d is not in [0, 4] or tier_tokens = %d is negative",
                         cfg->tier_bits, cfg->tier_tokens);
+    if (cfg->tier_balance != 0 && cfg->tier_balance != 1)
+        return kvr_fail(KVR_EINVAL, "config.tier_balance = %d is not 0 or 1", cfg->tier_balance);
     if (!(cfg->tier_promote >= 0.0) || !isfinite(cfg->tier_promote))
         return kvr_fail(KVR_EINVAL, "config.tier_promote = %g is not a finite number >= 0", cfg->tier_promote);
     if (cfg->tier_tokens > 0) {
@@ -139,6 +142,7 @@ static const method_entry methods[] = {
     {"kvreviver-mean", "kvreviver-paper with mean rows"},
     {"kvreviver-shrink", "kvreviver-paper with shrinkage toward the mean"},
     {"kvreviver-nocentre", "kvreviver-paper without exact centring"},
+    {"mikv", "MiKV: H2O's important tokens exact, every other token kept at 2 bits with a channel balancer"},
 };
 
 /* The paper-faithful configuration (doc/methods.md): every vague token
@@ -171,7 +175,8 @@ typedef enum {
     LEVERS_NONE,       /* full */
     LEVERS_EVICTION,   /* streaming, h2o, snapkv, tova: store */
     LEVERS_KVREVIVER,  /* the kvreviver methods: all but KIVI's */
-    LEVERS_KIVI        /* kivi: bits, group, residual */
+    LEVERS_KIVI,       /* kivi: bits, group, residual */
+    LEVERS_MIKV        /* mikv: bits (2..4), balance, recent, obs */
 } lever_family;
 
 /* An integer lever in [lo, hi]. */
@@ -218,6 +223,12 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         int is_obs = !strcmp(key, "obs");          /* the prefill observation window W (spec §6.2) */
         if (family == LEVERS_NONE)
             return kvr_fail(KVR_EINVAL, "lever '%s': the full cache takes no levers", key);
+        if (family == LEVERS_MIKV && !is_bits && !is_obs && strcmp(key, "balance") && strcmp(key, "recent"))
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for mikv (bits, balance, recent, obs)", key);
+        if (family == LEVERS_MIKV && is_bits) {
+            if ((status = lever_int(key, val, 2, 4, &cfg->tier_bits)) != KVR_OK) return status;
+            continue;
+        }
         if (family == LEVERS_KIVI && !is_kivi && !is_bits)
             return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for kivi (bits, group, residual)", key);
         if (family != LEVERS_KIVI && is_kivi)
@@ -239,10 +250,18 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         } else if (is_bits) {
             if ((status = lever_int(key, val, 0, 4, &cfg->tier_bits)) != KVR_OK) return status;
         } else if (!strcmp(key, "tier")) {
-            if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
-            if (!(x >= 0.0 && x < 1.0))
-                return kvr_fail(KVR_EINVAL, "lever tier=%s: the tier's share is not in [0, 1)", val);
-            cfg->tier_share = x;
+            if (!strcmp(val, "all")) {                 /* spec §19.11: the complete tier */
+                cfg->tier_share = -1.0;
+            } else {
+                if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
+                if (!(x >= 0.0 && x < 1.0))
+                    return kvr_fail(KVR_EINVAL, "lever tier=%s: the tier's share is not in [0, 1), or all", val);
+                cfg->tier_share = x;
+            }
+        } else if (!strcmp(key, "balance")) {          /* spec §19.12: the channel balancer */
+            if (strcmp(val, "0") && strcmp(val, "1"))
+                return kvr_fail(KVR_EINVAL, "lever balance=%s: not 0 or 1", val);
+            cfg->tier_balance = val[0] - '0';
         } else if (!strcmp(key, "promote")) {
             if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
             if (!(x >= 0.0))
@@ -303,7 +322,7 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever %s=%s: not 0 or 1", key, val);
             *(!strcmp(key, "centre") ? &cfg->centre : &cfg->shrink) = val[0] - '0';
         } else {
-            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store, bits, tier, promote)", key);
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store, bits, tier, promote, balance, obs)", key);
         }
         if (status != KVR_OK)
             return status;
@@ -365,6 +384,17 @@ int kvr_method_config(const char *name, double ratio, long context,
         cfg.depth = 0;
         cfg.importance = KVR_IMP_NONE;
         cfg.kivi_bits = 2;
+    } else if (!strcmp(base, "mikv")) {
+        /* doc/methods.md §13.3: H2O (half of the exact bytes for the window),
+         * and a complete 2-bit tier (spec §19.11) with the balancer (§19.12)
+         * instead of eviction: nothing is dropped, no sketch */
+        family = LEVERS_MIKV;
+        cfg.depth = 0;
+        cfg.importance = KVR_IMP_H2O;
+        cfg.recent_share = 0.5;
+        cfg.tier_bits = 2;
+        cfg.tier_share = -1.0;
+        cfg.tier_balance = 1;
     } else if (!strcmp(base, "kvreviver")) {
         /* the measured winner (doc/results.md, the tier's ablation): the
          * defaults and a 4-bit quantized tier (spec §19) */

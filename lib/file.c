@@ -30,6 +30,7 @@
 #include "../ref/ref.h"
 
 #define FILE_MAGIC "KVRCACHE"
+#define FILE_VERSION_BALANCE 5u /* written when the tier has the channel balancer (spec §19.12) */
 #define FILE_VERSION_TIER 4u /* written when the configuration has a quantized tier (spec §19) */
 #define FILE_VERSION 3u      /* written when the configuration quantizes (spec §18) */
 #define FILE_VERSION_OLD 2u  /* written otherwise, and read: the layout before spec §18 */
@@ -161,7 +162,10 @@ static void xfer_config(io_t *io, file_dims *f, uint32_t version)
         xfer_i32(io, &c->tier_tokens);
         xfer(io, &c->tier_share, 1, 8);
         xfer(io, &c->tier_promote, 1, 8);
-    } else {                                      /* versions 2 and 3: no tier, the defaults */
+    }
+    if (version >= 5)                             /* spec §19.12 */
+        xfer_i32(io, &c->tier_balance);
+    if (version < 4) {                                      /* versions 2 and 3: no tier, the defaults */
         c->tier_share = 0.5;
     }
     c->store = (kvr_store)store;
@@ -225,7 +229,8 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
     size_t n_heads = (size_t)c->n_layers * c->n_kv_heads;
     /* version 2 when nothing is quantized: such files stay as they were */
     /* version 4 when a tier field is not its default (spec §19.1) */
-    uint32_t version = c->cfg.tier_bits > 0 || c->cfg.tier_tokens > 0 || c->cfg.tier_share != 0.5
+    uint32_t version = c->cfg.tier_balance != 0 ? FILE_VERSION_BALANCE
+                     : c->cfg.tier_bits > 0 || c->cfg.tier_tokens > 0 || c->cfg.tier_share != 0.5
                        || c->cfg.tier_promote != 0.0 ? FILE_VERSION_TIER
                      : c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 ? FILE_VERSION : FILE_VERSION_OLD;
     io_t io = {IO_COUNT, NULL, 0, 0, 0};
@@ -380,9 +385,9 @@ static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size
                         name);
     if (endian != FILE_ENDIAN)
         return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
-    if (version != FILE_VERSION_TIER && version != FILE_VERSION && version != FILE_VERSION_OLD)
+    if (version != FILE_VERSION_BALANCE && version != FILE_VERSION_TIER && version != FILE_VERSION && version != FILE_VERSION_OLD)
         return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u to %u", name,
-                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION_TIER);
+                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION_BALANCE);
     uint64_t payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
     if (payload != len - HEADER_BYTES)
         return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %zu", name,

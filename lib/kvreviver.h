@@ -145,8 +145,10 @@ typedef struct {
     /* the quantized tier between the candidates and the bulk (spec §19) */
     int tier_bits;       /* b: 0 (no tier) or 1..4 bits a code */
     int tier_tokens;     /* Q: the tier's capacity in positions (filled by kvr_plan) */
-    double tier_share;   /* planner knob: share of the exact and tier bytes given to the tier, in [0, 1) */
+    double tier_share;   /* planner knob: share of the exact and tier bytes given to the tier, in [0, 1);
+                          * below 0: a complete tier, every token that leaves the exact parts is kept (spec §19.11) */
     double tier_promote; /* theta: promote a tier token whose attention over the group is above it; 0: never */
+    int tier_balance;    /* 1: the tier's keys are coded through a per-channel balancer set at prefill (spec §19.12) */
 } kvr_config;
 
 /* The KVReviver defaults (spec §13), which every method by name starts

@@ -109,6 +109,7 @@ void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N
         A(tier_v, REF_CODE, 1, Qt * Bt),
         A(tier_kq, REF_QPARAM, 2, Qt * 2),          /* [Q][2] */
         A(tier_vq, REF_QPARAM, 2, Qt * 2),
+        A(tier_bal, REF_INDEX, 4, Qt && cfg->tier_balance ? D : 0),   /* [D] spec §19.12 */
     };
 #undef A
     memcpy(a, t, sizeof t);
@@ -151,7 +152,7 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
             *p = kvr_calloc(a[i].count, a[i].elem_size);
             ok = ok && *p != NULL;
         }
-    h->scratch = kvr_calloc(6 * (size_t)head_dim, sizeof(float));
+    h->scratch = kvr_calloc(7 * (size_t)head_dim, sizeof(float));
     ok = ok && h->scratch != NULL;
     if (ref_cfg_has_tier(cfg)) {
         h->tier_marks = kvr_calloc((size_t)cfg->tier_tokens, sizeof(int32_t));

@@ -62,6 +62,7 @@ int ref_prefill(ref_head *h, int group, int n, const float *k, const float *v,
             chosen[middle[j].pos] = 2;
     }
 
+    ref_tier_balance(h, group, n, k, n_obs, q_obs);   /* spec §19.12, before any key enters the tier */
     for (int t = 0; t < n; t++) {
         kvr_part part = t < S ? KVR_PART_SINK
                       : t >= n - R ? KVR_PART_RECENT

@@ -66,8 +66,10 @@ typedef struct {
     unsigned char *tier_k, *tier_v;  /* [Q][B] packed codes */
     uint16_t *tier_kq, *tier_vq;   /* [Q][2] {zero point, scale} */
     int32_t *tier_marks;           /* [Q] workspace of promotion (spec §19.5); not state */
+    int32_t *tier_bal;             /* [D] the balancer's exponents e_i in 0..8 (spec §19.12): a tier key's
+                                    * channel i is coded as k_i 2^-e_i; with tier_balance only */
 
-    float *scratch;          /* [6][D] workspace for moving tokens between parts;
+    float *scratch;          /* [7][D] workspace for moving tokens between parts;
                                 not state, so not counted in the bytes held */
 } ref_head;
 
@@ -93,7 +95,7 @@ typedef struct {
     size_t elem_size;   /* bytes of one element (and the unit of byte order in files) */
     size_t count;       /* elements at full capacity; 0 when the configuration has no such array */
 } ref_array;
-#define REF_HEAD_N_ARRAYS 32
+#define REF_HEAD_N_ARRAYS 33
 /* Fill a[] with the arrays of a head cache of configuration cfg and head
  * dimension head_dim, in file order.  Cannot fail. */
 void ref_head_arrays(const kvr_config *cfg, int head_dim, ref_array a[REF_HEAD_N_ARRAYS]);
@@ -165,6 +167,10 @@ int ref_tier_find(const ref_head *h, long pos);
 void ref_tier_get(const ref_head *h, int j, float *k /*[D]*/, float *v /*[D]*/);
 /* spec §19.3: the token enters the tier (its values in float32 as stored) */
 void ref_tier_enter(ref_head *h, long pos, float score, const float *k, const float *v);
+/* spec §19.12: set the balancer's exponents from a prompt's stored keys and
+ * its observed queries (with tier_balance; otherwise nothing) */
+void ref_tier_balance(ref_head *h, int group, int n, const float *k /*[n][D]*/, int n_obs,
+                      const float *q_obs /*[n_obs][group][D]*/);
 /* spec §19.5: promote the tier tokens with prob[t] / group > tier_promote */
 void ref_tier_promote(ref_head *h, const float *prob /*[n]*/, int group);
 

@@ -14,8 +14,13 @@
  *                          and value (spec §18.3), and its score accumulates;
  *   promotion (§19.5)      a tier token whose attention is above the threshold
  *                          becomes a candidate again, its dequantized key and
- *                          value becoming its stored ones. */
+ *                          value becoming its stored ones;
+ *   balancer (§19.12)      with tier_balance, a key's channel i is coded as
+ *                          k_i 2^-e_i (exact), e_i set at prefill from the
+ *                          prompt's largest |q_i| and |k_i|, and read back as
+ *                          the dequantized code times 2^e_i (exact). */
 #include <config.h>
+#include <math.h>
 #include <string.h>
 #include "base.h"
 #include "ref.h"
@@ -55,6 +60,9 @@ void ref_tier_get(const ref_head *h, int j, float *k, float *v)
     int b = h->cfg.tier_bits;
     ref_dequant_row(h->tier_k + (size_t)j * B, h->tier_kq + 2 * (size_t)j, D, b, k);
     ref_dequant_row(h->tier_v + (size_t)j * B, h->tier_vq + 2 * (size_t)j, D, b, v);
+    if (h->tier_bal)                              /* spec §19.12: undo the balancer, exactly */
+        for (size_t i = 0; i < D; i++)
+            k[i] = ldexpf(k[i], h->tier_bal[i]);
 }
 
 /* Move `count` slots from slot src to slot dst (ranges may overlap). */
@@ -90,6 +98,12 @@ static void slot_insert(ref_head *h, long pos, float score, const float *k, cons
     int b = h->cfg.tier_bits;
     h->tier_pos[j] = (int32_t)pos;
     h->tier_score[j] = score;
+    if (h->tier_bal) {                            /* spec §19.12: channel i coded as k_i 2^-e_i (exact) */
+        float *kb = h->scratch + 6 * D;           /* scratch row 6: rows 0-5 hold the callers' values */
+        for (size_t i = 0; i < D; i++)
+            kb[i] = ldexpf(k[i], -h->tier_bal[i]);
+        k = kb;
+    }
     (void)ref_quant_row(k, D, b, h->tier_k + (size_t)j * B, h->tier_kq + 2 * (size_t)j);
     (void)ref_quant_row(v, D, b, h->tier_v + (size_t)j * B, h->tier_vq + 2 * (size_t)j);
 }
@@ -179,6 +193,44 @@ void ref_tier_promote(ref_head *h, const float *prob, int group)
             promoted_values(h, s, k, v);
             slot_remove(h, s);
             ref_cand_insert(h, pos, score, k, v);
+        }
+    }
+}
+
+/* spec §19.12: the balancer's exponents from a prompt of n stored keys
+ * (k [n][D], rounded to elem) and its n_obs observed queries (q_obs
+ * [n_obs][group][D]): for each channel i, mk_i = max_t |k_t,i| and mq_i the
+ * largest |q_i| over the observed queries of the group; where both are
+ * above 0, t_i = sqrtf(mq_i) / sqrtf(mk_i) (MiKV's balancer sqrt(mq/mk),
+ * written so that it cannot overflow: a channel whose keys are large
+ * against its queries is scaled down); with T = max t_i, r_i = t_i / T in
+ * [0, 1] and e_i = 8 when r_i <= 2^-8, else -floor(log2 r_i), read exactly
+ * from frexpf (r = m 2^E, m in [0.5, 1): floor(log2 r) = E - 1).  Channels
+ * without both maxima above 0 keep e_i = 0, as does every channel when no
+ * channel has them.  Cannot fail. */
+void ref_tier_balance(ref_head *h, int group, int n, const float *k, int n_obs, const float *q_obs)
+{
+    if (!h->tier_bal)
+        return;
+    int D = h->head_dim;
+    float *t = h->scratch + 6 * (size_t)D;        /* [D] t_i, or 0 where unset */
+    float T = 0.0f;
+    for (int i = 0; i < D; i++) {
+        float mk = 0.0f, mq = 0.0f;
+        for (int p = 0; p < n; p++)
+            mk = fmaxf(mk, fabsf(k[(size_t)p * D + i]));
+        for (long j = 0; j < (long)n_obs * group; j++)
+            mq = fmaxf(mq, fabsf(q_obs[(size_t)j * D + i]));
+        t[i] = mk > 0.0f && mq > 0.0f ? sqrtf(mq) / sqrtf(mk) : 0.0f;   /* never overflows */
+        T = fmaxf(T, t[i]);
+    }
+    for (int i = 0; i < D; i++) {
+        h->tier_bal[i] = 0;
+        if (t[i] > 0.0f) {
+            float r = t[i] / T;
+            int E;
+            (void)frexpf(r, &E);
+            h->tier_bal[i] = r <= 0x1p-8f ? 8 : 1 - E;
         }
     }
 }

@@ -19,12 +19,23 @@
  *   contexts, head dimensions, bits and shares, and the tier is used.
  * - Random runs through the public API (prefill, append, attend with
  *   promotion): invariants after every call, attention within the float64
- *   tolerance over the reconstructed values, save/load bit-identical. */
+ *   tolerance over the reconstructed values, save/load bit-identical.
+ * - The channel balancer (spec §19.12): the exponents equal a float64
+ *   re-computation of MiKV's sqrt(max|q| / max|k|) (but where the float32
+ *   ratio sits within rounding of a power of two), each tier key is within
+ *   the bound of §18.4 scaled by 2^e of the value it was stored with, and on
+ *   keys with outlier channels the balancer lowers the logit error in a
+ *   significant majority of seeds (a one-sided binomial test, GSL).
+ * - The complete tier (spec §19.11) and mikv: the plan holds every token
+ *   (S + R + C + Q = context) within the budget over a sweep, refuses
+ *   exactly when the formula says the tokens do not fit, and a run to the
+ *   planned context sends nothing to the bulk. */
 #include <config.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <gsl/gsl_cdf.h>
 #include "testutil.h"
 
 /* ---- an independent model of the lifecycle ------------------------------ */
@@ -413,6 +424,7 @@ static void api_run(uint64_t seed)
     cfg.elem = (kvr_elem)tu_int(&r, 0, 2);
     cfg.store = (kvr_store)tu_int(&r, 0, 2);
     cfg.seed = tu_next(&r);
+    cfg.tier_balance = tu_int(&r, 0, 1);          /* spec §19.12; its file version 5 is saved below */
     int H = tu_int(&r, 1, 2), G = tu_int(&r, 1, 3), D = tu_int(&r, 2, 8);
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
@@ -464,6 +476,236 @@ START_TEST(test_api_random)
 }
 END_TEST
 
+/* ---- the channel balancer (spec §19.12) ------------------------------------ */
+
+/* A prompt of N keys [N][D] whose channels have scales 2^u (u in -3..4, so
+ * some channels are outliers), values, and n_obs queries [n_obs][G][D]. */
+static void outlier_prompt(tu_rng *r, int N, int D, int G, int n_obs, float *k, float *v, float *q)
+{
+    double sc[256];
+    for (int i = 0; i < D; i++)
+        sc[i] = ldexp(1.0, tu_int(r, -3, 4));
+    for (int t = 0; t < N; t++)
+        for (int i = 0; i < D; i++) {
+            k[(size_t)t * D + i] = (float)(sc[i] * tu_gauss(r));
+            v[(size_t)t * D + i] = (float)tu_gauss(r);
+        }
+    for (long j = 0; j < (long)n_obs * G * D; j++)
+        q[j] = (float)(ldexp(1.0, tu_int(r, -2, 2)) * tu_gauss(r));
+}
+
+/* A 2-bit complete-enough tier: S=1, R=2, C=2 and the rest in the tier. */
+static kvr_cache *balanced_cache(int N, int D, int G, int balance)
+{
+    kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
+    cfg.elem = KVR_F32;
+    cfg.tier_bits = 2;
+    cfg.tier_tokens = N;
+    cfg.tier_balance = balance;
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    return c;
+}
+
+START_TEST(test_balance_exponents)
+{
+    long channels = 0, near = 0, scaled = 0, compared = 0;
+    for (int seed = 0; seed < 100; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0xba1au + (uint64_t)seed);
+        int N = tu_int(&r, 8, 40), D = tu_int(&r, 1, 64), G = tu_int(&r, 1, 3), n_obs = tu_int(&r, 1, 8);
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *q = malloc((size_t)n_obs * G * D * sizeof *q), *gk = malloc((size_t)D * sizeof *gk);
+        float *gv = malloc((size_t)D * sizeof *gv);
+        TU_OK(k && v && q && gk && gv);
+        outlier_prompt(&r, N, D, G, n_obs, k, v, q);
+        if (seed % 10 == 0)
+            for (int t = 0; t < N; t++) k[(size_t)t * D] = 0.0f;   /* a channel of zero keys: e = 0 */
+        kvr_cache *c = balanced_cache(N, D, G, 1);
+        TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
+        const ref_head *h = kvr_cache_head(c, 0, 0);
+        TU_OK(h->tier_bal != NULL);
+        /* float64: t_i = sqrt(mq / mk), r_i = t_i / max t, e_i = min(8, -floor(log2 r_i)) */
+        double t[256], T = 0.0;
+        for (int i = 0; i < D; i++) {
+            double mk = 0.0, mq = 0.0;
+            for (int p = 0; p < N; p++) mk = fmax(mk, fabs(k[(size_t)p * D + i]));
+            for (long j = 0; j < (long)n_obs * G; j++) mq = fmax(mq, fabs(q[(size_t)j * D + i]));
+            t[i] = mk > 0.0 && mq > 0.0 ? sqrt(mq / mk) : 0.0;
+            T = fmax(T, t[i]);
+        }
+        for (int i = 0; i < D; i++) {
+            int e = 0;
+            double lr = 0.0;
+            if (t[i] > 0.0) {
+                lr = log2(t[i] / T);
+                e = (int)fmin(8.0, -floor(lr));
+            }
+            int borderline = t[i] > 0.0 && lr != 0.0 && fabs(lr - rint(lr)) < 1e-5;   /* float32 may round across */
+            near += borderline;
+            TU_CHECK(h->tier_bal[i] == e || borderline, "seed %d channel %d: e = %d, float64 says %d",
+                     seed, i, h->tier_bal[i], e);
+            TU_OK(h->tier_bal[i] >= 0 && h->tier_bal[i] <= 8);
+            scaled += h->tier_bal[i] > 0;
+            channels++;
+        }
+        if (seed % 10 == 0)
+            TU_EQ(h->tier_bal[0], 0);
+        /* a tier key is within the bound of spec §18.4 times 2^e of its input */
+        for (int j = 0; j < h->n_tier; j++) {
+            long p = h->tier_pos[j];
+            TU_EQ(kvr_reconstruct(c, 0, 0, p, gk, gv), KVR_OK);
+            double bk = ref_quant_bound(h->tier_kq[2 * j], h->tier_kq[2 * j + 1], 2);
+            for (int i = 0; i < D; i++, compared++)
+                TU_CHECK(fabs((double)gk[i] - k[(size_t)p * D + i]) <= ldexp(bk, h->tier_bal[i]),
+                         "seed %d position %ld channel %d", seed, p, i);
+        }
+        free(k); free(v); free(q); free(gk); free(gv);
+        kvr_cache_free(c);
+    }
+    printf("balancer: %ld channels, %ld scaled down, %ld borderline; %ld tier key values within the bound\n",
+           channels, scaled, near, compared);
+    TU_OK(scaled > channels / 4);                 /* negative control: the outliers are balanced */
+    TU_OK(near < channels / 100);
+}
+END_TEST
+
+/* The mean |q . (k' - k)| over the tier tokens and observed queries. */
+static double logit_error(kvr_cache *c, const float *k, const float *q, int n_obs, int G, int D)
+{
+    const ref_head *h = kvr_cache_head(c, 0, 0);
+    float *gk = malloc((size_t)D * sizeof *gk), *gv = malloc((size_t)D * sizeof *gv);
+    TU_OK(gk && gv);
+    double sum = 0.0;
+    long n = 0;
+    for (int j = 0; j < h->n_tier; j++) {
+        long p = h->tier_pos[j];
+        TU_EQ(kvr_reconstruct(c, 0, 0, p, gk, gv), KVR_OK);
+        for (long a = 0; a < (long)n_obs * G; a++, n++) {
+            double s = 0.0;
+            for (int i = 0; i < D; i++)
+                s += (double)q[(size_t)a * D + i] * ((double)gk[i] - k[(size_t)p * D + i]);
+            sum += fabs(s);
+        }
+    }
+    free(gk); free(gv);
+    return n ? sum / (double)n : 0.0;
+}
+
+START_TEST(test_balance_helps)
+{
+    int trials = 60, better = 0;
+    for (int seed = 0; seed < trials; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0xbe77u + (uint64_t)seed);
+        int N = 64, D = 64, G = 2, n_obs = 8;
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *q = malloc((size_t)n_obs * G * D * sizeof *q);
+        TU_OK(k && v && q);
+        outlier_prompt(&r, N, D, G, n_obs, k, v, q);
+        double err[2];
+        for (int b = 0; b < 2; b++) {
+            kvr_cache *c = balanced_cache(N, D, G, b);
+            TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
+            err[b] = logit_error(c, k, q, n_obs, G, D);
+            kvr_cache_free(c);
+        }
+        better += err[1] < err[0];
+        free(k); free(v); free(q);
+    }
+    /* H0: the balancer is no better than a coin; one-sided binomial tail */
+    double p = better > 0 ? gsl_cdf_binomial_Q((unsigned)(better - 1), 0.5, (unsigned)trials) : 1.0;
+    printf("balancer: lower logit error in %d of %d seeds (binomial p = %.2g)\n", better, trials, p);
+    TU_CHECK(p < 1e-3, "the balancer lowers the error in only %d of %d seeds", better, trials);
+}
+END_TEST
+
+/* ---- the complete tier (spec §19.11) and mikv ------------------------------ */
+
+START_TEST(test_complete_plan_sweep)
+{
+    static const double ratios[] = {0.1, 0.17, 0.2, 0.25, 0.3, 0.4, 0.6};
+    static const long contexts[] = {64, 300, 2048, 32768};
+    static const int dims[] = {8, 32, 64, 128};
+    long planned = 0, refused = 0;
+    char name[64];
+    for (size_t a = 0; a < sizeof ratios / sizeof *ratios; a++)
+        for (size_t b = 0; b < sizeof contexts / sizeof *contexts; b++)
+            for (size_t d = 0; d < sizeof dims / sizeof *dims; d++)
+                for (int bits = 2; bits <= 4; bits++)
+                    for (int bal = 0; bal < 2; bal++) {
+                        snprintf(name, sizeof name, "mikv/bits=%d/balance=%d", bits, bal);
+                        long ctx = contexts[b];
+                        size_t D = (size_t)dims[d], kv = 2 * D * 2, tq = 8 + 2 * ((D * bits + 7) / 8 + 4);
+                        size_t budget = (size_t)floor(ratios[a] * (double)kvr_full_bytes(ctx, dims[d], KVR_F16));
+                        /* the least a complete tier needs: 4 sinks, a window token, the rest at b bits */
+                        size_t least = 4 * kv + (kv + 4) + (size_t)(ctx - 5) * tq + (bal ? 4 * D : 0);
+                        kvr_config cfg;
+                        int status = kvr_method_config(name, ratios[a], ctx, dims[d], KVR_F16, &cfg);
+                        if (kv + 4 <= tq) {
+                            TU_EQ(status, KVR_EINVAL);   /* a tier token dearer than an exact one */
+                            continue;
+                        }
+                        if (least > budget) {
+                            TU_CHECK(status == KVR_EBUDGET, "%s at %g of %ld, D %zu: planned", name,
+                                     ratios[a], ctx, D);
+                            refused++;
+                            continue;
+                        }
+                        if (status == KVR_EBUDGET && strstr(kvr_last_error(), "no candidate"))
+                            continue;                    /* a window but no room for a candidate */
+                        TU_CHECK(status == KVR_OK, "%s at %g of %ld, D %zu: %s", name, ratios[a], ctx, D,
+                                 kvr_last_error());
+                        TU_CHECK(kvr_head_bytes(&cfg, dims[d]) <= budget, "%s at %g of %ld, D %zu: %zu > %zu",
+                                 name, ratios[a], ctx, D, kvr_head_bytes(&cfg, dims[d]), budget);
+                        TU_EQ((long)cfg.sinks + cfg.window + cfg.candidates + cfg.tier_tokens, ctx);
+                        TU_EQ(cfg.depth, 0);
+                        TU_EQ(cfg.tier_balance, bal);
+                        planned++;
+                    }
+    printf("complete tier plans: %ld planned, %ld refused as too small\n", planned, refused);
+    TU_OK(planned > 50);
+    TU_OK(refused > 50);                          /* both sides of the boundary are exercised */
+}
+END_TEST
+
+START_TEST(test_complete_run)
+{
+    int D = 64, H = 2, G = 2, ctx = 400;
+    kvr_config cfg;
+    TU_EQ(kvr_method_config("mikv", 0.25, ctx, D, KVR_F16, &cfg), KVR_OK);
+    TU_OK(cfg.tier_tokens > 0 && cfg.candidates > 0);
+    kvr_cache *c;
+    TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    tu_rng r;
+    tu_seed(&r, 0xc0de);
+    int P = 200, n_obs = 32;
+    float *k = malloc((size_t)P * H * D * sizeof *k), *v = malloc((size_t)P * H * D * sizeof *v);
+    float *q = malloc((size_t)n_obs * H * G * D * sizeof *q), *out = malloc((size_t)H * G * D * sizeof *out);
+    TU_OK(k && v && q && out);
+    tu_fill(&r, k, (size_t)P * H * D, 0.0, 1.0);
+    tu_fill(&r, v, (size_t)P * H * D, 0.0, 1.0);
+    tu_fill(&r, q, (size_t)n_obs * H * G * D, 0.0, 1.0);
+    TU_EQ(kvr_prefill(c, 0, P, k, v, n_obs, q), KVR_OK);
+    for (int t = P; t < ctx; t++) {
+        tu_fill(&r, k, (size_t)H * D, 0.0, 1.0);
+        tu_fill(&r, v, (size_t)H * D, 0.0, 1.0);
+        tu_fill(&r, q, (size_t)H * G * D, 0.0, 1.0);
+        TU_EQ(kvr_append(c, 0, 1, k, v), KVR_OK);
+        TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
+        tu_assert_heads_ok(c);
+        for (int h = 0; h < H; h++) {
+            const ref_head *hd = kvr_cache_head(c, 0, h);
+            TU_CHECK(hd->n_vague == 0, "step %d head %d: %ld tokens went to the bulk", t, h, hd->n_vague);
+        }
+    }
+    const ref_head *hd = kvr_cache_head(c, 0, 0);
+    TU_EQ(hd->n_tier, cfg.tier_tokens);           /* at the planned context the tier is exactly full */
+    free(k); free(v); free(q); free(out);
+    kvr_cache_free(c);
+}
+END_TEST
+
 /* ---- configuration checks -------------------------------------------------- */
 
 START_TEST(test_config_refused)
@@ -491,6 +733,15 @@ START_TEST(test_config_refused)
     TU_EQ(kvr_method_config("kvreviver/tier=1", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
     TU_EQ(kvr_method_config("kvreviver/promote=-1", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
     TU_EQ(kvr_method_config("h2o/bits=2", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
+    cfg.tier_balance = 2;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    TU_EQ(kvr_method_config("mikv/bits=1", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("mikv/share=0.1", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("mikv/balance=2", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("kvreviver/tier=most", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("mikv", 0.1, 2048, 64, KVR_F16, &m), KVR_EBUDGET);   /* 2 bits need 15.6% */
+    TU_EQ(kvr_method_config("kvreviver/bits=2/tier=all/balance=1", 0.25, 2048, 64, KVR_F16, &m), KVR_OK);
+    TU_EQ((long)m.sinks + m.window + m.candidates + m.tier_tokens, 2048);
 }
 END_TEST
 
@@ -510,5 +761,9 @@ int main(void)
     tc = tu_tcase(s, "api");
     tcase_add_loop_test(tc, test_api_random, 0, 150);
     tcase_add_test(tc, test_config_refused);
+    tcase_add_test(tc, test_balance_exponents);
+    tcase_add_test(tc, test_balance_helps);
+    tcase_add_test(tc, test_complete_plan_sweep);
+    tcase_add_test(tc, test_complete_run);
     return tu_run(s);
 }
