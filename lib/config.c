@@ -142,7 +142,6 @@ static const method_entry methods[] = {
     {"kvreviver-mean", "kvreviver-paper with mean rows"},
     {"kvreviver-shrink", "kvreviver-paper with shrinkage toward the mean"},
     {"kvreviver-nocentre", "kvreviver-paper without exact centring"},
-    {"mikv", "MiKV: H2O's important tokens exact, every other token kept at 2 bits with a channel balancer"},
 };
 
 /* The paper-faithful configuration (doc/methods.md): every vague token

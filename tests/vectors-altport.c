@@ -120,6 +120,34 @@ typedef struct {
 } scen;
 
 /* Bucket (row-major r*w + b) and sign of position t in row r of head h. */
+/* spec §19.12, from doc/tier.md alone: the balancer's exponents e [H][D]
+ * of a prompt of P keys (k [N][H][D], rounded) and its n_obs observed
+ * queries (qo [n_obs][H G][D]), per head and channel: t = sqrt(max|q|) /
+ * sqrt(max|k|) in float32, r = t / max t, e = 8 when r <= 2^-8, else
+ * -floor(log2 r) read from frexpf; 0 where a maximum is 0. */
+static void balancer(const float *k, int P, int H, int G, int D, const float *qo, int n_obs, int *e)
+{
+    for (int h = 0; h < H; h++) {
+        float t[1024], T = 0.0f;
+        for (int i = 0; i < D; i++) {
+            float mk = 0.0f, mq = 0.0f;
+            for (int p = 0; p < P; p++)
+                mk = fmaxf(mk, fabsf(k[((size_t)p * H + h) * D + i]));
+            for (int j = 0; j < n_obs; j++)
+                for (int g = 0; g < G; g++)
+                    mq = fmaxf(mq, fabsf(qo[((size_t)j * H * G + (size_t)h * G + g) * D + i]));
+            t[i] = mk > 0.0f && mq > 0.0f ? sqrtf(mq) / sqrtf(mk) : 0.0f;
+            if (t[i] > T) T = t[i];
+        }
+        for (int i = 0; i < D; i++) {
+            int E = 0;
+            float r = t[i] > 0.0f ? t[i] / T : 0.0f;
+            if (r > 0.0f) (void)frexpf(r, &E);
+            e[h * D + i] = r <= 0.0f ? 0 : r <= 0x1p-8f ? 8 : 1 - E;
+        }
+    }
+}
+
 static size_t bucket_of(const scen *s, int h, int r, long t, double *sign)
 {
     uint64_t x = kvr_hash(s->seed, (uint32_t)s->layer, (uint32_t)h, (uint32_t)r, (uint64_t)t);
@@ -343,10 +371,26 @@ static void run_scenario(const char *name, const char *line)
         if (!qk || !qv) die(name, "out of memory");
         memcpy(qk, k.data, k.count * sizeof(float));
         memcpy(qv, v.data, v.count * sizeof(float));
+        /* spec §19.12: with the balancer, a tier key's channel i is coded as
+         * k 2^-e_i and read back times 2^e_i; e from the first operation,
+         * the prefill (these scenarios start with one) */
+        int *e = calloc((size_t)s.H * s.D + 1, sizeof(int));
+        if (!e) die(name, "out of memory");
+        const int32_t *op0 = script.data;
+        if (strstr(line, " tier_balance=1") && op0[0] == 0) {
+            kvr_npy qo = load(name, "inputs", "q_obs.npy");
+            balancer(k.data, op0[1], s.H, s.G, s.D, qo.data, op0[2], e);
+            kvr_npy_free(&qo);
+        }
         for (size_t j = 0; j < k.shape[0] * k.shape[1]; j++) {
-            store_quantized(qk + j * (size_t)s.D, s.D, s.tier_bits);
+            const int *ej = e + (j % (size_t)s.H) * s.D;
+            float *row = qk + j * (size_t)s.D;
+            for (int i = 0; i < s.D; i++) row[i] = ldexpf(row[i], -ej[i]);
+            store_quantized(row, s.D, s.tier_bits);
+            for (int i = 0; i < s.D; i++) row[i] = ldexpf(row[i], ej[i]);
             store_quantized(qv + j * (size_t)s.D, s.D, s.tier_bits);
         }
+        free(e);
     }
     s.qk = qk; s.qv = qv; s.via = via;
     int sk = s.d > 0 && s.w > 0, n_ops = (int)script.shape[0], Hq = s.H * s.G, D = s.D;

@@ -75,6 +75,8 @@ typedef struct {
                              whatever the exponential: under tova every score ties */
     int promote;          /* 1: the promotion threshold (spec 19.5) is that fl(1/n), so at
                              the zero step every tier token is exactly at it; 0: no promotion */
+    int balance;          /* 1: the tier's channel balancer (spec 19.12); the keys' channel i
+                             is scaled by 2^(i mod 7 - 3), so the exponents vary */
 } scenario;
 
 /* A scenario leaves out the fields after its last one on purpose: they are
@@ -216,6 +218,14 @@ static const scenario scenarios[] = {
       "prefill of 40 then decode",
       12, 1, 3, 0, 2, 4, 6, 0, 0, 1, KVR_ROWS_MEDIAN, 0, 0, KVR_IMP_TOVA, KVR_F32,
       2626, "P40/1 T 6*A1T", KEYS_BLOCKS, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0 },
+    { "mikv_b2", "mikv's layout (doc/methods.md 13.3): h2o candidates exact in f16 and a complete 2-bit "
+      "tier (spec 19.11) holding every other token, none dropped, its keys coded through the channel "
+      "balancer (spec 19.12: power-of-two exponents from the prefill's largest |q| and |k|, keys with "
+      "channel scales 2^-3 .. 2^3); no sketch, 2 kv heads, GQA 2, prefill of 30 then decode "
+      "(parts: 5 = quantized)",
+      16, 2, 2, 0, 2, 3, 3, 0, 0, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      2727, "P30/8 T 10*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 2, 32, 0, 0, 1 },
 };
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
@@ -382,6 +392,8 @@ static int make_inputs(run_state *r)
                     x = (size_t)("12012120"[t % 8] - '0') == i / (D / 3) ? 1.0f : 0.0f;
                 else if (low)
                     x = -0.5f;
+                if (sc->balance)
+                    x *= ldexpf(1.0f, (int)(i % 7) - 3);   /* channel scales: the balancer has work */
                 size_t at = (t * H + h) * D + i;
                 r->k[at] = sc->raw ? raw_input(sc->elem, x, at, 0) : representable(sc->elem, x);
                 r->v[at] = sc->raw ? raw_input(sc->elem, y, at, 1) : representable(sc->elem, y);
@@ -521,8 +533,8 @@ static void describe(vec_writer *w, const run_state *r)
         snprintf(kivi, sizeof kivi, " kivi_bits=%d kivi_group=%d kivi_tokens=%d", sc->kivi_bits, sc->kivi_group,
                  r->n_tokens - sc->sinks - sc->window);
     else if (sc->tier_bits > 0)
-        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=%.9g", sc->tier_bits,
-                 sc->tier_tokens, promote_of(r));
+        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=%.9g%s", sc->tier_bits,
+                 sc->tier_tokens, promote_of(r), sc->balance ? " tier_balance=1" : "");
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
@@ -726,6 +738,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.tier_bits = sc->tier_bits;  /* spec 19: promotion off (tier_promote 0) but with a zero_step */
     cfg.tier_tokens = sc->tier_tokens;
     cfg.tier_promote = promote_of(&r);
+    cfg.tier_balance = sc->balance;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)

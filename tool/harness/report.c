@@ -319,6 +319,11 @@ static int is_kivi(const char *m)
     return !strcmp(m, "kivi") || !strncmp(m, "kivi/", 5);
 }
 
+static int is_mikv(const char *m)
+{
+    return !strcmp(m, "mikv") || !strncmp(m, "mikv/", 5);
+}
+
 /* Best (lowest error, or highest needle_acc when needle is set) among rows
  * at budget b for which pick() holds; NULL when none. */
 static const ev_row *best(const ev_row *rows, int n, const char *workload, double b,
@@ -407,11 +412,12 @@ void ev_report_reading(FILE *f, const ev_row *rows, int n)
         /* the other families a practitioner would pick (issue 23) */
         const ev_row *evq = best(rows, n, wl, b, is_eviction_quant, 0);
         const ev_row *ki = best(rows, n, wl, b, is_kivi, 0);
-        const ev_row *fam[2] = {evq, ki};
-        const char *fam_name[2] = {"eviction with quantized storage", "KIVI"};
-        for (int k = 0; k < 2 && kv; k++) {
+        const ev_row *mi = best(rows, n, wl, b, is_mikv, 0);
+        const ev_row *fam[3] = {evq, ki, mi};
+        const char *fam_name[3] = {"eviction with quantized storage", "KIVI", "MiKV"};
+        for (int k = 0; k < 3 && kv; k++) {
             if (!fam[k]) {
-                if (k == 1) fprintf(f, "  KIVI: does not fit this budget.\n");
+                if (k > 0) fprintf(f, "  %s: does not fit this budget.\n", fam_name[k]);
                 continue;
             }
             fprintf(f, "  Against the best %s, %s %.3g: ", fam_name[k], fam[k]->method, fam[k]->r.attn_rel_err);
@@ -439,11 +445,12 @@ void ev_report_reading(FILE *f, const ev_row *rows, int n)
                 say_needles(f, kvn, evn);
                 fputs(".\n", f);
             }
-            const ev_row *famn[2] = {best(rows, n, wl, b, is_eviction_quant, 1), best(rows, n, wl, b, is_kivi, 1)};
-            for (int k = 0; k < 2 && kvn; k++) {
+            const ev_row *famn[3] = {best(rows, n, wl, b, is_eviction_quant, 1), best(rows, n, wl, b, is_kivi, 1),
+                                     best(rows, n, wl, b, is_mikv, 1)};
+            for (int k = 0; k < 3 && kvn; k++) {
                 if (!famn[k]) continue;
                 fprintf(f, "  Needles found by the best %s, %s: %.0f%%: ",
-                        k ? "KIVI" : "eviction with quantized storage", famn[k]->method, 100.0 * famn[k]->r.needle_acc);
+                        fam_name[k], famn[k]->method, 100.0 * famn[k]->r.needle_acc);
                 say_needles(f, kvn, famn[k]);
                 fputs(".\n", f);
             }
