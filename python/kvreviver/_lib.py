@@ -90,6 +90,7 @@ class Config(Structure):
         ("sketch_share", c_double), ("recent_share", c_double),
         ("store", c_int), ("kivi_bits", c_int), ("kivi_group", c_int), ("kivi_tokens", c_int),
         ("tier_bits", c_int), ("tier_tokens", c_int), ("tier_share", c_double), ("tier_promote", c_double),
+        ("tier_balance", c_int),
     ]
 
     @classmethod

@@ -34,7 +34,8 @@ _ENUMS = {
 # scenario keys that are kvr_config fields (the rest: dimensions and descriptions)
 _CONFIG_KEYS = ("sinks", "window", "candidates", "depth", "width", "seed", "rows", "centre", "shrink",
                 "importance", "obs_window", "pool_kernel", "pool", "elem", "vague", "var_cap", "revive",
-                "store", "kivi_bits", "kivi_group", "kivi_tokens", "tier_bits", "tier_tokens", "tier_promote")
+                "store", "kivi_bits", "kivi_group", "kivi_tokens", "tier_bits", "tier_tokens", "tier_promote",
+                "tier_balance")
 
 
 def _level(line):
