@@ -255,6 +255,11 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
      * what they leave */
     size_t rest = budget - used;
     int tier = p.tier_bits > 0 && p.importance != KVR_IMP_NONE;
+    size_t bal = tier && p.tier_balance ? 4 * D : 0;   /* spec §19.12: the balancer's exponents */
+    if (bal > 0 && rest >= bal + kv)              /* paid before the split, when it leaves a window */
+        rest -= bal;
+    else
+        bal = 0;                                  /* too small for it: no tier (Q = 0 below) */
     size_t erest = tier ? (size_t)floor((1.0 - p.tier_share) * (double)rest) : rest;
     long max_exact = context - p.sinks;           /* no point holding more than the context */
     long R, C;
@@ -289,7 +294,7 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     if (C > INT32_MAX) C = INT32_MAX;
     /* spec §19.7: the tier's Q from what the window and candidates leave */
     long Q = 0;
-    if (tier && C > 0) {
+    if (tier && C > 0 && (bal > 0 || !p.tier_balance)) {
         size_t tq = 8 + 2 * ((D * (size_t)p.tier_bits + 7) / 8 + 4);
         Q = (long)((rest - (size_t)R * cw - (size_t)C * cc) / tq);
         if (Q > max_exact - R - C) Q = max_exact - R - C;

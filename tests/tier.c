@@ -385,9 +385,9 @@ START_TEST(test_plan_sweep)
             for (size_t d = 0; d < sizeof dims / sizeof *dims; d++)
                 for (int bits = 1; bits <= 4; bits++)
                     for (size_t s = 0; s < sizeof shares / sizeof *shares; s++)
-                        for (int st = 0; st < 2; st++) {
-                            snprintf(name, sizeof name, "kvreviver/bits=%d/tier=%g%s", bits, shares[s],
-                                     st ? "/store=q4" : "");
+                        for (int st = 0; st < 4; st++) {   /* bit 0: store=q4, bit 1: the balancer */
+                            snprintf(name, sizeof name, "kvreviver/bits=%d/tier=%g%s%s", bits, shares[s],
+                                     st & 1 ? "/store=q4" : "", st & 2 ? "/balance=1" : "");
                             kvr_config cfg;
                             int status = kvr_method_config(name, ratios[a], contexts[b], dims[d], KVR_F16, &cfg);
                             if (status == KVR_EBUDGET)
