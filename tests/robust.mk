@@ -70,8 +70,8 @@ endif
 .PHONY: fuzz
 
 # bad command lines (issue 8)
-TESTS += tests/cli-bad.sh
-dist_check_SCRIPTS += tests/cli-bad.sh
+TESTS += tests/cli-bad.sh tests/cli-output.sh
+dist_check_SCRIPTS += tests/cli-bad.sh tests/cli-output.sh
 
 # ---- make check-valgrind ----------------------------------------------
 # Every test program in TESTS (not the scripts) under valgrind memcheck

@@ -16,9 +16,10 @@ tests_vectors_altport_LDADD = $(TEST_LDADD)
 tests_vectors_perturb_SOURCES = tests/vectors-perturb.c
 tests_vectors_perturb_CFLAGS = $(TEST_CFLAGS)
 tests_vectors_perturb_LDADD = $(TEST_LDADD)
-TESTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh tests/vectors-numpy.sh
+TESTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh tests/vectors-numpy.sh \
+	tests/vectors-manifest.sh
 dist_check_SCRIPTS += tests/vectors-drift.sh tests/vectors-perturb.sh tests/vectors-altport.sh \
-	tests/vectors-numpy.sh
+	tests/vectors-numpy.sh tests/vectors-manifest.sh
 
 # Mutation tests of the vectors (issue 16): every wrong reading of the spec in
 # tests/vectors-mutants.tab must fail validation.  The script compiles its own

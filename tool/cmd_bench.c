@@ -4,6 +4,7 @@
  * (tool/harness/soak.c: --soak). */
 #include <config.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +17,17 @@
 
 /* The options and, beside them, their usage text (the man page is made
  * from it). */
+enum { O_BACKEND = 256, O_BATCH, O_REPEATS, O_MAX_N, O_QUICK, O_SOAK, O_APPENDS };
 static const struct option options[] = {
-    {"backend", required_argument, NULL, 'b'},
-    {"context", required_argument, NULL, 'n'},
-    {"batch", required_argument, NULL, 'B'},
-    {"budget", required_argument, NULL, 'u'},
-    {"repeats", required_argument, NULL, 'r'},
-    {"max-n", required_argument, NULL, 'm'},
-    {"quick", no_argument, NULL, 'q'},
-    {"soak", no_argument, NULL, 'S'},
-    {"appends", required_argument, NULL, 'a'},
+    {"backend", required_argument, NULL, O_BACKEND},
+    {"context", required_argument, NULL, 'c'},
+    {"batch", required_argument, NULL, O_BATCH},
+    {"budget", required_argument, NULL, 'b'},
+    {"repeats", required_argument, NULL, O_REPEATS},
+    {"max-n", required_argument, NULL, O_MAX_N},
+    {"quick", no_argument, NULL, O_QUICK},
+    {"soak", no_argument, NULL, O_SOAK},
+    {"appends", required_argument, NULL, O_APPENDS},
     {"seed", required_argument, NULL, 's'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -79,10 +81,10 @@ static void usage(FILE *f)
         "                   --budget (default 10%%), float32; prefill then decode\n"
         "                   attention for N = 512, 1k, 2k, ... while the run stays\n"
         "                   within about a minute, or for the --context list.\n"
-        "  --context N,...  contexts (a k suffix multiplies by 1024); default on cuda\n"
+        "  -c, --context N,...  contexts (a k suffix multiplies by 1024); default on cuda\n"
         "                   2k,8k,32k,128k\n"
         "  --batch B,...    cuda: sequences per launch (default 1,8,32)\n"
-        "  --budget R,...   budgets in (0, 1): bytes held over the bytes of the full\n"
+        "  -b, --budget R,...   budgets in (0, 1): bytes held over the bytes of the full\n"
         "                   cache (default 0.1,0.25 on cuda, 0.1 on ref)\n"
         "  --repeats R      timed repeats per measurement (default 20 on cuda, 10 on\n"
         "                   cpu, 3 on ref; cuda uses max(3, R/4) at N >= 128k, cpu\n"
@@ -98,9 +100,13 @@ static void usage(FILE *f)
         "                   error against the spec's bound (spec §15); reports time\n"
         "                   and peak memory.  Exit 1 when a check fails.\n"
         "  --appends N      appends of --soak\n"
-        "  --seed S         seed of --soak's data and hash (default 1)\n"
-        "  -h, --help       this text\n"
-        "  -V, --version    the version\n"
+        "  -s, --seed S     seed of --soak's data and hash (default 1)\n"
+        "  -h, --help       display this help and exit\n"
+        "  -V, --version    output version information and exit\n"
+        "\n"
+        "An option that does not apply to the run chosen is a usage error: --soak\n"
+        "takes only --appends and --seed (which nothing else takes), --batch and\n"
+        "--quick do not apply to --backend ref.\n"
         "\n"
         "Exit status: 0 success, 1 runtime failure (no GPU for --backend cuda, out of\n"
         "memory), 2 usage error.\n");
@@ -173,57 +179,77 @@ static int parse_list(const char *opt, const char *arg, ev_bench_grid *g)
 }
 
 
+/* Usage error: the message and one line pointing at --help, CLI_USAGE. */
+static int bad(const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("kvreviver: bench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    cli_try_help("bench");
+    return CLI_USAGE;
+}
+
 int cli_bench(int argc, char **argv)
 {
     int backend = -1, repeats = 0, quick = 0, soak = 0, c;
     long max_n = 0, appends = 1000000, x;
     unsigned long long seed = 1;
     ev_bench_grid grid = {{2048, 8192, 32768, 131072}, 0, {1, 8, 32}, 3, {0.10, 0.25}, 2};
+    /* the options given, by name: an option that does not apply to the run
+     * chosen is refused, never ignored */
+    const char *grid_opt = NULL, *soak_opt = NULL, *batch_opt = NULL;
     optind = 0;
-    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":b:c:s:hV", options)) != -1) {
         const char *name = NULL;
         for (int j = 0; options[j].name; j++)
             if (options[j].val == c) name = options[j].name;
         switch (c) {
         case 'h': usage(stdout); return CLI_OK;
         case 'V': printf("kvreviver %s\n", kvr_version()); return CLI_OK;
-        case 'q': quick = 1; break;
-        case 'S': soak = 1; break;
+        case O_QUICK: quick = 1; grid_opt = "--quick"; break;
+        case O_SOAK: soak = 1; break;
         case 's':
-            if (!cli_parse_u64(optarg, &seed)) {
-                msg_error("bench: --seed '%s' is not a non-negative integer", optarg);
-                usage(stderr);
-                return CLI_USAGE;
-            }
+            if (!cli_parse_u64(optarg, &seed))
+                return bad("--seed '%s' is not a non-negative integer", optarg);
+            soak_opt = "--seed";
             break;
-        case 'b':
+        case O_BACKEND:
             if (!strcmp(optarg, "cuda")) backend = KVR_BACKEND_CUDA;
             else if (!strcmp(optarg, "ref")) backend = KVR_BACKEND_REF;
             else if (!strcmp(optarg, "cpu")) backend = KVR_BACKEND_CPU;
-            else {
-                msg_error("bench: --backend '%s' is not cuda, cpu or ref", optarg);
-                usage(stderr);
-                return CLI_USAGE;
-            }
+            else return bad("--backend '%s' is not cuda, cpu or ref", optarg);
+            grid_opt = "--backend";
             break;
-        case 'n': case 'B': case 'u':
-            if (!parse_list(name, optarg, &grid)) { usage(stderr); return CLI_USAGE; }
+        case 'c': case O_BATCH: case 'b':
+            if (!parse_list(name, optarg, &grid)) { cli_try_help("bench"); return CLI_USAGE; }
+            grid_opt = c == 'c' ? "--context" : c == 'b' ? "--budget" : "--batch";
+            if (c == O_BATCH) batch_opt = "--batch";
             break;
-        case 'r': case 'm': case 'a':
-            if (!parse_count(optarg, c == 'm', &x)) {
-                msg_error("bench: --%s '%s' is not a positive integer", name, optarg);
-                usage(stderr);
-                return CLI_USAGE;
-            }
-            if (c == 'r') repeats = (int)x;
-            else if (c == 'a') appends = x;
-            else max_n = x;
+        case O_REPEATS: case O_MAX_N: case O_APPENDS:
+            if (!parse_count(optarg, c == O_MAX_N, &x))
+                return bad("--%s '%s' is not a positive integer", name, optarg);
+            if (c == O_REPEATS) { repeats = (int)x; grid_opt = "--repeats"; }
+            else if (c == O_APPENDS) { appends = x; soak_opt = "--appends"; }
+            else { max_n = x; grid_opt = "--max-n"; }
             break;
         default: return CLI_USAGE;
         }
     }
-    if (cli_no_operands(argc, argv, usage))
+    if (cli_no_operands(argc, argv))
         return CLI_USAGE;
+    if (soak && grid_opt)
+        return bad("%s does not apply to --soak (one head cache at a fixed budget and context; "
+                   "--soak takes --appends and --seed)", grid_opt);
+    if (!soak && soak_opt)
+        return bad("%s applies only to --soak", soak_opt);
     if (soak) {
         int status = ev_soak_run(appends, 16, 0.10, 32768, (uint64_t)seed, stdout);
         if (status < 0)
@@ -241,16 +267,13 @@ int cli_bench(int argc, char **argv)
     } else if (backend != KVR_BACKEND_REF) {
         grid.n_n = 4;                            /* the default contexts */
     }
-    if (max_n > 0 && max_n < smallest) {
-        msg_error("bench: --max-n %ld leaves no context to run (the smallest is %ld)", max_n, smallest);
-        usage(stderr);
-        return CLI_USAGE;
-    }
+    if (max_n > 0 && max_n < smallest)
+        return bad("--max-n %ld leaves no context to run (the smallest is %ld)", max_n, smallest);
+    if (backend == KVR_BACKEND_REF && (batch_opt || quick))
+        return bad("%s does not apply to --backend ref (one sequence, the --context list or the contexts "
+                   "that fit in about a minute)", batch_opt ? batch_opt : "--quick");
     if (backend == KVR_BACKEND_CPU) {
-        int batch_given = 0;
-        for (int i = 1; i < argc; i++)
-            batch_given |= !strncmp(argv[i], "--batch", 7);
-        if (!batch_given)
+        if (!batch_opt)
             grid.n_batch = 2;                        /* 1 and 8 */
         if (quick && max_n == 0)
             max_n = 32768;

@@ -23,6 +23,7 @@
 #include "harness/model_eval.h"
 #include "runtime/model.h"
 #include "harness/report.h"
+#include "common/output.h"
 
 enum { MAX_LIST = 64 };
 
@@ -102,6 +103,7 @@ static void usage(FILE *f)
         "                         (1 for top1_agree); not with --forced 0; needs\n"
         "                         gnuplot at build time%s\n"
         "  -h, --help             display this help and exit\n"
+        "  -V, --version          output version information and exit\n"
         "\n"
         "Every metric is averaged over decode steps and query heads, then over the\n"
         "runs: seeds, trace layers, or seeds x text windows (the 'seeds' column says\n"
@@ -120,7 +122,8 @@ static void usage(FILE *f)
         );
 }
 
-/* Usage error: message, a pointer to --help on stderr, CLI_USAGE. */
+/* Usage error: the message and one line pointing at --help on stderr,
+ * CLI_USAGE. */
 static int bad(const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 1, 2)))
@@ -133,9 +136,8 @@ static int bad(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nUsage: kvreviver eval [--workload W] [--context N] [--budget B[,B...]]\n"
-          "                      [--method M[,M...]] [--seed S[,S...] | --seeds K] [OPTIONS]\n"
-          "Run 'kvreviver eval --help' for the options.\n", stderr);
+    fputc('\n', stderr);
+    cli_try_help("eval");
     return CLI_USAGE;
 }
 
@@ -215,6 +217,7 @@ static const struct option long_options[] = {
     {"csv", required_argument, NULL, O_CSV},
     {"plot", required_argument, NULL, O_PLOT},
     {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
@@ -238,11 +241,14 @@ static int parse(int argc, char **argv, options *o)
     opterr = 0;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, ":w:c:d:b:m:s:h", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":w:c:d:b:m:s:hV", long_options, NULL)) != -1) {
         const char *val = optarg;
         switch (c) {
         case 'h':
             usage(stdout);
+            return -1;
+        case 'V':
+            printf("kvreviver %s\n", kvr_version());
             return -1;
         case ':':
             return bad("option %s needs a value", argv[optind - 1]);
@@ -493,6 +499,25 @@ static void accumulate(ev_result *acc, const ev_result *x, int first)
     acc->found += x->found;
 }
 
+/* The end of a run with --csv: the file renamed into place when the run
+ * succeeded, removed otherwise (a failed run leaves no half-written table).
+ * Returns rc, or CLI_FAIL when the file could not be finished. */
+static int finish_csv(const options *o, out_file *csv, int rc)
+{
+    if (!csv->f)
+        return rc;
+    if (rc != CLI_OK) {
+        out_abort(csv);
+        return rc;
+    }
+    if (out_commit(csv) != 0) {
+        msg_error("eval: writing --csv %s: %s", !strcmp(o->csv, "-") ? "(standard output)" : o->csv,
+                  strerror(errno));
+        return CLI_FAIL;
+    }
+    return rc;
+}
+
 int cli_eval(int argc, char **argv)
 {
     options o;
@@ -503,33 +528,31 @@ int cli_eval(int argc, char **argv)
     if (o.plot)
         return ev_report_plot(o.plot, NULL, 0, EV_PLOT_ATTN_REL_ERR, "");   /* says there is no gnuplot; CLI_FAIL */
 #endif
-    /* open the outputs first: a bad path fails before minutes of work */
+    /* open the outputs first: a bad path fails before minutes of work; each
+     * is written under a temporary name and renamed only when whole */
+    out_file csv_out = {0};
     FILE *csv = NULL;
-    if (o.csv && strcmp(o.csv, "-")) {
-        csv = fopen(o.csv, "w");
-        if (!csv) { msg_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno)); return CLI_FAIL; }
-    } else if (o.csv) {
-        csv = stdout;
+    if (o.csv) {
+        if (out_open(&csv_out, o.csv) != 0) {
+            msg_error("eval: cannot write --csv %s: %s", o.csv, strerror(errno));
+            return CLI_FAIL;
+        }
+        csv = csv_out.f;
     }
     if (o.plot) {
-        FILE *p = fopen(o.plot, "w");
+        char tmp[OUT_PATH_MAX];     /* gnuplot writes it: here only its directory is tried */
+        FILE *p = out_temp_name(tmp, sizeof tmp, o.plot) == 0 ? fopen(tmp, "w") : NULL;
         if (!p) {
             msg_error("eval: cannot write --plot %s: %s", o.plot, strerror(errno));
-            if (csv && csv != stdout) { fclose(csv); remove(o.csv); }
+            out_abort(&csv_out);
             return CLI_FAIL;
         }
         fclose(p);
+        remove(tmp);
     }
     if (o.model_path) {
         rc = run_model(&o, csv);
-        if (csv && csv != stdout) {
-            if (fclose(csv) != 0 && rc == CLI_OK) {
-                msg_error("eval: closing --csv %s: %s", o.csv, strerror(errno));
-                rc = CLI_FAIL;
-            }
-            if (rc == CLI_USAGE) remove(o.csv);   /* nothing was run */
-        }
-        if (rc == CLI_USAGE && o.plot) remove(o.plot);
+        rc = finish_csv(&o, &csv_out, rc);
         return rc;
     }
     int runs_per_seed = 1, n_runs;
@@ -632,10 +655,15 @@ int cli_eval(int argc, char **argv)
     if (csv) {
         ev_report_csv_header(csv);
         for (int i = 0; i < n_rows; i++) ev_report_csv_row(csv, &rows[i]);
-        if (fflush(csv) != 0 || ferror(csv)) {
-            msg_error("eval: writing --csv %s: %s", o.csv, strerror(errno));
-            rc = CLI_FAIL;
-        }
+    }
+    /* a run that measured no compressed method (every one skipped) failed */
+    int asked = 0, measured = 0;
+    for (int m = 0; m < o.n_methods; m++) asked |= strcmp(o.methods[m], "full") != 0;
+    for (int i = 0; i < n_rows; i++) measured |= strcmp(rows[i].method, "full") != 0;
+    if (rc == CLI_OK && asked && !measured) {
+        msg_error("eval: no compressed method was measured: every one was skipped (see the warnings above); "
+                  "the budgets are too small for this context");
+        rc = CLI_FAIL;
     }
     if (rc == CLI_OK && o.plot) {
         char title[256];
@@ -653,19 +681,9 @@ int cli_eval(int argc, char **argv)
             free(plot_rows);
         }
     }
-    int skipped = 0;
-    for (int c = 0; c < n_cells; c++) skipped += state[c] == -1;
-    if (rc == CLI_OK && n_rows == 0 && skipped) {
-        msg_error("eval: every method was skipped: the budgets are too small");
-        rc = CLI_FAIL;
-    }
     free(rows);
     free(acc);
     free(state);
 out:
-    if (csv && csv != stdout && fclose(csv) != 0 && rc == CLI_OK) {
-        msg_error("eval: closing --csv %s: %s", o.csv, strerror(errno));
-        rc = CLI_FAIL;
-    }
-    return rc;
+    return finish_csv(&o, &csv_out, rc);
 }

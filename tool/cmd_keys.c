@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
+#include "common/output.h"
 #include "harness/keystats.h"
 #include "harness/model_eval.h"
 #include "kvreviver.h"
@@ -81,7 +82,7 @@ static int bad(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    usage(stderr);
+    cli_try_help("keys");
     return CLI_USAGE;
 }
 
@@ -93,7 +94,7 @@ int cli_keys(int argc, char **argv)
     o.threads = cpus < 1 ? 1 : cpus > EV_MODEL_MAX_THREADS ? EV_MODEL_MAX_THREADS : (int)cpus;
     int c;
     optind = 0;
-    while ((c = cli_getopt(argc, argv, ":w:c:s:hV", options, usage)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":w:c:s:hV", options)) != -1) {
         const char *val = optarg;
         switch (c) {
         case 'h': usage(stdout); return CLI_OK;
@@ -130,16 +131,19 @@ int cli_keys(int argc, char **argv)
         default: return CLI_USAGE;
         }
     }
-    if (cli_no_operands(argc, argv, usage))
+    if (cli_no_operands(argc, argv))
         return CLI_USAGE;
     if (!o.path)
         return bad("--workload model:PATH is required");
-    /* open the output first: a bad path fails before the model loads */
-    if (csv_path && strcmp(csv_path, "-")) {
-        o.csv = fopen(csv_path, "w");
-        if (!o.csv) { msg_error("keys: cannot write --csv %s: %s", csv_path, strerror(errno)); return CLI_FAIL; }
-    } else if (csv_path) {
-        o.csv = stdout;
+    /* open the output first: a bad path fails before the model loads; it is
+     * written under a temporary name, renamed only when whole */
+    out_file csv = {0};
+    if (csv_path) {
+        if (out_open(&csv, csv_path) != 0) {
+            msg_error("keys: cannot write --csv %s: %s", csv_path, strerror(errno));
+            return CLI_FAIL;
+        }
+        o.csv = csv.f;
     }
     lm_model m;
     int rc, status = lm_model_load(&m, o.path);
@@ -151,12 +155,12 @@ int cli_keys(int argc, char **argv)
         rc = r == 2 ? CLI_USAGE : r ? CLI_FAIL : CLI_OK;
         lm_model_free(&m);
     }
-    if (o.csv && o.csv != stdout) {
-        if (fclose(o.csv) != 0 && rc == CLI_OK) {
-            msg_error("keys: closing --csv %s: %s", csv_path, strerror(errno));
-            rc = CLI_FAIL;
-        }
-        if (rc != CLI_OK) remove(csv_path);   /* no half-written table */
+    if (csv.f && rc != CLI_OK) {
+        out_abort(&csv);                           /* no half-written table */
+    } else if (csv.f && out_commit(&csv) != 0) {
+        msg_error("keys: writing --csv %s: %s", !strcmp(csv_path, "-") ? "(standard output)" : csv_path,
+                  strerror(errno));
+        rc = CLI_FAIL;
     }
     return rc;
 }

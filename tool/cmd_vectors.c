@@ -62,7 +62,7 @@ static int parse_options(int argc, char **argv, const struct option *options, co
 {
     int c;
     optind = 0;
-    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":hV", options)) != -1) {
         if (c == CLI_GETOPT_BAD)
             return CLI_USAGE;
         if (c == 'h') { usage(stdout); return -1; }
@@ -71,7 +71,7 @@ static int parse_options(int argc, char **argv, const struct option *options, co
             if (options[j].val == c)
                 values[j] = optarg;
     }
-    return cli_no_operands(argc, argv, usage) ? CLI_USAGE : CLI_OK;
+    return cli_no_operands(argc, argv) ? CLI_USAGE : CLI_OK;
 }
 
 int cli_vectors(int argc, char **argv)
@@ -83,13 +83,13 @@ int cli_vectors(int argc, char **argv)
     out = values[0];
     if (values[1] && strcmp(values[1], "ref") && strcmp(values[1], "cpu")) {
         msg_error("vectors: --backend '%s' is not ref or cpu", values[1]);
-        vectors_usage(stderr);
+        cli_try_help("vectors");
         return CLI_USAGE;
     }
     vec_backend = values[1] && !strcmp(values[1], "cpu") ? KVR_BACKEND_CPU : KVR_BACKEND_REF;
     if (!out || !*out) {
         msg_error("vectors: --out DIR is required");
-        vectors_usage(stderr);
+        cli_try_help("vectors");
         return CLI_USAGE;
     }
     vec_writer w;
@@ -114,7 +114,7 @@ int cli_validate(int argc, char **argv)
         return r < 0 ? CLI_OK : r;
     if (!values[0] || !values[1] || !*values[0] || !*values[1]) {
         msg_error("validate: %s is required", !values[0] || !*values[0] ? "--vectors DIR" : "--port PORTDIR");
-        validate_usage(stderr);
+        cli_try_help("validate");
         return CLI_USAGE;
     }
     return vec_validate(values[0], values[1]);

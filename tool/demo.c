@@ -10,6 +10,7 @@
  *       --elem f16 --method all,EXTRA
  * for W = synthetic and needle, EXTRA the list below. */
 #include <config.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +44,9 @@ static void usage(FILE *f)
         "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
         "for the metrics.\n"
         "\n"
-        "  --seed S       seed of the workloads and of the sketch hash (default 1)\n"
-        "  -h, --help     this text\n"
-        "  -V, --version  the version\n");
+        "  -s, --seed=S           seed of the workloads and of the sketch hash (default 1)\n"
+        "  -h, --help             display this help and exit\n"
+        "  -V, --version          output version information and exit\n");
 }
 
 enum { N_BUDGETS = 2, N_EXTRA = 8 };
@@ -61,21 +62,21 @@ int cli_demo(int argc, char **argv)
     unsigned long long seed = 1;
     int c;
     optind = 0;
-    while ((c = cli_getopt(argc, argv, ":hV", options, usage)) != -1) {
+    while ((c = cli_getopt(argc, argv, ":s:hV", options)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return CLI_OK;
         case 'V': printf("kvreviver %s\n", kvr_version()); return CLI_OK;
         case 's':
             if (!cli_parse_u64(optarg, &seed)) {
                 msg_error("demo: --seed '%s' is not a non-negative integer", optarg);
-                usage(stderr);
+                cli_try_help("demo");
                 return CLI_USAGE;
             }
             break;
         default: return CLI_USAGE;
         }
     }
-    if (cli_no_operands(argc, argv, usage))
+    if (cli_no_operands(argc, argv))
         return CLI_USAGE;
     const char *workloads[] = {"synthetic", "needle"};
     const double budgets[N_BUDGETS] = {0.10, 0.25};
@@ -132,7 +133,12 @@ int cli_demo(int argc, char **argv)
                 row->steps = shape.decode_steps;
                 row->elem = KVR_F16;
                 ev_report_row(stdout, row);
-                fflush(stdout);
+                if (fflush(stdout) != 0 || ferror(stdout)) {   /* stop now, not after minutes of work */
+                    msg_error("demo: writing standard output: %s", strerror(errno));
+                    ev_workload_free(&w);
+                    free(rows);
+                    return CLI_FAIL;
+                }
                 n_rows++;
             }
         ev_workload_free(&w);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include "kvreviver.h"
 #include "cli.h"
+#include "common/output.h"
 
 static void usage(FILE *f)
 {
@@ -52,8 +53,15 @@ int cli_parse_u64(const char *s, unsigned long long *out)
     return 1;
 }
 
-int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts,
-               void (*show_usage)(FILE *))
+void cli_try_help(const char *cmd)
+{
+    if (cmd)
+        fprintf(stderr, "Usage: kvreviver %s [OPTIONS]; 'kvreviver %s --help' lists them.\n", cmd, cmd);
+    else
+        fputs("Usage: kvreviver COMMAND [OPTIONS]; 'kvreviver --help' lists the commands.\n", stderr);
+}
+
+int cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
 {
     opterr = 0;                                  /* the messages are ours */
     int c = getopt_long(argc, argv, shortopts, longopts, NULL);
@@ -73,34 +81,45 @@ int cli_getopt(int argc, char **argv, const char *shortopts, const struct option
         msg_error("%s: unknown or ambiguous option '%.*s'", argv[0],
                   eq ? (int)(eq - word) : (int)strlen(word), word);
     }
-    show_usage(stderr);
+    cli_try_help(argv[0]);
     return CLI_GETOPT_BAD;
 }
 
-int cli_no_operands(int argc, char **argv, void (*show_usage)(FILE *))
+int cli_no_operands(int argc, char **argv)
 {
     if (optind >= argc)
         return 0;
-    msg_error("%s: unexpected argument '%s' (every input is an option; see 'kvreviver %s --help')",
-              argv[0], argv[optind], argv[0]);
-    show_usage(stderr);
+    msg_error("%s: unexpected argument '%s' (every input is an option)", argv[0], argv[optind]);
+    cli_try_help(argv[0]);
     return 1;
+}
+
+/* The end of every command: standard output must have taken every byte (a
+ * full disk, a closed pipe), else the run failed whatever it computed. */
+static int finish(int rc)
+{
+    if (out_check_stdout() != 0 && rc == CLI_OK) {
+        msg_error("writing standard output: %s", strerror(errno));
+        rc = CLI_FAIL;
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        msg_error("no command given");
+        cli_try_help(NULL);
         return CLI_USAGE;
     }
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
         printf("kvreviver %s\n", kvr_version());
-        return CLI_OK;
+        return finish(CLI_OK);
     }
     static const struct { const char *name; int (*run)(int, char **); } commands[] = {
         {"demo", cli_demo}, {"eval", cli_eval}, {"vectors", cli_vectors},
@@ -108,8 +127,8 @@ int main(int argc, char **argv)
     };
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(cmd, commands[i].name))
-            return commands[i].run(argc - 1, argv + 1);
-    msg_error("unknown command '%s'", cmd);
-    usage(stderr);
+            return finish(commands[i].run(argc - 1, argv + 1));
+    msg_error("unknown command '%s' (the commands: demo, eval, vectors, validate, bench, keys)", cmd);
+    cli_try_help(NULL);
     return CLI_USAGE;
 }

@@ -238,6 +238,94 @@ static void parse_level_line(const char *line, char names[][96])
     snprintf(names[n], 96, "%s (%.*s)", name, len > 60 ? 60 : len, spec);
 }
 
+/* The vectors themselves, before anything is compared: every file line of
+ * the manifest must match its file (size and FNV-1a 64 digest), and every
+ * array line must have a file line.  Then the port: a directory holding
+ * none of the expected arrays is one message, not a FAIL line per array.
+ * 0, or 1 after one message. */
+static int check_set(const char *dir, const char *port, const char *manifest)
+{
+    FILE *f = fopen(manifest, "r");
+    if (!f) {
+        msg_error("validate: cannot read %s: %s", manifest, strerror(errno));
+        return 1;
+    }
+    char line[8192], path[3 * VEC_PATH_MAX], first[3 * VEC_PATH_MAX + 128] = "";
+    char (*files)[VEC_PATH_MAX] = NULL;
+    size_t n_files = 0, cap = 0;
+    int bad = 0, expected = 0, in_port = 0, status = 0;
+    while (fgets(line, sizeof line, f) && !status) {          /* the file lines */
+        char rel[VEC_PATH_MAX], hex[32];
+        unsigned long long size, digest, got_size, got_digest;
+        if (strncmp(line, "file ", 5) != 0)
+            continue;
+        if (sscanf(line, "file %255s %llu %31s", rel, &size, hex) != 3 || strstr(rel, "..") || rel[0] == '/') {
+            msg_error("validate: %s: malformed file line: %.80s", manifest, line);
+            status = 1;
+            break;
+        }
+        if (n_files == cap) {
+            size_t ncap = cap ? 2 * cap : 256;
+            void *nf = realloc(files, ncap * sizeof *files);
+            if (!nf) { msg_error("validate: out of memory"); status = 1; break; }
+            files = nf;
+            cap = ncap;
+        }
+        strcpy(files[n_files++], rel);
+        digest = strtoull(hex, NULL, 16);
+        snprintf(path, sizeof path, "%s/%s", dir, rel);
+        const char *why = NULL;
+        char what[160];
+        if (vec_file_digest(path, &got_size, &got_digest) != 0) {
+            snprintf(what, sizeof what, "cannot be read (%s)", strerror(errno));
+            why = what;
+        } else if (got_size != size) {
+            snprintf(what, sizeof what, "is %llu bytes, the manifest says %llu (%s)", got_size, size,
+                     got_size < size ? "truncated" : "changed");
+            why = what;
+        } else if (got_digest != digest) {
+            snprintf(what, sizeof what, "has FNV-1a digest %016llx, the manifest says %s (changed)", got_digest, hex);
+            why = what;
+        }
+        if (why && bad++ == 0)
+            snprintf(first, sizeof first, "%s %s", rel, why);
+    }
+    rewind(f);
+    int lineno = 0;
+    while (!status && fgets(line, sizeof line, f)) {        /* the array lines */
+        vec_entry e;
+        lineno++;
+        if (strncmp(line, "array ", 6) != 0 || parse_array_line(line, &e) != 0)
+            continue;                                          /* the main pass reports malformed lines */
+        size_t i = 0;
+        while (i < n_files && strcmp(files[i], e.rel)) i++;
+        if (i == n_files && bad++ == 0)
+            snprintf(first, sizeof first, "%s has no file line (size and digest) in the manifest", e.rel);
+        if (!strncmp(e.rel, "expected/", 9)) {
+            struct stat st;
+            expected++;
+            snprintf(path, sizeof path, "%s/%s", port, e.rel + 9);
+            in_port += stat(path, &st) == 0;
+        }
+    }
+    fclose(f);
+    free(files);
+    if (status)
+        return status;
+    if (bad) {
+        msg_error("validate: the vectors in %s do not match their MANIFEST: %s%s; nothing was compared "
+                  "(regenerate them with 'kvreviver vectors --out DIR')", dir, first,
+                  bad > 1 ? " (and more files)" : "");
+        return 1;
+    }
+    if (expected > 0 && in_port == 0) {
+        msg_error("validate: %s holds none of the %d expected arrays (a port writes DIR/expected/X as "
+                  "PORTDIR/X, e.g. %s/hash/hash.npy): nothing to compare", port, expected, port);
+        return 1;
+    }
+    return 0;
+}
+
 int vec_validate(const char *dir, const char *port)
 {
     char path[2 * VEC_PATH_MAX], line[8192];
@@ -250,6 +338,20 @@ int vec_validate(const char *dir, const char *port)
     FILE *f = fopen(path, "r");
     if (!f) {
         msg_error("validate: cannot read %s: %s", path, strerror(errno));
+        return 1;
+    }
+    /* the format first: an older manifest has no file lines to check */
+    int fmt = -1;
+    while (fmt < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "format %d", &fmt) == 1 && fmt != VEC_FORMAT) {
+            msg_error("validate: %s: format %d, this validator reads format %d%s", path, fmt, VEC_FORMAT,
+                      fmt < VEC_FORMAT ? " (regenerate the vectors with 'kvreviver vectors --out DIR')" : "");
+            fclose(f);
+            return 1;
+        }
+    rewind(f);
+    if (fmt == VEC_FORMAT && check_set(dir, port, path) != 0) {
+        fclose(f);
         return 1;
     }
     int format = -1, lineno = 0, passed = 0, failed = 0, status = 0;

@@ -9,8 +9,9 @@
 #include "npy.h"
 #include "kvreviver.h"
 
-/* The manifest's format version: bump it when a line's meaning changes. */
-#define VEC_FORMAT 1
+/* The manifest's format version: bump it when a line's meaning changes.
+ * Format 2 added the file lines (each file's size and FNV-1a 64 digest). */
+#define VEC_FORMAT 2
 #define VEC_PATH_MAX 256
 
 /* The levels, numbered in the order doc/porting.md asks a port to implement
@@ -41,8 +42,13 @@ void vw_line(vec_writer *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-/* Write DIR/<rel> (creating its directories) and its manifest line
+/* The size in bytes and the FNV-1a 64-bit digest of the file at path.
+ * 0, or -1 with errno set when it cannot be read. */
+int vec_file_digest(const char *path, unsigned long long *size, unsigned long long *digest);
+
+/* Write DIR/<rel> (creating its directories) and its manifest lines
  *   array <rel> <dtype> <shape> <kind> <description>
+ *   file <rel> <size> <FNV-1a 64 digest, 16 hex digits>
  * kind: "input", "tolerance", "exact" or "tol:<rel path of the tolerance>".
  * 0 or 1 after a message. */
 int vw_array(vec_writer *w, const char *rel, kvr_npy_type type, int ndim, const size_t *shape,

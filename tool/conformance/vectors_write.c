@@ -3,6 +3,7 @@
 #include <config.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -84,14 +85,41 @@ int vw_open(vec_writer *w, const char *root)
             "#   script NAME OP; OP; ...     its operations, in order\n"
             "#   level N NAME SPEC -- WHAT    a level: the arrays that check one step of doc/porting.md\n"
             "#   array PATH DTYPE SHAPE KIND DESCRIPTION\n"
+            "#   file PATH SIZE DIGEST       the file's size in bytes and FNV-1a 64 digest (hex)\n"
             "# PATH is relative to this directory; SHAPE is dims joined by 'x' ('scalar' for none);\n"
             "# KIND is input, tolerance, exact (must match bit for bit) or tol:PATH (|port -\n"
             "# expected| <= that tolerance array, element by element).  A port writes every\n"
             "# expected/X under the same name X in its own directory.  The DESCRIPTION of an\n"
-            "# expected array starts with 'level N', the level it belongs to.\n"
+            "# expected array starts with 'level N', the level it belongs to.  validate refuses\n"
+            "# a set whose file is missing or differs from its file line.\n"
             "format %d\nversion %s\n", VEC_FORMAT, kvr_version());
     for (int l = 1; l <= VEC_LEVELS; l++)
         fprintf(w->manifest, "level %d %s %s\n", l, vec_level_names[l], level_about[l]);
+    return 0;
+}
+
+int vec_file_digest(const char *path, unsigned long long *size, unsigned long long *digest)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    unsigned char buf[65536];
+    uint64_t h = 0xcbf29ce484222325u;          /* FNV-1a 64: offset basis, then prime */
+    unsigned long long n = 0;
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) {
+        for (size_t i = 0; i < got; i++)
+            h = (h ^ buf[i]) * 0x100000001b3u;
+        n += got;
+    }
+    int err = ferror(f) ? (errno ? errno : EIO) : 0;
+    fclose(f);
+    if (err) {
+        errno = err;
+        return -1;
+    }
+    *size = n;
+    *digest = h;
     return 0;
 }
 
@@ -142,6 +170,12 @@ int vw_array(vec_writer *w, const char *rel, kvr_npy_type type, int ndim, const 
     vfprintf(w->manifest, fmt, ap);
     va_end(ap);
     fputc('\n', w->manifest);
+    unsigned long long size, digest;
+    if (vec_file_digest(path, &size, &digest) != 0) {
+        msg_error("vectors: cannot read back %s: %s", path, strerror(errno));
+        return 1;
+    }
+    fprintf(w->manifest, "file %s %llu %016llx\n", rel, size, digest);
     w->bytes += count * kvr_npy_type_size(type);
     w->n_arrays++;
     return 0;

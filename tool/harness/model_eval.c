@@ -374,6 +374,18 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             }
         }
     }
+    /* a run that measured no compressed method (every one skipped) failed */
+    int asked = 0, measured = 0;
+    for (int r = 0; r < n_rows; r++)
+        if (strcmp(rows[r].method, "full")) {
+            asked = 1;
+            measured |= rows[r].runs > 0 || rows[r].pk_ok > 0;
+        }
+    if (!failed && asked && !measured) {
+        msg_error("eval: no compressed method was measured: every one was skipped (see the warnings above); "
+                  "the budgets are too small for --context %d", o->context);
+        failed = 1;
+    }
     /* the CSV rows, written and plotted */
     ev_csv_row *out = malloc(sizeof *out * (size_t)n_rows);
     if (!out) {

@@ -11,6 +11,7 @@
 #include "common/message.h"
 #include "interval.h"
 #include "report.h"
+#include "common/output.h"
 
 /* The method column's width: the longest name ev_report_method_width was
  * given, at least 18. */
@@ -202,6 +203,13 @@ int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot
                   y == EV_PLOT_ATTN_REL_ERR ? " (full attention is not plotted: its error is float rounding)" : "");
         return 1;
     }
+    /* gnuplot writes a temporary file beside path, renamed over it only
+     * when whole: a failed plot leaves no file */
+    char tmp[OUT_PATH_MAX];
+    if (out_temp_name(tmp, sizeof tmp, path) != 0) {
+        msg_error("--plot %s: the name is too long", path);
+        return 1;
+    }
     fflush(stdout);
     FILE *gp = popen(KVR_GNUPLOT, "w");
     if (!gp) {
@@ -209,7 +217,7 @@ int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot
         return 1;
     }
     fprintf(gp, "set terminal %s size 900,540 font 'sans,11'\nset output ", png ? "pngcairo" : "svg");
-    gp_string(gp, path);
+    gp_string(gp, tmp);
     /* a little room at the sides: a point at a budget's edge stays whole */
     fputs("\nset grid\nset key outside right\nset bars small\nset offsets graph 0.03, graph 0.03, 0, 0\n"
           "set xlabel 'bytes\\_ratio: bytes held / bytes of the full cache (measured)'\n", gp);
@@ -280,13 +288,20 @@ int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot
     if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         msg_error("--plot %s: gnuplot (%s) failed (status %d)", path, KVR_GNUPLOT,
                   st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+        remove(tmp);
         return 1;
     }
-    FILE *check = fopen(path, "rb");
+    FILE *check = fopen(tmp, "rb");
     long size = 0;
     if (check) { fseek(check, 0, SEEK_END); size = ftell(check); fclose(check); }
     if (size <= 0) {
         msg_error("--plot %s: gnuplot wrote nothing there", path);
+        remove(tmp);
+        return 1;
+    }
+    if (rename(tmp, path) != 0) {
+        msg_error("--plot %s: cannot rename %s to it: %s", path, tmp, strerror(errno));
+        remove(tmp);
         return 1;
     }
     return 0;

@@ -72,8 +72,9 @@ typedef enum {
  * in black, boldest, drawn last.  A row whose y or bytes_ratio is NAN
  * (skipped, failed) is left out.  full is left out of the attn_rel_err
  * plot (its error is float rounding) and drawn on the others as a grey
- * dashed horizontal line at its value.  0 on success; otherwise a message
- * on stderr and 1. */
+ * dashed horizontal line at its value.  gnuplot writes a temporary file
+ * beside path (out_temp_name), renamed over path once whole, so a failed
+ * plot leaves no file.  0 on success; otherwise a message on stderr and 1. */
 int ev_report_plot(const char *path, const ev_csv_row *rows, int n_rows, ev_plot_y y, const char *title);
 /* A short plain reading of rows of one workload: per budget, the method with
  * the lowest error, the best eviction baseline against the paper-faithful
