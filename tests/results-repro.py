@@ -43,12 +43,18 @@ TABLES = [
 PK = ("full,streaming,h2o,snapkv,snapkv/obs=16,tova,streaming/store=q4,h2o/store=q4,snapkv/store=q4,snapkv/obs=16/store=q4,tova/store=q4,kivi,kivi/bits=3,kivi/bits=4,kvreviver,kvreviver-moment,kvreviver-paper,kvreviver-moment/store=q4,kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4")
 PK_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "1024", "--passkey", "30", "--forced", "0",
            "--budget", "0.1,0.25", "--elem", "f16", "--method", PK]
+MK_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "1024", "--passkey", "30", "--forced", "0",
+           "--budget", "0.25", "--elem", "f16", "--method", "full,mikv,mikv/balance=0"]
 SMOLLM2 = [
     ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2", PK_ARGS,
      [("10% in prompt", "passkey_acc", "0.1"), ("25% in prompt", "passkey_acc", "0.25")]),
     ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2",
      PK_ARGS + ["--late-question"],
      [("10% late", "passkey_acc", "0.1"), ("25% late", "passkey_acc", "0.25")]),
+    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", "smollm2", MK_ARGS,
+     [("25% in prompt", "passkey_acc", "0.25")]),
+    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", "smollm2", MK_ARGS + ["--late-question"],
+     [("25% late", "passkey_acc", "0.25")]),
 ]
 
 
