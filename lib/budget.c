@@ -125,6 +125,56 @@ static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
                     budget, ratio, full, context, b, S, p.window > 0 ? p.window : 1, G, least);
 }
 
+/* spec §18.8: candidates over a KIVI body.  KIVI's planner (§18.6, the
+ * same bits and group) gives the group G and the largest residual R0; the
+ * window keeps R = max(1, floor(recent_share R0)) of it (R = min(R0, W)
+ * when recent_share < 0), lowered while the head with one candidate is
+ * over the budget (the window's scores cost bytes KIVI does not pay), and
+ * the candidates take what is left: C = 1 + floor((budget - bytes(R, 1)) /
+ * (bytes(R, 2) - bytes(R, 1))) (the first candidate also brings the
+ * window's scores), at most the body's M - R positions.  The
+ * bytes are the reference's count (kvr_head_bytes).  KVR_EBUDGET when no
+ * candidate fits; on failure cfg is unchanged. */
+static int plan_body(double ratio, long context, int head_dim, kvr_config *cfg)
+{
+    if (cfg->tier_bits > 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: a KIVI body (kivi_bits = %d) and a quantized tier (tier_bits = %d): "
+                        "the body holds every token", cfg->kivi_bits, cfg->tier_bits);
+    kvr_config k = *cfg;
+    int status = plan_kivi(ratio, context, head_dim, &k);
+    if (status != KVR_OK)
+        return status;
+    size_t budget = budget_of(ratio, kvr_full_bytes(context, head_dim, cfg->elem));
+    long M = (long)k.window + k.kivi_tokens, R0 = k.window;
+    long R = cfg->recent_share < 0.0 ? (R0 < cfg->obs_window ? R0 : cfg->obs_window)
+                                      : (long)floor(cfg->recent_share * (double)R0);
+    if (R < 1) R = 1;
+    kvr_config p = k;
+    p.importance = cfg->importance;
+    p.tier_bits = 0;
+    p.tier_tokens = 0;
+    for (;; R--) {
+        p.window = (int)R;
+        p.kivi_tokens = (int)(M - R);
+        p.candidates = 1;                          /* the first candidate brings the window's scores */
+        size_t one = kvr_head_bytes(&p, head_dim);
+        p.candidates = 2;
+        size_t per = kvr_head_bytes(&p, head_dim) - one;
+        if (one <= budget) {
+            long C = 1 + (long)((budget - one) / per);
+            if (C > M - R) C = M - R;
+            if (C > INT32_MAX) C = INT32_MAX;
+            p.candidates = (int)C;
+            *cfg = p;
+            return KVR_OK;
+        }
+        if (R == 1)
+            return kvr_fail(KVR_EBUDGET, "kvr_plan: candidates over a %d-bit KIVI body: a budget of %zu bytes "
+                            "(ratio %g) holds the body and a window of one, but no candidate (%zu bytes)",
+                            cfg->kivi_bits, budget, ratio, one);
+    }
+}
+
 /* spec §19.11: the planner's step 4 and 5 for a complete tier
  * (tier_share < 0): every middle token is held, exact or in the tier, so
  * the tier's Q = M - R - C with M = context - S.  The M tier tokens are
@@ -198,6 +248,8 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     if (cfg->tier_bits > 0 && (!(cfg->tier_share < 1.0) || !isfinite(cfg->tier_share)))
         return kvr_fail(KVR_EINVAL, "kvr_plan: tier_share = %g is not a finite number < 1 (below 0: a complete tier)",
                         cfg->tier_share);
+    if (cfg->kivi_bits != 0 && cfg->importance != KVR_IMP_NONE)
+        return plan_body(ratio, context, head_dim, cfg);     /* spec §18.8 */
     if (cfg->kivi_bits != 0)
         return plan_kivi(ratio, context, head_dim, cfg);
     if (cfg->store != KVR_STORE_ELEM && cfg->store != KVR_STORE_Q8 && cfg->store != KVR_STORE_Q4)

@@ -87,9 +87,12 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
         if (cfg->kivi_group < 1 || cfg->kivi_tokens < 0)
             return kvr_fail(KVR_EINVAL, "config: kivi_group = %d must be positive and kivi_tokens = %d not negative",
                             cfg->kivi_group, cfg->kivi_tokens);
-        if (cfg->candidates != 0 || (cfg->depth > 0 && cfg->width > 0) || cfg->store != KVR_STORE_ELEM)
-            return kvr_fail(KVR_EINVAL, "config: a KIVI head cache (kivi_bits = %d) has no candidates, no sketch and its exact parts in elem",
+        if ((cfg->depth > 0 && cfg->width > 0) || cfg->store != KVR_STORE_ELEM)
+            return kvr_fail(KVR_EINVAL, "config: a KIVI body (kivi_bits = %d) has no sketch and its exact parts in elem",
                             cfg->kivi_bits);
+        if (cfg->candidates > cfg->kivi_tokens)        /* spec §18.8: candidates over the body */
+            return kvr_fail(KVR_EINVAL, "config: %d candidates over a KIVI body of %d positions: the candidates are body positions",
+                            cfg->candidates, cfg->kivi_tokens);
         if ((long)cfg->sinks + cfg->window + cfg->kivi_tokens > INT32_MAX)
             return kvr_fail(KVR_EINVAL, "config: sinks + window + kivi_tokens exceeds 2^31-1");
     } else if (cfg->kivi_group != 0 || cfg->kivi_tokens != 0) {
@@ -193,7 +196,7 @@ static int lever_int(const char *key, const char *val, long lo, long hi, int *ou
 
 /* Apply levers "/key=value/key=value..." to cfg (doc/methods.md §13.4):
  * for the kvreviver methods share, recent, depth, rows, centre, shrink,
- * vague, varcap, revive, importance, store and obs; for the eviction
+ * vague, varcap, revive, importance, store, obs and body; for the eviction
  * methods store and obs; for kivi bits, group and residual.  A lever the method does not
  * take is KVR_EINVAL.  Each value is checked against its lever's range
  * here, so a bad one is reported by the lever's name and range, not by the
@@ -244,6 +247,14 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever store=%s: not q8, q4 or elem", val);
             kvr_store_parse(val, &st);
             cfg->store = st;
+        } else if (!strcmp(key, "body")) {            /* spec §18.8: candidates over a KIVI body */
+            if ((status = lever_int(key, val, 0, 4, &cfg->kivi_bits)) != KVR_OK) return status;
+            if (cfg->kivi_bits == 1)
+                return kvr_fail(KVR_EINVAL, "lever body=%s: not 0, 2, 3 or 4", val);
+            if (cfg->kivi_bits > 0) {
+                cfg->tier_bits = 0;                    /* the body holds every token: no tier, no sketch */
+                cfg->depth = 0;
+            }
         } else if (is_bits && family == LEVERS_KIVI) {
             if ((status = lever_int(key, val, 2, 4, &cfg->kivi_bits)) != KVR_OK) return status;
         } else if (is_bits) {

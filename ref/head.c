@@ -214,10 +214,10 @@ kvr_part ref_part_of(const ref_head *h, long pos)
         return KVR_PART_SINK;
     if (pos >= h->n - h->cfg.window)
         return KVR_PART_RECENT;
+    if (ref_cand_find(h, pos) >= 0)
+        return KVR_PART_CANDIDATE;                  /* over a KIVI body too (spec §18.8) */
     if (h->cfg.kivi_bits > 0)
         return KVR_PART_QUANTIZED;                  /* spec §18.6: KIVI keeps every token */
-    if (ref_cand_find(h, pos) >= 0)
-        return KVR_PART_CANDIDATE;
     if (ref_has_tier(h) && ref_tier_find(h, pos) >= 0)
         return KVR_PART_QUANTIZED;                  /* the quantized tier, spec §19.2 */
     return ref_has_sketch(h) ? KVR_PART_VAGUE : KVR_PART_DROPPED;
@@ -348,12 +348,12 @@ kvr_part ref_walk_part(const ref_head *h, ref_walk *wk, long pos)
         return KVR_PART_SINK;
     if (pos >= h->n - h->cfg.window)
         return KVR_PART_RECENT;
-    if (h->cfg.kivi_bits > 0)
-        return KVR_PART_QUANTIZED;
     while (wk->cand < h->n_cand && h->cand_pos[wk->cand] < pos)
         wk->cand++;
     if (wk->cand < h->n_cand && h->cand_pos[wk->cand] == pos)
         return KVR_PART_CANDIDATE;
+    if (h->cfg.kivi_bits > 0)
+        return KVR_PART_QUANTIZED;
     if (ref_has_tier(h)) {
         while (wk->tier < h->n_tier && h->tier_pos[wk->tier] < pos)
             wk->tier++;
@@ -394,10 +394,13 @@ void ref_to_bulk(ref_head *h, long pos, const float *k, const float *v)
 }
 
 /* spec §3.3: a token leaves the exact set (with its score) for the vague
- * part; in KIVI it enters the quantized body instead (spec §18.6), with a
- * tier it enters the tier (spec §19.3). */
+ * part; in KIVI it enters the quantized body instead (spec §18.6), and
+ * with candidates over the body it is there already (it entered when it
+ * left the window, spec §18.8); with a tier it enters the tier (§19.3). */
 static void to_vague(ref_head *h, long pos, float score, const float *k, const float *v)
 {
+    if (h->cfg.kivi_bits > 0 && h->cfg.candidates > 0)
+        return;
     if (h->cfg.kivi_bits > 0)
         ref_kivi_push(h, pos, k, v);
     else if (ref_has_tier(h))
@@ -515,6 +518,12 @@ void ref_append(ref_head *h, const float *k, const float *v)
     if (pos - R >= S) {                             /* step 1: the window is full */
         long old = pos - R;                         /* its oldest token leaves */
         float score = h->win_score ? h->win_score[slot] : 0.0f;
+        if (h->cfg.kivi_bits > 0 && h->cfg.candidates > 0) {
+            /* spec §18.8: it enters the body first, then competes for the candidates */
+            float *bk = h->scratch + 2 * (size_t)h->head_dim, *bv = h->scratch + 3 * (size_t)h->head_dim;
+            row_get(h, rows_of(h, KVR_PART_RECENT), slot, bk, bv);
+            ref_kivi_push(h, old, bk, bv);
+        }
         admit_candidate(h, old, score, slot);
     }
     row_put(h, rows_of(h, KVR_PART_RECENT), slot, k, v);   /* step 3: enter the window */
@@ -541,12 +550,16 @@ void ref_place(ref_head *h, long pos, kvr_part part, const float *k, const float
     }
     case KVR_PART_CANDIDATE:
         row_put(h, rows_of(h, part), cand_open(h, pos, score), k, v);
+        if (h->cfg.kivi_bits > 0)                   /* spec §18.8: a body position too */
+            ref_kivi_push(h, pos, k, v);
         break;
     case KVR_PART_QUANTIZED:
         ref_tier_enter(h, pos, score, k, v);        /* prefill into the tier, spec §19.8 */
         break;
     default:                                        /* with a tier, prefill chose the bulk */
-        if (ref_has_tier(h))
+        if (h->cfg.kivi_bits > 0)
+            ref_kivi_push(h, pos, k, v);            /* spec §18.6, §18.8: the body */
+        else if (ref_has_tier(h))
             ref_to_bulk(h, pos, k, v);
         else
             to_vague(h, pos, score, k, v);
@@ -591,13 +604,15 @@ int ref_head_check(const ref_head *h, char *why, size_t len)
         }
     }
     long n_body = h->n - n_sink - n_win;            /* KIVI: every other position is in the body */
-    if (h->cfg.kivi_bits > 0 && (n_body > h->cfg.kivi_tokens || h->n_cand != 0 || h->n_vague != 0)) {
+    if (h->cfg.kivi_bits > 0 && (n_body > h->cfg.kivi_tokens || h->n_cand > n_body || h->n_vague != 0)) {
         snprintf(why, len, "KIVI body holds %ld of %d positions, with %d candidates and %ld vague",
                  n_body, h->cfg.kivi_tokens, h->n_cand, h->n_vague);
         return 1;
     }
     if (h->cfg.kivi_bits == 0)
         n_body = 0;
+    else
+        n_body -= h->n_cand;                        /* spec §18.8: the candidates are body positions too */
     if (h->n_tier < 0 || h->n_tier > (ref_has_tier(h) ? h->cfg.tier_tokens : 0)) {
         snprintf(why, len, "%d tier tokens, capacity %d", h->n_tier, ref_has_tier(h) ? h->cfg.tier_tokens : 0);
         return 1;

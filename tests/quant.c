@@ -652,6 +652,185 @@ START_TEST(test_cache_kivi)
 }
 END_TEST
 
+/* spec §18.8: candidates over a KIVI body.  Fed the same stream (appends
+ * with attention between them, so H2O's scores move the candidates), the
+ * body is bit for bit a plain KIVI cache's with the same sinks, window,
+ * group and capacity: every body position that is not a candidate
+ * reconstructs as the KIVI cache's; a candidate is the rounded input; the
+ * parts are the sinks, the window, at most C candidates and the body; the
+ * invariants hold after every append.  Prefill of the same tokens gives the
+ * same body as a prefilled KIVI cache. */
+START_TEST(test_body_is_kivi)
+{
+    enum { N = 120, H = 2, D = 12 };
+    static const char *names[] = {"kvreviver/body=2", "kvreviver/body=3/recent=0.3", "kvreviver/body=4/recent=0.5"};
+    const char *name = names[_i % 3];
+    kvr_elem elem = (kvr_elem)(_i % 2);
+    kvr_config cfg, kv;
+    TU_CHECK(kvr_method_config(name, 0.6, N, D, elem, &cfg) == KVR_OK, "%s: %s", name, kvr_last_error());
+    TU_OK(cfg.kivi_bits > 0 && cfg.candidates >= 1 && cfg.tier_bits == 0 && cfg.depth == 0);
+    TU_EQ((long)cfg.sinks + cfg.window + cfg.kivi_tokens, N);
+    kv = cfg;                                     /* the plain KIVI cache of the same body */
+    kv.candidates = 0;
+    kv.importance = KVR_IMP_NONE;
+    TU_EQ(kvr_config_check(&kv, D), KVR_OK);
+    kvr_cache *c, *k0;
+    TU_EQ(kvr_cache_create(&c, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&k0, 1, H, H, D, &kv, KVR_BACKEND_REF), KVR_OK);
+    static float k[N * H * D], v[N * H * D], q[H * D], out[H * D];
+    tu_rng r;
+    tu_seed(&r, 1800 + (uint64_t)_i);
+    tu_fill(&r, k, sizeof k / sizeof(float), 0.5, 2.0);
+    tu_fill(&r, v, sizeof v / sizeof(float), 0.0, 1.0);
+    for (size_t i = 0; i < sizeof k / sizeof(float); i++) {
+        k[i] = kvr_elem_round(elem, k[i]);
+        v[i] = kvr_elem_round(elem, v[i]);
+    }
+    long seen_cand = 0;
+    for (long n = 1; n <= N; n++) {
+        const float *kn = k + (size_t)(n - 1) * H * D, *vn = v + (size_t)(n - 1) * H * D;
+        TU_EQ(kvr_append(c, 0, 1, kn, vn), KVR_OK);
+        TU_EQ(kvr_append(k0, 0, 1, kn, vn), KVR_OK);
+        tu_assert_heads_ok(c);
+        tu_assert_parts(c, 0);
+        for (int h = 0; h < H; h++) {
+            long n_cand = 0;
+            for (long pos = 0; pos < n; pos++) {
+                float rk[D], rv[D], wk[D], wv[D];
+                kvr_part part;
+                TU_EQ(kvr_part_of(c, 0, h, pos, &part), KVR_OK);
+                TU_EQ(kvr_reconstruct(c, 0, h, pos, rk, rv), KVR_OK);
+                if (part == KVR_PART_CANDIDATE) {
+                    TU_OK(pos >= cfg.sinks && pos < n - cfg.window);
+                    memcpy(wk, k + ((size_t)pos * H + h) * D, sizeof wk);
+                    memcpy(wv, v + ((size_t)pos * H + h) * D, sizeof wv);
+                    n_cand++;
+                } else {
+                    kvr_part p0;
+                    TU_EQ(kvr_part_of(k0, 0, h, pos, &p0), KVR_OK);
+                    TU_EQ(part, p0);
+                    TU_EQ(kvr_reconstruct(k0, 0, h, pos, wk, wv), KVR_OK);
+                }
+                for (int i = 0; i < D; i++)
+                    TU_CHECK(rk[i] == wk[i] && rv[i] == wv[i], "%s n %ld head %d position %ld coordinate %d: %a %a, expected %a %a",
+                             name, n, h, pos, i, rk[i], rv[i], wk[i], wv[i]);
+            }
+            TU_OK(n_cand <= cfg.candidates);
+            seen_cand += n_cand;
+        }
+        tu_fill(&r, q, H * D, 0, 1);
+        TU_EQ(kvr_attend(c, 0, q, out, 0), KVR_OK);
+        tu_assert_attention(c, 0, q, out);
+    }
+    TU_OK(seen_cand > 0);
+    /* prefill: the same body as KIVI's prefill, the candidates exact */
+    kvr_cache *p, *p0;
+    TU_EQ(kvr_cache_create(&p, 1, H, H, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+    TU_EQ(kvr_cache_create(&p0, 1, H, H, D, &kv, KVR_BACKEND_REF), KVR_OK);
+    static float pq[N * H * D];
+    tu_fill(&r, pq, sizeof pq / sizeof(float), 0, 1);
+    TU_EQ(kvr_prefill(p, 0, N, k, v, N, pq), KVR_OK);
+    TU_EQ(kvr_prefill(p0, 0, N, k, v, 0, NULL), KVR_OK);
+    tu_assert_heads_ok(p);
+    for (int h = 0; h < H; h++) {
+        long n_cand = 0;
+        for (long pos = 0; pos < N; pos++) {
+            float rk[D], rv[D], wk[D], wv[D];
+            kvr_part part;
+            TU_EQ(kvr_part_of(p, 0, h, pos, &part), KVR_OK);
+            TU_EQ(kvr_reconstruct(p, 0, h, pos, rk, rv), KVR_OK);
+            if (part == KVR_PART_CANDIDATE) {
+                memcpy(wk, k + ((size_t)pos * H + h) * D, sizeof wk);
+                memcpy(wv, v + ((size_t)pos * H + h) * D, sizeof wv);
+                n_cand++;
+            } else {
+                TU_EQ(kvr_reconstruct(p0, 0, h, pos, wk, wv), KVR_OK);
+            }
+            TU_OK(memcmp(rk, wk, sizeof rk) == 0 && memcmp(rv, wv, sizeof rv) == 0);
+        }
+        TU_EQ(n_cand, cfg.candidates);            /* prefill fills every candidate slot */
+    }
+    /* a cache file round-trips it bit for bit */
+    void *buf;
+    size_t len;
+    kvr_cache *l;
+    TU_EQ(kvr_cache_save_mem(c, &buf, &len), KVR_OK);
+    TU_EQ(kvr_cache_load_mem(&l, buf, len), KVR_OK);
+    char why[256] = "";
+    TU_CHECK(tu_cache_same(c, l, why, sizeof why), "%s: loaded cache differs: %s", name, why);
+    kvr_cache_free(l);
+    kvr_buffer_free(buf);
+    kvr_cache_free(p);
+    kvr_cache_free(p0);
+    kvr_cache_free(c);
+    kvr_cache_free(k0);
+}
+END_TEST
+
+/* spec §18.8's planner: over ratios, contexts, head dims and element
+ * types, a plan keeps every token (S + R + Q = context), holds at most
+ * the budget (the independent count agrees), has at least one candidate,
+ * and no more fit: one more candidate passes the budget or the body's
+ * positions.  A refusal is KVR_EBUDGET with cfg unchanged, and then KIVI
+ * refuses too or a window of one with one candidate does not fit. */
+START_TEST(test_body_plan)
+{
+    static const char *names[] = {"kvreviver/body=2", "kvreviver/body=3", "kvreviver/body=4/recent=0.1",
+                                  "kvreviver/body=2/recent=0"};
+    static const int body_bits[] = {2, 3, 4, 2};
+    static const double ratios[] = {0.1, 0.15, 0.2, 0.25, 0.35, 0.5};
+    static const long contexts[] = {2, 7, 100, 1000, 4096, 32768};
+    static const int dims[] = {1, 8, 64, 128};
+    long ok = 0, refused = 0;
+    for (size_t m = 0; m < sizeof names / sizeof names[0]; m++)
+        for (size_t ri = 0; ri < sizeof ratios / sizeof ratios[0]; ri++)
+            for (size_t ci = 0; ci < sizeof contexts / sizeof contexts[0]; ci++)
+                for (size_t di = 0; di < sizeof dims / sizeof dims[0]; di++)
+                    for (int e = 0; e < 3; e++) {
+                        long n = contexts[ci];
+                        int D = dims[di];
+                        kvr_config cfg, before;
+                        memset(&cfg, 0x5A, sizeof cfg);
+                        before = cfg;
+                        int status = kvr_method_config(names[m], ratios[ri], n, D, (kvr_elem)e, &cfg);
+                        size_t budget = (size_t)floor(ratios[ri] * (double)kvr_full_bytes(n, D, (kvr_elem)e));
+                        if (status != KVR_OK) {
+                            TU_CHECK(status == KVR_EBUDGET, "%s: %s", names[m], kvr_last_error());
+                            TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+                            refused++;
+                            /* KIVI refuses, or its body with a window of one and one candidate is over */
+                            char kname[32];
+                            snprintf(kname, sizeof kname, "kivi/bits=%d", body_bits[m]);
+                            kvr_config t;
+                            if (kvr_method_config(kname, ratios[ri], n, D, (kvr_elem)e, &t) == KVR_OK) {
+                                t.importance = KVR_IMP_H2O;
+                                t.kivi_tokens += t.window - 1;
+                                t.window = 1;
+                                t.candidates = 1;
+                                TU_CHECK(indep_head_bytes(&t, (size_t)D) > budget, "%s %g %ld %d: refused, but one candidate fits",
+                                         names[m], ratios[ri], n, D);
+                            }
+                            continue;
+                        }
+                        ok++;
+                        size_t bytes = kvr_head_bytes(&cfg, D);
+                        TU_CHECK(bytes <= budget && bytes == indep_head_bytes(&cfg, (size_t)D),
+                                 "%s %g %ld %d: %zu bytes, counted %zu, budget %zu", names[m], ratios[ri], n, D,
+                                 bytes, indep_head_bytes(&cfg, (size_t)D), budget);
+                        TU_EQ(kvr_config_check(&cfg, D), KVR_OK);
+                        TU_EQ((long)cfg.sinks + cfg.window + cfg.kivi_tokens, n);
+                        TU_OK(cfg.candidates >= 1 && cfg.candidates <= cfg.kivi_tokens && cfg.window >= 1);
+                        TU_OK(cfg.tier_bits == 0 && cfg.depth == 0 && cfg.importance != KVR_IMP_NONE);
+                        kvr_config more = cfg;
+                        more.candidates++;
+                        TU_CHECK(more.candidates > more.kivi_tokens || indep_head_bytes(&more, (size_t)D) > budget,
+                                 "%s %g %ld %d: room for candidate %d", names[m], ratios[ri], n, D, more.candidates);
+                    }
+    printf("quant: body plan sweep: %ld plans, %ld refused\n", ok, refused);
+    TU_OK(ok > 300 && refused > 30);
+}
+END_TEST
+
 /* Values outside float16's range cannot be quantized: KVR_ERANGE, the
  * cache unchanged (spec §18.2), for store=q4 and kivi alike. */
 START_TEST(test_quant_range)
@@ -837,6 +1016,8 @@ int main(void)
     tcase_add_loop_test(tc, test_cache_store, 0, 18);
     tcase_add_loop_test(tc, test_cache_kivi, 0, 6);
     tcase_add_loop_test(tc, test_quant_range, 0, 2);
+    tcase_add_loop_test(tc, test_body_is_kivi, 0, 6);
+    tcase_add_test(tc, test_body_plan);
     tcase_add_test(tc, test_cache_bytes_at_capacity);
     tcase_add_loop_test(tc, test_quant_file, 0, 4);
     tcase_add_loop_test(tc, test_quant_tolerance, 0, 8);

@@ -227,6 +227,17 @@ static void reconstruct(const scen *s, int h, const sketch *k, long t, double *o
         }
 }
 
+/* KIVI: the body's positions, from the parts (spec §18.6): the quantized
+ * ones and, with candidates over the body (§18.8), the candidates too,
+ * which are body positions held exact beside their codes. */
+static long body_positions(const scen *s, const int32_t *part /*[N]*/, size_t N)
+{
+    long n = 0;
+    for (size_t t = 0; t < N; t++)
+        n += part[t] == 5 || (s->kivi_bits > 0 && part[t] == 2);
+    return n;
+}
+
 /* What attention sees at position t of head h: stored or reconstructed. */
 static int seen(const scen *s, int h, const sketch *k, const int32_t *part, long t, double *kv /*[2][D]*/)
 {
@@ -418,8 +429,7 @@ static void run_scenario(const char *name, const char *line)
             if (ops[o * 3] != 2) continue;
             for (int h = 0; h < s.H; h++) {
                 const int32_t *part = pt + ((size_t)o * s.H + h) * N;
-                s.n_body = 0;
-                for (size_t t = 0; t < N; t++) s.n_body += part[t] == 5;
+                s.n_body = body_positions(&s, part, N);
                 tier_history(pt, o, s.H, h, N, via);
                 if (sk) build(&s, h, part, &kk);
                 for (size_t t = 0; t < N; t++)
@@ -517,8 +527,7 @@ static void run_scenario(const char *name, const char *line)
         if (!stored) die(name, "out of memory");
         for (size_t h = 0; h < H_; h++) {
             const int32_t *last = pt + ((size_t)(n_ops - 1) * H_ + h) * N;
-            s.n_body = 0;
-            for (size_t t = 0; t < N; t++) s.n_body += last[t] == 5;
+            s.n_body = body_positions(&s, last, N);
             for (size_t t = 0; t < N; t++)
                 if (last[t] != 3 && seen(&s, (int)h, &kk, last, (long)t, kv)) /* no sketch here */
                     for (size_t i = 0; i < D_; i++) {

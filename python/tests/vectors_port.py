@@ -99,19 +99,19 @@ def port_elem(vec, port):
 
 
 def port_planner(vec, port):
-    grid = np.load(os.path.join(vec, "inputs/planner/grid.npy"))       # [rows][10] f64
-    plan = np.zeros((len(grid), 7), dtype="<i4")
+    grid = np.load(os.path.join(vec, "inputs/planner/grid.npy"))       # [rows][11] f64
+    plan = np.zeros((len(grid), 8), dtype="<i4")
     nbytes = np.zeros(len(grid), dtype="<u8")
-    for i, (ratio, context, dim, elem, depth, sshare, rshare, store, tbits, tshare) in enumerate(grid.tolist()):
+    for i, (ratio, context, dim, elem, depth, sshare, rshare, store, tbits, tshare, kbits) in enumerate(grid.tolist()):
         cfg = kvr.Config.paper()
         cfg.elem, cfg.depth, cfg.sketch_share, cfg.recent_share = int(elem), int(depth), sshare, rshare
-        cfg.store, cfg.tier_bits, cfg.tier_share = int(store), int(tbits), tshare
+        cfg.store, cfg.tier_bits, cfg.tier_share, cfg.kivi_bits = int(store), int(tbits), tshare, int(kbits)
         try:
             p = kvr.plan(ratio, int(context), int(dim), cfg)
         except kvr.Error as e:
             plan[i, 0] = e.status
             continue
-        plan[i] = (0, p.sinks, p.window, p.candidates, p.depth, p.width, p.tier_tokens)
+        plan[i] = (0, p.sinks, p.window, p.candidates, p.depth, p.width, p.tier_tokens, p.kivi_group)
         nbytes[i] = kvr.head_bytes(p, int(dim))
     _save(port, "planner/plan.npy", plan)
     _save(port, "planner/bytes.npy", nbytes)

@@ -154,16 +154,20 @@ done:
  *   d  quantized storage (store= q8, q4) and the quantized tier (tier_bits 2,
  *      4, two tier shares), with and without a sketch: the bytes of every
  *      quantized vector include its float16 zero point and scale (spec
- *      §18.5, §19.6), so a port that leaves them out plans more tokens.
+ *      §18.5, §19.6), so a port that leaves them out plans more tokens;
+ *   e  candidates over a KIVI body (kivi_bits 2, 3, 4, spec §18.8), no
+ *      sketch, recent shares 0.5, 0.2 and -1 (R = W): KIVI's group and
+ *      residual, then the window and the candidates from its residual.
  * Infeasible budgets give status KVR_EBUDGET and zeros. */
-enum { PLAN_COLS = 10, PLAN_OUT = 7 };
+enum { PLAN_COLS = 11, PLAN_OUT = 8 };
 
 static void plan_row(double *g, int32_t *p, uint64_t *bytes, double ratio, long context, int dim,
                      kvr_elem elem, int depth, double sketch_share, double recent_share,
-                     kvr_store store, int tier_bits, double tier_share)
+                     kvr_store store, int tier_bits, double tier_share, int kivi_bits)
 {
     g[0] = ratio; g[1] = (double)context; g[2] = dim; g[3] = elem; g[4] = depth;
     g[5] = sketch_share; g[6] = recent_share; g[7] = store; g[8] = tier_bits; g[9] = tier_share;
+    g[10] = kivi_bits;
     kvr_config cfg;
     kvr_config_paper(&cfg);
     cfg.elem = elem;
@@ -173,11 +177,12 @@ static void plan_row(double *g, int32_t *p, uint64_t *bytes, double ratio, long 
     cfg.store = store;
     cfg.tier_bits = tier_bits;
     cfg.tier_share = tier_share;
+    cfg.kivi_bits = kivi_bits;
     int st = kvr_plan(ratio, context, dim, &cfg);
     p[0] = st;
     if (st == KVR_OK) {
         p[1] = cfg.sinks; p[2] = cfg.window; p[3] = cfg.candidates;
-        p[4] = cfg.depth; p[5] = cfg.width; p[6] = cfg.tier_tokens;
+        p[4] = cfg.depth; p[5] = cfg.width; p[6] = cfg.tier_tokens; p[7] = cfg.kivi_group;
         *bytes = kvr_head_bytes(&cfg, dim);
     }
 }
@@ -202,7 +207,10 @@ int vec_write_planner(vec_writer *w)
     static const double tier_shares[] = { 0.3, 0.5 };
     const size_t nd = LEN(d_ratios) * LEN(d_contexts) * LEN(dims) * 2 * LEN(stores) * LEN(tier_bits)
                       * LEN(tier_shares);
-    const size_t n = na + nb + nc + nd;
+    static const double e_ratios[] = { 0.15, 0.2, 0.25, 0.35 }, e_recent[] = { 0.5, 0.2, -1.0 };
+    static const long e_contexts[] = { 100, 2048, 32768 };
+    const size_t ne = LEN(e_ratios) * LEN(e_contexts) * LEN(dims) * 2 * 3 * LEN(e_recent);
+    const size_t n = na + nb + nc + nd + ne;
     double *grid = malloc(n * PLAN_COLS * sizeof *grid);
     int32_t *plan = calloc(n * PLAN_OUT, sizeof *plan);
     uint64_t *bytes = calloc(n, sizeof *bytes);
@@ -218,14 +226,14 @@ int vec_write_planner(vec_writer *w)
             for (size_t c = 0; c < LEN(dims); c++)
                 for (size_t e = 0; e < LEN(elems); e++)
                     for (size_t r = 0; r < LEN(depths); r++)
-                        ROW(ratios[a], contexts[b], dims[c], elems[e], depths[r], 0.5, 0.5, KVR_STORE_ELEM, 0, 0.5);
+                        ROW(ratios[a], contexts[b], dims[c], elems[e], depths[r], 0.5, 0.5, KVR_STORE_ELEM, 0, 0.5, 0);
     for (size_t a = 0; a < LEN(ratios); a++)             /* block b: f16, depths 1 and 3 */
         for (size_t b = 0; b < LEN(big_contexts); b++)
             for (size_t c = 0; c < LEN(dims); c++)
                 for (size_t r = 0; r < 2; r++)
                     for (size_t s = 0; s < LEN(sketch_shares); s++)
                         ROW(ratios[a], big_contexts[b], dims[c], KVR_F16, depths[r], sketch_shares[s], 0.6,
-                            KVR_STORE_ELEM, 0, 0.5);
+                            KVR_STORE_ELEM, 0, 0.5, 0);
     for (size_t c = 0; c < LEN(dims); c++)               /* block c: depth 0, context 4096 */
         for (size_t e = 0; e < LEN(elems); e++)
             for (size_t k = 0; k < LEN(windows); k++)
@@ -234,7 +242,7 @@ int vec_write_planner(vec_writer *w)
                      * so that floor(ratio * full) lands on it whatever the rounding */
                     double kv = 2.0 * dims[c] * (double)kvr_elem_size(elems[e]);
                     double full = 4096.0 * kv, budget = 4 * kv + windows[k] * (kv + 4) + 0.5;
-                    ROW(budget / full, 4096, dims[c], elems[e], 0, 0.5, recent_shares[s], KVR_STORE_ELEM, 0, 0.5);
+                    ROW(budget / full, 4096, dims[c], elems[e], 0, 0.5, recent_shares[s], KVR_STORE_ELEM, 0, 0.5, 0);
                 }
     for (size_t a = 0; a < LEN(d_ratios); a++)           /* block d: store= and the tier, f16 */
         for (size_t b = 0; b < LEN(d_contexts); b++)
@@ -244,18 +252,27 @@ int vec_write_planner(vec_writer *w)
                         for (size_t t = 0; t < LEN(tier_bits); t++)
                             for (size_t s = 0; s < LEN(tier_shares); s++)
                                 ROW(d_ratios[a], d_contexts[b], dims[c], KVR_F16, (int)r, 0.5, 0.5,
-                                    stores[q], tier_bits[t], tier_shares[s]);
+                                    stores[q], tier_bits[t], tier_shares[s], 0);
+    for (size_t a = 0; a < LEN(e_ratios); a++)           /* block e: a KIVI body, f32 and f16 */
+        for (size_t b = 0; b < LEN(e_contexts); b++)
+            for (size_t c = 0; c < LEN(dims); c++)
+                for (size_t e = 0; e < 2; e++)
+                    for (int kb = 2; kb <= 4; kb++)
+                        for (size_t r = 0; r < LEN(e_recent); r++)
+                            ROW(e_ratios[a], e_contexts[b], dims[c], elems[e], 0, 0.5, e_recent[r],
+                                KVR_STORE_ELEM, 0, 0.5, kb);
 #undef ROW
     size_t s_grid[2] = { n, PLAN_COLS }, s_plan[2] = { n, PLAN_OUT }, s_n[1] = { n };
     vw_line(w, "scenario planner sinks=4 importance=snapkv obs_window=32 centre=1 -- kvr_plan from the "
                "paper-faithful configuration (kvr_config_paper, spec 13) with the grid row's elem (0 f32, "
-               "1 f16, 2 bf16), depth, sketch_share, recent_share, store (0 elem, 1 q8, 2 q4), tier_bits and "
-               "tier_share");
+               "1 f16, 2 bf16), depth, sketch_share, recent_share, store (0 elem, 1 q8, 2 q4), tier_bits, "
+               "tier_share and kivi_bits (a KIVI body under the candidates, spec 18.8)");
     if (vw_array(w, "inputs/planner/grid.npy", KVR_NPY_F64, 2, s_grid, grid, "input",
                  "level 3 (spec 9.2): rows of (ratio, context, head_dim, elem, depth, sketch_share, "
-                 "recent_share, store, tier_bits, tier_share)") == 0
+                 "recent_share, store, tier_bits, tier_share, kivi_bits)") == 0
         && vw_array(w, "expected/planner/plan.npy", KVR_NPY_I32, 2, s_plan, plan, "exact",
-                    "level 3 (spec 9.2, 19.7): (status, sinks, window, candidates, depth, width, tier_tokens) per row; "
+                    "level 3 (spec 9.2, 18.8, 19.7): (status, sinks, window, candidates, depth, width, tier_tokens, "
+                    "kivi_group) per row (kivi_tokens = context - sinks - window where kivi_bits > 0); "
                     "status 0 ok or -5 budget too small (then zeros)") == 0
         && vw_array(w, "expected/planner/bytes.npy", KVR_NPY_U64, 1, s_n, bytes, "exact",
                     "level 3 (spec 9.1): bytes one head cache holds with the plan (0 when infeasible)") == 0)

@@ -226,6 +226,15 @@ static const scenario scenarios[] = {
       16, 2, 2, 0, 2, 3, 3, 0, 0, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
       2727, "P30/8 T 10*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
       KVR_STORE_ELEM, 0, 0, 2, 32, 0, 0, 1 },
+    { "body_b2", "candidates over a KIVI body (spec 18.8): every token that leaves the window enters "
+      "a 2-bit KIVI body (keys per channel over groups of 4, values per token), and 3 h2o candidates "
+      "are exact copies of body positions beside it: nothing evicted; a candidate that leaves reads "
+      "from the body again (two do here); h2o prefill of 24 with one observed query ranks the "
+      "candidates, then decode; 2 sinks, a window of "
+      "3, f16, 2 kv heads, GQA 2 (parts: 2 = candidate, 5 = the body's other positions)",
+      16, 2, 2, 0, 2, 3, 3, 0, 0, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      2828, "P24/1 T 14*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 2, 4 },
 };
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
