@@ -133,13 +133,20 @@ static int plan_kivi(double ratio, long context, int head_dim, kvr_config *cfg)
  * the candidates take what is left: C = 1 + floor((budget - bytes(R, 1)) /
  * (bytes(R, 2) - bytes(R, 1))) (the first candidate also brings the
  * window's scores), at most the body's M - R positions.  The
- * bytes are the reference's count (kvr_head_bytes).  KVR_EBUDGET when no
- * candidate fits; on failure cfg is unchanged. */
+ * bytes are the reference's count (kvr_head_bytes).  KVR_EINVAL beside a
+ * tier, a sketch or quantized exact parts; KVR_EBUDGET when no candidate
+ * fits; on failure cfg is unchanged. */
 static int plan_body(double ratio, long context, int head_dim, kvr_config *cfg)
 {
     if (cfg->tier_bits > 0)
         return kvr_fail(KVR_EINVAL, "kvr_plan: a KIVI body (kivi_bits = %d) and a quantized tier (tier_bits = %d): "
                         "the body holds every token", cfg->kivi_bits, cfg->tier_bits);
+    if (cfg->depth > 0)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: a KIVI body (kivi_bits = %d) and a sketch (depth = %d): "
+                        "the body holds every token", cfg->kivi_bits, cfg->depth);
+    if (cfg->store != KVR_STORE_ELEM)
+        return kvr_fail(KVR_EINVAL, "kvr_plan: a KIVI body (kivi_bits = %d) keeps its exact parts in elem, not %s",
+                        cfg->kivi_bits, kvr_store_name(cfg->store));
     kvr_config k = *cfg;
     int status = plan_kivi(ratio, context, head_dim, &k);
     if (status != KVR_OK)

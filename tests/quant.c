@@ -473,6 +473,9 @@ START_TEST(test_quant_levers)
         "kivi/store=q4", "h2o/bits=2", "kvreviver/group=32", "full/store=q4", "kivi/share=0.1",
         "kivi/group=0", "kivi/residual=0", "snapkv/depth=2", "kivi/group=-3",
         "snapkv/obs=0", "snapkv/obs=1.5", "kivi/obs=8", "full/obs=8", "tova/obs=70000",
+        /* spec §18.8: a body of 2 to 4 bits, on the kvreviver methods, exact parts in elem, no tier */
+        "kvreviver/body=1", "kvreviver/body=5", "kvreviver/body=two", "h2o/body=2", "kivi/body=2",
+        "kvreviver/body=2/store=q4", "kvreviver/body=2/bits=4", "kvreviver/body=3/depth=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (kvr_method_config(bad[i], 0.5, N, D, KVR_F32, &cfg) != KVR_EINVAL)
@@ -485,6 +488,16 @@ START_TEST(test_quant_levers)
     TU_EQ(kvr_method_config("kivi/residual=1000", 0.2, N, D, KVR_F32, &cfg), KVR_EBUDGET);
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), "residual of 1000"));
     TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
+    /* spec §18.8: the candidates are body positions; without candidates it is KIVI */
+    TU_EQ(kvr_method_config("kvreviver/body=2", 0.5, N, D, KVR_F32, &cfg), KVR_OK);
+    kvr_config t = cfg;
+    t.candidates = t.kivi_tokens + 1;
+    TU_EQ(kvr_config_check(&t, D), KVR_EINVAL);
+    t.candidates = t.kivi_tokens;
+    TU_EQ(kvr_config_check(&t, D), KVR_OK);
+    TU_EQ(kvr_method_config("kvreviver/body=2/body=0", 0.5, N, D, KVR_F32, &t), KVR_OK);
+    TU_OK(t.kivi_bits == 0 && t.tier_bits == 0 && t.depth == 0);   /* the body's levers stay undone */
+    cfg = before;
     /* names */
     kvr_store st = KVR_STORE_Q8;
     TU_EQ(kvr_store_parse("q4", &st), KVR_OK);
