@@ -22,7 +22,8 @@ import subprocess
 import sys
 
 Q = ("h2o/store=q4,snapkv/store=q4,tova/store=q4,streaming/store=q4,kivi,kivi/bits=4,"
-     "kvreviver-moment/store=q4,kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4,mikv,mikv/balance=0")
+     "kvreviver-moment/store=q4,kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4,mikv,mikv/balance=0,"
+     "kvreviver/body=2,kvreviver/body=3")
 
 # heading -> (argument list with {model}, [(column header, csv field, budget)])
 TABLES = [
