@@ -35,7 +35,8 @@ expect 0 "demo" -- demo
 grep -q "float16 bytes" "$tmp/out" && grep -q "^needle .* kivi/bits=3 " "$tmp/out" \
   && grep -q "Against the best KIVI" "$tmp/out" && grep -q "Against the best eviction with quantized storage" "$tmp/out" \
   && grep -q "Against the best MiKV, mikv" "$tmp/out" && grep -q "MiKV: does not fit this budget" "$tmp/out" \
-  && grep -q "kivi does not fit this budget" "$tmp/out" && ok "demo: f16 bytes, every family, what does not fit" \
+  && grep -q "kivi does not fit this budget" "$tmp/out" && grep -q "^needle .* kvreviver/body=2 " "$tmp/out" \
+  && grep -q "kvreviver/body=2 does not fit this budget" "$tmp/out" && ok "demo: f16 bytes, every family, what does not fit" \
   || fail "demo reading: $(tail -n 20 "$tmp/out")"
 
 # ---- usage errors: exit 2 ----------------------------------------------------

@@ -35,12 +35,13 @@ static void usage(FILE *f)
         "workloads at 2048 tokens (2 KV heads, 4 query heads, head_dim 64,\n"
         "16 decode steps), with bytes counted in float16 as engines store the\n"
         "cache, beside the families a practitioner would pick (eviction with\n"
-        "4-bit storage, KIVI at 2, 3 and 4 bits, MiKV), and print one table, then a\n"
+        "4-bit storage, KIVI at 2, 3 and 4 bits, MiKV) and kvreviver over a 2-bit\n"
+        "KIVI body (kvreviver/body=2, spec 18.8), and print one table, then a\n"
         "plain reading of it naming the best of each family.  A method the\n"
         "budget cannot hold is listed as not fitting.  The same numbers as\n"
         "  kvreviver eval --workload W --context 2048 --budget 0.1,0.25 --seed S\n"
         "      --elem f16 --method all,h2o/store=q4,snapkv/store=q4,tova/store=q4,\n"
-        "      streaming/store=q4,kivi,kivi/bits=3,kivi/bits=4,mikv\n"
+        "      streaming/store=q4,kivi,kivi/bits=3,kivi/bits=4,mikv,kvreviver/body=2\n"
         "for W = synthetic and needle; see kvreviver eval --help and doc/eval.md\n"
         "for the metrics.\n"
         "\n"
@@ -49,12 +50,12 @@ static void usage(FILE *f)
         "  -V, --version          output version information and exit\n");
 }
 
-enum { N_BUDGETS = 2, N_EXTRA = 8 };
+enum { N_BUDGETS = 2, N_EXTRA = 9 };
 
 /* the other families, after every named method */
 static const char *const extra[N_EXTRA] = {
     "h2o/store=q4", "snapkv/store=q4", "tova/store=q4", "streaming/store=q4", "kivi", "kivi/bits=3", "kivi/bits=4",
-    "mikv",
+    "mikv", "kvreviver/body=2",
 };
 
 int cli_demo(int argc, char **argv)
