@@ -10,7 +10,9 @@
  * Conventions
  *   - Every call that can fail returns an int status: KVR_OK (0) or a
  *     negative kvr_status code.  kvr_strerror() names the code;
- *     kvr_last_error() gives a message naming the argument and its value.
+ *     kvr_last_error() gives a message naming the argument and its value,
+ *     which begins with that name ("invalid argument: kvr_append: ..."):
+ *     print it alone, not after kvr_strerror(), or the name is said twice.
  *   - A call that fails leaves the cache exactly as it was, and its output
  *     arguments too, with one exception: a KVR_EBACKEND from a device call
  *     of the cuda backend (a CUDA error after the call began) leaves the
@@ -50,7 +52,8 @@ typedef enum {
 /* The name of a status code; "unknown status" for any other number.
  * Cannot fail. */
 const char *kvr_strerror(int status);
-/* The message of the most recent failure in this thread ("" if none).
+/* The message of the most recent failure in this thread ("" if none); it
+ * starts with kvr_strerror(status) and ": ", so print it on its own.
  * Cannot fail. */
 const char *kvr_last_error(void);
 /* Called on every failure with the code and the message; NULL restores the

@@ -444,7 +444,7 @@ static int run_model(const options *o, FILE *csv)
     lm_model m;
     int status = lm_model_load(&m, o->model_path);
     if (status != KVR_OK) {
-        msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
+        msg_error("eval: %s", lm_model_error());
         return CLI_FAIL;
     }
     ev_model_opts mo = {o->model_path, o->text, o->context, o->steps, o->windows, o->elem, o->budgets,

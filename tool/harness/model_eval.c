@@ -288,7 +288,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                                  : ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
                 if (status != KVR_OK) {
                     msg_progress_done();
-                    msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
+                    msg_error("eval: %s", lm_model_error());
                     failed = 1;
                     break;
                 }
