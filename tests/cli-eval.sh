@@ -251,6 +251,12 @@ if [ -r "$model" ]; then
   expect 2 "model without tokenizer and --text" -- eval --workload "model:$model" --context 64 --text "$top_srcdir/NEWS"
   grep -q "no tokenizer" "$tmp/err" && ok "says the model has no tokenizer" || fail "tokenizer: $(cat "$tmp/err")"
   expect 2 "model --passkey without tokenizer" -- eval --workload "model:$model" --context 64 --passkey 2
+  # issue 29: a cell that fails is marked, and the table says the run stopped
+  KVR_TEST_FAIL_CELL=h2o:1 "$kvr" eval --workload "model:$model" --context 64 --decode 4 --seeds 2 \
+    --method h2o,tova --budget 0.5 >"$tmp/out" 2>"$tmp/err"; rc=$?
+  [ "$rc" -eq 1 ] && grep -q "^0.5 *h2o *1 FAILED (see above)" "$tmp/out" && grep -q "^(incomplete: " "$tmp/out" \
+    && grep -q "injected by KVR_TEST_FAIL_CELL" "$tmp/err" && ok "a failed cell is marked FAILED, the table incomplete" \
+    || fail "failed cell (exit $rc): $(cat "$tmp/out" "$tmp/err")"
   # the same numbers on one thread and on two
   "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 1 --csv "$tmp/t1.csv" >/dev/null 2>&1
   "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 2 --csv "$tmp/t2.csv" >/dev/null 2>&1
@@ -276,6 +282,17 @@ if [ -n "$gguf" ] && [ -r "$gguf" ]; then
   done
   [ "$(col workload "$tmp/out" | sed -n 1p)" = "model:$(basename "$gguf")+late" ] && ok "late rows are model:NAME+late" \
     || fail "late workload: $(col workload "$tmp/out")"
+  # issue 29: a context too short for the passkey prompt is one usage error
+  # naming the minimum, before anything runs
+  for c in 64 128; do
+    expect 2 "passkey at --context $c" -- eval --workload "model:$gguf" --context $c --passkey 2 --method h2o --budget 0.5
+    grep -q -- "--passkey needs --context of at least [0-9]* positions" "$tmp/err" && [ ! -s "$tmp/out" ] \
+      && ok "passkey at $c names the minimum, runs nothing" || fail "passkey at $c: $(cat "$tmp/out" "$tmp/err")"
+  done
+  expect 2 "--text DIR" -- eval --workload "model:$gguf" --context 64 --text "$tmp"
+  grep -q -- "--text $tmp is a directory" "$tmp/err" && ok "--text DIR says it is a directory" || fail "--text DIR: $(cat "$tmp/err")"
+  expect 2 "one window too many" -- eval --workload "model:$gguf" --context 4096 --text "$top_srcdir/README.md"
+  grep -q "1 window of 4096 needs 4097 tokens" "$tmp/err" && ok "1 window ... needs" || fail "window grammar: $(cat "$tmp/err")"
 else
   echo "# SKIP passkey with a GGUF model: none found (set KVR_TEST_GGUF, or run scripts/fetch-smollm2.sh)"
 fi
