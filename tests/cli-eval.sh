@@ -77,7 +77,7 @@ for col in bytes_ratio exact_ratio attn_rel_err mass_exact needle_acc seeds; do
 done
 [ "$(grep -c . "$tmp/out")" -eq 22 ] && ok "one row per method and budget, full once (21 + header)" \
   || fail "CSV rows: $(grep -c . "$tmp/out") lines"
-[ -s "$tmp/err" ] && fail "stderr not empty without a terminal: $(cat "$tmp/err")" || ok "no progress line when stderr is not a terminal"
+[ -s "$tmp/err" ] && fail "stderr not empty for a short run without a terminal: $(cat "$tmp/err")" || ok "a short piped run prints no progress line (the first comes after KVR_PROGRESS_INTERVAL)"
 
 # col NAME FILE: the values of CSV column NAME
 col() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } { print $c }' "$2"; }
@@ -235,6 +235,21 @@ expect 2 "--windows without --text" -- eval --workload "model:$tmp/none" --windo
 expect 1 "model:DIR" -- eval --workload "model:$tmp"
 grep -q "is a directory" "$tmp/err" && ok "model:DIR says it is a directory" || fail "model:DIR: $(cat "$tmp/err")"
 grep -q "9223372036854775807" "$tmp/err" && fail "model:DIR: a size" || ok "model:DIR: no bogus size"
+# issue 29: a long run is never silent; piped, progress comes as plain lines
+# (every KVR_PROGRESS_INTERVAL seconds) with an estimate of the time left
+KVR_PROGRESS_INTERVAL=0.2 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
+grep -q "^kvreviver: eval: seed 1 (1/1)  budget 0.25  h2o  \[0/1, [0-9]*s elapsed, about [0-9]*s left\]$" "$tmp/err" \
+  && ok "piped eval prints progress lines with the time left" || fail "piped progress: $(cat "$tmp/err")"
+KVR_PROGRESS_INTERVAL=-1 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
+[ ! -s "$tmp/err" ] && ok "KVR_PROGRESS_INTERVAL=-1 turns the lines off" || fail "progress off: $(cat "$tmp/err")"
+# ... and a run that will be large says so before it starts
+if command -v timeout >/dev/null 2>&1; then
+  timeout 3 "$kvr" eval --context 200000 --decode 2000 --method h2o --budget 0.1 >/dev/null 2>"$tmp/err"
+  grep -q "warning: a large run: up to [0-9.]* GiB of memory and roughly [0-9hms]* (1 cell at --context 200000" "$tmp/err" \
+    && ok "a large run warns of its memory and time first" || fail "large-run warning: $(cat "$tmp/err")"
+else
+  echo "# SKIP the large-run warning: no timeout(1)"
+fi
 model=${KVR_TEST_MODEL:-$top_srcdir/../shared/models/stories260K.bin}
 if [ -r "$model" ]; then
   expect 0 "model --csv -" -- eval --workload "model:$model" --context 64 --decode 4 --method full,h2o --budget 0.5 --seeds 2 --csv -

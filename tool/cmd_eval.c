@@ -456,6 +456,29 @@ static int run_model(const options *o, FILE *csv)
     return rc == 2 ? CLI_USAGE : rc ? CLI_FAIL : CLI_OK;
 }
 
+/* Before a large run (memory above 2 GiB or time above a minute, both
+ * estimated), say so on stderr, with what to change.  The estimate: the
+ * workload's q, k and v in float32 for every position, one full cache,
+ * and per cell the harness's exact attention beside the cache's, about 8
+ * flops per (step, position, query head, dimension) at 1 GFLOP/s. */
+static void warn_if_large(const options *o, int n_runs, long cells)
+{
+    double n = o->trace_dir ? 0.0 : (double)o->context;    /* a trace's size is the trace's */
+    if (n == 0.0)
+        return;
+    double steps = o->steps, D = o->head_dim;
+    double bytes = n * (2.0 * o->kv_heads + o->q_heads) * D * 4.0 + (double)o->kv_heads * 2.0 * n * D * 4.0;
+    double seconds = (double)cells * steps * n * o->q_heads * D * 8.0 / 1e9;
+    (void)n_runs;
+    if (bytes < 2.0 * 1024 * 1024 * 1024 && seconds < 60.0)
+        return;
+    char t[32];
+    msg_duration(t, sizeof t, seconds);
+    fprintf(stderr, "kvreviver: eval: warning: a large run: up to %.1f GiB of memory and roughly %s "
+            "(%ld cell%s at --context %d, %d decode steps); progress follows on stderr\n",
+            bytes / (1024.0 * 1024 * 1024), t, cells, cells == 1 ? "" : "s", o->context, o->steps);
+}
+
 /* Make the workload of one run (seed, or trace layer).  CLI_OK, CLI_USAGE
  * when the options cannot make it, CLI_FAIL otherwise (message printed). */
 static int make_workload(const options *o, unsigned long long seed, int layer, ev_workload *w)
@@ -582,6 +605,7 @@ int cli_eval(int argc, char **argv)
     long cells_done = 0, cells_total = 0;   /* the progress line's count */
     for (int c = 0; c < n_cells; c++) cells_total += state[c] != 2;
     cells_total *= n_runs;
+    warn_if_large(&o, n_runs, cells_total);
     msg_progress_clock();
     for (int run = 0; run < n_runs && rc == CLI_OK; run++) {
         unsigned long long seed = o.seeds[run / runs_per_seed];

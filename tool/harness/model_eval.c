@@ -289,6 +289,24 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
      * share a product, and the results must not depend on --threads (the
      * threads are the harness's own: one cache per thread, in lock step). */
     lm_blas_threads(1);
+    {   /* a large run says so before it starts: every cache at full size in
+         * float32, and 2 flops per weight per token at about 5 GFLOP/s (one
+         * core with OpenBLAS, measured on SmolLM2) */
+        double L = m->n_layers, D = m->dim, F = m->hidden_dim, V = m->vocab_size;
+        double kd = (double)m->n_kv_heads * m->head_dim, qd = (double)m->n_heads * m->head_dim;
+        double params = L * (D * qd + 2.0 * D * kd + qd * D + 3.0 * D * F) + V * D;
+        double caches = (double)(n_rows + 1) * L * kd * 2.0 * o->context * 4.0;
+        double tokens = o->forced ? (double)o->n_seeds * windows * ((double)o->context + (double)n_rows * decode) : 0.0;
+        tokens += (double)o->passkey * o->n_seeds * ((double)o->context + (double)n_rows * EV_PASSKEY_ANSWER);
+        double seconds = tokens * 2.0 * params / 5e9;
+        if (caches >= 2.0 * 1024 * 1024 * 1024 || seconds >= 60.0) {
+            char t[32];
+            msg_duration(t, sizeof t, seconds);
+            fprintf(stderr, "kvreviver: eval: warning: a large run: up to %.1f GiB of caches and roughly %s "
+                    "(%d cells at --context %d); progress follows on stderr\n",
+                    caches / (1024.0 * 1024 * 1024), t, n_rows, o->context);
+        }
+    }
     if (o->forced) {
         int runs = o->n_seeds * windows;
         prog_total = (long)runs * decode;
