@@ -235,6 +235,15 @@ expect 2 "--windows without --text" -- eval --workload "model:$tmp/none" --windo
 expect 1 "model:DIR" -- eval --workload "model:$tmp"
 grep -q "is a directory" "$tmp/err" && ok "model:DIR says it is a directory" || fail "model:DIR: $(cat "$tmp/err")"
 grep -q "9223372036854775807" "$tmp/err" && fail "model:DIR: a size" || ok "model:DIR: no bogus size"
+# issue 29: the tables say "runs", and print every error with 4 significant
+# digits (never 0.99995 as "1")
+"$kvr" eval --context 256 --steps 4 --head-dim 16 --method full,h2o,kvreviver --budget 0.5 >"$tmp/out" 2>/dev/null
+head -n 1 "$tmp/out" | grep -q " runs bytes_ratio " && ok "the synthetic table's run count is 'runs'" \
+  || fail "table header: $(head -n 1 "$tmp/out")"
+[ "$(awk 'NR > 1 && NF >= 9 { v = $8; sub(/e.*/, "", v); if (v !~ /\./) { print; next }
+       gsub(/\./, "", v); sub(/^0+/, "", v); if (length(v) != 4) print }' "$tmp/out")" = "" ] \
+  && [ "$(awk 'NR > 1 && NF >= 9' "$tmp/out" | wc -l)" -eq 3 ] && ok "attn_rel_err has 4 significant digits" \
+  || fail "attn_rel_err format: $(cat "$tmp/out")"
 # issue 29: a long run is never silent; piped, progress comes as plain lines
 # (every KVR_PROGRESS_INTERVAL seconds) with an estimate of the time left
 KVR_PROGRESS_INTERVAL=0.2 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
@@ -259,6 +268,10 @@ if [ -r "$model" ]; then
   [ -n "$(col top1_agree "$tmp/out" | sed -n 2p)" ] && [ -z "$(col attn_rel_err "$tmp/out" | sed -n 2p)" ] \
     && ok "model rows: top1_agree filled, attn_rel_err empty" || fail "model row cells"
   [ -e "$tmp/-" ] && fail "model: a file named '-' was written" || ok "model: no file named '-'"
+  "$kvr" eval --workload "model:$model" --context 64 --decode 4 --method full,h2o --budget 0.5 >"$tmp/out" 2>/dev/null
+  [ "$(awk '$1 ~ /^[0-9.]+$/ && NF == 8 && $7 !~ /\./ { print }' "$tmp/out")" = "" ] \
+    && grep -q "^1  *full  *1  *1.0000  *1.0000  *1.0000  *0.000 " "$tmp/out" && ok "model kl: 4 digits, 0 as 0.000" \
+    || fail "model table format: $(cat "$tmp/out")"
   expect 0 "model --elem f16" -- eval --workload "model:$model" --context 64 --decode 4 --method h2o --budget 0.5 --elem f16 --csv -
   [ "$(col elem "$tmp/out" | sed -n 1p)" = f16 ] && ok "model: elem f16 in the CSV" || fail "model elem"
   expect 2 "model context above trained" -- eval --workload "model:$model" --context 100000

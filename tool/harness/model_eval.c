@@ -403,7 +403,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     continue;
                 }
                 double k = x->runs;
-                printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
+                printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %#10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
                        x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
                        exp(x->sum.nll / k));
             }
