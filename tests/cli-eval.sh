@@ -29,6 +29,11 @@ small="--context 256 --steps 4 --head-dim 16"
 expect 0 "eval --help" -- eval --help
 grep -q -- '--budget' "$tmp/out" && grep -q -- '--plot' "$tmp/out" && grep -q -- '--seeds' "$tmp/out" \
   && ok "--help lists --budget, --plot, --seeds" || fail "--help lists the options"
+# issue 29: the model workload has its own help, in either order
+"$kvr" eval --workload model:x.gguf --help >"$tmp/mh" 2>&1 && "$kvr" eval --help -w model:x.gguf >"$tmp/mh2" 2>&1 \
+  && grep -q "^Usage: kvreviver eval --workload model:PATH" "$tmp/mh" && cmp -s "$tmp/mh" "$tmp/mh2" \
+  && grep -q -- "--passkey" "$tmp/mh" && ! cmp -s "$tmp/mh" "$tmp/out" \
+  && ok "eval --workload model:PATH --help is the model's help" || fail "model help: $(head -n 3 "$tmp/mh")"
 expect 0 "demo --help" -- demo --help
 # the demo: float16 bytes, every family beside the default, what does not fit
 expect 0 "demo" -- demo
