@@ -78,7 +78,7 @@ static void show(double frac, int force_tty)
             snprintf(left, sizeof left, ", about %s left", l);
         }
         snprintf(tail, sizeof tail, "  [%ld/%ld, %s elapsed%s]", cur_done, cur_total, e, left);
-    } else if (elapsed >= 1.0) {
+    } else if (clock_start > 0.0 && elapsed >= 1.0) {   /* no clock: no time */
         char e[32];
         msg_duration(e, sizeof e, elapsed);
         snprintf(tail, sizeof tail, "  [%s elapsed]", e);
