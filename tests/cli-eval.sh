@@ -251,7 +251,7 @@ head -n 1 "$tmp/out" | grep -q " runs bytes_ratio " && ok "the synthetic table's
   || fail "attn_rel_err format: $(cat "$tmp/out")"
 # issue 29: a long run is never silent; piped, progress comes as plain lines
 # (every KVR_PROGRESS_INTERVAL seconds) with an estimate of the time left
-KVR_PROGRESS_INTERVAL=0.2 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
+KVR_PROGRESS_INTERVAL=0.05 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
 grep -q "^kvreviver: eval: seed 1 (1/1)  budget 0.25  h2o  \[0/1, [0-9]*s elapsed, about [0-9]*s left\]$" "$tmp/err" \
   && ok "piped eval prints progress lines with the time left" || fail "piped progress: $(cat "$tmp/err")"
 KVR_PROGRESS_INTERVAL=-1 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
