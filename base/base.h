@@ -33,11 +33,15 @@ float kvr_bf16_to_f32(uint16_t b);
 
 /* base/alloc.c: the library's allocator, with a fault-injection hook for
  * tests: kvr_alloc_fail_at(k) makes the k-th allocation from now fail
- * (k = 0 turns it off). */
+ * (k = 0 turns it off), and a record of the largest request. */
 void *kvr_malloc(size_t size);
 void *kvr_calloc(size_t count, size_t size);
 void kvr_free(void *p);
 void kvr_alloc_fail_at(long k);
+/* The largest single request since kvr_alloc_largest_reset(), on the calling
+ * thread (the fuzz targets' bound on what a parser may allocate). */
+size_t kvr_alloc_largest(void);
+void kvr_alloc_largest_reset(void);
 
 /* 1 when all n values are finite. */
 int kvr_all_finite(const float *x, size_t n);

@@ -2,7 +2,10 @@
  * kvr_cache_load_mem).  Any input must either load into a cache whose every
  * head passes its invariants and whose save gives back the same bytes, or be
  * rejected with KVR_EFORMAT (KVR_ENOMEM is not expected for inputs of a few
- * kilobytes).  Anything else, a crash or a sanitizer report, is a bug. */
+ * kilobytes).  Whatever the input, no single allocation may exceed
+ * FUZZ_ALLOC_BOUND(size): the loader checks every size against the input's
+ * length before it allocates (issue 29).  Anything else, a crash or a
+ * sanitizer report, is a bug. */
 #include <config.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +17,9 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     kvr_cache *c = NULL;
+    kvr_alloc_largest_reset();
     int status = kvr_cache_load_mem(&c, data, size);
+    fuzz_check_alloc("kvr_cache_load_mem", kvr_alloc_largest(), size, FUZZ_CACHE_FACTOR);
     if (status != KVR_OK) {
         if (status != KVR_EFORMAT || c != NULL)
             abort();

@@ -32,4 +32,22 @@ static inline const char *fuzz_input_file(const uint8_t *data, size_t size, cons
     return path;
 }
 
+/* How much a loaded cache may allocate per input byte: its arrays are
+ * stored at full capacity, so each is at most the payload; the head
+ * structures and workspaces add at most the same again.  (Measured on the
+ * corpus: see fuzz/README or doc/files.md.) */
+#define FUZZ_CACHE_FACTOR 2
+
+/* Abort when the largest single allocation a parser made (bytes) exceeds
+ * factor times the input's size plus 4 KiB (fixed-size structures):
+ * every size read from an input must be checked against what the input
+ * can hold before anything is allocated (issue 29). */
+static inline void fuzz_check_alloc(const char *what, size_t bytes, size_t size, size_t factor)
+{
+    if (bytes > factor * size + 4096) {
+        fprintf(stderr, "%s: an allocation of %zu bytes for an input of %zu bytes\n", what, bytes, size);
+        abort();
+    }
+}
+
 #endif

@@ -2,7 +2,9 @@
  * kvr_npy_read).  The reader takes a path, so each input is written to a
  * temporary file first.  Any input must be read (with a shape whose product
  * is the element count) or rejected with KVR_EFORMAT, leaving nothing
- * allocated; a crash or a sanitizer report is a bug.  While lib/npy.c is
+ * allocated, and no allocation may be larger than the input (the header and
+ * the data are checked against the file's length first); a crash or a
+ * sanitizer report is a bug.  While lib/npy.c is
  * the stub, every read fails with KVR_EIO "not implemented", accepted here. */
 #include <config.h>
 #include <stdlib.h>
@@ -16,8 +18,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!path)
         return 0;
     kvr_npy a;
+    kvr_alloc_largest_reset();
     int status = kvr_npy_read(path, &a);
     remove(path);
+    fuzz_check_alloc("kvr_npy_read", kvr_alloc_largest(), size, 1);
     if (status == KVR_OK) {
         size_t count = 1;
         if (a.ndim < 0 || a.ndim > KVR_NPY_MAX_DIMS)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "internal.h"
 #include "../ref/ref.h"
 
@@ -370,35 +371,59 @@ static const char *head_problem(const ref_head *h, uint32_t layer, uint32_t kv_h
     return NULL;
 }
 
-/* Parse len bytes at buf into a new cache; `name` (a path or "buffer")
- * starts every message. */
-static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size_t len, const char *name)
+/* Check the 32-byte header at buf (len bytes, at least the header when it
+ * returns KVR_OK): magic, byte order, version and the reserved field; set
+ * *version and *payload, the payload length it announces.  The payload
+ * itself is not looked at, so kvr_cache_load can check the header before it
+ * reads (or allocates for) the rest. */
+static int check_header(const unsigned char *buf /*[len]*/, size_t len, const char *name, uint32_t *version,
+                        uint64_t *payload)
 {
     if (len < HEADER_BYTES)
         return kvr_fail(KVR_EFORMAT, "%s: truncated: %zu bytes, a cache file has at least %d", name, len,
                         HEADER_BYTES);
     if (memcmp(buf, FILE_MAGIC, 8) != 0)
         return kvr_fail(KVR_EFORMAT, "%s: not a kvreviver cache file (bad magic)", name);
-    uint32_t version = get_u32(buf + 8), endian = get_u32(buf + 12);
+    uint32_t v = get_u32(buf + 8), endian = get_u32(buf + 12);
     if (endian == 0x04030201u)
         return kvr_fail(KVR_EFORMAT, "%s: written in big-endian byte order; this format is little-endian",
                         name);
     if (endian != FILE_ENDIAN)
         return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
-    if (version != FILE_VERSION_BALANCE && version != FILE_VERSION_TIER && version != FILE_VERSION && version != FILE_VERSION_OLD)
+    if (v != FILE_VERSION_BALANCE && v != FILE_VERSION_TIER && v != FILE_VERSION && v != FILE_VERSION_OLD)
         return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u to %u", name,
-                        (unsigned)version, FILE_VERSION_OLD, FILE_VERSION_BALANCE);
-    uint64_t payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
+                        (unsigned)v, FILE_VERSION_OLD, FILE_VERSION_BALANCE);
+    if (get_u32(buf + 28) != 0)
+        return kvr_fail(KVR_EFORMAT, "%s: reserved header field is not zero", name);
+    *version = v;
+    *payload = (uint64_t)get_u32(buf + 16) | (uint64_t)get_u32(buf + 20) << 32;
+    return KVR_OK;
+}
+
+/* The message for a payload of `have` bytes where the header announces
+ * `payload`. */
+static int wrong_length(const char *name, uint64_t payload, uint64_t have)
+{
+    return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %llu", name,
+                    payload > have ? "truncated" : "trailing bytes", (unsigned long long)payload,
+                    (unsigned long long)have);
+}
+
+/* Parse len bytes at buf into a new cache; `name` (a path or "buffer")
+ * starts every message. */
+static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size_t len, const char *name)
+{
+    uint32_t version;
+    uint64_t payload;
+    int status = check_header(buf, len, name, &version, &payload);
+    if (status != KVR_OK)
+        return status;
     if (payload != len - HEADER_BYTES)
-        return kvr_fail(KVR_EFORMAT, "%s: %s: the header announces %llu payload bytes, the file has %zu", name,
-                        payload > len - HEADER_BYTES ? "truncated" : "trailing bytes",
-                        (unsigned long long)payload, len - HEADER_BYTES);
+        return wrong_length(name, payload, len - HEADER_BYTES);
     uint32_t crc = crc32_of(buf + HEADER_BYTES, (size_t)payload);
     if (crc != get_u32(buf + 24))
         return kvr_fail(KVR_EFORMAT, "%s: corrupted: payload CRC-32 is 0x%08x, the header says 0x%08x", name,
                         (unsigned)crc, (unsigned)get_u32(buf + 24));
-    if (get_u32(buf + 28) != 0)
-        return kvr_fail(KVR_EFORMAT, "%s: reserved header field is not zero", name);
 
     /* dimensions and configuration */
     io_t io = {IO_READ, (unsigned char *)buf + HEADER_BYTES, (size_t)payload, 0, 0};
@@ -412,7 +437,7 @@ static int load_buffer(kvr_cache **out, const unsigned char *buf /*[len]*/, size
         return kvr_fail(KVR_EFORMAT, "%s: absurd dimensions: %d layers, %d kv heads, %d query heads", name,
                         f.n_layers, f.n_kv_heads, f.n_q_heads);
     char why[512];
-    int status = kvr_config_check(&f.cfg, f.head_dim);
+    status = kvr_config_check(&f.cfg, f.head_dim);
     if (status != KVR_OK) {
         snprintf(why, sizeof why, "%s", kvr_last_error());   /* kvr_fail overwrites it */
         return kvr_fail(KVR_EFORMAT, "%s: bad configuration: %s", name, why);
@@ -472,8 +497,31 @@ int kvr_cache_load_mem(kvr_cache **out, const void *buf, size_t len)
     return load_buffer(out, buf, len, "kvr_cache_load_mem: buffer");
 }
 
-/* Read the whole file at path and parse it.  KVR_EIO names the path when it
- * cannot be opened or read; KVR_EFORMAT when it is not a valid cache file. */
+/* Read n bytes (fewer at the end of the file) into p; *got says how many.
+ * KVR_EIO on a read error. */
+static int read_some(FILE *fp, unsigned char *p /*[n]*/, size_t n, size_t *got, const char *fn, const char *path)
+{
+    *got = 0;
+    while (*got < n) {
+        size_t r = fread(p + *got, 1, n - *got, fp);
+        *got += r;
+        if (r == 0) {
+            if (ferror(fp))
+                return kvr_fail(KVR_EIO, "%s: cannot read '%s': %s", fn, path, strerror(errno));
+            break;
+        }
+    }
+    return KVR_OK;
+}
+
+/* Read the file at path and parse it.  The header is read and checked
+ * first, and nothing is allocated for the payload beyond what the file can
+ * hold: a regular file's length must be what the header announces before
+ * the buffer is allocated; a pipe or device (no length) is read in growing
+ * steps up to the announced length, so the buffer is never more than twice
+ * what was actually read.  KVR_EIO names the path when it cannot be opened
+ * or read (or is a directory); KVR_EFORMAT when it is not a valid cache
+ * file. */
 int kvr_cache_load(kvr_cache **out, const char *path)
 {
     static const char fn[] = "kvr_cache_load";
@@ -485,36 +533,55 @@ int kvr_cache_load(kvr_cache **out, const char *path)
     FILE *fp = fopen(path, "rb");
     if (!fp)
         return kvr_fail(KVR_EIO, "%s: cannot open '%s': %s", fn, path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int status = KVR_OK;
-    for (;;) {                              /* read it all, growing by doubling */
-        if (len == cap) {
-            size_t ncap = cap ? 2 * cap : 65536;
-            unsigned char *nbuf = ncap > cap ? kvr_malloc(ncap) : NULL;
-            if (!nbuf) {
-                status = kvr_fail(KVR_ENOMEM, "%s: '%s': %zu bytes", fn, path, ncap);
-                break;
-            }
-            if (len) memcpy(nbuf, buf, len);
-            kvr_free(buf);
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp))
-                status = kvr_fail(KVR_EIO, "%s: cannot read '%s': %s", fn, path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || S_ISDIR(st.st_mode)) {
+        int err = errno;
+        fclose(fp);
+        return S_ISDIR(st.st_mode) ? kvr_fail(KVR_EIO, "%s: '%s' is a directory, not a cache file", fn, path)
+                                   : kvr_fail(KVR_EIO, "%s: cannot stat '%s': %s", fn, path, strerror(err));
+    }
+    char name[600];
+    snprintf(name, sizeof name, "%s: '%s'", fn, path);
+    unsigned char head[HEADER_BYTES], *buf = NULL;
+    size_t len = 0;
+    uint32_t version;
+    uint64_t payload;
+    int status = read_some(fp, head, HEADER_BYTES, &len, fn, path);
+    if (status == KVR_OK)
+        status = check_header(head, len, name, &version, &payload);
+    if (status == KVR_OK && S_ISREG(st.st_mode) && st.st_size >= HEADER_BYTES &&
+        payload != (uint64_t)st.st_size - HEADER_BYTES)
+        status = wrong_length(name, payload, (uint64_t)st.st_size - HEADER_BYTES);
+    if (status == KVR_OK && payload > SIZE_MAX - HEADER_BYTES - 1)
+        status = kvr_fail(KVR_EFORMAT, "%s: the header announces %llu payload bytes, more than memory can address",
+                          name, (unsigned long long)payload);
+    /* the whole file, and one byte more to see trailing bytes: [want] */
+    size_t want = status == KVR_OK ? HEADER_BYTES + (size_t)payload + 1 : 0, cap = 0;
+    while (status == KVR_OK && len < want) {
+        size_t ncap = S_ISREG(st.st_mode) ? want : cap < 32768 ? 65536 : 2 * cap;
+        if (ncap > want)
+            ncap = want;
+        unsigned char *nbuf = kvr_malloc(ncap);
+        if (!nbuf) {
+            status = kvr_fail(KVR_ENOMEM, "%s: '%s': %zu bytes", fn, path, ncap);
             break;
         }
+        memcpy(nbuf, buf ? buf : head, len);
+        kvr_free(buf);
+        buf = nbuf;
+        cap = ncap;
+        size_t ask = cap - len, got;
+        status = read_some(fp, buf + len, ask, &got, fn, path);
+        len += got;
+        if (got < ask)                      /* the end of the file */
+            break;
     }
     fclose(fp);
-    if (status == KVR_OK) {
-        char name[600];
-        snprintf(name, sizeof name, "%s: '%s'", fn, path);
+    if (status == KVR_OK && len == want)
+        status = kvr_fail(KVR_EFORMAT, "%s: trailing bytes after the %llu payload bytes the header announces", name,
+                          (unsigned long long)payload);
+    if (status == KVR_OK)
         status = load_buffer(out, buf, len, name);
-    }
     kvr_free(buf);
     return status;
 }

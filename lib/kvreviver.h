@@ -5,12 +5,17 @@
  * and adds every other ("vague") token into a Count-Sketch-like structure from
  * which its key and value can be reconstructed at attention time.  The
  * normative description is doc/spec.md; section numbers below (spec §N) refer
- * to it.
+ * to it.  The doc/ pages named here are in the source tree's doc/ and are
+ * installed by `make install` in the documentation directory
+ * ($(docdir), by default PREFIX/share/doc/kvreviver/: spec.md, methods.md,
+ * files.md, ...).
  *
  * Conventions
  *   - Every call that can fail returns an int status: KVR_OK (0) or a
  *     negative kvr_status code.  kvr_strerror() names the code;
- *     kvr_last_error() gives a message naming the argument and its value.
+ *     kvr_last_error() gives a message naming the argument and its value,
+ *     which begins with that name ("invalid argument: kvr_append: ..."):
+ *     print it alone, not after kvr_strerror(), or the name is said twice.
  *   - A call that fails leaves the cache exactly as it was, and its output
  *     arguments too, with one exception: a KVR_EBACKEND from a device call
  *     of the cuda backend (a CUDA error after the call began) leaves the
@@ -50,7 +55,8 @@ typedef enum {
 /* The name of a status code; "unknown status" for any other number.
  * Cannot fail. */
 const char *kvr_strerror(int status);
-/* The message of the most recent failure in this thread ("" if none).
+/* The message of the most recent failure in this thread ("" if none); it
+ * starts with kvr_strerror(status) and ": ", so print it on its own.
  * Cannot fail. */
 const char *kvr_last_error(void);
 /* Called on every failure with the code and the message; NULL restores the
@@ -186,7 +192,16 @@ size_t kvr_full_bytes(long context, int head_dim, kvr_elem elem);
 
 /* The planner (spec §9.2): fill cfg->window, cfg->candidates, cfg->width
  * (and cfg->depth = 0 when no sketch is used) so that kvr_head_bytes() <=
- * ratio * kvr_full_bytes(context).  Reads cfg->sinks, depth, importance,
+ * ratio * kvr_full_bytes(context).  The planned context sizes the parts; it
+ * is not a limit: a cache takes more tokens than `context`, its bytes held
+ * stay kvr_head_bytes() (allocated at full capacity from the start), so its
+ * ratio to the full cache falls below `ratio` past the planned context (and
+ * is above it early on, spec §9.1); the exact parts keep their sizes and
+ * every further token goes through the lifecycle (spec §3.3): to the tier
+ * while it has room, then to the sketch or the bulk, or dropped.  The one
+ * exception is KIVI (kivi_bits > 0), whose body holds kivi_tokens
+ * positions: appending past sinks + window + kivi_tokens fails with
+ * KVR_ESTATE (spec §18.6).  Reads cfg->sinks, depth, importance,
  * sketch_share, recent_share, obs_window, elem, store.  With kivi_bits > 0
  * it plans KIVI instead (spec §18.6): fills window (the residual R; when
  * window > 0 on entry it is kept, capped at the context), kivi_group (when 0
@@ -231,8 +246,8 @@ typedef enum {
     KVR_PART_DROPPED = 4,   /* left the exact set with no sketch to hold it */
     KVR_PART_QUANTIZED = 5  /* kept, quantized: KIVI's body (spec §18.6) or the tier (spec §19) */
 } kvr_part;
-/* "sink", "recent", "candidate", "vague", "dropped"; "?" for an unknown
- * value.  Cannot fail. */
+/* "sink", "recent", "candidate", "vague", "dropped", "quantized"; "?" for
+ * an unknown value.  Cannot fail. */
 const char *kvr_part_name(kvr_part part);
 
 /* Create a cache of n_layers x n_kv_heads head caches for n_q_heads query
@@ -280,7 +295,12 @@ int kvr_prefill(kvr_cache *cache, int layer, int n, const float *k,
 
 /* Decode attention of one step for all query heads of a layer (spec §11):
  * softmax over every position held (exact, reconstructed; dropped ones are
- * absent).  Unless flags has KVR_ATTEND_PEEK, the importance scores are
+ * absent) of the logits q . k_t * (1 / sqrt(head_dim)), the scale applied
+ * here (pass q unscaled), the reciprocal square root rounded to float32
+ * first (spec §11).  It attends over what the layer holds now: a decode
+ * step appends its own token first (kvr_append) and then attends, so the
+ * step's key and value are among the positions it attends to, as in a
+ * causal model.  Unless flags has KVR_ATTEND_PEEK, the importance scores are
  * updated (spec §6.1).
  *   q:   [n_q_heads][head_dim]
  *   out: [n_q_heads][head_dim]

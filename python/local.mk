@@ -1,7 +1,7 @@
-# python/local.mk: the Python binding (doc/python.md) travels in the
+# python/local.mk: the Python binding (doc/python.md, installed with doc/) travels in the
 # tarball, and make check runs its pytest suite (python/check.sh; SKIP
 # without python3, NumPy and pytest).
-EXTRA_DIST += doc/python.md python/pyproject.toml \
+EXTRA_DIST += python/pyproject.toml \
 	python/kvreviver/__init__.py python/kvreviver/_lib.py \
 	python/examples/toy_attention.py python/examples/eval_cell.py \
 	python/tests/conftest.py python/tests/vectors_port.py python/tests/test_abi.py \

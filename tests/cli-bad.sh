@@ -209,6 +209,18 @@ run 1 keys --workload "model:$missing";     expect_err "$missing"
 run 1 keys --workload "model:$tmp";         expect_err "$tmp"
 run 1 keys --workload "model:$missing" --csv "$missing"; expect_err "$missing"
 [ -e "$missing" ] && { echo "FAIL: keys left $missing"; fails=$((fails + 1)); }
+# issue 29: what a model path is, said once and plainly; every size a loader
+# reads is checked against the file before anything is allocated
+run 1 eval --workload "model:$missing" --context 16
+expect_err "cannot open '$missing': No such file or directory"; expect_no_err "input/output error"
+head -c 4096 /dev/urandom > "$tmp/random.bin" 2>/dev/null || dd if=/dev/urandom of="$tmp/random.bin" bs=4096 count=1 2>/dev/null
+run 1 eval --workload "model:$tmp/random.bin" --context 16; expect_err "not a llama2.c or GGUF file"
+expect_no_err "malformed file"
+printf 'short' > "$tmp/short.bin"
+run 1 eval --workload "model:$tmp/short.bin" --context 16;  expect_err "not a llama2.c or GGUF file"
+run 1 eval --workload "model:$tmp" --context 16;            expect_err "is a directory"
+run 1 eval --workload "model:/dev/zero" --context 16;       expect_err "not a regular file"
+run 1 keys --workload "model:$tmp/random.bin";              expect_err "not a llama2.c or GGUF file"
 model=${KVR_TEST_MODEL:-${top_srcdir:-.}/../shared/models/stories260K.bin}
 if [ -r "$model" ]; then
   run 2 keys --workload "model:$model" --context 100000;          expect_err "trained context of 512"

@@ -29,6 +29,11 @@ small="--context 256 --steps 4 --head-dim 16"
 expect 0 "eval --help" -- eval --help
 grep -q -- '--budget' "$tmp/out" && grep -q -- '--plot' "$tmp/out" && grep -q -- '--seeds' "$tmp/out" \
   && ok "--help lists --budget, --plot, --seeds" || fail "--help lists the options"
+# issue 29: the model workload has its own help, in either order
+"$kvr" eval --workload model:x.gguf --help >"$tmp/mh" 2>&1 && "$kvr" eval --help -w model:x.gguf >"$tmp/mh2" 2>&1 \
+  && grep -q "^Usage: kvreviver eval --workload model:PATH" "$tmp/mh" && cmp -s "$tmp/mh" "$tmp/mh2" \
+  && grep -q -- "--passkey" "$tmp/mh" && ! cmp -s "$tmp/mh" "$tmp/out" \
+  && ok "eval --workload model:PATH --help is the model's help" || fail "model help: $(head -n 3 "$tmp/mh")"
 expect 0 "demo --help" -- demo --help
 # the demo: float16 bytes, every family beside the default, what does not fit
 expect 0 "demo" -- demo
@@ -78,7 +83,7 @@ for col in bytes_ratio exact_ratio attn_rel_err mass_exact needle_acc seeds; do
 done
 [ "$(grep -c . "$tmp/out")" -eq 22 ] && ok "one row per method and budget, full once (21 + header)" \
   || fail "CSV rows: $(grep -c . "$tmp/out") lines"
-[ -s "$tmp/err" ] && fail "stderr not empty without a terminal: $(cat "$tmp/err")" || ok "no progress line when stderr is not a terminal"
+[ -s "$tmp/err" ] && fail "stderr not empty for a short run without a terminal: $(cat "$tmp/err")" || ok "a short piped run prints no progress line (the first comes after KVR_PROGRESS_INTERVAL)"
 
 # col NAME FILE: the values of CSV column NAME
 col() { awk -F, -v name="$1" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == name) c = i; next } { print $c }' "$2"; }
@@ -236,6 +241,30 @@ expect 2 "--windows without --text" -- eval --workload "model:$tmp/none" --windo
 expect 1 "model:DIR" -- eval --workload "model:$tmp"
 grep -q "is a directory" "$tmp/err" && ok "model:DIR says it is a directory" || fail "model:DIR: $(cat "$tmp/err")"
 grep -q "9223372036854775807" "$tmp/err" && fail "model:DIR: a size" || ok "model:DIR: no bogus size"
+# issue 29: the tables say "runs", and print every error with 4 significant
+# digits (never 0.99995 as "1")
+"$kvr" eval --context 256 --steps 4 --head-dim 16 --method full,h2o,kvreviver --budget 0.5 >"$tmp/out" 2>/dev/null
+head -n 1 "$tmp/out" | grep -q " runs bytes_ratio " && ok "the synthetic table's run count is 'runs'" \
+  || fail "table header: $(head -n 1 "$tmp/out")"
+[ "$(awk 'NR > 1 && NF >= 9 { v = $8; sub(/e.*/, "", v); if (v !~ /\./) { print; next }
+       gsub(/\./, "", v); sub(/^0+/, "", v); if (length(v) != 4) print }' "$tmp/out")" = "" ] \
+  && [ "$(awk 'NR > 1 && NF >= 9' "$tmp/out" | wc -l)" -eq 3 ] && ok "attn_rel_err has 4 significant digits" \
+  || fail "attn_rel_err format: $(cat "$tmp/out")"
+# issue 29: a long run is never silent; piped, progress comes as plain lines
+# (every KVR_PROGRESS_INTERVAL seconds) with an estimate of the time left
+KVR_PROGRESS_INTERVAL=0.05 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
+grep -q "^kvreviver: eval: seed 1 (1/1)  budget 0.25  h2o  \[0/1, [0-9]*s elapsed, about [0-9]*s left\]$" "$tmp/err" \
+  && ok "piped eval prints progress lines with the time left" || fail "piped progress: $(cat "$tmp/err")"
+KVR_PROGRESS_INTERVAL=-1 "$kvr" eval --context 8192 --decode 64 --method h2o --budget 0.25 2>"$tmp/err" | cat >/dev/null
+[ ! -s "$tmp/err" ] && ok "KVR_PROGRESS_INTERVAL=-1 turns the lines off" || fail "progress off: $(cat "$tmp/err")"
+# ... and a run that will be large says so before it starts
+if command -v timeout >/dev/null 2>&1; then
+  timeout 3 "$kvr" eval --context 200000 --decode 2000 --method h2o --budget 0.1 >/dev/null 2>"$tmp/err"
+  grep -q "warning: a large run: up to [0-9.]* GiB of memory and roughly [0-9hms]* (1 cell at --context 200000" "$tmp/err" \
+    && ok "a large run warns of its memory and time first" || fail "large-run warning: $(cat "$tmp/err")"
+else
+  echo "# SKIP the large-run warning: no timeout(1)"
+fi
 model=${KVR_TEST_MODEL:-$top_srcdir/../shared/models/stories260K.bin}
 if [ -r "$model" ]; then
   expect 0 "model --csv -" -- eval --workload "model:$model" --context 64 --decode 4 --method full,h2o --budget 0.5 --seeds 2 --csv -
@@ -245,6 +274,10 @@ if [ -r "$model" ]; then
   [ -n "$(col top1_agree "$tmp/out" | sed -n 2p)" ] && [ -z "$(col attn_rel_err "$tmp/out" | sed -n 2p)" ] \
     && ok "model rows: top1_agree filled, attn_rel_err empty" || fail "model row cells"
   [ -e "$tmp/-" ] && fail "model: a file named '-' was written" || ok "model: no file named '-'"
+  "$kvr" eval --workload "model:$model" --context 64 --decode 4 --method full,h2o --budget 0.5 >"$tmp/out" 2>/dev/null
+  [ "$(awk '$1 ~ /^[0-9.]+$/ && NF == 8 && $7 !~ /\./ { print }' "$tmp/out")" = "" ] \
+    && grep -q "^1  *full  *1  *1.0000  *1.0000  *1.0000  *0.000 " "$tmp/out" && ok "model kl: 4 digits, 0 as 0.000" \
+    || fail "model table format: $(cat "$tmp/out")"
   expect 0 "model --elem f16" -- eval --workload "model:$model" --context 64 --decode 4 --method h2o --budget 0.5 --elem f16 --csv -
   [ "$(col elem "$tmp/out" | sed -n 1p)" = f16 ] && ok "model: elem f16 in the CSV" || fail "model elem"
   expect 2 "model context above trained" -- eval --workload "model:$model" --context 100000
@@ -252,6 +285,12 @@ if [ -r "$model" ]; then
   expect 2 "model without tokenizer and --text" -- eval --workload "model:$model" --context 64 --text "$top_srcdir/NEWS"
   grep -q "no tokenizer" "$tmp/err" && ok "says the model has no tokenizer" || fail "tokenizer: $(cat "$tmp/err")"
   expect 2 "model --passkey without tokenizer" -- eval --workload "model:$model" --context 64 --passkey 2
+  # issue 29: a cell that fails is marked, and the table says the run stopped
+  KVR_TEST_FAIL_CELL=h2o:1 "$kvr" eval --workload "model:$model" --context 64 --decode 4 --seeds 2 \
+    --method h2o,tova --budget 0.5 >"$tmp/out" 2>"$tmp/err"; rc=$?
+  [ "$rc" -eq 1 ] && grep -q "^0.5 *h2o *1 FAILED (see above)" "$tmp/out" && grep -q "^(incomplete: " "$tmp/out" \
+    && grep -q "injected by KVR_TEST_FAIL_CELL" "$tmp/err" && ok "a failed cell is marked FAILED, the table incomplete" \
+    || fail "failed cell (exit $rc): $(cat "$tmp/out" "$tmp/err")"
   # the same numbers on one thread and on two
   "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 1 --csv "$tmp/t1.csv" >/dev/null 2>&1
   "$kvr" eval --workload "model:$model" --context 96 --decode 8 --budget 0.25 --threads 2 --csv "$tmp/t2.csv" >/dev/null 2>&1
@@ -277,6 +316,17 @@ if [ -n "$gguf" ] && [ -r "$gguf" ]; then
   done
   [ "$(col workload "$tmp/out" | sed -n 1p)" = "model:$(basename "$gguf")+late" ] && ok "late rows are model:NAME+late" \
     || fail "late workload: $(col workload "$tmp/out")"
+  # issue 29: a context too short for the passkey prompt is one usage error
+  # naming the minimum, before anything runs
+  for c in 64 128; do
+    expect 2 "passkey at --context $c" -- eval --workload "model:$gguf" --context $c --passkey 2 --method h2o --budget 0.5
+    grep -q -- "--passkey needs --context of at least [0-9]* positions" "$tmp/err" && [ ! -s "$tmp/out" ] \
+      && ok "passkey at $c names the minimum, runs nothing" || fail "passkey at $c: $(cat "$tmp/out" "$tmp/err")"
+  done
+  expect 2 "--text DIR" -- eval --workload "model:$gguf" --context 64 --text "$tmp"
+  grep -q -- "--text $tmp is a directory" "$tmp/err" && ok "--text DIR says it is a directory" || fail "--text DIR: $(cat "$tmp/err")"
+  expect 2 "one window too many" -- eval --workload "model:$gguf" --context 4096 --text "$top_srcdir/README.md"
+  grep -q "1 window of 4096 needs 4097 tokens" "$tmp/err" && ok "1 window ... needs" || fail "window grammar: $(cat "$tmp/err")"
 else
   echo "# SKIP passkey with a GGUF model: none found (set KVR_TEST_GGUF, or run scripts/fetch-smollm2.sh)"
 fi

@@ -10,8 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "kvreviver.h"
+#include "base.h"
 #include "robust-util.h"
 
 enum { HEADER = 32, CONFIG = 112 };   /* bytes of the header and of the dimensions + configuration */
@@ -153,8 +156,9 @@ START_TEST(test_file_round_trip_and_io_errors)
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), missing));
     ck_assert_int_eq(kvr_cache_save(a, missing), KVR_EIO);
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), "no-such-dir"));
-    ck_assert_int_eq(kvr_cache_load(&c, dir), KVR_EIO);      /* a directory: read fails */
+    ck_assert_int_eq(kvr_cache_load(&c, dir), KVR_EIO);      /* a directory, said so */
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), dir));
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "is a directory"));
     ck_assert_ptr_null(c);
     /* bad arguments */
     ck_assert_int_eq(kvr_cache_save(NULL, path), KVR_EINVAL);
@@ -277,6 +281,80 @@ START_TEST(test_forged_fields)
 }
 END_TEST
 
+
+/* A file without a length, or whose header announces more than it holds, is
+ * refused for what it is, and the loader never asks for more memory than
+ * the bytes it has seen can justify (issue 29: /dev/zero used to fail with
+ * "out of memory ... 34359738368 bytes"). */
+START_TEST(test_no_allocation_past_the_file)
+{
+    kvr_cache *c = (kvr_cache *)&c;
+    /* /dev/zero: endless zeros, no length; the header's magic is wrong */
+    kvr_alloc_largest_reset();
+    ck_assert_int_eq(kvr_cache_load(&c, "/dev/zero"), KVR_EFORMAT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(kvr_last_error(), "bad magic") && strstr(kvr_last_error(), "/dev/zero"), "%s",
+                  kvr_last_error());
+    ck_assert_uint_le(kvr_alloc_largest(), 4096);
+
+    /* a valid header announcing 2^40 payload bytes, then 100 bytes */
+    kvr_cache *a = ru_cache(0, 30, 3);
+    ru_snap s = ru_snapshot(a);
+    unsigned char *f = malloc(HEADER + 100);
+    memcpy(f, s.buf, HEADER + 100);
+    put64(f + 16, UINT64_C(1) << 40);
+    char dir[] = "/tmp/kvr-file.XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[256], fifo[256];
+    snprintf(path, sizeof path, "%s/forged.kvr", dir);
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    FILE *fp = fopen(path, "wb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fwrite(f, 1, HEADER + 100, fp), HEADER + 100);
+    ck_assert_int_eq(fclose(fp), 0);
+    kvr_alloc_largest_reset();                    /* a regular file: refused from its length */
+    ck_assert_int_eq(kvr_cache_load(&c, path), KVR_EFORMAT);
+    ck_assert_msg(strstr(kvr_last_error(), "truncated") && strstr(kvr_last_error(), "1099511627776"), "%s",
+                  kvr_last_error());
+    ck_assert_uint_le(kvr_alloc_largest(), 4096);
+    /* the same bytes through a pipe (no length): read, not trusted */
+    ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *w = fopen(fifo, "wb");
+        _exit(w && fwrite(f, 1, HEADER + 100, w) == HEADER + 100 && fclose(w) == 0 ? 0 : 1);
+    }
+    kvr_alloc_largest_reset();
+    ck_assert_int_eq(kvr_cache_load(&c, fifo), KVR_EFORMAT);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(kvr_last_error(), "truncated"), "%s", kvr_last_error());
+    ck_assert_uint_le(kvr_alloc_largest(), 65536);
+    int ws;
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ck_assert(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    /* a whole cache through a pipe loads */
+    pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        FILE *w = fopen(fifo, "wb");
+        _exit(w && fwrite(s.buf, 1, s.len, w) == s.len && fclose(w) == 0 ? 0 : 1);
+    }
+    ck_assert_int_eq(kvr_cache_load(&c, fifo), KVR_OK);
+    ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+    ru_snap t = ru_snapshot(c);
+    ck_assert(ru_same(s, t));
+    ru_snap_free(&t);
+    kvr_cache_free(c);
+    unlink(fifo);
+    unlink(path);
+    rmdir(dir);
+    free(f);
+    ru_snap_free(&s);
+    kvr_cache_free(a);
+}
+END_TEST
+
 static Suite *file_suite(void)
 {
     Suite *s = suite_create("file");
@@ -289,6 +367,7 @@ static Suite *file_suite(void)
     tcase_add_test(tc, test_corrupted_every_byte);
     tcase_add_test(tc, test_header_rejections);
     tcase_add_test(tc, test_forged_fields);
+    tcase_add_test(tc, test_no_allocation_past_the_file);
     suite_add_tcase(s, tc);
     return s;
 }

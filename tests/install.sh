@@ -7,7 +7,8 @@
 #   - the installed kvreviver.pc names DIR as its prefix,
 #   - a program built with pkg-config --cflags --libs links and runs, and
 #     one built with pkg-config --static against libkvreviver.a too,
-#   - the installed kvreviver runs with no LD_LIBRARY_PATH and no ldconfig.
+#   - the installed kvreviver runs with no LD_LIBRARY_PATH and no ldconfig,
+#   - the doc/ pages the header names are installed in share/doc/kvreviver.
 # SKIPs (77) where the library is not built shared (--disable-shared).
 # Uses the build tree read-only apart from make install's own outputs.
 set -u
@@ -46,6 +47,10 @@ libdir=$(dirname "$pcdir")
 so=$libdir/libkvreviver.so
 [ -f "$so" ] || { echo "FAIL: no $so"; exit 1; }
 echo "installed: $so, $pc"
+# the pages lib/kvreviver.h points at are installed beside it (issue 29)
+for page in spec.md methods.md files.md errors.md README.md; do
+    [ -f "$inst/share/doc/kvreviver/$page" ] || bad "doc/$page is not installed in $inst/share/doc/kvreviver"
+done
 
 deps=$(needed "$so")
 echo "NEEDED by libkvreviver.so:" $deps

@@ -27,6 +27,18 @@ dist_check_SCRIPTS += tests/install.sh
 EXTRA_DIST += tests/install-app.c
 AM_TESTS_ENVIRONMENT += KVR_MAKE='$(MAKE)' KVR_CC='$(CC)' KVR_PKG_CONFIG='$(PKG_CONFIG)'; export KVR_MAKE KVR_CC KVR_PKG_CONFIG;
 
+# every test runs through tests/skip-why.sh, which shows beside a SKIP (or a
+# skipped part) its reason; the model tests skip without a model: point
+# them at one with KVR_TEST_MODEL=PATH (README.md, "Run the tests")
+LOG_DRIVER = $(SHELL) $(top_srcdir)/tests/skip-why.sh $(SHELL) $(top_srcdir)/build-aux/test-driver
+EXTRA_DIST += tests/skip-why.sh
+TESTS += tests/skip-why-check.sh
+dist_check_SCRIPTS += tests/skip-why-check.sh
+
+# doc/README.md lists every page of doc/, and doc/local.mk installs it
+TESTS += tests/doc-index.sh
+dist_check_SCRIPTS += tests/doc-index.sh
+
 # The library's layers call one way: base/ <- ref/ <- lib/ (base/README).
 TESTS += tests/floors.sh
 dist_check_SCRIPTS += tests/floors.sh

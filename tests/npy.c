@@ -226,6 +226,24 @@ START_TEST(test_bad_prefix)
 }
 END_TEST
 
+/* Sizes from the header are checked against the file's length before
+ * anything is allocated, and a file without a length is refused (issue 29). */
+START_TEST(test_no_allocation_past_the_file)
+{
+    float x[2] = { 1, 2 };
+    write_raw(1, 0, "{'descr': '<f4', 'fortran_order': False, 'shape': (1099511627776,), }\n", -1, x, sizeof x);
+    kvr_alloc_largest_reset();
+    expect_reject(KVR_EFORMAT, "the shape needs 4398046511104");
+    ck_assert_uint_le(kvr_alloc_largest(), 200);
+    kvr_npy a;
+    kvr_alloc_largest_reset();
+    ck_assert_int_eq(kvr_npy_read("/dev/zero", &a), KVR_EIO);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "not a regular file"));
+    ck_assert_ptr_null(a.data);
+    ck_assert_uint_eq(kvr_alloc_largest(), 0);
+}
+END_TEST
+
 START_TEST(test_data_length_exact)
 {
     const char *h = "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 2), }\n";
@@ -302,6 +320,7 @@ static Suite *npy_suite(void)
     tcase_add_test(tc, test_malformed_headers);
     tcase_add_test(tc, test_bad_prefix);
     tcase_add_test(tc, test_data_length_exact);
+    tcase_add_test(tc, test_no_allocation_past_the_file);
     tcase_add_test(tc, test_io_errors);
     tcase_add_test(tc, test_allocation_failure);
     suite_add_tcase(s, tc);

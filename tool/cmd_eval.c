@@ -106,11 +106,15 @@ static void usage(FILE *f)
         "  -V, --version          output version information and exit\n"
         "\n"
         "Every metric is averaged over decode steps and query heads, then over the\n"
-        "runs: seeds, trace layers, or seeds x text windows (the 'seeds' column says\n"
-        "how many).  full runs once, at budget 1.  A budget too small for a method's\n"
-        "sinks, window or sketch is skipped with a warning.  needle_acc and\n"
-        "passkey_acc come with their Wilson 95%% interval.  A progress line with the\n"
-        "time elapsed and left goes to stderr when it is a terminal.\n"
+        "runs: seeds, trace layers, or seeds x text windows (the table's 'runs'\n"
+        "column says how many; the CSV names it 'seeds').  full runs once, at budget\n"
+        "1.  A budget too small for a method's sinks, window or sketch is skipped\n"
+        "with a warning.  needle_acc and passkey_acc come with their Wilson 95%%\n"
+        "interval.  Progress with the time elapsed and left goes to stderr: redrawn\n"
+        "on a terminal, otherwise a line every KVR_PROGRESS_INTERVAL seconds\n"
+        "(default 5; negative: none).  A run estimated above 2 GiB or a minute\n"
+        "says so before it starts.  'kvreviver eval --workload model:PATH --help'\n"
+        "describes the model workload.\n"
         "\n"
         "Exit status: 0 success, 1 failure at run time (files, library errors, a\n"
         "method over its budget), 2 usage error.\n",
@@ -120,6 +124,70 @@ static void usage(FILE *f)
         " (this build has none)"
 #endif
         );
+}
+
+/* The help of the model workload (eval --workload model:PATH --help). */
+static void model_usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: kvreviver eval --workload model:PATH [OPTIONS]\n"
+        "Run a llama-architecture model end to end (a llama2.c checkpoint, or a GGUF\n"
+        "file with F32, F16, Q4_0, Q4_1 or Q8_0 tensors) with its attention going\n"
+        "through each method's cache, and compare every method with the full cache\n"
+        "on the same tokens (doc/model.md).\n"
+        "\n"
+        "What runs:\n"
+        "  teacher-forced (--forced 1, the default): the prompt (--context minus\n"
+        "      --decode tokens) is prefilled, then --decode tokens are appended one at\n"
+        "      a time, each step's token appended before it attends; per step the\n"
+        "      next-token distribution is compared with the full cache's: top1_agree\n"
+        "      (same argmax), kl (KL(full || method)), ppl (perplexity of the tokens).\n"
+        "      The tokens are sampled from BOS by the model (per --seed), or the\n"
+        "      --windows windows of --text FILE (tokenized by a GGUF's tokenizer).\n"
+        "  passkey (--passkey N): N trials per seed; a five-digit key hidden in filler\n"
+        "      at evenly spread depths, the model asked for it; passkey_acc with its\n"
+        "      Wilson 95%% interval.  Needs a GGUF tokenizer and a --context that holds\n"
+        "      the prompt (about 160 positions for SmolLM2; the error names the\n"
+        "      minimum).  --late-question (with --forced 0) appends the question\n"
+        "      after compression.\n"
+        "\n"
+        "Options that apply here:\n"
+        "  -c, --context=N    positions (default 512, at most the trained context)\n"
+        "  -d, --decode=N     decode steps measured (default context/2)\n"
+        "      --text=FILE    a UTF-8 document to teacher-force (GGUF models)\n"
+        "      --windows=K    K non-overlapping windows of --text (default 1)\n"
+        "      --passkey=N, --late-question, --forced=0|1   as above\n"
+        "      --threads=N    threads the methods run on (default: the CPUs)\n"
+        "      --elem=E       f32 (default), f16 or bf16: the cache's element type\n"
+        "  -b, --budget, -m, --method, -s, --seed, --seeds, --csv, --plot, --backend\n"
+        "                     as in 'kvreviver eval --help'\n"
+        "Not here: --kv-heads, --q-heads, --head-dim (the model's own).\n"
+        "\n"
+        "A model's run takes seconds to hours: 135M parameters at 512 tokens and two\n"
+        "methods is about a minute on one core.  The run warns first when it will be\n"
+        "large, and reports progress on stderr.  Exit status: 0 success, 1 failure\n"
+        "(an unreadable model, a failed cell: marked FAILED in the table), 2 usage\n"
+        "error (also a --context or --text the model cannot take).\n");
+}
+
+/* 1 when argv names a model workload (-w model:..., --workload[=]model:...),
+ * for --help, which may come before it. */
+static int argv_names_model(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        if (!strcmp(a, "--") )
+            break;
+        if (!strcmp(a, "--workload") || !strcmp(a, "-w"))
+            v = i + 1 < argc ? argv[i + 1] : NULL;
+        else if (!strncmp(a, "--workload=", 11))
+            v = a + 11;
+        else if (!strncmp(a, "-w", 2))
+            v = a + 2;
+        if (v && !strncmp(v, "model:", 6))
+            return 1;
+    }
+    return 0;
 }
 
 /* Usage error: the message and one line pointing at --help on stderr,
@@ -245,7 +313,10 @@ static int parse(int argc, char **argv, options *o)
         const char *val = optarg;
         switch (c) {
         case 'h':
-            usage(stdout);
+            if (argv_names_model(argc, argv))
+                model_usage(stdout);
+            else
+                usage(stdout);
             return -1;
         case 'V':
             printf("kvreviver %s\n", kvr_version());
@@ -444,7 +515,7 @@ static int run_model(const options *o, FILE *csv)
     lm_model m;
     int status = lm_model_load(&m, o->model_path);
     if (status != KVR_OK) {
-        msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
+        msg_error("eval: %s", lm_model_error());
         return CLI_FAIL;
     }
     ev_model_opts mo = {o->model_path, o->text, o->context, o->steps, o->windows, o->elem, o->budgets,
@@ -454,6 +525,29 @@ static int run_model(const options *o, FILE *csv)
     int rc = ev_model_run(&m, &mo);
     lm_model_free(&m);
     return rc == 2 ? CLI_USAGE : rc ? CLI_FAIL : CLI_OK;
+}
+
+/* Before a large run (memory above 2 GiB or time above a minute, both
+ * estimated), say so on stderr, with what to change.  The estimate: the
+ * workload's q, k and v in float32 for every position, one full cache,
+ * and per cell the harness's exact attention beside the cache's, about 8
+ * flops per (step, position, query head, dimension) at 1 GFLOP/s. */
+static void warn_if_large(const options *o, int n_runs, long cells)
+{
+    double n = o->trace_dir ? 0.0 : (double)o->context;    /* a trace's size is the trace's */
+    if (n == 0.0)
+        return;
+    double steps = o->steps, D = o->head_dim;
+    double bytes = n * (2.0 * o->kv_heads + o->q_heads) * D * 4.0 + (double)o->kv_heads * 2.0 * n * D * 4.0;
+    double seconds = (double)cells * steps * n * o->q_heads * D * 8.0 / 1e9;
+    (void)n_runs;
+    if (bytes < 2.0 * 1024 * 1024 * 1024 && seconds < 60.0)
+        return;
+    char t[32];
+    msg_duration(t, sizeof t, seconds);
+    fprintf(stderr, "kvreviver: eval: warning: a large run: up to %.1f GiB of memory and roughly %s "
+            "(%ld cell%s at --context %d, %d decode steps); progress follows on stderr\n",
+            bytes / (1024.0 * 1024 * 1024), t, cells, cells == 1 ? "" : "s", o->context, o->steps);
 }
 
 /* Make the workload of one run (seed, or trace layer).  CLI_OK, CLI_USAGE
@@ -582,6 +676,7 @@ int cli_eval(int argc, char **argv)
     long cells_done = 0, cells_total = 0;   /* the progress line's count */
     for (int c = 0; c < n_cells; c++) cells_total += state[c] != 2;
     cells_total *= n_runs;
+    warn_if_large(&o, n_runs, cells_total);
     msg_progress_clock();
     for (int run = 0; run < n_runs && rc == CLI_OK; run++) {
         unsigned long long seed = o.seeds[run / runs_per_seed];

@@ -148,7 +148,7 @@ int cli_keys(int argc, char **argv)
     lm_model m;
     int rc, status = lm_model_load(&m, o.path);
     if (status != KVR_OK) {
-        msg_error("keys: %s (%s)", lm_model_error(), kvr_strerror(status));
+        msg_error("keys: %s", lm_model_error());
         rc = CLI_FAIL;
     } else {
         int r = ev_keys_run(&m, &o);

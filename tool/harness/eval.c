@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "common/message.h"
 #include "eval.h"
 
 /* The backend of the caches ev_run makes (kvreviver eval --backend). */
@@ -118,6 +119,7 @@ int ev_run_config(const ev_workload *w, const kvr_config *cfg, ev_result *res)
     double err_sum = 0.0, mass_sum = 0.0;
     long samples = 0, needles = 0, found = 0;
     for (int t = w->n_prefill; status == KVR_OK && t < w->n; t++) {
+        msg_progress_tick((double)(t - w->n_prefill) / (double)(w->n - w->n_prefill));
         const float *q = w->q + (size_t)t * Hq * D;
         status = kvr_append(c, 0, 1, w->k + (size_t)t * H * D, w->v + (size_t)t * H * D);
         if (status == KVR_OK)

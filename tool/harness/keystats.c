@@ -223,7 +223,7 @@ int ev_keys_run(const lm_model *m, const ev_keys_opts *o)
         int s = ev_model_task_init(&task, m, o->context, o->context - 1, o->seed, KVR_F32, sample_progress);
         msg_progress_done();
         if (s != KVR_OK) {
-            msg_error("keys: sampling the text: %s (%s)", lm_model_error(), kvr_strerror(s));
+            msg_error("keys: sampling the text: %s", lm_model_error());
             return 1;
         }
         tokens = task.tokens;
@@ -233,7 +233,7 @@ int ev_keys_run(const lm_model *m, const ev_keys_opts *o)
     int status = lm_model_prompt(m, o->context, tokens, 0, &pr);
     msg_progress_done();
     if (status != KVR_OK) {
-        msg_error("keys: the prompt pass: %s (%s)", lm_model_error(), kvr_strerror(status));
+        msg_error("keys: the prompt pass: %s", lm_model_error());
         free(doc);
         ev_model_task_free(&task);
         return 1;

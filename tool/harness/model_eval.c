@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "common/message.h"
 #include "interval.h"
 #include "model_eval.h"
@@ -43,6 +44,11 @@ int ev_model_text_tokens(const lm_model *m, const char *path, int **ids, int *n)
     FILE *f = fopen(path, "rb");
     if (!f)
         return lm_model_fail(KVR_EIO, "--text %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return lm_model_fail(KVR_EINVAL, "--text %s is a directory, not a text file", path);
+    }
     size_t cap = 1 << 16, len = 0;
     char *text = malloc(cap + 1);
     for (size_t got; text && (got = fread(text + len, 1, cap - len, f)) > 0;) {
@@ -54,13 +60,13 @@ int ev_model_text_tokens(const lm_model *m, const char *path, int **ids, int *n)
             cap *= 2;
         }
     }
-    int read_err = ferror(f);
+    int read_err = ferror(f) ? errno : 0;
     fclose(f);
     if (!text)
         return lm_model_fail(KVR_ENOMEM, "--text %s: out of memory", path);
     if (read_err) {
         free(text);
-        return lm_model_fail(KVR_EIO, "--text %s: read error", path);
+        return lm_model_fail(KVR_EIO, "--text %s: cannot read: %s", path, strerror(read_err));
     }
     text[len] = '\0';
     long bad = utf8_bad((const unsigned char *)text, len);
@@ -110,6 +116,7 @@ typedef struct {
     const char *method;
     double budget;       /* 1 for full */
     int runs;            /* teacher-forced runs that succeeded */
+    int fails;           /* teacher-forced runs that failed (not skipped) */
     ev_model_result sum; /* sums over the runs */
     int pk_ok, pk_right; /* passkey trials that ran, and answered the key */
 } cell_row;
@@ -215,6 +222,23 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                   base);
         return 2;
     }
+    if (o->passkey > 0) {                         /* the shortest prompt, before anything runs */
+        lm_bpe b;
+        int min = 0, s = lm_bpe_init(&b, m);
+        if (s == KVR_OK) {
+            s = ev_passkey_min_context(&b, &min);
+            lm_bpe_free(&b);
+        }
+        if (s != KVR_OK) {
+            msg_error("eval: passkey: %s", lm_model_error());
+            return 1;
+        }
+        if (o->context < min) {
+            msg_error("eval: --passkey needs --context of at least %d positions with %s's tokenizer (got %d)",
+                      min, base, o->context);
+            return 2;
+        }
+    }
     int *doc = NULL, n_doc = 0, windows = 1;
     if (o->forced && o->text) {
         int s = ev_model_text_tokens(m, o->text, &doc, &n_doc);
@@ -224,9 +248,10 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         }
         windows = o->windows;
         if ((long)windows * o->context + 1 > n_doc) {
-            msg_error("eval: --text %s has %d tokens (%s's tokenizer): %d window%s of %d need %ld; "
+            msg_error("eval: --text %s has %d tokens (%s's tokenizer): %d window%s of %d %s %ld tokens; "
                       "give fewer --windows, a shorter --context or a longer text", o->text, n_doc, base, windows,
-                      windows > 1 ? "s" : "", o->context, (long)windows * o->context + 1);
+                      windows > 1 ? "s" : "", o->context, windows > 1 ? "need" : "needs",
+                      (long)windows * o->context + 1);
             free(doc);
             return 2;
         }
@@ -264,6 +289,24 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
      * share a product, and the results must not depend on --threads (the
      * threads are the harness's own: one cache per thread, in lock step). */
     lm_blas_threads(1);
+    {   /* a large run says so before it starts: every cache at full size in
+         * float32, and 2 flops per weight per token at about 5 GFLOP/s (one
+         * core with OpenBLAS, measured on SmolLM2) */
+        double L = m->n_layers, D = m->dim, F = m->hidden_dim, V = m->vocab_size;
+        double kd = (double)m->n_kv_heads * m->head_dim, qd = (double)m->n_heads * m->head_dim;
+        double params = L * (D * qd + 2.0 * D * kd + qd * D + 3.0 * D * F) + V * D;
+        double caches = (double)(n_rows + 1) * L * kd * 2.0 * o->context * 4.0;
+        double tokens = o->forced ? (double)o->n_seeds * windows * ((double)o->context + (double)n_rows * decode) : 0.0;
+        tokens += (double)o->passkey * o->n_seeds * ((double)o->context + (double)n_rows * EV_PASSKEY_ANSWER);
+        double seconds = tokens * 2.0 * params / 5e9;
+        if (caches >= 2.0 * 1024 * 1024 * 1024 || seconds >= 60.0) {
+            char t[32];
+            msg_duration(t, sizeof t, seconds);
+            fprintf(stderr, "kvreviver: eval: warning: a large run: up to %.1f GiB of caches and roughly %s "
+                    "(%d cells at --context %d); progress follows on stderr\n",
+                    caches / (1024.0 * 1024 * 1024), t, n_rows, o->context);
+        }
+    }
     if (o->forced) {
         int runs = o->n_seeds * windows;
         prog_total = (long)runs * decode;
@@ -288,7 +331,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                                  : ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
                 if (status != KVR_OK) {
                     msg_progress_done();
-                    msg_error("eval: %s (%s)", lm_model_error(), kvr_strerror(status));
+                    msg_error("eval: %s", lm_model_error());
                     failed = 1;
                     break;
                 }
@@ -302,6 +345,14 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     msg_error("eval: full: %s", lm_model_error());
                     failed = 1;
                     break;
+                }
+                const char *inject = getenv("KVR_TEST_FAIL_CELL");   /* tests: "method:run" fails (run from 0) */
+                for (int r = 0; r < n_rows && inject; r++) {
+                    char want[128];
+                    snprintf(want, sizeof want, "%s:%d", rows[r].method, si * windows + w);
+                    if (!strcmp(inject, want) && cst[r] == KVR_OK)
+                        cst[r] = lm_model_fail(KVR_ESTATE, "%s at budget %g: a failure injected by KVR_TEST_FAIL_CELL",
+                                               rows[r].method, rows[r].budget);
                 }
                 for (int r = 0; r < n_rows; r++) {
                     if (cst[r] == KVR_EBUDGET) {   /* as on every workload: skipped, with a warning */
@@ -317,6 +368,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     if (cst[r] != KVR_OK) {
                         msg_progress_done();
                         msg_error("eval: %s", lm_model_error());
+                        rows[r].fails++;
                         failed = 1;
                         continue;
                     }
@@ -342,15 +394,22 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                    "exact_ratio", "top1_agree", "kl", "ppl");
             for (int r = 0; r < n_rows; r++) {
                 cell_row *x = &rows[r];
+                if (x->fails) {   /* a failed cell is marked, never shown as a measurement */
+                    printf("%-7g %-*s %5d %s\n", x->budget, mw, x->method, x->runs, "FAILED (see above)");
+                    continue;
+                }
                 if (!x->runs) {
-                    printf("%-7g %-*s %5d %s\n", x->budget, mw, x->method, 0, "skipped or failed (see above)");
+                    printf("%-7g %-*s %5d %s\n", x->budget, mw, x->method, 0, "skipped (see above)");
                     continue;
                 }
                 double k = x->runs;
-                printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
+                printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %#10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
                        x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
                        exp(x->sum.nll / k));
             }
+            if (failed)
+                printf("(incomplete: the run stopped at the first failure; runs counts those measured of the "
+                       "%d planned)\n", o->n_seeds * windows);
             fflush(stdout);
         }
     }
@@ -399,7 +458,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         ev_csv_row c = {workload, o->context, x->budget, x->method, x->runs ? x->runs : o->n_seeds, m->n_kv_heads, m->n_heads,
                         m->head_dim, o->forced ? decode : EV_PASSKEY_ANSWER, o->elem, NAN, NAN, NAN, NAN, NAN,
                         NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, 0, x->sum.bytes_held};
-        if (x->runs) {
+        if (x->runs && !x->fails) {   /* a failed cell's numbers are not a measurement */
             c.bytes_ratio = x->sum.bytes_ratio / k;
             c.exact_ratio = x->sum.exact_ratio / k;
             c.top1_agree = x->sum.top1_agree / k;

@@ -92,6 +92,9 @@ enum { EV_PASSKEY_ANSWER = 12 };  /* answer tokens decoded (numbers are one toke
  * then the question's ids).   ids: [cap] */
 int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, int n_trials,
                       int *ids, int cap, int *n_out, int *n_doc, char key[6]);
+/* The shortest --context a passkey prompt fits in with tokenizer b (two
+ * filler sentences, the fixed parts with any key, the answer) in *min. */
+int ev_passkey_min_context(const lm_bpe *b, int *min);
 /* Prefill a cache for each of cfgs[0..n-1] from the prompt pr, append the
  * n_late tokens `late` to each (one decode step each: the question asked
  * after compression, --late-question; n_late 0 when the prompt holds it),

@@ -34,6 +34,47 @@ static uint64_t mix(uint64_t z)
     return z ^ (z >> 31);
 }
 
+/* Tokens of the prompt's fixed parts (head, the key sentence for `key`,
+ * tail) in *fixed and of one filler sentence in *one; encoded into a buffer
+ * of their own, so a short context does not fail here. */
+static int fixed_tokens(const lm_bpe *b, const char *key, int *fixed, int *one)
+{
+    char needle[96];
+    snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
+    size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
+    char *text = malloc(fixed_len);
+    int *ids = malloc(sizeof(int) * fixed_len);   /* a token holds at least one byte */
+    if (!text || !ids) {
+        free(text);
+        free(ids);
+        return lm_model_fail(KVR_ENOMEM, "passkey prompt: out of memory");
+    }
+    snprintf(text, fixed_len, "%s%s%s", head, needle, tail);
+    int status = lm_bpe_encode(b, text, ids, (int)fixed_len, fixed);
+    if (status == KVR_OK)
+        status = lm_bpe_encode(b, filler, ids, (int)fixed_len, one);
+    free(text);
+    free(ids);
+    return status;
+}
+
+int ev_passkey_min_context(const lm_bpe *b, int *min)
+{
+    int worst = 0, one = 1;
+    for (int d = 1; d <= 9; d++) {                /* keys 11111 .. 99999, and 10000 */
+        char key[6];
+        snprintf(key, sizeof key, "%05d", d == 1 ? 10000 : 11111 * d);
+        int fixed;
+        int status = fixed_tokens(b, key, &fixed, &one);
+        if (status != KVR_OK)
+            return status;
+        if (fixed > worst)
+            worst = fixed;
+    }
+    *min = EV_PASSKEY_ANSWER + worst + 2 * one + 4;   /* 4: a key that tokenizes longer */
+    return KVR_OK;
+}
+
 int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, int n_trials,
                       int *ids, int cap, int *n_out, int *n_doc, char key[6])
 {
@@ -43,26 +84,20 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     snprintf(key, 6, "%05d", 10000 + (int)(r1 % 90000));
     /* tokens of the fixed parts, to size the filler */
     int fixed, one;
-    char needle[96];
-    snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
-    size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
-    char *text = malloc(fixed_len);
-    if (!text)
-        return lm_model_fail(KVR_ENOMEM, "passkey prompt: out of memory");
-    snprintf(text, fixed_len, "%s%s%s", head, needle, tail);
-    int status = lm_bpe_encode(b, text, ids, cap, &fixed);
-    free(text);
-    if (status == KVR_OK)
-        status = lm_bpe_encode(b, filler, ids, cap, &one);
+    int status = fixed_tokens(b, key, &fixed, &one);
     if (status != KVR_OK)
         return status;
     int reps = (context - EV_PASSKEY_ANSWER - fixed) / one;
     if (reps < 2)
-        return lm_model_fail(KVR_EINVAL, "passkey: context %d leaves no room for filler", context);
+        return lm_model_fail(KVR_EINVAL, "passkey: --context %d is below the %d positions a passkey prompt needs",
+                             context, EV_PASSKEY_ANSWER + fixed + 2 * one);
+    char needle[96];
+    snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
+    size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
     /* the key's depth: after (trial + 0.5) / n_trials of the filler */
     int before = (int)(((double)trial + 0.5) / (double)n_trials * reps);
     size_t len = fixed_len + (size_t)reps * strlen(filler);
-    text = malloc(len);
+    char *text = malloc(len);
     if (!text)
         return lm_model_fail(KVR_ENOMEM, "passkey prompt: out of memory");
     char *p = text;

@@ -28,7 +28,7 @@ void ev_report_method_width(const char *const *methods, int n)
 void ev_report_header(FILE *f)
 {
     fprintf(f, "%-10s %7s %6s %-*s %5s %11s %11s %12s %10s %22s\n", "workload", "context", "budget",
-            method_width, "method", "seeds", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact",
+            method_width, "method", "runs", "bytes_ratio", "exact_ratio", "attn_rel_err", "mass_exact",
             "needle_acc");
 }
 
@@ -50,7 +50,7 @@ void ev_report_row(FILE *f, const ev_row *row)
     } else {
         fprintf(f, "%-10s %7d %6.2f ", row->workload, row->context, row->budget);
     }
-    fprintf(f, "%-*s %5d %11.4f %11.4f %12.4g %10.4f %22s\n", method_width, method, row->seeds,
+    fprintf(f, "%-*s %5d %11.4f %11.4f %#12.4g %10.4f %22s\n", method_width, method, row->seeds,
             row->r.bytes_ratio, row->r.exact_ratio, row->r.attn_rel_err, row->r.mass_exact, needle);
 }
 

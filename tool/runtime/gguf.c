@@ -225,7 +225,7 @@ typedef struct {
 /* Strings of a metadata array of strings, copied NUL-terminated. */
 static char **copy_strings(reader *r, uint64_t n, lm_model *m)
 {
-    char **v = calloc(n ? n : 1, sizeof(char *));
+    char **v = lm_alloc(n, sizeof(char *));
     if (!v) {
         r->status = lm_model_fail(KVR_ENOMEM, "%s: %llu strings: out of memory", r->path, (unsigned long long)n);
         return NULL;
@@ -234,7 +234,7 @@ static char **copy_strings(reader *r, uint64_t n, lm_model *m)
     uint64_t start = r->pos, total = 0;
     for (uint64_t i = 0; i < n && r->status == KVR_OK; i++)
         total += get_str(r, "truncated string array").n + 1;
-    char *block = r->status == KVR_OK ? malloc(total ? total : 1) : NULL;
+    char *block = r->status == KVR_OK ? lm_alloc(total, 1) : NULL;
     if (!block) {
         free(v);
         if (r->status == KVR_OK)
@@ -255,74 +255,51 @@ static char **copy_strings(reader *r, uint64_t n, lm_model *m)
     return v;
 }
 
-/* Read the file whole; KVR_EIO with the path. */
-static int slurp(const char *path, unsigned char **data, uint64_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lm_model_fail(KVR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0)
-        len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return lm_model_fail(KVR_EIO, "%s: cannot tell its size", path);
-    }
-    *data = malloc(len ? (size_t)len : 1);
-    if (!*data) {
-        fclose(f);
-        return lm_model_fail(KVR_ENOMEM, "%s: cannot hold %ld bytes", path, len);
-    }
-    if (fread(*data, 1, (size_t)len, f) != (size_t)len) {
-        free(*data);
-        fclose(f);
-        return lm_model_fail(KVR_EIO, "%s: read error", path);
-    }
-    fclose(f);
-    *size = (uint64_t)len;
-    return KVR_OK;
-}
+/* The model arrays a GGUF fills, in the order of the one float32 block
+ * that holds them all. */
+enum { A_EMBD, A_RMS_ATT, A_WQ, A_WK, A_WV, A_WO, A_RMS_FFN, A_W1, A_W2, A_W3, A_RMS_FINAL, A_WCLS, A_N };
 
-/* Which model array a tensor name fills, and its expected shape (ne0 = the
- * contiguous "in" dimension, ne1 = rows).  Returns the destination and
- * sets the expected dims; NULL if the name is not used. */
-static float *destination(lm_model *m, gstr name, uint64_t *ne0, uint64_t *ne1, int *is_output)
+/* Which model array a tensor name fills and where: returns its A_ index and
+ * sets *at (the offset in floats into that array) and the expected dims
+ * (ne0 = the contiguous "in" dimension, ne1 = rows); -1 if the name is not
+ * used. */
+static int destination(const lm_model *m, gstr name, uint64_t *at, uint64_t *ne0, uint64_t *ne1)
 {
     uint64_t D = (uint64_t)m->dim, F = (uint64_t)m->hidden_dim, V = (uint64_t)m->vocab_size;
     uint64_t qd = (uint64_t)m->n_heads * m->head_dim, kd = (uint64_t)m->n_kv_heads * m->head_dim;
     char buf[96];
-    *is_output = 0;
+    *at = 0;
     if (name.n >= sizeof buf)
-        return NULL;
+        return -1;
     memcpy(buf, name.s, name.n);
     buf[name.n] = 0;
-    if (!strcmp(buf, "token_embd.weight")) { *ne0 = D; *ne1 = V; return m->token_embedding; }
-    if (!strcmp(buf, "output_norm.weight")) { *ne0 = D; *ne1 = 1; return m->rms_final; }
-    if (!strcmp(buf, "output.weight")) { *ne0 = D; *ne1 = V; *is_output = 1; return m->wcls; }
+    if (!strcmp(buf, "token_embd.weight")) { *ne0 = D; *ne1 = V; return A_EMBD; }
+    if (!strcmp(buf, "output_norm.weight")) { *ne0 = D; *ne1 = 1; return A_RMS_FINAL; }
+    if (!strcmp(buf, "output.weight")) { *ne0 = D; *ne1 = V; return A_WCLS; }
     int l, used = 0;
     char part[64];
     if (sscanf(buf, "blk.%d.%63s%n", &l, part, &used) != 2 || (size_t)used != strlen(buf)
         || l < 0 || l >= m->n_layers)
-        return NULL;
+        return -1;
     uint64_t L = (uint64_t)l;
-    if (!strcmp(part, "attn_norm.weight")) { *ne0 = D; *ne1 = 1; return m->rms_att + L * D; }
-    if (!strcmp(part, "ffn_norm.weight")) { *ne0 = D; *ne1 = 1; return m->rms_ffn + L * D; }
-    if (!strcmp(part, "attn_q.weight")) { *ne0 = D; *ne1 = qd; return m->wq + L * qd * D; }
-    if (!strcmp(part, "attn_k.weight")) { *ne0 = D; *ne1 = kd; return m->wk + L * kd * D; }
-    if (!strcmp(part, "attn_v.weight")) { *ne0 = D; *ne1 = kd; return m->wv + L * kd * D; }
-    if (!strcmp(part, "attn_output.weight")) { *ne0 = qd; *ne1 = D; return m->wo + L * D * qd; }
-    if (!strcmp(part, "ffn_gate.weight")) { *ne0 = D; *ne1 = F; return m->w1 + L * F * D; }
-    if (!strcmp(part, "ffn_down.weight")) { *ne0 = F; *ne1 = D; return m->w2 + L * D * F; }
-    if (!strcmp(part, "ffn_up.weight")) { *ne0 = D; *ne1 = F; return m->w3 + L * F * D; }
-    return NULL;
+    if (!strcmp(part, "attn_norm.weight")) { *ne0 = D; *ne1 = 1; *at = L * D; return A_RMS_ATT; }
+    if (!strcmp(part, "ffn_norm.weight")) { *ne0 = D; *ne1 = 1; *at = L * D; return A_RMS_FFN; }
+    if (!strcmp(part, "attn_q.weight")) { *ne0 = D; *ne1 = qd; *at = L * qd * D; return A_WQ; }
+    if (!strcmp(part, "attn_k.weight")) { *ne0 = D; *ne1 = kd; *at = L * kd * D; return A_WK; }
+    if (!strcmp(part, "attn_v.weight")) { *ne0 = D; *ne1 = kd; *at = L * kd * D; return A_WV; }
+    if (!strcmp(part, "attn_output.weight")) { *ne0 = qd; *ne1 = D; *at = L * D * qd; return A_WO; }
+    if (!strcmp(part, "ffn_gate.weight")) { *ne0 = D; *ne1 = F; *at = L * F * D; return A_W1; }
+    if (!strcmp(part, "ffn_down.weight")) { *ne0 = F; *ne1 = D; *at = L * D * F; return A_W2; }
+    if (!strcmp(part, "ffn_up.weight")) { *ne0 = D; *ne1 = F; *at = L * F * D; return A_W3; }
+    return -1;
 }
 
 int lm_model_load_gguf(lm_model *m, const char *path)
 {
     memset(m, 0, sizeof *m);
     unsigned char *data = NULL;
-    uint64_t size = 0;
-    int status = slurp(path, &data, &size);
+    size_t size = 0;
+    int status = lm_read_file(path, &data, &size);
     if (status != KVR_OK)
         return status;
     reader r = {data, size, 0, path, KVR_OK};
@@ -433,7 +410,7 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     }
 
     /* tensor infos */
-    ti = calloc(n_tensors ? n_tensors : 1, sizeof *ti);
+    ti = lm_alloc(n_tensors, sizeof *ti);
     if (!ti) {
         r.status = lm_model_fail(KVR_ENOMEM, "%s: %llu tensors: out of memory", path, (unsigned long long)n_tensors);
         goto fail;
@@ -482,39 +459,23 @@ int lm_model_load_gguf(lm_model *m, const char *path)
             goto fail;
         }
 
-    /* one float32 block for every weight */
+    /* one float32 block for every weight; before it is allocated, the
+     * tensors must fill it exactly, so its size is bounded by the file's
+     * (at most 128 bytes of floats for the 18 bytes of a Q4_0 block) */
     uint64_t D = m->dim, F = m->hidden_dim, L = m->n_layers, V = m->vocab_size;
     uint64_t qd = (uint64_t)m->n_heads * m->head_dim, kd = (uint64_t)m->n_kv_heads * m->head_dim;
     int has_output = 0;
     for (uint64_t i = 0; i < n_tensors; i++)
         has_output |= str_is(ti[i].name, "output.weight");
-    uint64_t sizes[] = {V * D, L * D, L * qd * D, L * kd * D, L * kd * D, L * D * qd, L * D,
-                        L * F * D, L * D * F, L * F * D, D, has_output ? V * D : 0};
-    uint64_t total = 0;
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    const uint64_t sizes[A_N] = {V * D, L * D, L * qd * D, L * kd * D, L * kd * D, L * D * qd, L * D,
+                                 L * F * D, L * D * F, L * F * D, D, has_output ? V * D : 0};
+    uint64_t total = 0, filled = 0;
+    for (size_t i = 0; i < A_N; i++)
         total += sizes[i];
-    weights = calloc(total ? total : 1, sizeof(float));
-    if (!weights) {
-        r.status = lm_model_fail(KVR_ENOMEM, "%s: %llu weights: out of memory", path, (unsigned long long)total);
-        goto fail;
-    }
-    float *w = weights;
-    float **dst[] = {&m->token_embedding, &m->rms_att, &m->wq, &m->wk, &m->wv, &m->wo, &m->rms_ffn,
-                     &m->w1, &m->w2, &m->w3, &m->rms_final, &m->wcls};
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        *dst[i] = w;
-        w += sizes[i];
-    }
-    if (!has_output)
-        m->wcls = m->token_embedding;
-    /* every expected tensor exactly once: count what was filled */
-    uint64_t filled = 0;
-    for (uint64_t i = 0; i < n_tensors; i++) {
+    for (uint64_t i = 0; i < n_tensors; i++) {   /* every expected tensor in its shape, counted */
         tensor_info *t = &ti[i];
-        uint64_t ne0, ne1;
-        int is_output;
-        float *out = destination(m, t->name, &ne0, &ne1, &is_output);
-        if (!out)
+        uint64_t at, ne0, ne1;
+        if (destination(m, t->name, &at, &ne0, &ne1) < 0)
             continue;
         uint64_t ne1_got = t->n_dims >= 2 ? t->dims[1] : 1;
         int extra = t->n_dims > 2 && t->nelem != t->dims[0] * t->dims[1];
@@ -524,6 +485,42 @@ int lm_model_load_gguf(lm_model *m, const char *path)
                                       (unsigned long long)ne1_got, (unsigned long long)ne0, (unsigned long long)ne1);
             goto fail;
         }
+        filled += t->nelem;
+    }
+    if (filled != total) {   /* names are unique, so filled == total means each once */
+        r.status = lm_model_fail(KVR_EFORMAT, "%s: the tensors fill %llu of the %llu weights the shape needs (missing tensors)",
+                                  path, (unsigned long long)filled, (unsigned long long)total);
+        goto fail;
+    }
+    weights = lm_alloc(total, sizeof(float));
+    if (!weights) {
+        r.status = lm_model_fail(KVR_ENOMEM, "%s: %llu weights: out of memory", path, (unsigned long long)total);
+        goto fail;
+    }
+    float *w = weights, *base[A_N];
+    for (size_t i = 0; i < A_N; i++) {
+        base[i] = w;
+        w += sizes[i];
+    }
+    m->token_embedding = base[A_EMBD];
+    m->rms_att = base[A_RMS_ATT];
+    m->wq = base[A_WQ];
+    m->wk = base[A_WK];
+    m->wv = base[A_WV];
+    m->wo = base[A_WO];
+    m->rms_ffn = base[A_RMS_FFN];
+    m->w1 = base[A_W1];
+    m->w2 = base[A_W2];
+    m->w3 = base[A_W3];
+    m->rms_final = base[A_RMS_FINAL];
+    m->wcls = has_output ? base[A_WCLS] : m->token_embedding;
+    for (uint64_t i = 0; i < n_tensors; i++) {
+        tensor_info *t = &ti[i];
+        uint64_t at, ne0, ne1;
+        int a = destination(m, t->name, &at, &ne0, &ne1);
+        if (a < 0)
+            continue;
+        float *out = base[a] + at;
         dequantise(t->type, data + data_start + t->offset, t->nelem, out);
         for (uint64_t j = 0; j < t->nelem; j++)
             if (!isfinite(out[j])) {
@@ -531,12 +528,6 @@ int lm_model_load_gguf(lm_model *m, const char *path)
                                           path, (int)t->name.n, t->name.s, (unsigned long long)j);
                 goto fail;
             }
-        filled += t->nelem;
-    }
-    if (filled != total) {
-        r.status = lm_model_fail(KVR_EFORMAT, "%s: the tensors fill %llu of the %llu weights the shape needs (missing or repeated tensors)",
-                                  path, (unsigned long long)filled, (unsigned long long)total);
-        goto fail;
     }
     m->owned[m->n_owned++] = weights;
     weights = NULL;

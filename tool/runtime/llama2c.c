@@ -20,50 +20,17 @@
 #include <string.h>
 #include "loader.h"
 
-/* Read the whole file into a new buffer; KVR_EIO naming the path. */
-static int read_file(const char *path, unsigned char **data, size_t *size)
-{
-    *data = NULL;
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return lm_model_fail(KVR_EIO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return lm_model_fail(KVR_EIO, "%s: cannot seek", path);
-    }
-    long len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fclose(f);
-        return lm_model_fail(KVR_EIO, "%s: cannot tell its size", path);
-    }
-    unsigned char *buf = malloc(len > 0 ? (size_t)len : 1);
-    if (!buf) {
-        fclose(f);
-        return lm_model_fail(KVR_ENOMEM, "%s: cannot hold %ld bytes", path, len);
-    }
-    if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        free(buf);
-        fclose(f);
-        return lm_model_fail(KVR_EIO, "%s: read error", path);
-    }
-    fclose(f);
-    *data = buf;
-    *size = (size_t)len;
-    return KVR_OK;
-}
-
 int lm_model_load_llama2c(lm_model *m, const char *path)
 {
     memset(m, 0, sizeof *m);
     unsigned char *data;
     size_t size;
-    int status = read_file(path, &data, &size);
+    int status = lm_read_file(path, &data, &size);
     if (status != KVR_OK)
         return status;
     if (size < 7 * sizeof(int32_t)) {
         free(data);
-        return lm_model_fail(KVR_EFORMAT, "%s: %zu bytes is shorter than the 28-byte llama2.c header", path, size);
+        return lm_model_fail(KVR_EFORMAT, "%s: not a llama2.c or GGUF file (%zu bytes, shorter than the 28-byte llama2.c header)", path, size);
     }
     int32_t h[7];
     memcpy(h, data, sizeof h);
@@ -84,13 +51,18 @@ int lm_model_load_llama2c(lm_model *m, const char *path)
     if (m->n_heads > 0 && m->dim > 0 && m->dim % m->n_heads != 0) {
         free(data);
         memset(m, 0, sizeof *m);
-        return lm_model_fail(KVR_EFORMAT, "%s: dim = %d is not a multiple of n_heads = %d", path, h[0], h[3]);
+        return lm_model_fail(KVR_EFORMAT, "%s: not a llama2.c or GGUF file (read as a llama2.c header, dim = %d is not a multiple of n_heads = %d)",
+                              path, h[0], h[3]);
     }
     status = lm_model_check(m, path);
-    if (status != KVR_OK) {
+    if (status != KVR_OK) {   /* no GGUF magic and no llama2.c header: say what the file is not */
+        char why[400];
+        const char *e = lm_model_error();
+        size_t skip = strlen(path);
+        snprintf(why, sizeof why, "%s", strncmp(e, path, skip) == 0 && e[skip] == ':' ? e + skip + 2 : e);
         free(data);
         memset(m, 0, sizeof *m);
-        return status;
+        return lm_model_fail(status, "%s: not a llama2.c or GGUF file (read as a llama2.c header, %s)", path, why);
     }
     /* sizes in floats, 64-bit: the check above bounds every factor */
     uint64_t D = (uint64_t)m->dim, F = (uint64_t)m->hidden_dim, L = (uint64_t)m->n_layers;

@@ -5,11 +5,14 @@
  * model.c calls the loaders.  Nothing here calls either, so the runtime's
  * calls go one way: model.c -> loaders -> loader.c. */
 #include <config.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "loader.h"
 
 void lm_model_free(lm_model *m)
@@ -46,6 +49,65 @@ int lm_model_check(const lm_model *m, const char *path)
         return lm_model_fail(KVR_EFORMAT, "%s: RoPE base %g is not above 1", path, (double)m->rope_base);
     if (m->bos < 0 || m->bos >= m->vocab_size)
         return lm_model_fail(KVR_EFORMAT, "%s: BOS token %d is not in the vocabulary of %d", path, m->bos, m->vocab_size);
+    return KVR_OK;
+}
+
+/* ---- reading and allocating ------------------------------------------- */
+
+static _Thread_local size_t largest;   /* the largest lm_alloc request on this thread */
+
+void *lm_alloc(size_t count, size_t size)
+{
+    size_t bytes = size && count > SIZE_MAX / size ? SIZE_MAX : count * size;
+    if (bytes > largest)
+        largest = bytes;
+    return calloc(count ? count : 1, size ? size : 1);
+}
+
+size_t lm_alloc_largest(void)
+{
+    return largest;
+}
+
+void lm_alloc_largest_reset(void)
+{
+    largest = 0;
+}
+
+int lm_read_file(const char *path, unsigned char **data, size_t *size)
+{
+    *data = NULL;
+    *size = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return lm_model_fail(KVR_EIO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        int dir = S_ISDIR(st.st_mode);
+        fclose(f);
+        return dir ? lm_model_fail(KVR_EIO, "%s is a directory, not a model file (a llama2.c checkpoint or a GGUF file)", path)
+                   : lm_model_fail(KVR_EIO, "%s: not a regular file (a model is read from a file whose length is known)", path);
+    }
+    if ((uintmax_t)st.st_size > SIZE_MAX - 1) {
+        fclose(f);
+        return lm_model_fail(KVR_ENOMEM, "%s: %jd bytes do not fit in memory", path, (intmax_t)st.st_size);
+    }
+    size_t len = (size_t)st.st_size;
+    unsigned char *buf = lm_alloc(len, 1);
+    if (!buf) {
+        fclose(f);
+        return lm_model_fail(KVR_ENOMEM, "%s: cannot hold %zu bytes", path, len);
+    }
+    size_t got = fread(buf, 1, len, f);
+    int err = ferror(f) ? errno : 0, more = got == len && fgetc(f) != EOF;
+    fclose(f);
+    if (got != len || more) {
+        free(buf);
+        return err ? lm_model_fail(KVR_EIO, "cannot read '%s': %s", path, strerror(err))
+                   : lm_model_fail(KVR_EIO, "%s: its length changed while it was read", path);
+    }
+    *data = buf;
+    *size = len;
     return KVR_OK;
 }
 

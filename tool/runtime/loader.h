@@ -57,6 +57,21 @@ void lm_model_free(lm_model *m);
 /* Check the shape fields for consistency; KVR_EFORMAT naming what is wrong. */
 int lm_model_check(const lm_model *m, const char *path);
 
+/* Read the whole file at path into a new buffer of *size bytes (freed with
+ * free()).  A directory, a device or a pipe is refused (KVR_EIO, "is a
+ * directory" / "not a regular file"): a model is read from a file whose
+ * length is known, so the buffer is never larger than the file.  KVR_EIO
+ * "cannot open 'path': <reason>" when it cannot be opened. */
+int lm_read_file(const char *path, unsigned char **data, size_t *size);
+
+/* Every allocation of the loaders goes through lm_alloc (calloc's
+ * arguments; free() releases it), which records the largest request on
+ * this thread since lm_alloc_largest_reset(): the fuzz target checks that a
+ * loader never asks for more than a small multiple of the file's length. */
+void *lm_alloc(size_t count, size_t size);
+size_t lm_alloc_largest(void);
+void lm_alloc_largest_reset(void);
+
 /* Errors of the model code: the status and a message (the path, the field
  * or the layer) that lm_model_error() returns until the next failure. */
 int lm_model_fail(int status, const char *fmt, ...)
