@@ -283,8 +283,8 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
     /* step 2: sinks */
     size_t used = (size_t)p.sinks * kv;
     if (used + kv > budget)
-        return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes (ratio %g of %zu) cannot hold %d sinks and a window of one token (%zu bytes)",
-                        budget, ratio, full, p.sinks, used + kv);
+        return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes (ratio %g of %zu) cannot hold %d sink%s and a window of one token (%zu bytes)",
+                        budget, ratio, full, p.sinks, p.sinks == 1 ? "" : "s", used + kv);
     /* spec §19.11: a complete tier plans its own steps 3-5 */
     if (p.tier_bits > 0 && p.importance != KVR_IMP_NONE && p.tier_share < 0.0)
         return plan_complete_tier(&p, context, head_dim, budget, used, kv, cfg);
@@ -297,8 +297,8 @@ int kvr_plan(double ratio, long context, int head_dim, kvr_config *cfg)
         if (share < fixed + bucket)               /* at least one bucket per row */
             share = fixed + bucket;
         if (used + share + kv > budget)
-            return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes cannot hold %d sinks, the sketch's minimum (%zu bytes: running sums and one bucket per row of depth %d) and a window of one token",
-                            budget, p.sinks, fixed + bucket, p.depth);
+            return kvr_fail(KVR_EBUDGET, "kvr_plan: budget of %zu bytes cannot hold %d sink%s, the sketch's minimum (%zu bytes: running sums and one bucket per row of depth %d) and a window of one token",
+                            budget, p.sinks, p.sinks == 1 ? "" : "s", fixed + bucket, p.depth);
         size_t w = (share - fixed) / bucket;
         if (w > INT32_MAX) w = INT32_MAX;
         p.width = (int)w;

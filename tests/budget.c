@@ -158,6 +158,12 @@ START_TEST(test_plan_refuses)
     TU_EQ(kvr_plan(0.05, 100, 64, &cfg), KVR_EBUDGET);
     TU_OK(memcmp(&cfg, &before, sizeof cfg) == 0);
     ck_assert_ptr_nonnull(strstr(kvr_last_error(), "minimum"));
+    /* one sink is said in the singular (issue 29): 1 sink and a window of
+     * one token need 1 KiB; 0.5% of 100 tokens is 256 bytes */
+    kvr_config_default(&cfg);
+    cfg.sinks = 1;
+    TU_EQ(kvr_plan(0.005, 100, 64, &cfg), KVR_EBUDGET);
+    ck_assert_ptr_nonnull(strstr(kvr_last_error(), "cannot hold 1 sink and a window"));
     kvr_config_default(&cfg);
     before = cfg;
     TU_EQ(kvr_plan(0.0, 100, 64, &cfg), KVR_EINVAL);
