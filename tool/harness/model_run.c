@@ -374,6 +374,10 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
         ev_model_result *r = &res[i];
         r->bytes_held = held;
         r->bytes_ratio = (double)held / (double)full;
+        size_t wheld = 0;
+        lm_model_window_bytes(&c->s, &wheld, NULL);   /* the local windows, the same in every cache */
+        r->bytes_whole = held + wheld;
+        r->whole_ratio = (double)(held + wheld) / (double)(full + wheld);
         r->exact_ratio = (double)exact / ((double)n_global * m->n_kv_heads * t->n);
         r->top1_agree = (double)c->agree / (double)steps;
         r->kl = c->kl / (double)steps;
