@@ -26,6 +26,14 @@
       sqrt KL(q8 || ours) <= sqrt KL(q8 || f32) + sqrt KL(f32 || ours);
       asserted on the means over positions, with 10% for the second-order
       terms.  Top-1 agreement, mean KL and both perplexities are printed.
+Gemma 3 (general.architecture gemma3, doc/model.md §9): the ids of the
+logits check start with BOS (the model is trained with it, its file says
+add_bos_token), and there are 768 of them so that 256 positions lie past
+the 512-token window of the local layers.  In (a) llama.cpp's GeLU is a
+table indexed by the input rounded to float16 (GGML_GELU_FP16), its output
+float16 too: a relative error up to u_h = 2^-11 on each of the n inputs of
+the down projection, in each of L layers; the same random-walk model adds
+u_h sqrt(L) to the relative error, so tol = 4 sqrt(7 n L u^2 + L u_h^2) max|z|.
 Exit 0 when every assertion holds, 1 otherwise, 77 when a package is missing.
 """
 import math
@@ -42,6 +50,7 @@ except ImportError as e:
 
 N_IDS, N_PROMPT = 512, 256
 U = 2.0 ** -24
+U_H = 2.0 ** -11   # float16: llama.cpp's GeLU table (Gemma)
 
 
 def log_softmax(z):
@@ -50,7 +59,7 @@ def log_softmax(z):
 
 
 def llama(path, **kw):
-    return Llama(model_path=path, n_ctx=N_IDS, n_batch=N_IDS, n_ubatch=N_IDS, logits_all=True,
+    return Llama(model_path=path, n_ctx=N_IDS, n_batch=N_IDS, n_ubatch=N_IDS, logits_all=True, swa_full=True,
                  n_threads=min(4, os.cpu_count() or 1), verbose=False, **kw)
 
 
@@ -113,8 +122,21 @@ def to_f32(src, dst):
 
 
 def main():
+    global N_IDS
     lm_dump, model, work, texts = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
     fails = 0
+    try:
+        import gguf
+        meta = gguf.GGUFReader(model)
+        f = meta.fields["general.architecture"]
+        arch = bytes(f.parts[f.data[0]]).decode()
+        f = meta.fields.get("tokenizer.ggml.bos_token_id")
+        bos = int(f.parts[-1][0]) if f is not None else 1
+        del meta
+    except ImportError:
+        arch, bos = "llama", 1
+    if arch == "gemma3":
+        N_IDS = 768
     name = os.path.basename(model)
     vocab = llama(model)
     # ---- 1. tokens
@@ -136,7 +158,7 @@ def main():
                      vocab.detokenize(theirs[max(0, i - 3):i + 4])))
             fails += 1
     del vocab
-    ids = first_ids[:N_IDS]
+    ids = ([bos] + first_ids)[:N_IDS] if arch == "gemma3" else first_ids[:N_IDS]
     if len(ids) < N_IDS:
         print("FAIL logits: the first text has %d ids, the check needs %d" % (len(ids), N_IDS))
         return 1
@@ -153,9 +175,11 @@ def main():
     os.unlink(f32)
     V = lc32.shape[1]
     ours = ours.reshape(-1, V)
-    n_ff = int(r.fields["llama.feed_forward_length"].parts[-1][0]) if "llama.feed_forward_length" in r.fields else V
-    n_layer = int(r.fields["llama.block_count"].parts[-1][0])
-    tol = 4 * U * math.sqrt(7 * n_ff * n_layer) * np.abs(lc32).max()
+    key = arch + ".feed_forward_length"
+    n_ff = int(r.fields[key].parts[-1][0]) if key in r.fields else V
+    n_layer = int(r.fields[arch + ".block_count"].parts[-1][0])
+    gelu = U_H ** 2 * n_layer if arch == "gemma3" else 0.0
+    tol = 4 * math.sqrt(U ** 2 * 7 * n_ff * n_layer + gelu) * np.abs(lc32).max()
     dz = np.abs(lc32 - ours).max()
     kl32 = kl_rows(lc32, ours)
     top2 = np.sort(lc32, -1)[:, -2:]

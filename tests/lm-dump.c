@@ -77,7 +77,7 @@ static int logits(const lm_model *m, const char *ids_path, const char *out_path,
     FILE *o = fopen(out_path, "wb");
     if (!lg || !o || kvr_method_config("full", 1.0, n, m->head_dim, KVR_F32, &cfg) != KVR_OK
         || lm_model_cache(m, &cfg, &c) != KVR_OK || lm_model_state_init(&s, m) != KVR_OK
-        || lm_model_prompt(m, P, ids, 256, &pr) != KVR_OK || lm_prompt_prefill(m, &pr, c) != KVR_OK) {
+        || lm_model_prompt(m, P, ids, 256, &pr) != KVR_OK || lm_prompt_prefill(m, &pr, &s, c) != KVR_OK) {
         fprintf(stderr, "lm-dump: %s / %s\n", lm_model_error(), kvr_last_error());
         goto done;
     }

@@ -252,7 +252,7 @@ static void check_forward(const char *path, int n_pos)
     /* the prefill path: logits after the whole sequence */
     kvr_cache *c2;
     ck_assert_int_eq(lm_model_cache(&m, &cfg, &c2), KVR_OK);
-    ck_assert_int_eq(lm_model_prefill(&m, c2, n_pos, tokens, logits), KVR_OK);
+    ck_assert_int_eq(lm_model_prefill(&m, &s, c2, n_pos, tokens, logits), KVR_OK);
     ck_assert_int_eq(kvr_length(c2, m.n_layers - 1), n_pos);
     const double *r = ref + (size_t)(n_pos - 1) * m.vocab_size;
     double scale = 0.0;

@@ -22,4 +22,7 @@ tests_lm_dump_LDADD = $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
 TESTS += tests/llamacpp.sh
 dist_check_SCRIPTS += tests/llamacpp.sh
 EXTRA_DIST += tests/llamacpp-check.py tests/llamacpp-sample.txt
-EXTRA_DIST += scripts/install-llamacpp.sh scripts/fetch-smollm2.sh
+# Gemma 3 270M (doc/model.md §9): loads, tokenizes and decodes; skips without the file
+TESTS += tests/gemma.sh
+dist_check_SCRIPTS += tests/gemma.sh
+EXTRA_DIST += scripts/install-llamacpp.sh scripts/fetch-smollm2.sh scripts/fetch-gemma3.sh

@@ -379,6 +379,8 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                     x->kl += y->kl;
                     x->nll += y->nll;   /* equal steps per run: the mean is the pooled one */
                     x->bytes_held = y->bytes_held;
+                    x->bytes_whole = y->bytes_whole;
+                    x->whole_ratio += y->whole_ratio;
                     x->seconds += y->seconds;
                     rows[r].runs++;
                     if (strcmp(rows[r].method, "full") && y->bytes_ratio > rows[r].budget) {
@@ -406,6 +408,18 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 printf("%-7g %-*s %5d %11.4f %11.4f %10.4f %#10.4g %9.4f\n", x->budget, mw, x->method, x->runs,
                        x->sum.bytes_ratio / k, x->sum.exact_ratio / k, x->sum.top1_agree / k, x->sum.kl / k,
                        exp(x->sum.nll / k));
+            }
+            if (m->window > 0) {   /* Gemma: the budget is over the global layers; the whole cache too */
+                printf("\n%d global layers hold the compressed cache (bytes_ratio above); the %d local layers keep "
+                       "their %d-position windows exact in every method:\n",
+                       lm_global_layers(m), m->n_layers - lm_global_layers(m), m->window);
+                printf("%-7s %-*s %14s %11s\n", "budget", mw, "method", "whole_bytes", "whole_ratio");
+                for (int r = 0; r < n_rows; r++) {
+                    cell_row *x = &rows[r];
+                    if (x->runs)
+                        printf("%-7g %-*s %14zu %11.4f\n", x->budget, mw, x->method, x->sum.bytes_whole,
+                               x->sum.whole_ratio / x->runs);
+                }
             }
             if (failed)
                 printf("(incomplete: the run stopped at the first failure; runs counts those measured of the "

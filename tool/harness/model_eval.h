@@ -31,7 +31,10 @@ typedef struct {
     double kl;           /* mean over decode steps of KL(full || method), nats */
     double nll;          /* -mean log p_method(next token), nats */
     double ppl;          /* exp(nll) */
-    size_t bytes_held;
+    size_t bytes_held;   /* the cache's: the global layers of a model with local ones (Gemma) */
+    size_t bytes_whole;  /* bytes_held plus the local layers' windows (= bytes_held without) */
+    double whole_ratio;  /* bytes_whole over the model's whole full cache: the full global layers
+                          * and the local windows */
     double seconds;      /* wall time of the lock step that ran it */
 } ev_model_result;
 

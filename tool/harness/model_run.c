@@ -296,7 +296,7 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
             if (!c->logits) s = lm_model_fail(KVR_ENOMEM, "out of memory");
         }
         if (s == KVR_OK)
-            s = lm_prompt_prefill(m, &t->prompt, c->c);
+            s = lm_prompt_prefill(m, &t->prompt, &c->s, c->c);
         if (i < 0 && s != KVR_OK) {
             status = s;
             kvr_cache_free(c->c);
@@ -363,7 +363,8 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
         size_t held, full;
         kvr_bytes(c->c, &held, &full);
         long exact = 0;
-        for (int l = 0; l < m->n_layers; l++)
+        int n_global = lm_global_layers(m);   /* the cache holds the global layers */
+        for (int l = 0; l < n_global; l++)
             for (int h = 0; h < m->n_kv_heads; h++)
                 for (long p = 0; p < t->n; p++) {
                     kvr_part part;
@@ -373,7 +374,11 @@ int ev_model_eval_cells(const ev_model_task *t, kvr_elem elem, int n_cells, cons
         ev_model_result *r = &res[i];
         r->bytes_held = held;
         r->bytes_ratio = (double)held / (double)full;
-        r->exact_ratio = (double)exact / ((double)m->n_layers * m->n_kv_heads * t->n);
+        size_t wheld = 0;
+        lm_model_window_bytes(&c->s, &wheld, NULL);   /* the local windows, the same in every cache */
+        r->bytes_whole = held + wheld;
+        r->whole_ratio = (double)(held + wheld) / (double)(full + wheld);
+        r->exact_ratio = (double)exact / ((double)n_global * m->n_kv_heads * t->n);
         r->top1_agree = (double)c->agree / (double)steps;
         r->kl = c->kl / (double)steps;
         r->nll = c->nll / (double)steps;

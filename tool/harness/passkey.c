@@ -167,7 +167,7 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
         if (!lg[i]) status[i] = lm_model_fail(KVR_ENOMEM, "passkey: out of memory");
         else status[i] = lm_model_state_init(&s[i], m);
         if (status[i] == KVR_OK)
-            status[i] = lm_prompt_prefill(m, pr, c[i]);
+            status[i] = lm_prompt_prefill(m, pr, &s[i], c[i]);
         if (status[i] == KVR_OK)
             memcpy(lg[i], pr->logits, sizeof(float) * (size_t)V);
         run[i] = status[i] == KVR_OK;

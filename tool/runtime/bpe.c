@@ -54,7 +54,7 @@ static uint64_t fnv(const char *s, size_t n)
     return h;
 }
 
-static int table_init(lm_bpe_table *t, char **keys, int n)
+int lm_bpe_table_init(lm_bpe_table *t, char **keys, int n)
 {
     size_t cap = 1;
     while (cap < 2 * (size_t)n + 2) cap <<= 1;
@@ -75,7 +75,7 @@ static int table_init(lm_bpe_table *t, char **keys, int n)
     return KVR_OK;
 }
 
-static int table_find(const lm_bpe_table *t, const char *s, size_t n)
+int lm_bpe_table_find(const lm_bpe_table *t, const char *s, size_t n)
 {
     size_t j = fnv(s, n) & (t->cap - 1);
     while (t->slot[j] >= 0) {
@@ -90,6 +90,11 @@ static int table_find(const lm_bpe_table *t, const char *s, size_t n)
 int lm_bpe_init(lm_bpe *b, const lm_model *m)
 {
     memset(b, 0, sizeof *b);
+    if (m->tokens && !strcmp(m->tok_model, "llama") && m->tok_scores)
+        return lm_spm_init(b, m);
+    if (m->tok_model[0] && strcmp(m->tok_model, "gpt2") && strcmp(m->tok_model, "llama"))
+        return lm_model_fail(KVR_EFORMAT, "tokenizer.ggml.model = \"%s\" is not supported (supported: gpt2, llama)",
+                             m->tok_model);
     if (!m->tokens || !m->merges)
         return lm_model_fail(KVR_EINVAL, "the model has no BPE tokenizer (tokens and merges)");
     b->m = m;
@@ -105,8 +110,8 @@ int lm_bpe_init(lm_bpe *b, const lm_model *m)
         return lm_model_fail(KVR_EFORMAT,
                              "tokenizer.ggml.pre = \"%s\" is not supported (supported: gpt2, smollm)",
                              m->tok_pre[0] ? m->tok_pre : "(missing)");
-    if (table_init(&b->tok, m->tokens, m->vocab_size) != KVR_OK
-        || table_init(&b->merge, m->merges, m->n_merges) != KVR_OK) {
+    if (lm_bpe_table_init(&b->tok, m->tokens, m->vocab_size) != KVR_OK
+        || lm_bpe_table_init(&b->merge, m->merges, m->n_merges) != KVR_OK) {
         lm_bpe_free(b);
         return lm_model_fail(KVR_ENOMEM, "tokenizer tables: out of memory");
     }
@@ -117,6 +122,7 @@ void lm_bpe_free(lm_bpe *b)
 {
     free(b->tok.slot);
     free(b->merge.slot);
+    free(b->special);
     memset(b, 0, sizeof *b);
 }
 
@@ -246,7 +252,7 @@ static int encode_piece(const lm_bpe *b, const unsigned char *s, size_t n, int *
             memcpy(key, str + off[i], len[i]);
             key[len[i]] = ' ';
             memcpy(key + len[i] + 1, str + off[i + 1], len[i + 1]);
-            int r = table_find(&b->merge, key, (size_t)len[i] + 1 + len[i + 1]);
+            int r = lm_bpe_table_find(&b->merge, key, (size_t)len[i] + 1 + len[i + 1]);
             if (r >= 0 && (best < 0 || r < best_rank)) { best = i; best_rank = r; }
         }
         if (best < 0)
@@ -257,11 +263,11 @@ static int encode_piece(const lm_bpe *b, const unsigned char *s, size_t n, int *
     }
     count = 0;
     for (int i = 0; i < ns; i++) {
-        int id = table_find(&b->tok, str + off[i], (size_t)len[i]);
+        int id = lm_bpe_table_find(&b->tok, str + off[i], (size_t)len[i]);
         if (id < 0) {   /* not in the vocabulary: one token per byte */
             for (int j = 0; j < len[i]; ) {
                 int l = ((unsigned char)str[off[i] + j] >= 0xC0) ? 2 : 1;
-                int bid = table_find(&b->tok, str + off[i] + j, (size_t)l);
+                int bid = lm_bpe_table_find(&b->tok, str + off[i] + j, (size_t)l);
                 if (bid < 0 || count >= cap) { count = -1; goto done; }
                 ids[count++] = bid;
                 j += l;
@@ -339,7 +345,7 @@ static int encode(const lm_bpe *b, const char *text, int *ids, size_t *ends, int
         if (s[i] == '<' && i + 1 < n && s[i + 1] == '|') {
             const char *end = strstr(text + i + 2, "|>");
             if (end) {
-                int id = table_find(&b->tok, text + i, (size_t)(end + 2 - (text + i)));
+                int id = lm_bpe_table_find(&b->tok, text + i, (size_t)(end + 2 - (text + i)));
                 if (id >= 0) {
                     if (count >= cap)
                         return lm_model_fail(KVR_EINVAL, "text needs more than %d tokens", cap);
@@ -365,16 +371,22 @@ static int encode(const lm_bpe *b, const char *text, int *ids, size_t *ends, int
 
 int lm_bpe_encode(const lm_bpe *b, const char *text, int *ids, int cap, int *n_out)
 {
+    if (b->spm)
+        return lm_spm_encode(b, text, ids, NULL, cap, n_out);
     return encode(b, text, ids, NULL, cap, n_out);
 }
 
 int lm_bpe_split(const lm_bpe *b, const char *text, size_t *ends, int cap, int *n_out)
 {
+    if (b->spm)
+        return lm_spm_encode(b, text, NULL, ends, cap, n_out);
     return encode(b, text, NULL, ends, cap, n_out);
 }
 
 size_t lm_bpe_decode(const lm_bpe *b, const int *ids, int n, char *out, size_t cap)
 {
+    if (b->spm)
+        return lm_spm_decode(b, ids, n, out, cap);
     size_t k = 0;
     for (int i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= b->m->vocab_size)

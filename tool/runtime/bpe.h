@@ -1,5 +1,6 @@
-/* bpe.h: the byte-level BPE tokenizer of GGUF models that carry tokens and
- * merges (doc/model.md §2.3). */
+/* bpe.h: the tokenizers of GGUF models (doc/model.md §2.3): byte-level BPE
+ * for files with tokens and merges (bpe.c), SentencePiece for files whose
+ * tokenizer.ggml.model is "llama", with scores (spm.c, Gemma). */
 #ifndef KVR_BPE_H
 #define KVR_BPE_H
 
@@ -21,10 +22,24 @@ typedef struct {
     int pre;             /* LM_PRE_* */
     lm_bpe_table tok;    /* token string -> id */
     lm_bpe_table merge;  /* "left right" -> rank */
+    int spm;             /* 1: SentencePiece (spm.c), the fields below */
+    int *special;        /* [n_special] control and user-defined ids, longest first */
+    int n_special;
+    int byte_id[256];    /* the <0xXX> token of each byte, -1 if none */
 } lm_bpe;
 
-/* KVR_EINVAL when the model has no tokens and merges, KVR_EFORMAT when its
- * pre-tokenizer is not one of LM_PRE_*. */
+/* The string table (bpe.c), shared with spm.c. */
+int lm_bpe_table_init(lm_bpe_table *t, char **keys, int n);
+int lm_bpe_table_find(const lm_bpe_table *t, const char *s, size_t n);
+/* SentencePiece (spm.c): lm_bpe_init, _encode, _split and _decode call
+ * these when the model's tokenizer is one. */
+int lm_spm_init(lm_bpe *b, const lm_model *m);
+int lm_spm_encode(const lm_bpe *b, const char *text, int *ids, size_t *ends, int cap, int *n_out);
+size_t lm_spm_decode(const lm_bpe *b, const int *ids, int n, char *out, size_t cap);
+
+/* KVR_EINVAL when the model has no tokenizer (tokens and merges, or tokens
+ * and scores), KVR_EFORMAT when its pre-tokenizer is not one of LM_PRE_* or
+ * its tokenizer.ggml.model is neither "gpt2" nor "llama". */
 int lm_bpe_init(lm_bpe *b, const lm_model *m);
 void lm_bpe_free(lm_bpe *b);
 /* Encode text into at most cap ids (KVR_EINVAL when it needs more).

@@ -1,9 +1,11 @@
-/* gguf.c: reading a llama-architecture GGUF file (doc/model.md §2.2).
+/* gguf.c: reading a GGUF file of the llama or the gemma3 architecture
+ * (doc/model.md §2.2, §9).
  *
  * The subset read: GGUF version 2 or 3, little-endian; metadata values of
  * every type (scalars, strings, arrays, arrays of arrays) are parsed and
  * bounds-checked, the ones the model needs are used; tensors of type F32,
- * F16, Q4_0, Q4_1 and Q8_0 are dequantised to float32 at load.  The file is
+ * F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and the K-quants Q4_K, Q5_K, Q6_K are
+ * dequantised to float32 at load (the block layouts: dequant.c).  The file is
  * untrusted: every length, count, dimension and offset is checked against
  * the bytes that remain, in 64-bit arithmetic, before it is used; failures
  * are KVR_EFORMAT with the path and what was wrong. */
@@ -15,14 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "loader.h"
+#include "dequant.h"
 
 /* metadata value types */
 enum {
     G_U8 = 0, G_I8 = 1, G_U16 = 2, G_I16 = 3, G_U32 = 4, G_I32 = 5, G_F32 = 6,
     G_BOOL = 7, G_STRING = 8, G_ARRAY = 9, G_U64 = 10, G_I64 = 11, G_F64 = 12
 };
-/* tensor types */
-enum { T_F32 = 0, T_F16 = 1, T_Q4_0 = 2, T_Q4_1 = 3, T_Q8_0 = 8 };
 
 typedef struct {
     const unsigned char *data;
@@ -129,91 +130,6 @@ static double get_number(reader *r, uint32_t type)
     }
 }
 
-/* IEEE half to float. */
-static float half(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, e = (h >> 10) & 31, m = h & 1023, bits;
-    if (e == 0) {
-        if (m == 0) {
-            bits = sign;
-        } else {   /* subnormal: m * 2^-24 */
-            float f = ldexpf((float)m, -24);
-            return sign ? -f : f;
-        }
-    } else if (e == 31) {
-        bits = sign | 0x7F800000u | (m << 13);
-    } else {
-        bits = sign | ((e + 112) << 23) | (m << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static uint16_t le16(const unsigned char *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-/* Block size (elements) and bytes per block of a tensor type; 0 if the
- * type is not supported. */
-static int type_block(uint32_t type, uint64_t *elems, uint64_t *bytes)
-{
-    switch (type) {
-    case T_F32: *elems = 1; *bytes = 4; return 1;
-    case T_F16: *elems = 1; *bytes = 2; return 1;
-    case T_Q4_0: *elems = 32; *bytes = 18; return 1;   /* f16 d, 16 bytes of nibbles */
-    case T_Q4_1: *elems = 32; *bytes = 20; return 1;   /* f16 d, f16 m, 16 bytes of nibbles */
-    case T_Q8_0: *elems = 32; *bytes = 34; return 1;   /* f16 d, 32 int8 */
-    default: return 0;
-    }
-}
-
-/* Dequantise n elements (a multiple of the block size) of type `type`.
- *   src: the tensor's bytes, out: [n] */
-static void dequantise(uint32_t type, const unsigned char *src, uint64_t n, float *out)
-{
-    switch (type) {
-    case T_F32:
-        memcpy(out, src, n * 4);
-        break;
-    case T_F16:
-        for (uint64_t i = 0; i < n; i++)
-            out[i] = half(le16(src + 2 * i));
-        break;
-    case T_Q4_0:   /* x = (nibble - 8) * d; low nibbles are elements 0..15, high 16..31 */
-        for (uint64_t b = 0; b < n / 32; b++) {
-            const unsigned char *p = src + b * 18;
-            float d = half(le16(p));
-            for (int j = 0; j < 16; j++) {
-                out[b * 32 + j] = (float)((p[2 + j] & 15) - 8) * d;
-                out[b * 32 + j + 16] = (float)((p[2 + j] >> 4) - 8) * d;
-            }
-        }
-        break;
-    case T_Q4_1:   /* x = nibble * d + m */
-        for (uint64_t b = 0; b < n / 32; b++) {
-            const unsigned char *p = src + b * 20;
-            float d = half(le16(p)), m = half(le16(p + 2));
-            for (int j = 0; j < 16; j++) {
-                out[b * 32 + j] = (float)(p[4 + j] & 15) * d + m;
-                out[b * 32 + j + 16] = (float)(p[4 + j] >> 4) * d + m;
-            }
-        }
-        break;
-    case T_Q8_0:   /* x = q * d */
-        for (uint64_t b = 0; b < n / 32; b++) {
-            const unsigned char *p = src + b * 34;
-            float d = half(le16(p));
-            for (int j = 0; j < 32; j++)
-                out[b * 32 + j] = (float)(int8_t)p[2 + j] * d;
-        }
-        break;
-    default:
-        break;
-    }
-}
-
 typedef struct {
     gstr name;
     uint32_t n_dims;
@@ -257,7 +173,8 @@ static char **copy_strings(reader *r, uint64_t n, lm_model *m)
 
 /* The model arrays a GGUF fills, in the order of the one float32 block
  * that holds them all. */
-enum { A_EMBD, A_RMS_ATT, A_WQ, A_WK, A_WV, A_WO, A_RMS_FFN, A_W1, A_W2, A_W3, A_RMS_FINAL, A_WCLS, A_N };
+enum { A_EMBD, A_RMS_ATT, A_WQ, A_WK, A_WV, A_WO, A_RMS_FFN, A_W1, A_W2, A_W3, A_RMS_FINAL, A_WCLS,
+       A_QNORM, A_KNORM, A_RMS_ATT_POST, A_RMS_FFN_POST, A_N };   /* the last four: Gemma 3's */
 
 /* Which model array a tensor name fills and where: returns its A_ index and
  * sets *at (the offset in floats into that array) and the expected dims
@@ -291,6 +208,13 @@ static int destination(const lm_model *m, gstr name, uint64_t *at, uint64_t *ne0
     if (!strcmp(part, "ffn_gate.weight")) { *ne0 = D; *ne1 = F; *at = L * F * D; return A_W1; }
     if (!strcmp(part, "ffn_down.weight")) { *ne0 = F; *ne1 = D; *at = L * D * F; return A_W2; }
     if (!strcmp(part, "ffn_up.weight")) { *ne0 = D; *ne1 = F; *at = L * F * D; return A_W3; }
+    if (m->arch != LM_ARCH_GEMMA3)
+        return -1;
+    uint64_t hd = (uint64_t)m->head_dim;
+    if (!strcmp(part, "attn_q_norm.weight")) { *ne0 = hd; *ne1 = 1; *at = L * hd; return A_QNORM; }
+    if (!strcmp(part, "attn_k_norm.weight")) { *ne0 = hd; *ne1 = 1; *at = L * hd; return A_KNORM; }
+    if (!strcmp(part, "post_attention_norm.weight")) { *ne0 = D; *ne1 = 1; *at = L * D; return A_RMS_ATT_POST; }
+    if (!strcmp(part, "post_ffw_norm.weight")) { *ne0 = D; *ne1 = 1; *at = L * D; return A_RMS_FFN_POST; }
     return -1;
 }
 
@@ -316,30 +240,59 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     if (r.status == KVR_OK && (n_tensors > size / 24 || n_kv > size / 13))
         bad(&r, "tensor or metadata count larger than the file can hold");
 
-    /* metadata */
-    gstr arch = {NULL, 0}, pre = {NULL, 0};
-    double num[16];
-    int have[16] = {0};
-    static const char *const keys[16] = {
-        "llama.embedding_length", "llama.feed_forward_length", "llama.block_count",
-        "llama.attention.head_count", "llama.attention.head_count_kv", "llama.vocab_size",
-        "llama.context_length", "llama.attention.layer_norm_rms_epsilon", "llama.rope.freq_base",
-        "llama.rope.dimension_count", "general.alignment", "tokenizer.ggml.bos_token_id",
-        "tokenizer.ggml.eos_token_id", "llama.attention.key_length", NULL, NULL,
+    /* metadata: the architecture's keys are "<arch>.<name>"; a key of either
+     * family is matched by its name, and its prefix must be the file's
+     * general.architecture (checked below) */
+    gstr arch = {NULL, 0}, pre = {NULL, 0}, tmodel = {NULL, 0};
+    enum { NK = 24 };
+    double num[NK];
+    int have[NK] = {0};
+    static const char *const keys[NK] = {
+        /* 0-6: required */
+        ".embedding_length", ".feed_forward_length", ".block_count",
+        ".attention.head_count", ".attention.head_count_kv", ".vocab_size",
+        ".context_length", ".attention.layer_norm_rms_epsilon", ".rope.freq_base",
+        ".rope.dimension_count", "general.alignment", "tokenizer.ggml.bos_token_id",
+        "tokenizer.ggml.eos_token_id", ".attention.key_length", ".attention.value_length",
+        ".attention.sliding_window", ".attention.sliding_window_pattern", ".rope.freq_base_swa",
+        ".final_logit_softcapping", "tokenizer.ggml.add_bos_token", NULL, NULL, NULL, NULL,
     };
+    static const char *const archs[] = {"llama", "gemma3"};
+    int key_arch = -1;      /* the family whose prefix the architecture keys carried */
     uint64_t tokens_at = 0, n_tokens = 0, merges_at = 0, n_merges = 0;
+    uint64_t scores_at = 0, n_scores = 0, types_at = 0, n_types = 0;
+    uint32_t types_et = 0;
     for (uint64_t i = 0; i < n_kv && r.status == KVR_OK; i++) {
         gstr key = get_str(&r, "truncated metadata key");
         uint32_t type = (uint32_t)get_u(&r, 4, "truncated metadata type");
         if (r.status != KVR_OK)
             break;
-        int which = -1;
-        for (int k = 0; keys[k]; k++)
-            if (str_is(key, keys[k])) which = k;
+        int which = -1, which_arch = -1;
+        for (int k = 0; keys[k]; k++) {
+            if (keys[k][0] != '.') {
+                if (str_is(key, keys[k])) which = k;
+                continue;
+            }
+            size_t kl = strlen(keys[k]);
+            for (int a2 = 0; a2 < 2; a2++) {
+                size_t al = strlen(archs[a2]);
+                if (key.n == al + kl && !memcmp(key.s, archs[a2], al) && !memcmp(key.s + al, keys[k], kl)) {
+                    which = k;
+                    which_arch = a2;
+                }
+            }
+        }
         if (which >= 0) {
-            if (!scalar_size(type) || type == G_BOOL) {
+            if (!scalar_size(type) || (type == G_BOOL && which != 19)) {
                 bad(&r, "a numeric metadata key holds a non-number");
                 break;
+            }
+            if (which_arch >= 0) {
+                if (key_arch >= 0 && key_arch != which_arch) {
+                    bad(&r, "metadata keys of two architectures");
+                    break;
+                }
+                key_arch = which_arch;
             }
             num[which] = get_number(&r, type);
             have[which] = 1;
@@ -347,6 +300,8 @@ int lm_model_load_gguf(lm_model *m, const char *path)
             arch = get_str(&r, "truncated architecture");
         } else if (str_is(key, "tokenizer.ggml.pre") && type == G_STRING) {
             pre = get_str(&r, "truncated tokenizer.ggml.pre");
+        } else if (str_is(key, "tokenizer.ggml.model") && type == G_STRING) {
+            tmodel = get_str(&r, "truncated tokenizer.ggml.model");
         } else if ((str_is(key, "tokenizer.ggml.tokens") || str_is(key, "tokenizer.ggml.merges"))
                    && type == G_ARRAY) {
             uint64_t at = r.pos;
@@ -357,23 +312,42 @@ int lm_model_load_gguf(lm_model *m, const char *path)
             else { merges_at = at + 12; n_merges = n; }
             for (uint64_t j = 0; j < n && r.status == KVR_OK; j++)
                 get_str(&r, "truncated tokenizer string");
+        } else if ((str_is(key, "tokenizer.ggml.scores") || str_is(key, "tokenizer.ggml.token_type"))
+                   && type == G_ARRAY) {
+            int is_scores = str_is(key, "tokenizer.ggml.scores");
+            uint32_t et = (uint32_t)get_u(&r, 4, "truncated array");
+            uint64_t n = get_u(&r, 8, "truncated array");
+            if (r.status == KVR_OK && (is_scores ? et != G_F32 : (et != G_I32 && et != G_U32))) {
+                bad(&r, is_scores ? "tokenizer.ggml.scores is not of float32" : "tokenizer.ggml.token_type is not of int32");
+                break;
+            }
+            if (r.status == KVR_OK && n > (r.size - r.pos) / 4) { bad(&r, "array longer than the file"); break; }
+            if (is_scores) { scores_at = r.pos; n_scores = n; }
+            else { types_at = r.pos; n_types = n; types_et = et; }
+            take(&r, n * 4, "truncated array");
         } else {
             skip_value(&r, type, 0);
         }
     }
-    if (r.status == KVR_OK && !str_is(arch, "llama"))
-        bad(&r, "general.architecture is not \"llama\"");
+    int family = str_is(arch, "llama") ? LM_ARCH_LLAMA : str_is(arch, "gemma3") ? LM_ARCH_GEMMA3 : -1;
+    if (r.status == KVR_OK && family < 0)
+        bad(&r, "general.architecture is not \"llama\" or \"gemma3\"");
+    if (r.status == KVR_OK && key_arch >= 0 && key_arch != family)
+        r.status = lm_model_fail(KVR_EFORMAT, "%s: the metadata keys are %s's, the architecture is %.*s", path,
+                                  archs[key_arch], (int)arch.n, arch.s);
     for (int k = 0; k < 7 && r.status == KVR_OK; k++)
         if (k != 5 && !have[k])
-            r.status = lm_model_fail(KVR_EFORMAT, "%s: metadata key %s is missing", path, keys[k]);
+            r.status = lm_model_fail(KVR_EFORMAT, "%s: metadata key %s%s is missing", path,
+                                      family >= 0 ? archs[family] : "", keys[k]);
     if (r.status != KVR_OK)
         goto fail;
     /* integers in range before conversion; lm_model_check bounds them */
     for (int k = 0; k < 7; k++)
         if (have[k] && !(num[k] >= 0.0 && num[k] <= 1e9 && num[k] == floor(num[k]))) {
-            r.status = lm_model_fail(KVR_EFORMAT, "%s: %s = %g is not a count", path, keys[k], num[k]);
+            r.status = lm_model_fail(KVR_EFORMAT, "%s: %s%s = %g is not a count", path, archs[family], keys[k], num[k]);
             goto fail;
         }
+    m->arch = family;
     m->dim = (int)num[0];
     m->hidden_dim = (int)num[1];
     m->n_layers = (int)num[2];
@@ -388,11 +362,37 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     m->rope_dims = have[9] && num[9] >= 0 && num[9] <= 4096 ? (int)num[9] : m->head_dim;
     m->bos = have[11] && num[11] >= 0 && num[11] < 1e9 ? (int)num[11] : 1;
     m->eos = have[12] && num[12] >= 0 && num[12] < 1e9 ? (int)num[12] : -1;
+    m->add_bos = have[19] && num[19] != 0.0;
+    m->embed_scale = 1.0f;
+    m->attn_scale = m->head_dim > 0 ? 1.0f / sqrtf((float)m->head_dim) : 0.0f;
+    if (have[14] && num[14] != (double)m->head_dim) {
+        r.status = lm_model_fail(KVR_EFORMAT, "%s: value_length %g differs from key_length %d", path, num[14], m->head_dim);
+        goto fail;
+    }
+    if (family == LM_ARCH_GEMMA3) {
+        /* Gemma 3 (doc/model.md §9): local layers with a sliding window, every
+         * sixth layer global unless the file says otherwise, local RoPE base
+         * 10000, GeLU-gated feed-forward, sqrt(dim) embedding scale, NeoX RoPE */
+        m->window = have[15] && num[15] >= 0 && num[15] <= (double)(1 << 24) ? (int)num[15] : 0;
+        m->swa_pattern = have[16] && num[16] >= 0 && num[16] <= 1024 ? (int)num[16] : 6;
+        m->rope_base_local = have[17] ? (float)num[17] : 10000.0f;
+        m->softcap = have[18] ? (float)num[18] : 0.0f;
+        m->rope_neox = 1;
+        m->gelu = 1;
+        m->embed_scale = sqrtf((float)m->dim);
+        if (m->window == 0) m->swa_pattern = 0;
+    }
     if (pre.s && pre.n < sizeof m->tok_pre) {   /* a longer name is no name we know */
         memcpy(m->tok_pre, pre.s, pre.n);
         m->tok_pre[pre.n] = '\0';
     } else if (pre.s) {
         snprintf(m->tok_pre, sizeof m->tok_pre, "%.*s...", (int)sizeof m->tok_pre - 4, pre.s);
+    }
+    if (tmodel.s && tmodel.n < sizeof m->tok_model) {
+        memcpy(m->tok_model, tmodel.s, tmodel.n);
+        m->tok_model[tmodel.n] = '\0';
+    } else if (tmodel.s) {
+        snprintf(m->tok_model, sizeof m->tok_model, "?");
     }
     if ((status = lm_model_check(m, path)) != KVR_OK) {
         r.status = status;
@@ -401,6 +401,11 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     if (n_tokens && n_tokens != (uint64_t)m->vocab_size) {
         r.status = lm_model_fail(KVR_EFORMAT, "%s: %llu tokenizer tokens for vocab_size %d", path,
                                   (unsigned long long)n_tokens, m->vocab_size);
+        goto fail;
+    }
+    if ((n_scores && n_scores != n_tokens) || (n_types && n_types != n_tokens)) {
+        r.status = lm_model_fail(KVR_EFORMAT, "%s: %llu scores and %llu token types for %llu tokens", path,
+                                  (unsigned long long)n_scores, (unsigned long long)n_types, (unsigned long long)n_tokens);
         goto fail;
     }
     uint64_t align = have[10] ? (uint64_t)num[10] : 32;
@@ -431,8 +436,8 @@ int lm_model_load_gguf(lm_model *m, const char *path)
         uint64_t be, bb;
         if (r.status != KVR_OK)
             break;
-        if (!type_block(t->type, &be, &bb)) {
-            r.status = lm_model_fail(KVR_EFORMAT, "%s: tensor %.*s has type %u, not one of F32, F16, Q4_0, Q4_1, Q8_0",
+        if (!lm_type_block(t->type, &be, &bb)) {
+            r.status = lm_model_fail(KVR_EFORMAT, "%s: tensor %.*s has type %u, not one of " LM_TYPE_NAMES,
                                       path, (int)(t->name.n < 80 ? t->name.n : 80), t->name.s, t->type);
             break;
         }
@@ -467,8 +472,10 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     int has_output = 0;
     for (uint64_t i = 0; i < n_tensors; i++)
         has_output |= str_is(ti[i].name, "output.weight");
+    uint64_t hd = (uint64_t)m->head_dim, G = m->arch == LM_ARCH_GEMMA3;
     const uint64_t sizes[A_N] = {V * D, L * D, L * qd * D, L * kd * D, L * kd * D, L * D * qd, L * D,
-                                 L * F * D, L * D * F, L * F * D, D, has_output ? V * D : 0};
+                                 L * F * D, L * D * F, L * F * D, D, has_output ? V * D : 0,
+                                 G * L * hd, G * L * hd, G * L * D, G * L * D};
     uint64_t total = 0, filled = 0;
     for (size_t i = 0; i < A_N; i++)
         total += sizes[i];
@@ -514,6 +521,10 @@ int lm_model_load_gguf(lm_model *m, const char *path)
     m->w3 = base[A_W3];
     m->rms_final = base[A_RMS_FINAL];
     m->wcls = has_output ? base[A_WCLS] : m->token_embedding;
+    m->q_norm = G ? base[A_QNORM] : NULL;           /* Gemma 3 only */
+    m->k_norm = G ? base[A_KNORM] : NULL;
+    m->rms_att_post = G ? base[A_RMS_ATT_POST] : NULL;
+    m->rms_ffn_post = G ? base[A_RMS_FFN_POST] : NULL;
     for (uint64_t i = 0; i < n_tensors; i++) {
         tensor_info *t = &ti[i];
         uint64_t at, ne0, ne1;
@@ -521,7 +532,7 @@ int lm_model_load_gguf(lm_model *m, const char *path)
         if (a < 0)
             continue;
         float *out = base[a] + at;
-        dequantise(t->type, data + data_start + t->offset, t->nelem, out);
+        lm_dequantise(t->type, data + data_start + t->offset, t->nelem, out);
         for (uint64_t j = 0; j < t->nelem; j++)
             if (!isfinite(out[j])) {
                 r.status = lm_model_fail(KVR_EFORMAT, "%s: tensor %.*s element %llu is not finite",
@@ -543,6 +554,26 @@ int lm_model_load_gguf(lm_model *m, const char *path)
         }
         if (r.status != KVR_OK)
             goto fail;
+        /* SentencePiece scores and token types, when present */
+        float *sc = n_scores ? malloc(sizeof(float) * n_scores) : NULL;
+        int *ty = n_types ? malloc(sizeof(int) * n_types) : NULL;
+        if ((n_scores && !sc) || (n_types && !ty)) {
+            free(sc); free(ty);
+            r.status = lm_model_fail(KVR_ENOMEM, "%s: token scores: out of memory", path);
+            goto fail;
+        }
+        for (uint64_t j = 0; j < n_scores; j++) {
+            uint32_t bits = (uint32_t)data[scores_at + 4 * j] | (uint32_t)data[scores_at + 4 * j + 1] << 8
+                          | (uint32_t)data[scores_at + 4 * j + 2] << 16 | (uint32_t)data[scores_at + 4 * j + 3] << 24;
+            memcpy(sc + j, &bits, 4);
+        }
+        for (uint64_t j = 0; j < n_types; j++) {
+            uint32_t v = (uint32_t)data[types_at + 4 * j] | (uint32_t)data[types_at + 4 * j + 1] << 8
+                       | (uint32_t)data[types_at + 4 * j + 2] << 16 | (uint32_t)data[types_at + 4 * j + 3] << 24;
+            ty[j] = types_et == G_I32 ? (int)(int32_t)v : (int)(v > 1000 ? 1000 : v);
+        }
+        if (sc) m->owned[m->n_owned++] = m->tok_scores = sc;
+        if (ty) m->owned[m->n_owned++] = m->tok_type = ty;
     }
     free(ti);
     free(data);

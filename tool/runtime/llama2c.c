@@ -48,6 +48,9 @@ int lm_model_load_llama2c(lm_model *m, const char *path)
     m->rope_dims = m->head_dim;
     m->bos = 1;
     m->eos = -1;
+    m->arch = LM_ARCH_LLAMA;
+    m->embed_scale = 1.0f;
+    m->attn_scale = m->head_dim > 0 ? 1.0f / sqrtf((float)m->head_dim) : 0.0f;
     if (m->n_heads > 0 && m->dim > 0 && m->dim % m->n_heads != 0) {
         free(data);
         memset(m, 0, sizeof *m);

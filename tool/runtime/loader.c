@@ -47,6 +47,15 @@ int lm_model_check(const lm_model *m, const char *path)
         return lm_model_fail(KVR_EFORMAT, "%s: RMSNorm epsilon %g is not in (0, 1)", path, (double)m->rms_eps);
     if (!(m->rope_base > 1.0f) || !isfinite(m->rope_base))
         return lm_model_fail(KVR_EFORMAT, "%s: RoPE base %g is not above 1", path, (double)m->rope_base);
+    if (m->window < 0 || (m->window > 0 && m->swa_pattern < 2) || m->swa_pattern < 0)
+        return lm_model_fail(KVR_EFORMAT, "%s: sliding window %d with pattern %d: need window >= 0 and a pattern >= 2",
+                              path, m->window, m->swa_pattern);
+    if (m->window > 0 && !(m->rope_base_local > 1.0f && isfinite(m->rope_base_local)))
+        return lm_model_fail(KVR_EFORMAT, "%s: local RoPE base %g is not above 1", path, (double)m->rope_base_local);
+    if (!(m->embed_scale > 0.0f && isfinite(m->embed_scale)) || !(m->attn_scale > 0.0f && isfinite(m->attn_scale))
+        || !(m->softcap >= 0.0f && isfinite(m->softcap)))
+        return lm_model_fail(KVR_EFORMAT, "%s: embedding scale %g, attention scale %g or soft-cap %g out of range",
+                              path, (double)m->embed_scale, (double)m->attn_scale, (double)m->softcap);
     if (m->bos < 0 || m->bos >= m->vocab_size)
         return lm_model_fail(KVR_EFORMAT, "%s: BOS token %d is not in the vocabulary of %d", path, m->bos, m->vocab_size);
     return KVR_OK;
@@ -109,6 +118,29 @@ int lm_read_file(const char *path, unsigned char **data, size_t *size)
     *data = buf;
     *size = len;
     return KVR_OK;
+}
+
+int lm_layer_local(const lm_model *m, int l)
+{
+    return m->window > 0 && m->swa_pattern > 0 && l % m->swa_pattern != m->swa_pattern - 1;
+}
+
+int lm_global_layers(const lm_model *m)
+{
+    int n = 0;
+    for (int l = 0; l < m->n_layers; l++)
+        n += !lm_layer_local(m, l);
+    return n;
+}
+
+int lm_global_index(const lm_model *m, int l)
+{
+    if (lm_layer_local(m, l))
+        return -1;
+    int g = 0;
+    for (int i = 0; i < l; i++)
+        g += !lm_layer_local(m, i);
+    return g;
 }
 
 /* ---- model errors ------------------------------------------------------ */

@@ -1,7 +1,13 @@
-/* model.c: the llama-architecture forward pass (doc/model.md §1).
+/* model.c: the forward pass of the llama and Gemma 3 families (doc/model.md
+ * §1, §9).
  *
  * One token at a time (lm_model_step), one token for each of several caches
  * in lock step (lm_model_step_many), or a whole prompt (lm_model_prefill).
+ * Gemma 3's differences from llama are fields of the model (loader.h): its
+ * norms of q, k and of each block's output, GeLU gating, the embedding
+ * scale, NeoX RoPE with a base per layer kind, and local layers that attend
+ * to a sliding window; those keep their window in the state's own cache
+ * (lm_model_state.local), the kvr_cache holds the global layers only.
  * Everything is float32.  The matrix products go through GSL's CBLAS
  * interface when configure linked an optimized BLAS behind it
  * (KVR_HAVE_BLAS: OpenBLAS), otherwise through the plain loops below, whose
@@ -76,6 +82,7 @@ int lm_model_state_init(lm_model_state *s, const lm_model *m)
     s->v = malloc(sizeof(float) * kd);
     s->hb = malloc(sizeof(float) * m->hidden_dim);
     s->hb2 = malloc(sizeof(float) * m->hidden_dim);
+    s->local = NULL;
     if (!s->x || !s->xb || !s->xo || !s->q || !s->att || !s->k || !s->v || !s->hb || !s->hb2) {
         lm_model_state_free(s);
         return lm_model_fail(KVR_ENOMEM, "model state: out of memory");
@@ -87,6 +94,7 @@ void lm_model_state_free(lm_model_state *s)
 {
     free(s->x); free(s->xb); free(s->xo); free(s->q); free(s->att);
     free(s->k); free(s->v); free(s->hb); free(s->hb2);
+    kvr_cache_free(s->local);
     memset(s, 0, sizeof *s);
 }
 
@@ -94,8 +102,47 @@ kvr_backend lm_cache_backend = KVR_BACKEND_REF;
 
 int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out)
 {
-    return kvr_cache_create(out, m->n_layers, m->n_kv_heads, m->n_heads, m->head_dim,
+    return kvr_cache_create(out, lm_global_layers(m), m->n_kv_heads, m->n_heads, m->head_dim,
                             cfg, lm_cache_backend);
+}
+
+/* The local layers' cache of a state, made anew (empty) for a sequence
+ * whose global cache is `cache`: every local layer keeps the last
+ * m->window positions exact, in the element type of the global cache, and
+ * drops the rest (StreamingLLM's partition with no sinks: exactly the
+ * model's sliding window).  Nothing to do for a model with no local layer. */
+static int local_reset(const lm_model *m, lm_model_state *s, const kvr_cache *cache)
+{
+    kvr_cache_free(s->local);
+    s->local = NULL;
+    int n_local = m->n_layers - lm_global_layers(m);
+    if (n_local == 0)
+        return KVR_OK;
+    const kvr_config *gc = kvr_cache_config(cache);
+    kvr_config cfg;
+    kvr_config_default(&cfg);
+    cfg.elem = gc ? gc->elem : KVR_F32;
+    cfg.sinks = 0;
+    cfg.window = m->window;
+    cfg.candidates = 0;
+    cfg.depth = 0;
+    cfg.width = 0;
+    cfg.importance = KVR_IMP_NONE;
+    int status = kvr_cache_create(&s->local, n_local, m->n_kv_heads, m->n_heads, m->head_dim,
+                                  &cfg, lm_cache_backend);
+    if (status != KVR_OK)
+        return lm_model_fail(status, "the local layers' window cache: %s", kvr_last_error());
+    return KVR_OK;
+}
+
+int lm_model_window_bytes(const lm_model_state *s, size_t *held, size_t *full)
+{
+    size_t h = 0, f = 0;
+    if (s->local && kvr_bytes(s->local, &h, &f) != KVR_OK)
+        return lm_model_fail(KVR_EINVAL, "window bytes: %s", kvr_last_error());
+    if (held) *held = h;
+    if (full) *full = f;
+    return KVR_OK;
 }
 
 /* ---- building blocks ---------------------------------------------------- */
@@ -109,6 +156,33 @@ static void rmsnorm(float *out, const float *x, const float *w, int n, float eps
     float scale = 1.0f / sqrtf(ss / (float)n + eps);
     for (int i = 0; i < n; i++)
         out[i] = x[i] * scale * w[i];
+}
+
+/* Each of n_heads heads of x, RMSNorm'd in place with the same weights.
+ *   x: [n_heads][head_dim], w: [head_dim] */
+static void head_norm(float *x, const float *w, int n_heads, int head_dim, float eps)
+{
+    for (int h = 0; h < n_heads; h++)
+        rmsnorm(x + (size_t)h * head_dim, x + (size_t)h * head_dim, w, head_dim, eps);
+}
+
+/* The gate of the feed-forward, in place: SwiGLU g * sigmoid(g) * u for
+ * llama, GeLU (tanh form) 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))) * u
+ * for Gemma.   g, u: [n] */
+static void ffn_gate(const lm_model *m, float *g, const float *u, size_t n)
+{
+    if (m->gelu) {
+        const float c = 0.7978845608028654f;   /* sqrt(2/pi) */
+        for (size_t i = 0; i < n; i++) {
+            float x = g[i];
+            g[i] = 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x))) * u[i];
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = x / (1.0f + expf(-x)) * u[i];
+    }
 }
 
 #ifndef KVR_HAVE_BLAS
@@ -165,22 +239,60 @@ static void matmul(float *Y, size_t ys, const float *W, const float *X, size_t x
 #endif
 }
 
-/* Rotate adjacent pairs (2i, 2i+1), i < rope_dims/2, of each head by the
- * angle pos * base^(-2i/rope_dims); angle, cos and sin in float64, rounded
- * to float32 once.   x: [n_heads][head_dim] */
-static void rope(float *x, int n_heads, int head_dim, int rope_dims, float base, long pos)
+/* Rotate pair i < rope_dims/2 of each head by the angle
+ * pos * base^(-2i/rope_dims); the pair is (2i, 2i+1) (llama's GGUF
+ * layout), or (i, i + rope_dims/2) with neox (GPT-NeoX's, Gemma's).  Angle,
+ * cos and sin in float64, rounded to float32 once.   x: [n_heads][head_dim] */
+static void rope(float *x, int n_heads, int head_dim, int rope_dims, float base, long pos, int neox)
 {
     for (int i = 0; i < rope_dims / 2; i++) {
         double freq = pow((double)base, -2.0 * i / (double)rope_dims);
         double angle = (double)pos * freq;
         float c = (float)cos(angle), s = (float)sin(angle);
+        int i0 = neox ? i : 2 * i, i1 = neox ? i + rope_dims / 2 : 2 * i + 1;
         for (int h = 0; h < n_heads; h++) {
-            float *p = x + (size_t)h * head_dim + 2 * i;
-            float a = p[0], b = p[1];
-            p[0] = a * c - b * s;
-            p[1] = a * s + b * c;
+            float *p = x + (size_t)h * head_dim;
+            float a = p[i0], b = p[i1];
+            p[i0] = a * c - b * s;
+            p[i1] = a * s + b * c;
         }
     }
+}
+
+/* After the projections: Gemma's norms of each query and key head, RoPE
+ * with the layer's base, and the attention scale folded into q (kvr_attend
+ * scales by 1/sqrt(head_dim); nothing is multiplied when the model's scale
+ * is that one).   q: [n_heads][head_dim], k: [n_kv_heads][head_dim] */
+static void qk_finish(const lm_model *m, int l, float *q, float *k, long pos)
+{
+    int hd = m->head_dim;
+    if (m->q_norm) {
+        head_norm(q, m->q_norm + (size_t)l * hd, m->n_heads, hd, m->rms_eps);
+        head_norm(k, m->k_norm + (size_t)l * hd, m->n_kv_heads, hd, m->rms_eps);
+    }
+    float base = lm_layer_local(m, l) ? m->rope_base_local : m->rope_base;
+    rope(q, m->n_heads, hd, m->rope_dims, base, pos, m->rope_neox);
+    rope(k, m->n_kv_heads, hd, m->rope_dims, base, pos, m->rope_neox);
+    float f = m->attn_scale * sqrtf((float)hd);
+    if (f != 1.0f)
+        for (int i = 0; i < m->n_heads * hd; i++)
+            q[i] *= f;
+}
+
+/* The cache and layer index that hold layer l: the global cache's layer,
+ * or the state's window cache for a local layer. */
+static kvr_cache *layer_cache(const lm_model *m, lm_model_state *s, kvr_cache *cache, int l, int *li)
+{
+    int g = lm_global_index(m, l);
+    if (g >= 0) {
+        *li = g;
+        return cache;
+    }
+    int n = 0;
+    for (int i = 0; i < l; i++)
+        n += lm_layer_local(m, i);
+    *li = n;
+    return s->local;
 }
 
 /* Attention input of layer l for the residual x at position pos: writes
@@ -192,8 +304,7 @@ static void layer_qkv(const lm_model *m, lm_model_state *s, int l, const float *
     matvec(s->q, m->wq + (size_t)l * qd * D, s->xb, qd, D);
     matvec(s->k, m->wk + (size_t)l * kd * D, s->xb, kd, D);
     matvec(s->v, m->wv + (size_t)l * kd * D, s->xb, kd, D);
-    rope(s->q, m->n_heads, m->head_dim, m->rope_dims, m->rope_base, pos);
-    rope(s->k, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, pos);
+    qk_finish(m, l, s->q, s->k, pos);
 }
 
 /* The rest of layer l after attention: x += Wo att; x += W2 (silu(W1 xn) *
@@ -202,18 +313,37 @@ static void layer_finish(const lm_model *m, lm_model_state *s, int l, float *x, 
 {
     int D = m->dim, H = m->hidden_dim, qd = m->n_heads * m->head_dim;
     matvec(s->xo, m->wo + (size_t)l * D * qd, att, D, qd);
+    if (m->rms_att_post)
+        rmsnorm(s->xo, s->xo, m->rms_att_post + (size_t)l * D, D, m->rms_eps);
     for (int i = 0; i < D; i++)
         x[i] += s->xo[i];
     rmsnorm(s->xb, x, m->rms_ffn + (size_t)l * D, D, m->rms_eps);
     matvec(s->hb, m->w1 + (size_t)l * H * D, s->xb, H, D);
     matvec(s->hb2, m->w3 + (size_t)l * H * D, s->xb, H, D);
-    for (int i = 0; i < H; i++) {
-        float g = s->hb[i];
-        s->hb[i] = g / (1.0f + expf(-g)) * s->hb2[i];
-    }
+    ffn_gate(m, s->hb, s->hb2, (size_t)H);
     matvec(s->xo, m->w2 + (size_t)l * D * H, s->hb, D, H);
+    if (m->rms_ffn_post)
+        rmsnorm(s->xo, s->xo, m->rms_ffn_post + (size_t)l * D, D, m->rms_eps);
     for (int i = 0; i < D; i++)
         x[i] += s->xo[i];
+}
+
+/* Gemma's final soft-capping, in place (none when m->softcap is 0).
+ *   logits: [vocab_size] */
+static void softcap(const lm_model *m, float *logits)
+{
+    if (m->softcap > 0.0f)
+        for (int i = 0; i < m->vocab_size; i++)
+            logits[i] = m->softcap * tanhf(logits[i] / m->softcap);
+}
+
+/* The token's embedding, scaled (Gemma).   x: [dim] */
+static void embed(const lm_model *m, float *x, int token)
+{
+    memcpy(x, m->token_embedding + (size_t)token * m->dim, sizeof(float) * m->dim);
+    if (m->embed_scale != 1.0f)
+        for (int i = 0; i < m->dim; i++)
+            x[i] *= m->embed_scale;
 }
 
 /* The classifier's rows go in blocks of CLS_BLOCK: lm_model_step_many runs
@@ -234,6 +364,22 @@ static void classify(const lm_model *m, lm_model_state *s, const float *x, float
     rmsnorm(s->xb, x, m->rms_final, m->dim, m->rms_eps);
     for (int r0 = 0; r0 < m->vocab_size; r0 += CLS_BLOCK)
         classify_rows(m, s->xb, logits, r0, r0 + CLS_BLOCK < m->vocab_size ? r0 + CLS_BLOCK : m->vocab_size);
+    softcap(m, logits);
+}
+
+/* Before a step at position pos: a fresh window cache at the start of a
+ * sequence, else one that has seen exactly the positions the cache has. */
+static int local_ready(const lm_model *m, lm_model_state *s, kvr_cache *cache, long pos)
+{
+    if (m->window == 0)
+        return KVR_OK;
+    if (pos == 0)
+        return local_reset(m, s, cache);
+    if (!s->local || kvr_length(s->local, 0) != pos)
+        return lm_model_fail(KVR_ESTATE, "the state's window cache holds %ld positions, the cache %ld "
+                             "(a state follows one sequence: prefill it with lm_prompt_prefill)",
+                             s->local ? kvr_length(s->local, 0) : 0L, pos);
+    return KVR_OK;
 }
 
 static int check_token(const lm_model *m, int token)
@@ -250,12 +396,16 @@ int lm_model_step(const lm_model *m, lm_model_state *s, kvr_cache *cache,
     if (status != KVR_OK)
         return status;
     long pos = kvr_length(cache, 0);
-    memcpy(s->x, m->token_embedding + (size_t)token * m->dim, sizeof(float) * m->dim);
+    if ((status = local_ready(m, s, cache, pos)) != KVR_OK)
+        return status;
+    embed(m, s->x, token);
     for (int l = 0; l < m->n_layers; l++) {
+        int li;
+        kvr_cache *lc = layer_cache(m, s, cache, l, &li);
         layer_qkv(m, s, l, s->x, pos);
-        status = kvr_append(cache, l, 1, s->k, s->v);
+        status = kvr_append(lc, li, 1, s->k, s->v);
         if (status == KVR_OK)
-            status = kvr_attend(cache, l, s->q, s->att, 0);
+            status = kvr_attend(lc, li, s->q, s->att, 0);
         if (status != KVR_OK)
             return lm_model_fail(status, "layer %d at position %ld: %s", l, pos, kvr_last_error());
         layer_finish(m, s, l, s->x, s->att);
@@ -286,7 +436,11 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
         if (status[c] != KVR_OK) { if (first == KVR_OK) first = status[c]; continue; }
         pos[c] = kvr_length(cache[c], 0);
         if (attend_seconds) attend_seconds[c] = 0.0;
-        memcpy(s[c]->x, m->token_embedding + (size_t)token[c] * D, sizeof(float) * D);
+        if ((status[c] = local_ready(m, s[c], cache[c], pos[c])) != KVR_OK) {
+            if (first == KVR_OK) first = status[c];
+            continue;
+        }
+        embed(m, s[c]->x, token[c]);
     }
 /* every cache still running, in order */
 #define EACH for (int c = 0; c < n; c++) if (status[c] == KVR_OK)
@@ -296,15 +450,14 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
         EACH matvec(s[c]->q, m->wq + (size_t)l * qd * D, s[c]->xb, qd, D);
         EACH matvec(s[c]->k, m->wk + (size_t)l * kd * D, s[c]->xb, kd, D);
         EACH matvec(s[c]->v, m->wv + (size_t)l * kd * D, s[c]->xb, kd, D);
-        EACH {
-            rope(s[c]->q, m->n_heads, m->head_dim, m->rope_dims, m->rope_base, pos[c]);
-            rope(s[c]->k, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, pos[c]);
-        }
+        EACH qk_finish(m, l, s[c]->q, s[c]->k, pos[c]);
         EACH {
             double t0 = attend_seconds ? wall_seconds() : 0.0;
-            int st = kvr_append(cache[c], l, 1, s[c]->k, s[c]->v);
+            int li;
+            kvr_cache *lc = layer_cache(m, s[c], cache[c], l, &li);
+            int st = kvr_append(lc, li, 1, s[c]->k, s[c]->v);
             if (st == KVR_OK)
-                st = kvr_attend(cache[c], l, s[c]->q, s[c]->att, 0);
+                st = kvr_attend(lc, li, s[c]->q, s[c]->att, 0);
             if (attend_seconds) attend_seconds[c] += wall_seconds() - t0;
             if (st != KVR_OK) {
                 status[c] = st;
@@ -315,25 +468,29 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
         /* layer_finish, one matrix at a time */
         EACH matvec(s[c]->xo, m->wo + (size_t)l * D * qd, s[c]->att, D, qd);
         EACH {
+            if (m->rms_att_post)
+                rmsnorm(s[c]->xo, s[c]->xo, m->rms_att_post + (size_t)l * D, D, m->rms_eps);
             for (int i = 0; i < D; i++)
                 s[c]->x[i] += s[c]->xo[i];
             rmsnorm(s[c]->xb, s[c]->x, m->rms_ffn + (size_t)l * D, D, m->rms_eps);
         }
         EACH matvec(s[c]->hb, m->w1 + (size_t)l * H * D, s[c]->xb, H, D);
         EACH matvec(s[c]->hb2, m->w3 + (size_t)l * H * D, s[c]->xb, H, D);
-        EACH for (int i = 0; i < H; i++) {
-            float g = s[c]->hb[i];
-            s[c]->hb[i] = g / (1.0f + expf(-g)) * s[c]->hb2[i];
-        }
+        EACH ffn_gate(m, s[c]->hb, s[c]->hb2, (size_t)H);
         EACH matvec(s[c]->xo, m->w2 + (size_t)l * D * H, s[c]->hb, D, H);
-        EACH for (int i = 0; i < D; i++)
-            s[c]->x[i] += s[c]->xo[i];
+        EACH {
+            if (m->rms_ffn_post)
+                rmsnorm(s[c]->xo, s[c]->xo, m->rms_ffn_post + (size_t)l * D, D, m->rms_eps);
+            for (int i = 0; i < D; i++)
+                s[c]->x[i] += s[c]->xo[i];
+        }
     }
     EACH rmsnorm(s[c]->xb, s[c]->x, m->rms_final, m->dim, m->rms_eps);
     for (int r0 = 0; r0 < m->vocab_size; r0 += CLS_BLOCK) {
         int r1 = r0 + CLS_BLOCK < m->vocab_size ? r0 + CLS_BLOCK : m->vocab_size;
         EACH if (logits[c]) classify_rows(m, s[c]->xb, logits[c], r0, r1);
     }
+    EACH if (logits[c]) softcap(m, logits[c]);
 #undef EACH
     return first;
 }
@@ -351,54 +508,59 @@ int lm_model_step_many(const lm_model *m, int n, lm_model_state *const *s, kvr_c
 enum { ATT_BLOCK = 64 };
 
 static void causal_attention(const lm_model *m, int n, const float *q, const float *k,
-                             const float *v, float *out, float *p)
+                             const float *v, float *out, float *p, int window)
 {
     int D = m->head_dim, Hq = m->n_heads, H = m->n_kv_heads, G = Hq / H;
     float scale = 1.0f / sqrtf((float)D);
+    /* with a window W > 0, position t sees keys first(t) = max(0, t-W+1) .. t */
+#define FIRST(t) (window > 0 && (t) - window + 1 > 0 ? (t) - window + 1 : 0)
 #ifdef KVR_HAVE_BLAS
     for (int qh = 0; qh < Hq; qh++) {
         int h = qh / G;
         for (int t0 = 0; t0 < n; t0 += ATT_BLOCK) {
-            int nb = t0 + ATT_BLOCK < n ? ATT_BLOCK : n - t0, nk = t0 + nb;   /* keys 0 .. nk-1 */
-            /* p[i][u] = scale * q[t0+i] . k[u] */
+            int nb = t0 + ATT_BLOCK < n ? ATT_BLOCK : n - t0;
+            int k0 = FIRST(t0), nk = t0 + nb - k0;   /* keys k0 .. t0+nb-1 */
+            /* p[i][u - k0] = scale * q[t0+i] . k[u] */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nk, D, scale,
-                        q + ((size_t)t0 * Hq + qh) * D, Hq * D, k + (size_t)h * D, H * D, 0.0f, p, nk);
+                        q + ((size_t)t0 * Hq + qh) * D, Hq * D, k + ((size_t)k0 * H + h) * D, H * D, 0.0f, p, nk);
             for (int i = 0; i < nb; i++) {
                 float *row = p + (size_t)i * nk, max = -INFINITY, sum = 0.0f;
-                int last = t0 + i;
-                for (int u = 0; u <= last; u++)
+                int last = t0 + i - k0, first = FIRST(t0 + i) - k0;
+                for (int u = first; u <= last; u++)
                     if (row[u] > max) max = row[u];
-                for (int u = 0; u <= last; u++) {
+                for (int u = first; u <= last; u++) {
                     row[u] = expf(row[u] - max);
                     sum += row[u];
                 }
                 float inv = 1.0f / sum;
-                for (int u = 0; u <= last; u++)
+                for (int u = 0; u < first; u++)
+                    row[u] = 0.0f;
+                for (int u = first; u <= last; u++)
                     row[u] *= inv;
                 for (int u = last + 1; u < nk; u++)
                     row[u] = 0.0f;
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nb, D, nk, 1.0f, p, nk,
-                        v + (size_t)h * D, H * D, 0.0f, out + ((size_t)t0 * Hq + qh) * D, Hq * D);
+                        v + ((size_t)k0 * H + h) * D, H * D, 0.0f, out + ((size_t)t0 * Hq + qh) * D, Hq * D);
         }
     }
 #else
     for (int t = 0; t < n; t++)
         for (int qh = 0; qh < Hq; qh++) {
             const float *qv = q + ((size_t)t * Hq + qh) * D;
-            int h = qh / G;
+            int h = qh / G, f = FIRST(t);
             float max = -INFINITY, sum = 0.0f;
-            for (int u = 0; u <= t; u++) {
+            for (int u = f; u <= t; u++) {
                 p[u] = dot(qv, k + ((size_t)u * H + h) * D, D) * scale;
                 if (p[u] > max) max = p[u];
             }
-            for (int u = 0; u <= t; u++) {
+            for (int u = f; u <= t; u++) {
                 p[u] = expf(p[u] - max);
                 sum += p[u];
             }
             float *o = out + ((size_t)t * Hq + qh) * D;
             for (int i = 0; i < D; i++) o[i] = 0.0f;
-            for (int u = 0; u <= t; u++) {
+            for (int u = f; u <= t; u++) {
                 const float *vv = v + ((size_t)u * H + h) * D;
                 for (int i = 0; i < D; i++)
                     o[i] += p[u] * vv[i];
@@ -407,6 +569,7 @@ static void causal_attention(const lm_model *m, int n, const float *q, const flo
                 o[i] /= sum;
         }
 #endif
+#undef FIRST
 }
 
 int lm_model_prompt(const lm_model *m, int n, const int *tokens, int n_obs, lm_prompt *pr)
@@ -442,7 +605,7 @@ int lm_model_prompt(const lm_model *m, int n, const int *tokens, int n_obs, lm_p
         goto done;
     }
     for (int t = 0; t < n; t++)
-        memcpy(x + (size_t)t * D, m->token_embedding + (size_t)tokens[t] * D, sizeof(float) * D);
+        embed(m, x + (size_t)t * D, tokens[t]);
     /* the same operations as layer_qkv / layer_finish, a whole prompt at once */
     for (int l = 0; l < L; l++) {
         float *k = pr->k + (size_t)l * n * kd, *v = pr->v + (size_t)l * n * kd;
@@ -451,24 +614,25 @@ int lm_model_prompt(const lm_model *m, int n, const int *tokens, int n_obs, lm_p
         matmul(q, qd, m->wq + (size_t)l * qd * D, xb, D, n, qd, D);
         matmul(k, kd, m->wk + (size_t)l * kd * D, xb, D, n, kd, D);
         matmul(v, kd, m->wv + (size_t)l * kd * D, xb, D, n, kd, D);
-        for (int t = 0; t < n; t++) {
-            rope(q + (size_t)t * qd, m->n_heads, m->head_dim, m->rope_dims, m->rope_base, t);
-            rope(k + (size_t)t * kd, m->n_kv_heads, m->head_dim, m->rope_dims, m->rope_base, t);
-        }
+        for (int t = 0; t < n; t++)
+            qk_finish(m, l, q + (size_t)t * qd, k + (size_t)t * kd, t);
         memcpy(pr->q + (size_t)l * n_obs * qd, q + (size_t)(n - n_obs) * qd, sizeof(float) * (size_t)n_obs * qd);
-        causal_attention(m, n, q, k, v, att, p);
+        causal_attention(m, n, q, k, v, att, p, lm_layer_local(m, l) ? m->window : 0);
         matmul(xb, D, m->wo + (size_t)l * D * qd, att, qd, n, D, qd);
+        if (m->rms_att_post)
+            for (int t = 0; t < n; t++)
+                rmsnorm(xb + (size_t)t * D, xb + (size_t)t * D, m->rms_att_post + (size_t)l * D, D, m->rms_eps);
         for (size_t i = 0; i < (size_t)n * D; i++)
             x[i] += xb[i];
         for (int t = 0; t < n; t++)
             rmsnorm(xb + (size_t)t * D, x + (size_t)t * D, m->rms_ffn + (size_t)l * D, D, m->rms_eps);
         matmul(h1, F, m->w1 + (size_t)l * F * D, xb, D, n, F, D);
         matmul(h3, F, m->w3 + (size_t)l * F * D, xb, D, n, F, D);
-        for (size_t i = 0; i < (size_t)n * F; i++) {
-            float g = h1[i];
-            h1[i] = g / (1.0f + expf(-g)) * h3[i];
-        }
+        ffn_gate(m, h1, h3, (size_t)n * F);
         matmul(xb, D, m->w2 + (size_t)l * D * F, h1, F, n, D, F);
+        if (m->rms_ffn_post)
+            for (int t = 0; t < n; t++)
+                rmsnorm(xb + (size_t)t * D, xb + (size_t)t * D, m->rms_ffn_post + (size_t)l * D, D, m->rms_eps);
         for (size_t i = 0; i < (size_t)n * D; i++)
             x[i] += xb[i];
     }
@@ -487,23 +651,30 @@ void lm_prompt_free(lm_prompt *pr)
     memset(pr, 0, sizeof *pr);
 }
 
-int lm_prompt_prefill(const lm_model *m, const lm_prompt *pr, kvr_cache *cache)
+int lm_prompt_prefill(const lm_model *m, const lm_prompt *pr, lm_model_state *s, kvr_cache *cache)
 {
     int n = pr->n, qd = m->n_heads * m->head_dim, kd = m->n_kv_heads * m->head_dim;
     int n_obs = kvr_cache_config(cache)->obs_window;
     if (n_obs > n) n_obs = n;
     if (n_obs > pr->n_obs)
         return lm_model_fail(KVR_ESTATE, "the cache observes %d queries but the prompt kept %d", n_obs, pr->n_obs);
+    int status = m->window > 0 ? local_reset(m, s, cache) : KVR_OK;
+    if (status != KVR_OK)
+        return status;
     for (int l = 0; l < m->n_layers; l++) {
         const float *q = pr->q + ((size_t)l * pr->n_obs + (pr->n_obs - n_obs)) * qd;
-        int status = kvr_prefill(cache, l, n, pr->k + (size_t)l * n * kd, pr->v + (size_t)l * n * kd, n_obs, q);
+        int li;
+        kvr_cache *lc = layer_cache(m, s, cache, l, &li);
+        int local = lc != cache;
+        status = kvr_prefill(lc, li, n, pr->k + (size_t)l * n * kd, pr->v + (size_t)l * n * kd,
+                             local ? 0 : n_obs, local ? NULL : q);
         if (status != KVR_OK)
             return lm_model_fail(status, "prefill of layer %d: %s", l, kvr_last_error());
     }
     return KVR_OK;
 }
 
-int lm_model_prefill(const lm_model *m, kvr_cache *cache, int n,
+int lm_model_prefill(const lm_model *m, lm_model_state *s, kvr_cache *cache, int n,
                       const int *tokens, float *logits)
 {
     if (n < 1 || kvr_length(cache, 0) != 0)
@@ -512,7 +683,7 @@ int lm_model_prefill(const lm_model *m, kvr_cache *cache, int n,
     int status = lm_model_prompt(m, n, tokens, kvr_cache_config(cache)->obs_window, &pr);
     if (status != KVR_OK)
         return status;
-    status = lm_prompt_prefill(m, &pr, cache);
+    status = lm_prompt_prefill(m, &pr, s, cache);
     if (status == KVR_OK && logits)
         memcpy(logits, pr.logits, sizeof(float) * (size_t)m->vocab_size);
     lm_prompt_free(&pr);

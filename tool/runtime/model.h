@@ -28,13 +28,16 @@ typedef struct {
     float *att;     /* [n_heads*head_dim] attention output */
     float *hb, *hb2;/* [hidden_dim] */
     float *xo;      /* [dim] */
+    kvr_cache *local;   /* Gemma's local layers: their sliding window, exact (NULL without) */
 } lm_model_state;
 
 int lm_model_state_init(lm_model_state *s, const lm_model *m);
 void lm_model_state_free(lm_model_state *s);
 
-/* A cache for this model with configuration cfg (one head cache per layer
- * and KV head). */
+/* A cache for this model with configuration cfg: one head cache per global
+ * layer and KV head (every layer of a llama model; Gemma's local layers keep
+ * their window in the state instead, lm_model_state.local, which a step at
+ * position 0 or lm_prompt_prefill starts anew for the sequence). */
 int lm_model_cache(const lm_model *m, const kvr_config *cfg, kvr_cache **out);
 /* The backend lm_model_cache creates caches with (default KVR_BACKEND_REF;
  * kvreviver eval --backend cpu sets KVR_BACKEND_CPU). */
@@ -79,7 +82,7 @@ void lm_blas_threads(int n);
  * K and V go to kvr_prefill with the queries of the last n_obs positions
  * (n_obs = min(obs_window, n)).  Writes the logits after the last token.
  *   tokens: [n], logits: [vocab_size] */
-int lm_model_prefill(const lm_model *m, kvr_cache *cache, int n,
+int lm_model_prefill(const lm_model *m, lm_model_state *s, kvr_cache *cache, int n,
                       const int *tokens, float *logits);
 
 /* A prompt run once with exact causal attention, kept so that any number of
@@ -97,7 +100,10 @@ typedef struct {
 int lm_model_prompt(const lm_model *m, int n, const int *tokens, int n_obs, lm_prompt *pr);
 /* kvr_prefill every layer of an empty cache from the prompt (KVR_ESTATE if
  * the cache's obs_window needs more queries than were kept). */
-int lm_prompt_prefill(const lm_model *m, const lm_prompt *pr, kvr_cache *cache);
+int lm_prompt_prefill(const lm_model *m, const lm_prompt *pr, lm_model_state *s, kvr_cache *cache);
+/* Bytes the state's window cache (the local layers) holds, and its full
+ * size at the same length; 0 for a model without local layers. */
+int lm_model_window_bytes(const lm_model_state *s, size_t *held, size_t *full);
 void lm_prompt_free(lm_prompt *pr);
 
 /* Softmax of logits into log-probabilities (float64).
