@@ -273,7 +273,11 @@ static void qk_finish(const lm_model *m, int l, float *q, float *k, long pos)
     float base = lm_layer_local(m, l) ? m->rope_base_local : m->rope_base;
     rope(q, m->n_heads, hd, m->rope_dims, base, pos, m->rope_neox);
     rope(k, m->n_kv_heads, hd, m->rope_dims, base, pos, m->rope_neox);
-    float f = m->attn_scale * sqrtf((float)hd);
+    /* the library scales logits by 1/sqrt(hd) (kvreviver.h); a model whose
+     * scale differs (Gemma 3's query_pre_attn_scalar) scales q by the ratio.
+     * Llama's scale is the library's: q is left alone, so no rounding of
+     * 1/sqrtf(hd) * sqrtf(hd) (not 1 for hd = 8) changes its logits. */
+    float f = m->arch == LM_ARCH_LLAMA ? 1.0f : m->attn_scale * sqrtf((float)hd);
     if (f != 1.0f)
         for (int i = 0; i < m->n_heads * hd; i++)
             q[i] *= f;
