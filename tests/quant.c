@@ -665,6 +665,42 @@ START_TEST(test_cache_kivi)
 }
 END_TEST
 
+/* Head h of a cache with candidates over a KIVI body (c) against the plain
+ * KIVI cache fed the same tokens (k0), over its first n positions: a
+ * candidate lies in the body and reads as the rounded input (k, v
+ * [n][H][D]); every other position has k0's part and k0's stored key and
+ * value, bit for bit.  Returns the head's candidate count. */
+static long body_check(const kvr_cache *c, const kvr_cache *k0, int h, long n, const float *k, const float *v,
+                       const kvr_config *cfg, const char *name)
+{
+    int H, D;
+    int L, Hq;
+    TU_EQ(kvr_cache_dims(c, &L, &H, &Hq, &D), KVR_OK);
+    TU_OK(D <= 256);
+    long n_cand = 0;
+    for (long pos = 0; pos < n; pos++) {
+        float rk[256], rv[256], wk[256], wv[256];
+        kvr_part part;
+        TU_EQ(kvr_part_of(c, 0, h, pos, &part), KVR_OK);
+        TU_EQ(kvr_reconstruct(c, 0, h, pos, rk, rv), KVR_OK);
+        if (part == KVR_PART_CANDIDATE) {
+            TU_OK(pos >= cfg->sinks && pos < n - cfg->window);
+            memcpy(wk, k + ((size_t)pos * H + h) * D, (size_t)D * sizeof(float));
+            memcpy(wv, v + ((size_t)pos * H + h) * D, (size_t)D * sizeof(float));
+            n_cand++;
+        } else {
+            kvr_part p0;
+            TU_EQ(kvr_part_of(k0, 0, h, pos, &p0), KVR_OK);
+            TU_EQ(part, p0);
+            TU_EQ(kvr_reconstruct(k0, 0, h, pos, wk, wv), KVR_OK);
+        }
+        for (int i = 0; i < D; i++)
+            TU_CHECK(rk[i] == wk[i] && rv[i] == wv[i], "%s n %ld head %d position %ld coordinate %d: %a %a, expected %a %a",
+                     name, n, h, pos, i, rk[i], rv[i], wk[i], wv[i]);
+    }
+    return n_cand;
+}
+
 /* spec §18.8: candidates over a KIVI body.  Fed the same stream (appends
  * with attention between them, so H2O's scores move the candidates), the
  * body is bit for bit a plain KIVI cache's with the same sinks, window,
@@ -707,27 +743,7 @@ START_TEST(test_body_is_kivi)
         tu_assert_heads_ok(c);
         tu_assert_parts(c, 0);
         for (int h = 0; h < H; h++) {
-            long n_cand = 0;
-            for (long pos = 0; pos < n; pos++) {
-                float rk[D], rv[D], wk[D], wv[D];
-                kvr_part part;
-                TU_EQ(kvr_part_of(c, 0, h, pos, &part), KVR_OK);
-                TU_EQ(kvr_reconstruct(c, 0, h, pos, rk, rv), KVR_OK);
-                if (part == KVR_PART_CANDIDATE) {
-                    TU_OK(pos >= cfg.sinks && pos < n - cfg.window);
-                    memcpy(wk, k + ((size_t)pos * H + h) * D, sizeof wk);
-                    memcpy(wv, v + ((size_t)pos * H + h) * D, sizeof wv);
-                    n_cand++;
-                } else {
-                    kvr_part p0;
-                    TU_EQ(kvr_part_of(k0, 0, h, pos, &p0), KVR_OK);
-                    TU_EQ(part, p0);
-                    TU_EQ(kvr_reconstruct(k0, 0, h, pos, wk, wv), KVR_OK);
-                }
-                for (int i = 0; i < D; i++)
-                    TU_CHECK(rk[i] == wk[i] && rv[i] == wv[i], "%s n %ld head %d position %ld coordinate %d: %a %a, expected %a %a",
-                             name, n, h, pos, i, rk[i], rv[i], wk[i], wv[i]);
-            }
+            long n_cand = body_check(c, k0, h, n, k, v, &cfg, name);
             TU_OK(n_cand <= cfg.candidates);
             seen_cand += n_cand;
         }
@@ -746,21 +762,7 @@ START_TEST(test_body_is_kivi)
     TU_EQ(kvr_prefill(p0, 0, N, k, v, 0, NULL), KVR_OK);
     tu_assert_heads_ok(p);
     for (int h = 0; h < H; h++) {
-        long n_cand = 0;
-        for (long pos = 0; pos < N; pos++) {
-            float rk[D], rv[D], wk[D], wv[D];
-            kvr_part part;
-            TU_EQ(kvr_part_of(p, 0, h, pos, &part), KVR_OK);
-            TU_EQ(kvr_reconstruct(p, 0, h, pos, rk, rv), KVR_OK);
-            if (part == KVR_PART_CANDIDATE) {
-                memcpy(wk, k + ((size_t)pos * H + h) * D, sizeof wk);
-                memcpy(wv, v + ((size_t)pos * H + h) * D, sizeof wv);
-                n_cand++;
-            } else {
-                TU_EQ(kvr_reconstruct(p0, 0, h, pos, wk, wv), KVR_OK);
-            }
-            TU_OK(memcmp(rk, wk, sizeof rk) == 0 && memcmp(rv, wv, sizeof rv) == 0);
-        }
+        long n_cand = body_check(p, p0, h, N, k, v, &cfg, name);
         TU_EQ(n_cand, cfg.candidates);            /* prefill fills every candidate slot */
     }
     /* a cache file round-trips it bit for bit */
