@@ -2,6 +2,10 @@
 """results-repro.py: the numbers of doc/results.md, rerun (issue 23).
 
     results-repro.py KVREVIVER DOC [--model stories260K.bin] [--smollm2 MODEL.gguf]
+                                   [--licences LICENCES.txt]
+
+The licence-text tables need --licences: the four licence texts joined, as
+doc/results.md prints (cat /usr/share/common-licenses/{GPL-3,Apache-2.0,MPL-2.0,GFDL-1.3}).
 
 Each entry of TABLES names a table of DOC by its heading, the command that
 made it (as DOC prints it) and what each column holds.  The command is run
@@ -46,7 +50,34 @@ PK_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "1024", "--pass
            "--budget", "0.1,0.25", "--elem", "f16", "--method", PK]
 MK_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "1024", "--passkey", "30", "--forced", "0",
            "--budget", "0.25", "--elem", "f16", "--method", "full,mikv,mikv/balance=0"]
+T_METHODS = ("full,streaming,h2o,snapkv,tova,streaming/store=q4,h2o/store=q4,snapkv/store=q4,tova/store=q4,"
+             "kivi,kivi/bits=3,kivi/bits=4,mikv,kvreviver,kvreviver/body=2,kvreviver/body=3,kvreviver-moment,"
+             "kvreviver-paper,kvreviver-mean,kvreviver-shrink,kvreviver-nocentre,kvreviver-moment/store=q4,"
+             "kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4")
+PK2 = PK.replace(",kvreviver,", ",mikv,kvreviver,kvreviver/body=2,kvreviver/body=3,")
+
+
+def text_args(context):
+    """The every-method licence-text tables (the text is {licences}, the four joined licences)."""
+    return ["eval", "--workload", "model:{smollm2}", "--context", str(context), "--decode", "256",
+            "--text", "{licences}", "--windows", "4", "--budget", "0.1,0.25", "--elem", "f16",
+            "--method", T_METHODS]
+
+
+TEXT_COLS = [("top-1 10%", "top1_agree", "0.1"), ("KL 10%", "kl", "0.1"), ("ppl 10%", "ppl", "0.1"),
+             ("top-1 25%", "top1_agree", "0.25"), ("KL 25%", "kl", "0.25"), ("ppl 25%", "ppl", "0.25")]
+PK2_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "2048", "--passkey", "30", "--forced", "0",
+            "--budget", "0.1,0.25", "--elem", "f16", "--method", PK2]
 SMOLLM2 = [
+    ("### SmolLM2-135M-Instruct, real text, context 2048, every method, f16 bytes", "licences",
+     text_args(2048), TEXT_COLS),
+    ("### SmolLM2-135M-Instruct, real text, context 4096, every method, f16 bytes", "licences",
+     text_args(4096), TEXT_COLS),
+    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", "smollm2", PK2_ARGS,
+     [("10% in prompt", "passkey_acc", "0.1"), ("25% in prompt", "passkey_acc", "0.25")]),
+    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", "smollm2",
+     PK2_ARGS + ["--late-question"],
+     [("10% late", "passkey_acc", "0.1"), ("25% late", "passkey_acc", "0.25")]),
     ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2", PK_ARGS,
      [("10% in prompt", "passkey_acc", "0.1"), ("25% in prompt", "passkey_acc", "0.25")]),
     ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2",
@@ -113,16 +144,18 @@ def check_cell(shown, row, field, problems, where):
 def main():
     args = sys.argv[1:]
     kvr, doc_path = args[0], args[1]
-    inputs = {"model": None, "smollm2": None}
+    inputs = {"model": None, "smollm2": None, "licences": None}
     for i, a in enumerate(args):
         if a == "--model": inputs["model"] = args[i + 1]
         if a == "--smollm2": inputs["smollm2"] = args[i + 1]
+        if a == "--licences": inputs["licences"] = args[i + 1]
     doc = open(doc_path, encoding="utf-8").read()
     tables = list(TABLES) + (SMOLLM2 if inputs["smollm2"] else [])
     problems, checked, skipped = [], 0, 0
     for heading, need, argv, cols in tables:
-        if need and not (inputs[need] and os.path.exists(inputs[need])):
-            print("# SKIP %s: no %s" % (heading, need))
+        needs = [need] + (["smollm2"] if need == "licences" else []) if need else []
+        if any(not (inputs[n] and os.path.exists(inputs[n])) for n in needs):
+            print("# SKIP %s: no %s" % (heading, " or ".join(needs)))
             skipped += 1
             continue
         header, rows = doc_table(doc, heading)
