@@ -29,18 +29,18 @@ Q = ("h2o/store=q4,snapkv/store=q4,tova/store=q4,streaming/store=q4,kivi,kivi/bi
      "kvreviver-moment/store=q4,kvreviver/bits=4/store=q4,kvreviver/bits=2/store=q4,mikv,mikv/balance=0,"
      "kvreviver/body=2,kvreviver/body=3")
 
-# heading -> (argument list with {model}, [(column header, csv field, budget)])
+# heading -> (the inputs it needs, argument list with {model}, [(column header, csv field, budget)])
 TABLES = [
-    ("### stories260K, context 512, seeds 1-3 (mean), f16 bytes", "model",
+    ("### stories260K, context 512, seeds 1-3 (mean), f16 bytes", ("model",),
      ["eval", "--workload", "model:{model}", "--context", "512", "--budget", "0.1,0.25", "--seeds", "3",
       "--elem", "f16", "--method", "all," + Q],
      [("top-1 10%", "top1_agree", "0.1"), ("KL 10%", "kl", "0.1"),
       ("top-1 25%", "top1_agree", "0.25"), ("KL 25%", "kl", "0.25")]),
-    ("### synthetic, context 2048, seeds 1-3 (mean), f16 bytes", None,
+    ("### synthetic, context 2048, seeds 1-3 (mean), f16 bytes", (),
      ["eval", "--workload", "synthetic", "--context", "2048", "--budget", "0.1,0.25", "--seeds", "3",
       "--elem", "f16", "--method", "all," + Q],
      [("attn_rel_err 10%", "attn_rel_err", "0.1"), ("attn_rel_err 25%", "attn_rel_err", "0.25")]),
-    ("### needle, context 2048, seeds 1-3 (pooled, Wilson 95% interval), f16 bytes", None,
+    ("### needle, context 2048, seeds 1-3 (pooled, Wilson 95% interval), f16 bytes", (),
      ["eval", "--workload", "needle", "--context", "2048", "--budget", "0.1,0.25", "--seeds", "3",
       "--elem", "f16", "--method", "all," + Q],
      [("needles found [95%] 10%", "needle_acc", "0.1"), ("needles found [95%] 25%", "needle_acc", "0.25")]),
@@ -69,23 +69,23 @@ TEXT_COLS = [("top-1 10%", "top1_agree", "0.1"), ("KL 10%", "kl", "0.1"), ("ppl 
 PK2_ARGS = ["eval", "--workload", "model:{smollm2}", "--context", "2048", "--passkey", "30", "--forced", "0",
             "--budget", "0.1,0.25", "--elem", "f16", "--method", PK2]
 SMOLLM2 = [
-    ("### SmolLM2-135M-Instruct, real text, context 2048, every method, f16 bytes", "licences",
+    ("### SmolLM2-135M-Instruct, real text, context 2048, every method, f16 bytes", ("smollm2", "licences"),
      text_args(2048), TEXT_COLS),
-    ("### SmolLM2-135M-Instruct, real text, context 4096, every method, f16 bytes", "licences",
+    ("### SmolLM2-135M-Instruct, real text, context 4096, every method, f16 bytes", ("smollm2", "licences"),
      text_args(4096), TEXT_COLS),
-    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", "smollm2", PK2_ARGS,
+    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", ("smollm2",), PK2_ARGS,
      [("10% in prompt", "passkey_acc", "0.1"), ("25% in prompt", "passkey_acc", "0.25")]),
-    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", "smollm2",
+    ("### SmolLM2-135M-Instruct, passkey, context 2048, every method, f16 bytes", ("smollm2",),
      PK2_ARGS + ["--late-question"],
      [("10% late", "passkey_acc", "0.1"), ("25% late", "passkey_acc", "0.25")]),
-    ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2", PK_ARGS,
+    ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", ("smollm2",), PK_ARGS,
      [("10% in prompt", "passkey_acc", "0.1"), ("25% in prompt", "passkey_acc", "0.25")]),
-    ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", "smollm2",
+    ("### SmolLM2-135M-Instruct, passkey, context 1024, every method, f16 bytes", ("smollm2",),
      PK_ARGS + ["--late-question"],
      [("10% late", "passkey_acc", "0.1"), ("25% late", "passkey_acc", "0.25")]),
-    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", "smollm2", MK_ARGS,
+    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", ("smollm2",), MK_ARGS,
      [("25% in prompt", "passkey_acc", "0.25")]),
-    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", "smollm2", MK_ARGS + ["--late-question"],
+    ("### mikv on the passkey, context 1024, f16 bytes (issue 24)", ("smollm2",), MK_ARGS + ["--late-question"],
      [("25% late", "passkey_acc", "0.25")]),
 ]
 
@@ -152,8 +152,7 @@ def main():
     doc = open(doc_path, encoding="utf-8").read()
     tables = list(TABLES) + (SMOLLM2 if inputs["smollm2"] else [])
     problems, checked, skipped = [], 0, 0
-    for heading, need, argv, cols in tables:
-        needs = [need] + (["smollm2"] if need == "licences" else []) if need else []
+    for heading, needs, argv, cols in tables:
         if any(not (inputs[n] and os.path.exists(inputs[n])) for n in needs):
             print("# SKIP %s: no %s" % (heading, " or ".join(needs)))
             skipped += 1

@@ -4,7 +4,7 @@
 # with the doc (tests/results-repro.py).  `make check-results-smollm2`
 # adds the SmolLM2 tables (KVR_SMOLLM2=MODEL.gguf): the passkey at 1k and
 # 2k and, where /usr/share/common-licenses has the four licences, the
-# licence text at 2k and 4k (about 3 hours on 2 cores).  SKIP (77)
+# licence text at 2k and 4k (hours on 2 cores).  SKIP (77)
 # without python3.  OPENBLAS_CORETYPE is set to Haswell (see below).
 : "${top_srcdir:=.}" "${top_builddir:=.}"
 py=${PYTHON3:-python3}
