@@ -34,3 +34,51 @@ ok = all(math.isfinite(x) for r in rows for x in r) and top == 506   # " the", a
 print("%s %d rows of logits, finite; greedy next token %d (llama.cpp: 506, \" the\")" % ("ok" if ok else "FAIL", len(rows), top))
 sys.exit(0 if ok else 1)
 PY
+# --text on a model that adds BOS (doc/eval.md): window w is BOS and the
+# document's tokens w(c-1) .. w(c-1)+c-1 (the last one only a target).  The
+# full cache's ppl from `eval --text` equals the ppl recomputed here from
+# lm-dump's logits of those ids: the same prompt path, and decode steps
+# that may sum in another float32 order (eval steps its caches together),
+# so a logit may differ by a few ulps; with |z| <= 64, 16 ulps is 6e-5, and
+# a ppl's relative change is at most twice the largest logit change (the
+# log-softmax is in float64 in both): |a - b| <= 1.2e-4 b.  Measured:
+# 4e-7.  A window without BOS changes the ppl by orders of magnitude.
+text=$top_srcdir/NEWS
+"$dump" tokens "$model" "$text" >"$work/doc-ids" || { echo "FAIL: lm-dump tokens of NEWS"; exit 1; }
+c=48 d=8
+"$top_builddir/tool/kvreviver" eval --workload "model:$model" --context $c --decode $d --text "$text" --windows 2 \
+  --budget 0.5 --method full --threads 1 --csv "$work/text.csv" >"$work/text.out" 2>"$work/text.err" \
+  || { echo "FAIL: eval --text on Gemma: $(tail -3 "$work/text.err")"; exit 1; }
+grep -q "each window is BOS" "$work/text.out" || { echo "FAIL: eval --text does not say the windows start with BOS"; exit 1; }
+for w in 0 1; do
+  "$py" - "$work/doc-ids" $w $c >"$work/win$w" <<'PY'
+import sys
+ids = [int(x) for x in open(sys.argv[1]).read().split()]
+w, c = int(sys.argv[2]), int(sys.argv[3])
+win = [2] + ids[w * (c - 1): w * (c - 1) + c]
+print("\n".join(map(str, win)))
+PY
+  head -n $c "$work/win$w" >"$work/win$w.ids"
+  "$dump" logits "$model" "$work/win$w.ids" "$work/win$w.logits" $((c - d)) || { echo "FAIL: lm-dump logits of window $w"; exit 1; }
+done
+"$py" - "$work" $c $d <<'PY' || exit 1
+import array, csv, math, sys
+work, c, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+V, nll, n = 262144, 0.0, 0
+for w in (0, 1):
+    win = [int(x) for x in open("%s/win%d" % (work, w)).read().split()]
+    z = array.array("f")
+    with open("%s/win%d.logits" % (work, w), "rb") as f:
+        z.frombytes(f.read())
+    for r in range(1, d + 1):               # rows after positions c-d .. c-1; row 0 is the prompt's
+        row = z[r * V:(r + 1) * V]
+        m = max(row)
+        lse = m + math.log(math.fsum(math.exp(x - m) for x in row))
+        nll += lse - row[win[c - d + r]]
+        n += 1
+want = math.exp(nll / n)
+got = float(next(csv.DictReader(open(work + "/text.csv")))["ppl"])
+ok = abs(got - want) <= 1.2e-4 * want
+print("%s eval --text full ppl %.6f, recomputed from BOS-first windows %.6f" % ("ok" if ok else "FAIL", got, want))
+sys.exit(0 if ok else 1)
+PY

@@ -38,9 +38,9 @@ int ev_model_text_tokens(const lm_model *m, const char *path, int **ids, int *n)
 {
     *ids = NULL;
     *n = 0;
-    if (!m->tokens || !m->merges)
+    if (!m->tokens)   /* which tokenizer, and what it needs, is lm_bpe_init's to say */
         return lm_model_fail(KVR_EINVAL, "the model has no tokenizer (a llama2.c checkpoint carries none; "
-                             "--text needs a GGUF model with tokenizer.ggml.tokens and merges)");
+                             "--text needs a GGUF model with tokenizer.ggml.tokens)");
     FILE *f = fopen(path, "rb");
     if (!f)
         return lm_model_fail(KVR_EIO, "--text %s: %s", path, strerror(errno));
@@ -218,8 +218,10 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         return 2;
     }
     if (o->passkey > 0 && (!m->tokens || !m->merges)) {
-        msg_error("eval: --passkey needs a model with a tokenizer (GGUF tokenizer.ggml.tokens and merges); %s has none",
-                  base);
+        msg_error("eval: --passkey needs a BPE chat model (GGUF tokenizer.ggml.tokens and merges; the prompt is "
+                  "ChatML, doc/model.md §4.3); %s has %s", base,
+                  m->tokens ? "a SentencePiece tokenizer, whose chat template the passkey prompt does not have yet"
+                            : "no tokenizer");
         return 2;
     }
     if (o->passkey > 0) {                         /* the shortest prompt, before anything runs */
@@ -247,11 +249,13 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             return s == KVR_EINVAL ? 2 : 1;
         }
         windows = o->windows;
-        if ((long)windows * o->context + 1 > n_doc) {
+        /* a model that adds BOS (Gemma) sees each window as BOS and the next
+         * context - 1 tokens of the document: windows * (context - 1) + 1 */
+        if ((long)windows * (o->context - (m->add_bos ? 1 : 0)) + 1 > n_doc) {
             msg_error("eval: --text %s has %d tokens (%s's tokenizer): %d window%s of %d %s %ld tokens; "
                       "give fewer --windows, a shorter --context or a longer text", o->text, n_doc, base, windows,
                       windows > 1 ? "s" : "", o->context, windows > 1 ? "need" : "needs",
-                      (long)windows * o->context + 1);
+                      (long)windows * (o->context - (m->add_bos ? 1 : 0)) + 1);
             free(doc);
             return 2;
         }
@@ -314,8 +318,9 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         msg_progress_clock();
         if (!to_stdout) {
             if (o->text)
-                printf("text %s: %d tokens, %d window%s of %d (prompt %d, %d decode steps), %d seed%s\n", o->text,
-                       n_doc, windows, windows > 1 ? "s" : "", o->context, o->context - decode, decode, o->n_seeds,
+                printf("text %s: %d tokens, %d window%s of %d (prompt %d, %d decode steps%s), %d seed%s\n", o->text,
+                       n_doc, windows, windows > 1 ? "s" : "", o->context, o->context - decode, decode,
+                       m->add_bos ? "; each window is BOS and the next tokens" : "", o->n_seeds,
                        o->n_seeds > 1 ? "s" : "");
             else
                 printf("sampled text: context %d (prompt %d, %d decode steps), %d seed%s\n", o->context,
@@ -327,8 +332,22 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 snprintf(what, sizeof what, "seed %llu window %d/%d", o->seeds[si], w + 1, windows);
                 prog_what = what;
                 ev_model_task task;
-                int status = doc ? ev_model_task_tokens(&task, m, doc + (size_t)w * o->context, o->context, decode)
-                                 : ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
+                int status;
+                if (doc && m->add_bos) {   /* BOS, then the window's context - 1 tokens and the last target */
+                    int *win = malloc(sizeof(int) * ((size_t)o->context + 1));
+                    if (!win) {
+                        status = lm_model_fail(KVR_ENOMEM, "--text window: out of memory");
+                    } else {
+                        win[0] = m->bos;
+                        memcpy(win + 1, doc + (size_t)w * (o->context - 1), sizeof(int) * (size_t)o->context);
+                        status = ev_model_task_tokens(&task, m, win, o->context, decode);
+                        free(win);
+                    }
+                } else if (doc) {
+                    status = ev_model_task_tokens(&task, m, doc + (size_t)w * o->context, o->context, decode);
+                } else {
+                    status = ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
+                }
                 if (status != KVR_OK) {
                     msg_progress_done();
                     msg_error("eval: %s", lm_model_error());
