@@ -82,3 +82,12 @@ ok = abs(got - want) <= 1.2e-4 * want
 print("%s eval --text full ppl %.6f, recomputed from BOS-first windows %.6f" % ("ok" if ok else "FAIL", got, want))
 sys.exit(0 if ok else 1)
 PY
+# The passkey prompt in Gemma's turn template (doc/model.md §4.3): BOS,
+# <start_of_turn>user ... <end_of_turn> <start_of_turn>model "The pass key
+# is"; at 200 positions the full cache reads back trial 0's key (greedy,
+# recorded 2026-12-07), which fails when BOS or the turn tokens are wrong.
+"$top_builddir/tool/kvreviver" eval --workload "model:$model" --context 200 --passkey 4 --forced 0 --method full \
+  --threads 1 >"$work/pk.out" 2>"$work/pk.err" || { echo "FAIL: eval --passkey on Gemma: $(tail -3 "$work/pk.err")"; exit 1; }
+grep -q 'passkey trial 0: key 82430, 171 prompt tokens, full answers " 82430' "$work/pk.err" \
+  || { echo "FAIL: Gemma passkey trial 0: $(grep 'trial 0:' "$work/pk.err")"; exit 1; }
+echo "ok passkey in Gemma's template: trial 0 answered, 171 prompt tokens"

@@ -217,11 +217,10 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
         msg_error("eval: --decode %d leaves no prompt in --context %d", decode, o->context);
         return 2;
     }
-    if (o->passkey > 0 && (!m->tokens || !m->merges)) {
-        msg_error("eval: --passkey needs a BPE chat model (GGUF tokenizer.ggml.tokens and merges; the prompt is "
-                  "ChatML, doc/model.md §4.3); %s has %s", base,
-                  m->tokens ? "a SentencePiece tokenizer, whose chat template the passkey prompt does not have yet"
-                            : "no tokenizer");
+    if (o->passkey > 0 && (!m->tokens || ev_passkey_chat(m) < 0)) {
+        msg_error("eval: --passkey needs a chat model with a tokenizer (GGUF tokenizer.ggml.tokens) and a turn "
+                  "template the prompt knows (ChatML as SmolLM2, or Gemma's; doc/model.md §4.3); %s has %s", base,
+                  m->tokens ? "neither template's start token" : "no tokenizer");
         return 2;
     }
     if (o->passkey > 0) {                         /* the shortest prompt, before anything runs */

@@ -98,6 +98,9 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
 /* The shortest --context a passkey prompt fits in with tokenizer b (two
  * filler sentences, the fixed parts with any key, the answer) in *min. */
 int ev_passkey_min_context(const lm_bpe *b, int *min);
+/* The passkey prompt's chat template for model m: 0 ChatML (SmolLM2), 1
+ * Gemma's turns, -1 neither (its start token is not in the vocabulary). */
+int ev_passkey_chat(const lm_model *m);
 /* Prefill a cache for each of cfgs[0..n-1] from the prompt pr, append the
  * n_late tokens `late` to each (one decode step each: the question asked
  * after compression, --late-question; n_late 0 when the prompt holds it),

@@ -19,12 +19,39 @@
 
 static const char filler[] =
     "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
-static const char head[] =
-    "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
-    "<|im_start|>user\nThere is a pass key hidden inside a lot of irrelevant text. Find it and memorize it. "
-    "I will quiz you about the pass key.\n";
-static const char tail[] =
-    "\nWhat is the pass key?<|im_end|>\n<|im_start|>assistant\nThe pass key is";
+/* The chat templates: the model's own turn markers around the same words.
+ * ChatML (SmolLM2) and Gemma's turns; a model gets the first whose start
+ * marker is a token of its vocabulary (passkey_chat). */
+typedef struct {
+    const char *marker;   /* a token that names the template */
+    const char *head, *tail, *end;
+} chat;
+
+static const chat chats[] = {
+    {"<|im_start|>",
+     "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+     "<|im_start|>user\nThere is a pass key hidden inside a lot of irrelevant text. Find it and memorize it. "
+     "I will quiz you about the pass key.\n",
+     "\nWhat is the pass key?<|im_end|>\n<|im_start|>assistant\nThe pass key is", "<|im_end|>"},
+    {"<start_of_turn>",   /* Gemma: no system turn; BOS comes first (add_bos) */
+     "<start_of_turn>user\nThere is a pass key hidden inside a lot of irrelevant text. Find it and memorize it. "
+     "I will quiz you about the pass key.\n",
+     "\nWhat is the pass key?<end_of_turn>\n<start_of_turn>model\nThe pass key is", "<end_of_turn>"},
+};
+
+static int token_id(const lm_model *m, const char *s)
+{
+    for (int i = 0; m->tokens && i < m->vocab_size; i++)
+        if (!strcmp(m->tokens[i], s)) return i;
+    return -1;
+}
+
+int ev_passkey_chat(const lm_model *m)
+{
+    for (int i = 0; i < (int)(sizeof chats / sizeof chats[0]); i++)
+        if (token_id(m, chats[i].marker) >= 0) return i;
+    return -1;
+}
 
 static uint64_t mix(uint64_t z)
 {
@@ -39,6 +66,10 @@ static uint64_t mix(uint64_t z)
  * of their own, so a short context does not fail here. */
 static int fixed_tokens(const lm_bpe *b, const char *key, int *fixed, int *one)
 {
+    int ci = ev_passkey_chat(b->m);
+    if (ci < 0)
+        return lm_model_fail(KVR_EINVAL, "passkey: the model has no chat template the prompt knows (ChatML, Gemma)");
+    const char *head = chats[ci].head, *tail = chats[ci].tail;
     char needle[96];
     snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
     size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
@@ -53,6 +84,8 @@ static int fixed_tokens(const lm_bpe *b, const char *key, int *fixed, int *one)
     int status = lm_bpe_encode(b, text, ids, (int)fixed_len, fixed);
     if (status == KVR_OK)
         status = lm_bpe_encode(b, filler, ids, (int)fixed_len, one);
+    if (status == KVR_OK && b->m->add_bos)
+        (*fixed)++;   /* BOS */
     free(text);
     free(ids);
     return status;
@@ -91,6 +124,7 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     if (reps < 2)
         return lm_model_fail(KVR_EINVAL, "passkey: --context %d is below the %d positions a passkey prompt needs",
                              context, EV_PASSKEY_ANSWER + fixed + 2 * one);
+    const char *head = chats[ev_passkey_chat(b->m)].head, *tail = chats[ev_passkey_chat(b->m)].tail;
     char needle[96];
     snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
     size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
@@ -107,8 +141,14 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     for (int i = before; i < reps; i++) p += sprintf(p, "%s", filler);
     /* the document, then the question on its own: the same ids in both
      * question settings */
-    int nd = 0, nq = 0;
-    status = lm_bpe_encode(b, text, ids, cap, &nd);
+    int nd = 0, nq = 0, bos = b->m->add_bos ? 1 : 0;
+    if (bos) {
+        if (cap < 1) status = lm_model_fail(KVR_EINVAL, "passkey: no room for BOS");
+        else ids[0] = b->m->bos;
+    }
+    if (status == KVR_OK)
+        status = lm_bpe_encode(b, text, ids + bos, cap - bos, &nd);
+    nd += bos;
     if (status == KVR_OK)
         status = lm_bpe_encode(b, tail, ids + nd, cap - nd, &nq);
     free(text);
@@ -153,9 +193,8 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
         fail = lm_model_fail(KVR_ENOMEM, "passkey: out of memory");
         goto done;
     }
-    int end = -1;   /* the chat end-of-turn token, if the vocabulary has one */
-    for (int i = 0; i < V && m->tokens; i++)
-        if (!strcmp(m->tokens[i], "<|im_end|>")) { end = i; break; }
+    int ci = ev_passkey_chat(m);   /* the chat end-of-turn token, if the vocabulary has one */
+    int end = ci >= 0 ? token_id(m, chats[ci].end) : -1;
     for (int i = 0; i < n; i++) {
         correct[i] = 0;
         status[i] = lm_model_cache(m, &cfgs[i], &c[i]);
