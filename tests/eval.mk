@@ -25,4 +25,8 @@ check-results-smollm2: all
 	@test -n "$(KVR_SMOLLM2)" || { echo "check-results-smollm2: set KVR_SMOLLM2=MODEL.gguf (scripts/fetch-smollm2.sh)" >&2; exit 1; }
 	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' KVR_SMOLLM2='$(KVR_SMOLLM2)' \
 	  $(SHELL) $(abs_top_srcdir)/tests/results-repro.sh
-.PHONY: check-results-smollm2
+check-results-gemma3: all
+	@test -n "$(KVR_GEMMA3)" || { echo "check-results-gemma3: set KVR_GEMMA3=MODEL.gguf (scripts/fetch-gemma3.sh)" >&2; exit 1; }
+	top_srcdir='$(abs_top_srcdir)' top_builddir='$(abs_top_builddir)' KVR_GEMMA3='$(KVR_GEMMA3)' \
+	  $(SHELL) $(abs_top_srcdir)/tests/results-repro.sh
+.PHONY: check-results-smollm2 check-results-gemma3

@@ -21,7 +21,7 @@ static const char filler[] =
     "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again. ";
 /* The chat templates: the model's own turn markers around the same words.
  * ChatML (SmolLM2) and Gemma's turns; a model gets the first whose start
- * marker is a token of its vocabulary (passkey_chat). */
+ * marker is a token of its vocabulary (ev_passkey_chat). */
 typedef struct {
     const char *marker;   /* a token that names the template */
     const char *head, *tail, *end;
@@ -124,7 +124,8 @@ int ev_passkey_prompt(const lm_bpe *b, int context, uint64_t seed, int trial, in
     if (reps < 2)
         return lm_model_fail(KVR_EINVAL, "passkey: --context %d is below the %d positions a passkey prompt needs",
                              context, EV_PASSKEY_ANSWER + fixed + 2 * one);
-    const char *head = chats[ev_passkey_chat(b->m)].head, *tail = chats[ev_passkey_chat(b->m)].tail;
+    const chat *t = &chats[ev_passkey_chat(b->m)];   /* fixed_tokens found one */
+    const char *head = t->head, *tail = t->tail;
     char needle[96];
     snprintf(needle, sizeof needle, "The pass key is %s. Remember it. %s is the pass key. ", key, key);
     size_t fixed_len = strlen(head) + strlen(needle) + strlen(tail) + 1;
