@@ -240,7 +240,10 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             return 2;
         }
     }
-    int *doc = NULL, n_doc = 0, windows = 1;
+    /* the document's windows: window w is its tokens w stride .. w stride +
+     * stride, after BOS when the model adds one (Gemma): stride = context -
+     * bos, and K windows need K stride + 1 tokens */
+    int *doc = NULL, n_doc = 0, windows = 1, bos = m->add_bos ? 1 : 0, stride = o->context - bos;
     if (o->forced && o->text) {
         int s = ev_model_text_tokens(m, o->text, &doc, &n_doc);
         if (s != KVR_OK) {
@@ -248,13 +251,11 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             return s == KVR_EINVAL ? 2 : 1;
         }
         windows = o->windows;
-        /* a model that adds BOS (Gemma) sees each window as BOS and the next
-         * context - 1 tokens of the document: windows * (context - 1) + 1 */
-        if ((long)windows * (o->context - (m->add_bos ? 1 : 0)) + 1 > n_doc) {
+        if ((long)windows * stride + 1 > n_doc) {
             msg_error("eval: --text %s has %d tokens (%s's tokenizer): %d window%s of %d %s %ld tokens; "
                       "give fewer --windows, a shorter --context or a longer text", o->text, n_doc, base, windows,
                       windows > 1 ? "s" : "", o->context, windows > 1 ? "need" : "needs",
-                      (long)windows * (o->context - (m->add_bos ? 1 : 0)) + 1);
+                      (long)windows * stride + 1);
             free(doc);
             return 2;
         }
@@ -319,7 +320,7 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
             if (o->text)
                 printf("text %s: %d tokens, %d window%s of %d (prompt %d, %d decode steps%s), %d seed%s\n", o->text,
                        n_doc, windows, windows > 1 ? "s" : "", o->context, o->context - decode, decode,
-                       m->add_bos ? "; each window is BOS and the next tokens" : "", o->n_seeds,
+                       bos ? "; each window is BOS and the next tokens" : "", o->n_seeds,
                        o->n_seeds > 1 ? "s" : "");
             else
                 printf("sampled text: context %d (prompt %d, %d decode steps), %d seed%s\n", o->context,
@@ -332,18 +333,16 @@ int ev_model_run(const lm_model *m, const ev_model_opts *o)
                 prog_what = what;
                 ev_model_task task;
                 int status;
-                if (doc && m->add_bos) {   /* BOS, then the window's context - 1 tokens and the last target */
+                if (doc) {   /* [context + 1]: BOS or not, the window's tokens, its last target */
                     int *win = malloc(sizeof(int) * ((size_t)o->context + 1));
                     if (!win) {
                         status = lm_model_fail(KVR_ENOMEM, "--text window: out of memory");
                     } else {
-                        win[0] = m->bos;
-                        memcpy(win + 1, doc + (size_t)w * (o->context - 1), sizeof(int) * (size_t)o->context);
+                        win[0] = m->bos;   /* overwritten below when the model adds none */
+                        memcpy(win + bos, doc + (size_t)w * stride, sizeof(int) * ((size_t)o->context + 1 - bos));
                         status = ev_model_task_tokens(&task, m, win, o->context, decode);
                         free(win);
                     }
-                } else if (doc) {
-                    status = ev_model_task_tokens(&task, m, doc + (size_t)w * o->context, o->context, decode);
                 } else {
                     status = ev_model_task_init(&task, m, o->context, decode, o->seeds[si], o->elem, NULL);
                 }
