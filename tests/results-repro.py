@@ -94,12 +94,17 @@ G1_ARGS = ["eval", "--workload", "model:{gemma3}", "--context", "1024", "--budge
            "--threads", "1", "--method",
            "full,h2o,kvreviver,kvreviver-moment,kvreviver/balance=1,h2o/store=q4,kivi/bits=3,mikv/bits=4,kvreviver/body=2"]
 G_METHODS = T_METHODS.replace(",kvreviver,", ",kvreviver,kvreviver/balance=1,")
+G4_ARGS = [a.replace("{smollm2}", "{gemma3}").replace(T_METHODS, G_METHODS) for a in text_args(4096)]
+G16_ARGS = [a.replace("{smollm2}", "{gemma3}").replace(T_METHODS, G_METHODS) for a in text_args(16384)]
+G16_ARGS[G16_ARGS.index("--windows") + 1] = "1"   # the document holds one window of 16,384
 GEMMA3 = [
     ("### Gemma 3 270M at 1k: why the default's tier fails on it (issue 28)", ("gemma3",), G1_ARGS,
      [("bytes (global layers)", "bytes_ratio", "0.25"), ("top-1", "top1_agree", "0.25"), ("KL", "kl", "0.25"),
       ("ppl", "ppl", "0.25")]),
     ("### Gemma 3 270M, real text, context 4096, every method, f16 bytes", ("gemma3", "licences"),
-     [a.replace("{smollm2}", "{gemma3}").replace(T_METHODS, G_METHODS) for a in text_args(4096)], TEXT_COLS),
+     G4_ARGS, TEXT_COLS),
+    ("### Gemma 3 270M, real text, context 16384, every method, f16 bytes", ("gemma3", "licences"),
+     G16_ARGS, TEXT_COLS),
 ]
 
 
