@@ -107,7 +107,7 @@ const char *kvr_cpu_isa(void)
 
 int kvr_cpu_supports(const kvr_config *cfg)
 {
-    if (cfg->store != KVR_STORE_ELEM || cfg->kivi_bits > 0 || cfg->tier_balance)
+    if (cfg->store != KVR_STORE_ELEM || cfg->kivi_bits > 0 || cfg->tier_balance || cfg->tier_rotate)
         return 0;
     if (!ref_cfg_has_sketch(cfg))
         return 1;                                    /* vague tokens dropped: exact rows only */

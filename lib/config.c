@@ -32,6 +32,7 @@ void kvr_config_default(kvr_config *cfg)
     cfg->tier_share = 0.5;
     cfg->tier_promote = 0.0;
     cfg->tier_balance = 0;       /* spec §19.12: no channel balancer */
+    cfg->tier_rotate = 0;        /* spec §19.13: no rotation */
 }
 
 int kvr_config_check(const kvr_config *cfg, int head_dim)
@@ -104,6 +105,11 @@ int kvr_config_check(const kvr_config *cfg, int head_dim)
                         cfg->tier_bits, cfg->tier_tokens);
     if (cfg->tier_balance != 0 && cfg->tier_balance != 1)
         return kvr_fail(KVR_EINVAL, "config.tier_balance = %d is not 0 or 1", cfg->tier_balance);
+    if (cfg->tier_rotate != 0 && cfg->tier_rotate != 1)
+        return kvr_fail(KVR_EINVAL, "config.tier_rotate = %d is not 0 or 1", cfg->tier_rotate);
+    if (cfg->tier_rotate && cfg->tier_tokens > 0 && (head_dim & (head_dim - 1)) != 0)
+        return kvr_fail(KVR_EINVAL, "config.tier_rotate = 1 needs a power-of-two head_dim (the Walsh-Hadamard "
+                        "transform of spec §19.13); head_dim = %d is not one", head_dim);
     if (!(cfg->tier_promote >= 0.0) || !isfinite(cfg->tier_promote))
         return kvr_fail(KVR_EINVAL, "config.tier_promote = %g is not a finite number >= 0", cfg->tier_promote);
     if (cfg->tier_tokens > 0) {
@@ -178,7 +184,7 @@ typedef enum {
     LEVERS_EVICTION,   /* streaming, h2o, snapkv, tova: store */
     LEVERS_KVREVIVER,  /* the kvreviver methods: all but KIVI's */
     LEVERS_KIVI,       /* kivi: bits, group, residual */
-    LEVERS_MIKV        /* mikv: bits (2..4), balance, recent, obs */
+    LEVERS_MIKV        /* mikv: bits (2..4), balance, rotate, recent, obs */
 } lever_family;
 
 /* An integer lever in [lo, hi]. */
@@ -225,8 +231,9 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
         int is_obs = !strcmp(key, "obs");          /* the prefill observation window W (spec §6.2) */
         if (family == LEVERS_NONE)
             return kvr_fail(KVR_EINVAL, "lever '%s': the full cache takes no levers", key);
-        if (family == LEVERS_MIKV && !is_bits && !is_obs && strcmp(key, "balance") && strcmp(key, "recent"))
-            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for mikv (bits, balance, recent, obs)", key);
+        if (family == LEVERS_MIKV && !is_bits && !is_obs && strcmp(key, "balance") && strcmp(key, "rotate")
+            && strcmp(key, "recent"))
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown for mikv (bits, balance, rotate, recent, obs)", key);
         if (family == LEVERS_MIKV && is_bits) {
             if ((status = lever_int(key, val, 2, 4, &cfg->tier_bits)) != KVR_OK) return status;
             continue;
@@ -272,6 +279,10 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
             if (strcmp(val, "0") && strcmp(val, "1"))
                 return kvr_fail(KVR_EINVAL, "lever balance=%s: not 0 or 1", val);
             cfg->tier_balance = val[0] - '0';
+        } else if (!strcmp(key, "rotate")) {           /* spec §19.13: the Walsh-Hadamard basis */
+            if (strcmp(val, "0") && strcmp(val, "1"))
+                return kvr_fail(KVR_EINVAL, "lever rotate=%s: not 0 or 1", val);
+            cfg->tier_rotate = val[0] - '0';
         } else if (!strcmp(key, "promote")) {
             if ((status = lever_number(key, val, 0, &x)) != KVR_OK) return status;
             if (!(x >= 0.0))
@@ -332,7 +343,7 @@ static int apply_levers(const char *mods, lever_family family, kvr_config *cfg)
                 return kvr_fail(KVR_EINVAL, "lever %s=%s: not 0 or 1", key, val);
             *(!strcmp(key, "centre") ? &cfg->centre : &cfg->shrink) = val[0] - '0';
         } else {
-            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store, bits, tier, promote, balance, obs)", key);
+            return kvr_fail(KVR_EINVAL, "lever '%s' is unknown (share, recent, depth, rows, centre, shrink, vague, varcap, revive, importance, store, bits, tier, promote, balance, rotate, obs)", key);
         }
         if (status != KVR_OK)
             return status;

@@ -31,6 +31,7 @@
 #include "../ref/ref.h"
 
 #define FILE_MAGIC "KVRCACHE"
+#define FILE_VERSION_ROTATE 6u  /* written when the tier codes in the Walsh-Hadamard basis (spec §19.13) */
 #define FILE_VERSION_BALANCE 5u /* written when the tier has the channel balancer (spec §19.12) */
 #define FILE_VERSION_TIER 4u /* written when the configuration has a quantized tier (spec §19) */
 #define FILE_VERSION 3u      /* written when the configuration quantizes (spec §18) */
@@ -166,6 +167,8 @@ static void xfer_config(io_t *io, file_dims *f, uint32_t version)
     }
     if (version >= 5)                             /* spec §19.12 */
         xfer_i32(io, &c->tier_balance);
+    if (version >= 6)                             /* spec §19.13 */
+        xfer_i32(io, &c->tier_rotate);
     if (version < 4) {                                      /* versions 2 and 3: no tier, the defaults */
         c->tier_share = 0.5;
     }
@@ -230,7 +233,8 @@ int kvr_cache_save_mem(const kvr_cache *c, void **buf, size_t *len)
     size_t n_heads = (size_t)c->n_layers * c->n_kv_heads;
     /* version 2 when nothing is quantized: such files stay as they were */
     /* version 4 when a tier field is not its default (spec §19.1) */
-    uint32_t version = c->cfg.tier_balance != 0 ? FILE_VERSION_BALANCE
+    uint32_t version = c->cfg.tier_rotate != 0 ? FILE_VERSION_ROTATE
+                     : c->cfg.tier_balance != 0 ? FILE_VERSION_BALANCE
                      : c->cfg.tier_bits > 0 || c->cfg.tier_tokens > 0 || c->cfg.tier_share != 0.5
                        || c->cfg.tier_promote != 0.0 ? FILE_VERSION_TIER
                      : c->cfg.store != KVR_STORE_ELEM || c->cfg.kivi_bits > 0 ? FILE_VERSION : FILE_VERSION_OLD;
@@ -390,9 +394,10 @@ static int check_header(const unsigned char *buf /*[len]*/, size_t len, const ch
                         name);
     if (endian != FILE_ENDIAN)
         return kvr_fail(KVR_EFORMAT, "%s: bad endianness marker 0x%08x", name, (unsigned)endian);
-    if (v != FILE_VERSION_BALANCE && v != FILE_VERSION_TIER && v != FILE_VERSION && v != FILE_VERSION_OLD)
+    if (v != FILE_VERSION_ROTATE && v != FILE_VERSION_BALANCE && v != FILE_VERSION_TIER && v != FILE_VERSION
+        && v != FILE_VERSION_OLD)
         return kvr_fail(KVR_EFORMAT, "%s: format version %u, this library reads versions %u to %u", name,
-                        (unsigned)v, FILE_VERSION_OLD, FILE_VERSION_BALANCE);
+                        (unsigned)v, FILE_VERSION_OLD, FILE_VERSION_ROTATE);
     if (get_u32(buf + 28) != 0)
         return kvr_fail(KVR_EFORMAT, "%s: reserved header field is not zero", name);
     *version = v;

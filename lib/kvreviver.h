@@ -155,6 +155,8 @@ typedef struct {
                           * below 0: a complete tier, every token that leaves the exact parts is kept (spec §19.11) */
     double tier_promote; /* theta: promote a tier token whose attention over the group is above it; 0: never */
     int tier_balance;    /* 1: the tier's keys are coded through a per-channel balancer set at prefill (spec §19.12) */
+    int tier_rotate;     /* 1: the tier's keys and values are coded in a Walsh-Hadamard basis (spec §19.13);
+                          * needs a power-of-two head_dim */
 } kvr_config;
 
 /* The KVReviver defaults (spec §13), which every method by name starts

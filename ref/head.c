@@ -152,7 +152,7 @@ int ref_head_alloc(ref_head **out, const kvr_config *cfg, int head_dim,
             *p = kvr_calloc(a[i].count, a[i].elem_size);
             ok = ok && *p != NULL;
         }
-    h->scratch = kvr_calloc(7 * (size_t)head_dim, sizeof(float));
+    h->scratch = kvr_calloc(8 * (size_t)head_dim, sizeof(float));
     ok = ok && h->scratch != NULL;
     if (ref_cfg_has_tier(cfg)) {
         h->tier_marks = kvr_calloc((size_t)cfg->tier_tokens, sizeof(int32_t));

@@ -69,7 +69,7 @@ typedef struct {
     int32_t *tier_bal;             /* [D] the balancer's exponents e_i in 0..8 (spec §19.12): a tier key's
                                     * channel i is coded as k_i 2^-e_i; with tier_balance only */
 
-    float *scratch;          /* [7][D] workspace for moving tokens between parts;
+    float *scratch;          /* [8][D] workspace for moving tokens between parts;
                                 not state, so not counted in the bytes held */
 } ref_head;
 
@@ -165,6 +165,8 @@ int ref_has_tier(const ref_head *h);
 int ref_tier_find(const ref_head *h, long pos);
 /* the dequantized key and value of slot j */
 void ref_tier_get(const ref_head *h, int j, float *k /*[D]*/, float *v /*[D]*/);
+/* the Walsh-Hadamard butterfly of spec §19.13, in place; D a power of two */
+void ref_tier_butterfly(float *x /*[D]*/, size_t D);
 /* spec §19.3: the token enters the tier (its values in float32 as stored) */
 void ref_tier_enter(ref_head *h, long pos, float score, const float *k, const float *v);
 /* spec §19.12: set the balancer's exponents from a prompt's stored keys and

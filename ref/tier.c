@@ -18,7 +18,11 @@
  *   balancer (§19.12)      with tier_balance, a key's channel i is coded as
  *                          k_i 2^-e_i (exact), e_i set at prefill from the
  *                          prompt's largest |q_i| and |k_i|, and read back as
- *                          the dequantized code times 2^e_i (exact). */
+ *                          the dequantized code times 2^e_i (exact);
+ *   rotation (§19.13)      with tier_rotate, a key (after the balancer) and a
+ *                          value are coded as W x 2^-L, W the D-point
+ *                          Walsh-Hadamard butterfly, D = 2^L, and read back as
+ *                          W of the dequantized code (W W = D I). */
 #include <config.h>
 #include <math.h>
 #include <string.h>
@@ -60,9 +64,39 @@ void ref_tier_get(const ref_head *h, int j, float *k, float *v)
     int b = h->cfg.tier_bits;
     ref_dequant_row(h->tier_k + (size_t)j * B, h->tier_kq + 2 * (size_t)j, D, b, k);
     ref_dequant_row(h->tier_v + (size_t)j * B, h->tier_vq + 2 * (size_t)j, D, b, v);
+    if (h->cfg.tier_rotate) {                     /* spec §19.13: back from the rotated basis */
+        ref_tier_butterfly(k, D);
+        ref_tier_butterfly(v, D);
+    }
     if (h->tier_bal)                              /* spec §19.12: undo the balancer, exactly */
         for (size_t i = 0; i < D; i++)
             k[i] = ldexpf(k[i], h->tier_bal[i]);
+}
+
+/* spec §19.13: the Walsh-Hadamard butterfly W, in place on x [D], D a power
+ * of two: stages h = 1, 2, 4, .. D/2; in each, every pair (j, j + h) with
+ * j mod 2h < h becomes (a + b, a - b), float32, in increasing j.  W W = D I. */
+void ref_tier_butterfly(float *x, size_t D)
+{
+    for (size_t h = 1; h < D; h *= 2)
+        for (size_t i = 0; i < D; i += 2 * h)
+            for (size_t j = i; j < i + h; j++) {
+                float a = x[j], b = x[j + h];
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+}
+
+/* spec §19.13: the coded form of a row entering the tier: W x 2^-L (the
+ * scale exact: a power of two of a float16-range value stays normal). */
+static void rotate_in(float *x, size_t D)
+{
+    int L = 0;
+    while (((size_t)1 << L) < D)
+        L++;
+    ref_tier_butterfly(x, D);
+    for (size_t i = 0; i < D; i++)
+        x[i] = ldexpf(x[i], -L);
 }
 
 /* Move `count` slots from slot src to slot dst (ranges may overlap). */
@@ -103,6 +137,16 @@ static void slot_insert(ref_head *h, long pos, float score, const float *k, cons
         for (size_t i = 0; i < D; i++)
             kb[i] = ldexpf(k[i], -h->tier_bal[i]);
         k = kb;
+    }
+    if (h->cfg.tier_rotate) {                     /* spec §19.13: scratch rows 6 (the key) and 7 */
+        float *kr = h->scratch + 6 * D, *vr = h->scratch + 7 * D;
+        if (k != kr)
+            memcpy(kr, k, D * sizeof(float));
+        memcpy(vr, v, D * sizeof(float));
+        rotate_in(kr, D);
+        rotate_in(vr, D);
+        k = kr;
+        v = vr;
     }
     (void)ref_quant_row(k, D, b, h->tier_k + (size_t)j * B, h->tier_kq + 2 * (size_t)j);
     (void)ref_quant_row(v, D, b, h->tier_v + (size_t)j * B, h->tier_vq + 2 * (size_t)j);

@@ -426,6 +426,7 @@ static void api_run(uint64_t seed)
     cfg.seed = tu_next(&r);
     cfg.tier_balance = tu_int(&r, 0, 1);          /* spec §19.12; its file version 5 is saved below */
     int H = tu_int(&r, 1, 2), G = tu_int(&r, 1, 3), D = tu_int(&r, 2, 8);
+    cfg.tier_rotate = (D & (D - 1)) == 0 ? tu_int(&r, 0, 1) : 0;   /* spec §19.13: version 6 */
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, H, H * G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     size_t cap = 40 * (size_t)H * G * D;
@@ -620,6 +621,170 @@ START_TEST(test_balance_helps)
 }
 END_TEST
 
+/* ---- the rotation (spec §19.13) -------------------------------------------- */
+
+/* The test's own reading of §19.13's butterfly: stage h pairs (j, j + h),
+ * j mod 2h < h, into (a + b, a - b), for h = 1, 2, .. D/2, in float32. */
+static void butterfly(float *x, int D)
+{
+    for (int h = 1; h < D; h *= 2)
+        for (int j = 0; j < D; j++)
+            if ((j & h) == 0) {
+                float a = x[j], b = x[j + h];
+                x[j] = a + b;
+                x[j + h] = a - b;
+            }
+}
+
+/* Exact: W is the Sylvester matrix, W W = D I on small integers (every sum
+ * below 2^24, so float32 adds exactly), and ref's butterfly is the test's. */
+START_TEST(test_rotate_exact)
+{
+    tu_rng r;
+    tu_seed(&r, 0x40747u);
+    float x[256], y[256], w[256];
+    for (int D = 1; D <= 256; D *= 2) {
+        for (int c = 0; c < D && D <= 64; c++) {         /* column c: W e_c */
+            memset(x, 0, sizeof x);
+            x[c] = 1.0f;
+            ref_tier_butterfly(x, (size_t)D);
+            for (int i = 0; i < D; i++)
+                TU_CHECK(x[i] == (__builtin_popcount((unsigned)(i & c)) % 2 ? -1.0f : 1.0f),
+                         "D %d: W[%d][%d] = %g", D, i, c, (double)x[i]);
+        }
+        for (int trial = 0; trial < 20; trial++) {
+            for (int i = 0; i < D; i++)
+                x[i] = y[i] = w[i] = (float)tu_int(&r, -128, 128);
+            ref_tier_butterfly(y, (size_t)D);
+            butterfly(w, D);
+            TU_OK(memcmp(y, w, (size_t)D * sizeof *y) == 0);
+            ref_tier_butterfly(y, (size_t)D);
+            for (int i = 0; i < D; i++)
+                TU_CHECK(y[i] == (float)D * x[i], "D %d: (W W x)[%d] = %g, D x = %g", D, i, (double)y[i],
+                         (double)((float)D * x[i]));
+        }
+        /* random float32 inputs: the test's butterfly and ref's agree bit for bit */
+        for (int i = 0; i < D; i++)
+            y[i] = w[i] = (float)tu_gauss(&r);
+        ref_tier_butterfly(y, (size_t)D);
+        butterfly(w, D);
+        TU_OK(memcmp(y, w, (size_t)D * sizeof *y) == 0);
+    }
+}
+END_TEST
+
+/* A tier token's codes are §18.2's of W x 2^-L (x its key after the
+ * balancer, or its value), bit for bit, and what is read back is within
+ * §19.13's bound of its input. */
+START_TEST(test_rotate_codes_bound)
+{
+    long rows = 0, values = 0;
+    double worst = 0.0;
+    for (int seed = 0; seed < 60; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0x407a7eu + (uint64_t)seed);
+        int L = tu_int(&r, 0, 7), D = 1 << L, N = tu_int(&r, 8, 40), G = tu_int(&r, 1, 3), n_obs = 4;
+        int bits = tu_int(&r, 1, 4), balance = tu_int(&r, 0, 1);
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *q = malloc((size_t)n_obs * G * D * sizeof *q), *gk = malloc((size_t)D * sizeof *gk);
+        float *gv = malloc((size_t)D * sizeof *gv), *y = malloc((size_t)D * sizeof *y);
+        unsigned char *code = malloc((size_t)D);
+        TU_OK(k && v && q && gk && gv && y && code);
+        outlier_prompt(&r, N, D, G, n_obs, k, v, q);
+        kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
+        cfg.elem = KVR_F32;
+        cfg.tier_bits = bits;
+        cfg.tier_tokens = N;
+        cfg.tier_balance = balance;
+        cfg.tier_rotate = 1;
+        kvr_cache *c;
+        TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+        TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
+        const ref_head *h = kvr_cache_head(c, 0, 0);
+        TU_OK(h->n_tier > 0);
+        size_t B = ref_quant_row_bytes((size_t)D, bits);
+        for (int j = 0; j < h->n_tier; j++, rows++) {
+            long p = h->tier_pos[j];
+            TU_EQ(kvr_reconstruct(c, 0, 0, p, gk, gv), KVR_OK);
+            for (int kv = 0; kv < 2; kv++) {
+                const float *x = (kv ? v : k) + (size_t)p * D;
+                const uint16_t *zs = (kv ? h->tier_vq : h->tier_kq) + 2 * (size_t)j;
+                const unsigned char *stored = (kv ? h->tier_v : h->tier_k) + (size_t)j * B;
+                const float *back = kv ? gv : gk;
+                double sum_x = 0.0;
+                for (int i = 0; i < D; i++) {
+                    int e = !kv && h->tier_bal ? h->tier_bal[i] : 0;
+                    y[i] = ldexpf(x[i], -e);
+                    sum_x += fabs((double)y[i]);
+                }
+                butterfly(y, D);
+                for (int i = 0; i < D; i++)
+                    y[i] = ldexpf(y[i], -L);
+                uint16_t zs2[2];
+                TU_EQ(ref_quant_row(y, (size_t)D, bits, code, zs2), KVR_OK);
+                TU_OK(zs2[0] == zs[0] && zs2[1] == zs[1] && memcmp(code, stored, B) == 0);
+                /* spec §19.13: |x' - x| <= D B + gamma (sum |y'| + sum |x|), times 2^e */
+                float *yd = malloc((size_t)D * sizeof *yd);
+                TU_OK(yd != NULL);
+                ref_dequant_row(stored, zs, (size_t)D, bits, yd);
+                double sum_y = 0.0;
+                for (int i = 0; i < D; i++)
+                    sum_y += fabs((double)yd[i]);
+                free(yd);
+                double u = ldexp(1.0, -24), gamma = L * u / (1.0 - L * u);
+                double bound = D * ref_quant_bound(zs[0], zs[1], bits) + gamma * (sum_y + sum_x);
+                for (int i = 0; i < D; i++, values++) {
+                    int e = !kv && h->tier_bal ? h->tier_bal[i] : 0;
+                    double err = fabs((double)back[i] - x[i]), b = ldexp(bound, e);
+                    TU_CHECK(err <= b, "seed %d position %ld %s channel %d: error %g, bound %g", seed, p,
+                             kv ? "value" : "key", i, err, b);
+                    worst = fmax(worst, err / b);
+                }
+            }
+        }
+        free(k); free(v); free(q); free(gk); free(gv); free(y); free(code);
+        kvr_cache_free(c);
+    }
+    printf("rotation: %ld tier rows coded as W x 2^-L bit for bit; %ld values within the bound (worst %.3g of it)\n",
+           rows, values, worst);
+}
+END_TEST
+
+/* On keys with outlier channels, the rotation lowers a 4-bit tier's logit
+ * error: a one-sided binomial test over 60 seeds against a coin. */
+START_TEST(test_rotate_helps)
+{
+    int trials = 60, better = 0;
+    for (int seed = 0; seed < trials; seed++) {
+        tu_rng r;
+        tu_seed(&r, 0x407e1u + (uint64_t)seed);
+        int N = 64, D = 64, G = 2, n_obs = 8;
+        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
+        float *q = malloc((size_t)n_obs * G * D * sizeof *q);
+        TU_OK(k && v && q);
+        outlier_prompt(&r, N, D, G, n_obs, k, v, q);
+        double err[2];
+        for (int rot = 0; rot < 2; rot++) {
+            kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
+            cfg.elem = KVR_F32;
+            cfg.tier_bits = 4;
+            cfg.tier_tokens = N;
+            cfg.tier_rotate = rot;
+            kvr_cache *c;
+            TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+            TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
+            err[rot] = logit_error(c, k, q, n_obs, G, D);
+            kvr_cache_free(c);
+        }
+        better += err[1] < err[0];
+        free(k); free(v); free(q);
+    }
+    double p = better > 0 ? gsl_cdf_binomial_Q((unsigned)(better - 1), 0.5, (unsigned)trials) : 1.0;
+    printf("rotation: lower logit error in %d of %d seeds (binomial p = %.2g)\n", better, trials, p);
+    TU_CHECK(p < 1e-3, "the rotation lowers the error in only %d of %d seeds", better, trials);
+}
+END_TEST
+
 /* ---- the complete tier (spec §19.11) and mikv ------------------------------ */
 
 START_TEST(test_complete_plan_sweep)
@@ -735,6 +900,21 @@ START_TEST(test_config_refused)
     TU_EQ(kvr_method_config("h2o/bits=2", 0.25, 512, 8, KVR_F16, &m), KVR_EINVAL);
     cfg.tier_balance = 2;
     TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    cfg.tier_balance = 0;
+    cfg.tier_rotate = 2;
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_EINVAL);
+    cfg.tier_rotate = 1;                             /* spec §19.13: a power-of-two head_dim */
+    TU_EQ(kvr_config_check(&cfg, 8), KVR_OK);
+    TU_EQ(kvr_config_check(&cfg, 1), KVR_OK);
+    TU_EQ(kvr_config_check(&cfg, 12), KVR_EINVAL);
+    cfg.tier_tokens = 0;                             /* no tier: nothing to rotate */
+    TU_EQ(kvr_config_check(&cfg, 12), KVR_OK);
+    TU_EQ(kvr_method_config("kvreviver/rotate=1", 0.25, 2048, 64, KVR_F16, &m), KVR_OK);
+    TU_EQ(m.tier_rotate, 1);
+    TU_EQ(kvr_method_config("kvreviver/rotate=1", 0.25, 2048, 48, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("kvreviver/rotate=2", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
+    TU_EQ(kvr_method_config("mikv/rotate=1", 0.25, 2048, 64, KVR_F16, &m), KVR_OK);
+    TU_EQ(m.tier_rotate + m.tier_balance, 2);
     TU_EQ(kvr_method_config("mikv/bits=1", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
     TU_EQ(kvr_method_config("mikv/share=0.1", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
     TU_EQ(kvr_method_config("mikv/balance=2", 0.25, 2048, 64, KVR_F16, &m), KVR_EINVAL);
@@ -763,6 +943,9 @@ int main(void)
     tcase_add_test(tc, test_config_refused);
     tcase_add_test(tc, test_balance_exponents);
     tcase_add_test(tc, test_balance_helps);
+    tcase_add_test(tc, test_rotate_exact);
+    tcase_add_test(tc, test_rotate_codes_bound);
+    tcase_add_test(tc, test_rotate_helps);
     tcase_add_test(tc, test_complete_plan_sweep);
     tcase_add_test(tc, test_complete_run);
     return tu_run(s);

@@ -148,6 +148,32 @@ static void balancer(const float *k, int P, int H, int G, int D, const float *qo
     }
 }
 
+/* spec §19.13, from doc/tier.md alone: x <- W x in place, D a power of two,
+ * W the Hadamard butterfly (stages of pair width 1, 2, .. D/2; a pair
+ * (j, j + width) with j's width bit clear becomes (a + b, a - b)). */
+static void hadamard(float *x, int D)
+{
+    for (int width = 1; width < D; width <<= 1)
+        for (int j = 0; j < D; j++)
+            if (!(j & width)) {
+                float a = x[j], b = x[j + width];
+                x[j] = a + b;
+                x[j + width] = a - b;
+            }
+}
+
+/* A tier row's code and what is read back (spec §19.13): y = W x 2^-log2(D),
+ * quantized, then W of the dequantized code. */
+static void store_rotated(float *x, int D, int bits)
+{
+    int L = 0;
+    while ((1 << L) < D) L++;
+    hadamard(x, D);
+    for (int i = 0; i < D; i++) x[i] = ldexpf(x[i], -L);
+    store_quantized(x, D, bits);
+    hadamard(x, D);
+}
+
 static size_t bucket_of(const scen *s, int h, int r, long t, double *sign)
 {
     uint64_t x = kvr_hash(s->seed, (uint32_t)s->layer, (uint32_t)h, (uint32_t)r, (uint64_t)t);
@@ -396,10 +422,11 @@ static void run_scenario(const char *name, const char *line)
         for (size_t j = 0; j < k.shape[0] * k.shape[1]; j++) {
             const int *ej = e + (j % (size_t)s.H) * s.D;
             float *row = qk + j * (size_t)s.D;
+            int rot = strstr(line, " tier_rotate=1") != NULL;
             for (int i = 0; i < s.D; i++) row[i] = ldexpf(row[i], -ej[i]);
-            store_quantized(row, s.D, s.tier_bits);
+            (rot ? store_rotated : store_quantized)(row, s.D, s.tier_bits);
             for (int i = 0; i < s.D; i++) row[i] = ldexpf(row[i], ej[i]);
-            store_quantized(qv + j * (size_t)s.D, s.D, s.tier_bits);
+            (rot ? store_rotated : store_quantized)(qv + j * (size_t)s.D, s.D, s.tier_bits);
         }
         free(e);
     }

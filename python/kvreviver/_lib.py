@@ -91,6 +91,7 @@ class Config(Structure):
         ("store", c_int), ("kivi_bits", c_int), ("kivi_group", c_int), ("kivi_tokens", c_int),
         ("tier_bits", c_int), ("tier_tokens", c_int), ("tier_share", c_double), ("tier_promote", c_double),
         ("tier_balance", c_int),
+        ("tier_rotate", c_int),
     ]
 
     @classmethod

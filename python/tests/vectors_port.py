@@ -35,7 +35,7 @@ _ENUMS = {
 _CONFIG_KEYS = ("sinks", "window", "candidates", "depth", "width", "seed", "rows", "centre", "shrink",
                 "importance", "obs_window", "pool_kernel", "pool", "elem", "vague", "var_cap", "revive",
                 "store", "kivi_bits", "kivi_group", "kivi_tokens", "tier_bits", "tier_tokens", "tier_promote",
-                "tier_balance")
+                "tier_balance", "tier_rotate")
 
 
 def _level(line):

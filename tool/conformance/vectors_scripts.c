@@ -77,6 +77,7 @@ typedef struct {
                              the zero step every tier token is exactly at it; 0: no promotion */
     int balance;          /* 1: the tier's channel balancer (spec 19.12); the keys' channel i
                              is scaled by 2^(i mod 7 - 3), so the exponents vary */
+    int rotate;           /* 1: the tier's Walsh-Hadamard rotation (spec 19.13) */
 } scenario;
 
 /* A scenario leaves out the fields after its last one on purpose: they are
@@ -235,6 +236,13 @@ static const scenario scenarios[] = {
       16, 2, 2, 0, 2, 3, 3, 0, 0, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
       2828, "P24/1 T 14*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
       KVR_STORE_ELEM, 2, 4 },
+    { "rotate_b3", "the tier's rotation (spec 19.13) with the balancer (19.12): a 3-bit tier of 12 "
+      "positions behind f16 h2o candidates, its keys (channel scales 2^-3 .. 2^3) and values coded as "
+      "W x 2^-4 (W the 16-point Walsh-Hadamard butterfly) and read back as W of the code; the rest "
+      "dropped; 2 kv heads, GQA 2, prefill of 30 then decode (parts: 5 = quantized, 4 = dropped)",
+      16, 2, 2, 0, 2, 3, 3, 0, 0, 8, KVR_ROWS_MEDIAN, 1, 0, KVR_IMP_H2O, KVR_F16,
+      2929, "P30/8 T 10*A1T", KEYS_RANDOM, 0, 0, 1, KVR_VAGUE_RECONSTRUCT, 0.0, KVR_POOL_AVG, 0, 0,
+      KVR_STORE_ELEM, 0, 0, 3, 12, 0, 0, 1, 1 },
 };
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
@@ -542,8 +550,9 @@ static void describe(vec_writer *w, const run_state *r)
         snprintf(kivi, sizeof kivi, " kivi_bits=%d kivi_group=%d kivi_tokens=%d", sc->kivi_bits, sc->kivi_group,
                  r->n_tokens - sc->sinks - sc->window);
     else if (sc->tier_bits > 0)
-        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=%.9g%s", sc->tier_bits,
-                 sc->tier_tokens, promote_of(r), sc->balance ? " tier_balance=1" : "");
+        snprintf(kivi, sizeof kivi, " tier_bits=%d tier_tokens=%d tier_promote=%.9g%s%s", sc->tier_bits,
+                 sc->tier_tokens, promote_of(r), sc->balance ? " tier_balance=1" : "",
+                 sc->rotate ? " tier_rotate=1" : "");
     vw_line(w, "scenario %s layers=%d layer=%d kv_heads=%d q_heads=%d group=%d head_dim=%d "
             "sinks=%d window=%d candidates=%d depth=%d width=%d seed=0x%016" PRIx64 " rows=%s "
             "centre=%d shrink=%d importance=%s obs_window=%d pool_kernel=%d pool=%s elem=%s "
@@ -748,6 +757,7 @@ static int write_scenario(vec_writer *w, const scenario *sc)
     cfg.tier_tokens = sc->tier_tokens;
     cfg.tier_promote = promote_of(&r);
     cfg.tier_balance = sc->balance;
+    cfg.tier_rotate = sc->rotate;
     kvr_cache *cache = NULL;
     int status = 1;
     if (make_inputs(&r) != 0)
