@@ -52,6 +52,8 @@ expect 2 "budget above 1" -- eval $small --budget 1.5
 expect 2 "budget not a number" -- eval $small --budget 0.1,abc
 expect 2 "unknown method" -- eval $small --method h2o,nope
 expect 2 "unknown workload" -- eval $small --workload books
+expect 2 "rotate not 0 or 1" -- eval $small --method kvreviver/rotate=3
+grep -q "lever rotate=3: not 0 or 1" "$tmp/err" && ok "rotate=3 names the lever" || fail "rotate=3: $(cat "$tmp/err")"
 expect 2 "bad element type" -- eval $small --elem f8
 expect 2 "plot extension" -- eval $small --plot "$tmp/x.pdf"
 expect 2 "negative seed" -- eval $small --seed -1
@@ -70,6 +72,10 @@ expect 1 "unwritable --plot" -- eval $small --method full,h2o --plot "$tmp/no/su
 grep -q "$tmp/no/such/dir/x.svg" "$tmp/err" && ok "message names the plot path" || fail "message names the plot path"
 expect 1 "missing trace" -- eval --workload "trace:$tmp/none"
 grep -q "$tmp/none" "$tmp/err" && ok "message names the trace directory" || fail "message names the trace directory"
+# spec §19.13: the rotation needs a power-of-two head_dim; the cell fails with the reason
+expect 1 "rotate on head_dim 48" -- eval --context 256 --steps 4 --head-dim 48 --budget 0.25 --method kvreviver/rotate=1
+grep -q "needs a power-of-two head_dim" "$tmp/err" && ok "rotate=1 on head_dim 48 says why" || fail "rotate, 48: $(cat "$tmp/err")"
+expect 0 "rotate on head_dim 16" -- eval $small --budget 0.25 --method kvreviver/rotate=1,kvreviver/balance=1/rotate=1
 
 # ---- CSV to stdout: header, no table -----------------------------------------
 expect 0 "eval --csv -" -- eval $small --budget 0.1,0.25 --csv -
