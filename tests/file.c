@@ -224,8 +224,8 @@ START_TEST(test_header_rejections)
     expect_reject(f, s.len, KVR_EFORMAT, "magic");
     RESET(); put32(f + 8, 1);                        /* before the moment route's fields */
     expect_reject(f, s.len, KVR_EFORMAT, "version 1");
-    RESET(); put32(f + 8, 6);                        /* a version after spec §19.12's */
-    expect_reject(f, s.len, KVR_EFORMAT, "version 6");
+    RESET(); put32(f + 8, 7);                        /* a version after spec §19.13's */
+    expect_reject(f, s.len, KVR_EFORMAT, "version 7");
     RESET(); put32(f + 12, 0x04030201u);
     expect_reject(f, s.len, KVR_EFORMAT, "big-endian");
     RESET(); put32(f + 12, 0xDEADBEEFu);
