@@ -495,14 +495,16 @@ static void outlier_prompt(tu_rng *r, int N, int D, int G, int n_obs, float *k, 
         q[j] = (float)(ldexp(1.0, tu_int(r, -2, 2)) * tu_gauss(r));
 }
 
-/* A 2-bit complete-enough tier: S=1, R=2, C=2 and the rest in the tier. */
-static kvr_cache *balanced_cache(int N, int D, int G, int balance)
+/* A complete-enough tier of `bits` bits: S=1, R=2, C=2 and the rest in the
+ * tier, with the balancer (spec §19.12) and the rotation (§19.13) as asked. */
+static kvr_cache *tier_cache(int N, int D, int G, int bits, int balance, int rotate)
 {
     kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
     cfg.elem = KVR_F32;
-    cfg.tier_bits = 2;
+    cfg.tier_bits = bits;
     cfg.tier_tokens = N;
     cfg.tier_balance = balance;
+    cfg.tier_rotate = rotate;
     kvr_cache *c;
     TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
     return c;
@@ -522,7 +524,7 @@ START_TEST(test_balance_exponents)
         outlier_prompt(&r, N, D, G, n_obs, k, v, q);
         if (seed % 10 == 0)
             for (int t = 0; t < N; t++) k[(size_t)t * D] = 0.0f;   /* a channel of zero keys: e = 0 */
-        kvr_cache *c = balanced_cache(N, D, G, 1);
+        kvr_cache *c = tier_cache(N, D, G, 2, 1, 0);
         TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
         const ref_head *h = kvr_cache_head(c, 0, 0);
         TU_OK(h->tier_bal != NULL);
@@ -593,31 +595,44 @@ static double logit_error(kvr_cache *c, const float *k, const float *q, int n_ob
     return n ? sum / (double)n : 0.0;
 }
 
-START_TEST(test_balance_helps)
+/* In how many of `trials` seeds of outlier_prompt a lever lowers a tier's
+ * mean logit error: the cache with (balance, rotate) against the one
+ * without either, at `bits` bits. */
+static int seeds_better(uint64_t seed0, int trials, int bits, int balance, int rotate)
 {
-    int trials = 60, better = 0;
+    int better = 0;
     for (int seed = 0; seed < trials; seed++) {
         tu_rng r;
-        tu_seed(&r, 0xbe77u + (uint64_t)seed);
+        tu_seed(&r, seed0 + (uint64_t)seed);
         int N = 64, D = 64, G = 2, n_obs = 8;
         float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
         float *q = malloc((size_t)n_obs * G * D * sizeof *q);
         TU_OK(k && v && q);
         outlier_prompt(&r, N, D, G, n_obs, k, v, q);
         double err[2];
-        for (int b = 0; b < 2; b++) {
-            kvr_cache *c = balanced_cache(N, D, G, b);
+        for (int on = 0; on < 2; on++) {
+            kvr_cache *c = tier_cache(N, D, G, bits, on && balance, on && rotate);
             TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
-            err[b] = logit_error(c, k, q, n_obs, G, D);
+            err[on] = logit_error(c, k, q, n_obs, G, D);
             kvr_cache_free(c);
         }
         better += err[1] < err[0];
         free(k); free(v); free(q);
     }
-    /* H0: the balancer is no better than a coin; one-sided binomial tail */
+    return better;
+}
+
+/* H0: the lever is no better than a coin; one-sided binomial tail below 1e-3. */
+static void check_helps(const char *lever, int better, int trials)
+{
     double p = better > 0 ? gsl_cdf_binomial_Q((unsigned)(better - 1), 0.5, (unsigned)trials) : 1.0;
-    printf("balancer: lower logit error in %d of %d seeds (binomial p = %.2g)\n", better, trials, p);
-    TU_CHECK(p < 1e-3, "the balancer lowers the error in only %d of %d seeds", better, trials);
+    printf("%s: lower logit error in %d of %d seeds (binomial p = %.2g)\n", lever, better, trials, p);
+    TU_CHECK(p < 1e-3, "the %s lowers the error in only %d of %d seeds", lever, better, trials);
+}
+
+START_TEST(test_balance_helps)
+{
+    check_helps("balancer", seeds_better(0xbe77u, 60, 2, 1, 0), 60);
 }
 END_TEST
 
@@ -691,14 +706,7 @@ START_TEST(test_rotate_codes_bound)
         unsigned char *code = malloc((size_t)D);
         TU_OK(k && v && q && gk && gv && y && code);
         outlier_prompt(&r, N, D, G, n_obs, k, v, q);
-        kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
-        cfg.elem = KVR_F32;
-        cfg.tier_bits = bits;
-        cfg.tier_tokens = N;
-        cfg.tier_balance = balance;
-        cfg.tier_rotate = 1;
-        kvr_cache *c;
-        TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
+        kvr_cache *c = tier_cache(N, D, G, bits, balance, 1);
         TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
         const ref_head *h = kvr_cache_head(c, 0, 0);
         TU_OK(h->n_tier > 0);
@@ -751,37 +759,10 @@ START_TEST(test_rotate_codes_bound)
 END_TEST
 
 /* On keys with outlier channels, the rotation lowers a 4-bit tier's logit
- * error: a one-sided binomial test over 60 seeds against a coin. */
+ * error (a one-sided binomial test over 60 seeds against a coin). */
 START_TEST(test_rotate_helps)
 {
-    int trials = 60, better = 0;
-    for (int seed = 0; seed < trials; seed++) {
-        tu_rng r;
-        tu_seed(&r, 0x407e1u + (uint64_t)seed);
-        int N = 64, D = 64, G = 2, n_obs = 8;
-        float *k = malloc((size_t)N * D * sizeof *k), *v = malloc((size_t)N * D * sizeof *v);
-        float *q = malloc((size_t)n_obs * G * D * sizeof *q);
-        TU_OK(k && v && q);
-        outlier_prompt(&r, N, D, G, n_obs, k, v, q);
-        double err[2];
-        for (int rot = 0; rot < 2; rot++) {
-            kvr_config cfg = tu_config(1, 2, 2, 0, 0, KVR_IMP_H2O);
-            cfg.elem = KVR_F32;
-            cfg.tier_bits = 4;
-            cfg.tier_tokens = N;
-            cfg.tier_rotate = rot;
-            kvr_cache *c;
-            TU_EQ(kvr_cache_create(&c, 1, 1, G, D, &cfg, KVR_BACKEND_REF), KVR_OK);
-            TU_EQ(kvr_prefill(c, 0, N, k, v, n_obs, q), KVR_OK);
-            err[rot] = logit_error(c, k, q, n_obs, G, D);
-            kvr_cache_free(c);
-        }
-        better += err[1] < err[0];
-        free(k); free(v); free(q);
-    }
-    double p = better > 0 ? gsl_cdf_binomial_Q((unsigned)(better - 1), 0.5, (unsigned)trials) : 1.0;
-    printf("rotation: lower logit error in %d of %d seeds (binomial p = %.2g)\n", better, trials, p);
-    TU_CHECK(p < 1e-3, "the rotation lowers the error in only %d of %d seeds", better, trials);
+    check_helps("rotation", seeds_better(0x407e1u, 60, 4, 0, 1), 60);
 }
 END_TEST
 
