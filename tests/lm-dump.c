@@ -9,6 +9,18 @@
  *                                      (lm_model_step); OUT gets the float32
  *                                      logits after positions P-1 .. n-1,
  *                                      [n-P+1][vocab_size], row-major
+ *   lm-dump passkey MODEL CONTEXT N TRIAL SEED ELEM
+ *                                      trial TRIAL of N of `kvreviver eval
+ *                                      --passkey N --context CONTEXT --seed
+ *                                      SEED` (doc/model.md §4.3): the ids of
+ *                                      ev_passkey_prompt, then the full
+ *                                      cache's greedy answer in ELEM as
+ *                                      ev_passkey_answers decodes it (up to
+ *                                      EV_PASSKEY_ANSWER tokens, stopping at
+ *                                      EOS or the end of turn); stdout:
+ *                                      "key K", "prompt ID...", "answer
+ *                                      ID...", "text T", "answered 0|1"
+ *                                      (tests/llamacpp-passkey.py)
  * Exit 0, or 1 with a message on stderr. */
 #include <config.h>
 #include <stdio.h>
@@ -17,6 +29,7 @@
 #include "kvreviver.h"
 #include "runtime/model.h"
 #include "runtime/bpe.h"
+#include "harness/model_eval.h"
 
 static char *read_file(const char *path, long *n)
 {
@@ -101,10 +114,74 @@ done:
     return rc;
 }
 
+static int passkey(const lm_model *m, int context, int n_trials, int trial, unsigned long long seed,
+                   const char *elem_name)
+{
+    kvr_elem elem;
+    if (kvr_elem_parse(elem_name, &elem) != KVR_OK) { fprintf(stderr, "lm-dump: elem %s\n", elem_name); return 1; }
+    lm_bpe b;
+    if (lm_bpe_init(&b, m) != KVR_OK) { fprintf(stderr, "lm-dump: %s\n", lm_model_error()); return 1; }
+    int V = m->vocab_size, n = 0, n_doc = 0, rc = 1, len = 0, end = -1;
+    int *ids = malloc(sizeof(int) * (size_t)(context > 0 ? context : 1)), ans[EV_PASSKEY_ANSWER];
+    float *lg = malloc(sizeof(float) * (size_t)V);
+    char key[6], text[256];
+    kvr_config cfg;
+    kvr_cache *c = NULL;
+    lm_prompt pr = {0};
+    lm_model_state s = {0};
+    for (int i = 0; m->tokens && i < V; i++)   /* the end of turn, as ev_passkey_answers finds it */
+        if (!strcmp(m->tokens[i], ev_passkey_chat(m) == 1 ? "<end_of_turn>" : "<|im_end|>")) { end = i; break; }
+    if (!ids || !lg || ev_passkey_prompt(&b, context, (uint64_t)seed, trial, n_trials, ids, context, &n, &n_doc, key)
+            != KVR_OK) {
+        fprintf(stderr, "lm-dump: %s\n", ids && lg ? lm_model_error() : "out of memory");
+        goto done;
+    }
+    printf("key %s\nprompt", key);   /* first, so that a reader can start on them */
+    for (int i = 0; i < n; i++) printf(" %d", ids[i]);
+    printf("\n");
+    fflush(stdout);
+    if (kvr_method_config("full", 1.0, n + EV_PASSKEY_ANSWER, m->head_dim, elem, &cfg) != KVR_OK
+        || lm_model_cache(m, &cfg, &c) != KVR_OK || lm_model_state_init(&s, m) != KVR_OK
+        || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK || lm_prompt_prefill(m, &pr, &s, c) != KVR_OK) {
+        fprintf(stderr, "lm-dump: %s / %s\n", lm_model_error(), kvr_last_error());
+        goto done;
+    }
+    memcpy(lg, pr.logits, sizeof(float) * (size_t)V);
+    for (int step = 0; step < EV_PASSKEY_ANSWER; step++) {   /* ev_passkey_answers' loop, one cache */
+        int best = 0;
+        for (int j = 1; j < V; j++)
+            if (lg[j] > lg[best]) best = j;
+        if (best == m->eos || best == end) break;
+        ans[len++] = best;
+        if (step + 1 == EV_PASSKEY_ANSWER) break;
+        lm_model_state *sp = &s;
+        kvr_cache *cp = c;
+        int st = KVR_OK;
+        ev_model_step_threads(m, 1, &sp, &cp, &best, &lg, &st, 1, NULL);
+        if (st != KVR_OK) { fprintf(stderr, "lm-dump: %s\n", lm_model_error()); goto done; }
+    }
+    printf("answer");
+    for (int i = 0; i < len; i++) printf(" %d", ans[i]);
+    lm_bpe_decode(&b, ans, len, text, sizeof text);
+    for (char *p = text; *p; p++)
+        if (*p == '\n') *p = ' ';
+    printf("\ntext %s\nanswered %d\n", text, strstr(text, key) != NULL);
+    rc = fflush(stdout) != 0;
+done:
+    free(ids); free(lg);
+    lm_prompt_free(&pr);
+    lm_model_state_free(&s);
+    kvr_cache_free(c);
+    lm_bpe_free(&b);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4 || (strcmp(argv[1], "tokens") && strcmp(argv[1], "logits")) || (!strcmp(argv[1], "logits") && argc != 6)) {
-        fprintf(stderr, "usage: lm-dump tokens MODEL TEXT | lm-dump logits MODEL IDS OUT P\n");
+    if (argc < 4 || (strcmp(argv[1], "tokens") && strcmp(argv[1], "logits") && strcmp(argv[1], "passkey"))
+        || (!strcmp(argv[1], "logits") && argc != 6) || (!strcmp(argv[1], "passkey") && argc != 8)) {
+        fprintf(stderr, "usage: lm-dump tokens MODEL TEXT | lm-dump logits MODEL IDS OUT P | "
+                        "lm-dump passkey MODEL CONTEXT N TRIAL SEED ELEM\n");
         return 2;
     }
     lm_model m;
@@ -112,7 +189,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "lm-dump: %s\n", lm_model_error());
         return 1;
     }
-    int rc = !strcmp(argv[1], "tokens") ? tokens(&m, argv[3]) : logits(&m, argv[3], argv[4], atoi(argv[5]));
+    int rc = !strcmp(argv[1], "tokens") ? tokens(&m, argv[3])
+             : !strcmp(argv[1], "logits") ? logits(&m, argv[3], argv[4], atoi(argv[5]))
+             : passkey(&m, atoi(argv[3]), atoi(argv[4]), atoi(argv[5]), strtoull(argv[6], NULL, 10), argv[7]);
     lm_model_free(&m);
     return rc;
 }

@@ -18,10 +18,12 @@ dist_check_SCRIPTS += tests/cli-keys.sh
 check_PROGRAMS += tests/lm-dump
 tests_lm_dump_SOURCES = tests/lm-dump.c
 tests_lm_dump_CFLAGS = $(TEST_CFLAGS) -I$(top_srcdir)/tool
-tests_lm_dump_LDADD = $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
+tests_lm_dump_LDADD = $(TOOL_HARNESS_LIB) $(TOOL_RUNTIME_LIB) $(TOOL_COMMON_LIB) $(TEST_LDADD)
 TESTS += tests/llamacpp.sh
 dist_check_SCRIPTS += tests/llamacpp.sh
 EXTRA_DIST += tests/llamacpp-check.py tests/llamacpp-sample.txt
+# the passkey prompt's ids fed to llama.cpp (doc/model.md §9); run by hand
+EXTRA_DIST += tests/llamacpp-passkey.py
 # Gemma 3 270M (doc/model.md §9): loads, tokenizes and decodes; skips without the file
 TESTS += tests/gemma.sh
 dist_check_SCRIPTS += tests/gemma.sh
