@@ -14,8 +14,8 @@
  *                                      --passkey N --context CONTEXT --seed
  *                                      SEED` (doc/model.md §4.3): the ids of
  *                                      ev_passkey_prompt, then the full
- *                                      cache's greedy answer in ELEM as
- *                                      ev_passkey_answers decodes it (up to
+ *                                      cache's greedy answer in ELEM from
+ *                                      ev_passkey_answers (up to
  *                                      EV_PASSKEY_ANSWER tokens, stopping at
  *                                      EOS or the end of turn); stdout:
  *                                      "key K", "prompt ID...", "answer
@@ -121,57 +121,37 @@ static int passkey(const lm_model *m, int context, int n_trials, int trial, unsi
     if (kvr_elem_parse(elem_name, &elem) != KVR_OK) { fprintf(stderr, "lm-dump: elem %s\n", elem_name); return 1; }
     lm_bpe b;
     if (lm_bpe_init(&b, m) != KVR_OK) { fprintf(stderr, "lm-dump: %s\n", lm_model_error()); return 1; }
-    int V = m->vocab_size, n = 0, n_doc = 0, rc = 1, len = 0, end = -1;
-    int *ids = malloc(sizeof(int) * (size_t)(context > 0 ? context : 1)), ans[EV_PASSKEY_ANSWER];
-    float *lg = malloc(sizeof(float) * (size_t)V);
+    int n = 0, n_doc = 0, rc = 1, len = 0, right = 0, st = KVR_OK, ans[EV_PASSKEY_ANSWER];
+    int *ids = malloc(sizeof(int) * (size_t)(context > 0 ? context : 1));   /* [context] */
     char key[6], text[256];
     kvr_config cfg;
-    kvr_cache *c = NULL;
     lm_prompt pr = {0};
-    lm_model_state s = {0};
-    for (int i = 0; m->tokens && i < V; i++)   /* the end of turn, as ev_passkey_answers finds it */
-        if (!strcmp(m->tokens[i], ev_passkey_chat(m) == 1 ? "<end_of_turn>" : "<|im_end|>")) { end = i; break; }
-    if (!ids || !lg || ev_passkey_prompt(&b, context, (uint64_t)seed, trial, n_trials, ids, context, &n, &n_doc, key)
+    if (!ids || ev_passkey_prompt(&b, context, (uint64_t)seed, trial, n_trials, ids, context, &n, &n_doc, key)
             != KVR_OK) {
-        fprintf(stderr, "lm-dump: %s\n", ids && lg ? lm_model_error() : "out of memory");
+        fprintf(stderr, "lm-dump: %s\n", ids ? lm_model_error() : "out of memory");
         goto done;
     }
     printf("key %s\nprompt", key);   /* first, so that a reader can start on them */
     for (int i = 0; i < n; i++) printf(" %d", ids[i]);
     printf("\n");
     fflush(stdout);
+    /* the full cache's answer, exactly as `kvreviver eval` decodes it */
     if (kvr_method_config("full", 1.0, n + EV_PASSKEY_ANSWER, m->head_dim, elem, &cfg) != KVR_OK
-        || lm_model_cache(m, &cfg, &c) != KVR_OK || lm_model_state_init(&s, m) != KVR_OK
-        || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK || lm_prompt_prefill(m, &pr, &s, c) != KVR_OK) {
+        || lm_model_prompt(m, n, ids, 256, &pr) != KVR_OK
+        || ev_passkey_answers(m, &b, &pr, 0, NULL, 1, &cfg, key, &right, &st, text, sizeof text, ans, &len, 1)
+               != KVR_OK || st != KVR_OK) {
         fprintf(stderr, "lm-dump: %s / %s\n", lm_model_error(), kvr_last_error());
         goto done;
     }
-    memcpy(lg, pr.logits, sizeof(float) * (size_t)V);
-    for (int step = 0; step < EV_PASSKEY_ANSWER; step++) {   /* ev_passkey_answers' loop, one cache */
-        int best = 0;
-        for (int j = 1; j < V; j++)
-            if (lg[j] > lg[best]) best = j;
-        if (best == m->eos || best == end) break;
-        ans[len++] = best;
-        if (step + 1 == EV_PASSKEY_ANSWER) break;
-        lm_model_state *sp = &s;
-        kvr_cache *cp = c;
-        int st = KVR_OK;
-        ev_model_step_threads(m, 1, &sp, &cp, &best, &lg, &st, 1, NULL);
-        if (st != KVR_OK) { fprintf(stderr, "lm-dump: %s\n", lm_model_error()); goto done; }
-    }
     printf("answer");
     for (int i = 0; i < len; i++) printf(" %d", ans[i]);
-    lm_bpe_decode(&b, ans, len, text, sizeof text);
     for (char *p = text; *p; p++)
         if (*p == '\n') *p = ' ';
-    printf("\ntext %s\nanswered %d\n", text, strstr(text, key) != NULL);
+    printf("\ntext %s\nanswered %d\n", text, right);
     rc = fflush(stdout) != 0;
 done:
-    free(ids); free(lg);
+    free(ids);
     lm_prompt_free(&pr);
-    lm_model_state_free(&s);
-    kvr_cache_free(c);
     lm_bpe_free(&b);
     return rc;
 }

@@ -172,7 +172,7 @@ static int run_passkey(const lm_model *m, const ev_model_opts *o, cell_row *rows
             }
             int n_late = o->late_question ? n - n_doc : 0;
             int s = ev_passkey_answers(m, &b, &pr, n_late, ids + n - n_late, k, cfgs, key, right, st, answer,
-                                       sizeof answer, o->threads);
+                                       sizeof answer, NULL, NULL, o->threads);
             lm_prompt_free(&pr);
             if (s != KVR_OK) {
                 msg_progress_done();

@@ -106,11 +106,12 @@ int ev_passkey_chat(const lm_model *m);
  * after compression, --late-question; n_late 0 when the prompt holds it),
  * decode each answer greedily in lock step on `threads` threads, and say
  * for each whether it holds the key (correct[i]; status[i] KVR_OK when
- * cache i ran).  answer0 (cap bytes) gets the first cache's answer.
- * Returns KVR_OK or KVR_ENOMEM.   late: [n_late] */
+ * cache i ran).  answer0 (cap bytes) gets the first cache's answer, and
+ * ids0 (when not NULL) its *len0 token ids.
+ * Returns KVR_OK or KVR_ENOMEM.   late: [n_late]  ids0: [EV_PASSKEY_ANSWER] */
 int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n_late,
                        const int *late, int n, const kvr_config *cfgs, const char *key, int *correct,
-                       int *status, char *answer0, size_t cap, int threads);
+                       int *status, char *answer0, size_t cap, int *ids0, int *len0, int threads);
 
 /* ---- the run of every method (model_eval.c) ----------------------------- */
 

@@ -178,7 +178,7 @@ static int step_caches(const lm_model *m, int k, const int *idx, lm_model_state 
 
 int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, int n_late,
                        const int *late, int n, const kvr_config *cfgs, const char *key, int *correct,
-                       int *status, char *answer0, size_t cap, int threads)
+                       int *status, char *answer0, size_t cap, int *ids0, int *len0, int threads)
 {
     int V = m->vocab_size, fail = KVR_OK;
     kvr_cache **c = calloc((size_t)n + 1, sizeof *c);
@@ -247,6 +247,10 @@ int ev_passkey_answers(const lm_model *m, const lm_bpe *b, const lm_prompt *pr, 
         lm_bpe_decode(b, ids + (size_t)i * EV_PASSKEY_ANSWER, len[i], answer, sizeof answer);
         correct[i] = strstr(answer, key) != NULL;
         if (i == 0 && answer0) snprintf(answer0, cap, "%s", answer);
+        if (i == 0 && ids0) {
+            memcpy(ids0, ids, sizeof(int) * (size_t)len[0]);
+            *len0 = len[0];
+        }
     }
 done:
     for (int i = 0; c && i < n; i++) {
